@@ -1,0 +1,22 @@
+# `make demo` and `make test` each set up .venv on first use (scripts/setup.sh).
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= configs/quickstart.yaml
+
+$(VENV)/.toolweave-ready: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+
+.PHONY: setup demo test test-quick bench
+setup: $(VENV)/.toolweave-ready
+
+demo: setup
+	$(VENV)/bin/toolweave run $(CONFIG)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+test-quick: setup
+	$(PY) -m pytest -q -m "not integration and not slow" tests
+
+bench: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

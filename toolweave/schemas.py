@@ -1,0 +1,306 @@
+"""Record kinds: one pydantic model and one Arrow schema each.
+
+Parquet is the storage between stages. Free-form JSON (JSON Schemas, chat messages, DFSDT trees)
+is stored as JSON text so that any stage, another tool or a person can write a valid dataset
+without nested-struct gymnastics; the pydantic models hold it parsed.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+
+
+class RecordError(ValueError):
+    """A record that does not fit its schema; names the record and the reason."""
+
+    def __init__(self, kind: str, record_id: str, reason: str):
+        self.kind, self.record_id, self.reason = kind, record_id, reason
+        super().__init__(f"{kind} record {record_id!r}: {reason}")
+
+
+def _json_load(v: Any) -> Any:
+    if isinstance(v, str | bytes):
+        return json.loads(v) if v else None
+    return v
+
+
+class Record(BaseModel):
+    """Base of every record kind. `JSON_FIELDS` are stored as JSON text in Arrow."""
+
+    model_config = ConfigDict(extra="forbid")
+    KIND: ClassVar[str] = "record"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+    ARROW: ClassVar[pa.Schema]
+
+    id: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Record":
+        row = dict(row)
+        try:
+            for f in cls.JSON_FIELDS:
+                if f in row:
+                    row[f] = _json_load(row[f])
+            return cls.model_validate(row)
+        except (ValidationError, json.JSONDecodeError, TypeError) as e:
+            raise RecordError(cls.KIND, str(row.get("id", "?")), _short_reason(e)) from None
+
+    def to_row(self) -> dict[str, Any]:
+        row = self.model_dump(mode="json")
+        for f in self.JSON_FIELDS:
+            if row.get(f) is not None:
+                row[f] = json.dumps(row[f], ensure_ascii=False, sort_keys=False)
+        return row
+
+
+def _short_reason(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        parts = []
+        for err in e.errors()[:3]:
+            loc = ".".join(str(x) for x in err["loc"]) or "<record>"
+            parts.append(f"{loc}: {err['msg']}")
+        return "; ".join(parts)
+    return str(e)
+
+
+# --- catalogue -------------------------------------------------------------------------------
+
+class CatalogueEntry(Record):
+    """One line of a public-apis style catalogue (ToolAlpaca's `public_apis.json`)."""
+
+    KIND: ClassVar[str] = "catalogue"
+    name: str
+    description: str
+    category: str = ""
+    auth: str = ""
+    https: bool | None = None
+    cors: str = ""
+    link: str = ""
+
+
+CatalogueEntry.ARROW = pa.schema([
+    ("id", pa.string()), ("name", pa.string()), ("description", pa.string()),
+    ("category", pa.string()), ("auth", pa.string()), ("https", pa.bool_()),
+    ("cors", pa.string()), ("link", pa.string()),
+])
+
+
+# --- tools -----------------------------------------------------------------------------------
+
+class Function(BaseModel):
+    """One callable API of a tool. `parameters` is a JSON Schema object."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    method: str | None = None
+    path: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    response_schema: dict[str, Any] | None = None
+    response_examples: list[str] = Field(default_factory=list)
+
+    @field_validator("parameters", "response_schema", mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        return _json_load(v)
+
+    @field_serializer("parameters", "response_schema")
+    def _dump(self, v: Any) -> str | None:
+        return None if v is None else json.dumps(v, ensure_ascii=False)
+
+    @property
+    def required(self) -> list[str]:
+        return list(self.parameters.get("required", []))
+
+
+FUNCTION_ARROW = pa.struct([
+    ("name", pa.string()), ("description", pa.string()), ("method", pa.string()),
+    ("path", pa.string()), ("parameters", pa.string()), ("response_schema", pa.string()),
+    ("response_examples", pa.list_(pa.string())),
+])
+
+
+class Tool(Record):
+    """A tool (one API product) and its functions: the row of a toolset dataset.
+
+    `source` says which importer or builder made it; `openapi` keeps the validated OpenAPI
+    document where there is one; `extra` keeps source-specific fields (ToolAlpaca's
+    Function_Projection, NLDocumentation, Golden_Answers, ...).
+    """
+
+    KIND: ClassVar[str] = "tool"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("openapi", "extra")
+    name: str
+    category: str = ""
+    description: str = ""
+    auth: str = ""
+    base_url: str = ""
+    source: str = ""
+    functions: list[Function] = Field(default_factory=list)
+    openapi: dict[str, Any] | None = None
+    nl_documentation: str = ""
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def function(self, name: str) -> Function | None:
+        return next((f for f in self.functions if f.name == name), None)
+
+
+Tool.ARROW = pa.schema([
+    ("id", pa.string()), ("name", pa.string()), ("category", pa.string()),
+    ("description", pa.string()), ("auth", pa.string()), ("base_url", pa.string()),
+    ("source", pa.string()), ("functions", pa.list_(FUNCTION_ARROW)), ("openapi", pa.string()),
+    ("nl_documentation", pa.string()), ("extra", pa.string()),
+])
+
+
+# --- instructions ----------------------------------------------------------------------------
+
+class FunctionRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: str  # tool id
+    function: str
+
+
+FUNCTION_REF_ARROW = pa.struct([("tool", pa.string()), ("function", pa.string())])
+
+Mode = Literal["single", "I1", "I2", "I3"]
+Split = Literal["train", "test_inst", "test_tool", "test_cat"]
+
+
+class Instruction(Record):
+    KIND: ClassVar[str] = "instruction"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("extra",)
+    source: str = ""
+    mode: Mode = "single"
+    text: str
+    tool_ids: list[str] = Field(default_factory=list)
+    relevant_functions: list[FunctionRef] = Field(default_factory=list)
+    split: Split = "train"
+    hidden_details: str = ""  # what the simulated user knows but did not say (ToolAlpaca)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+Instruction.ARROW = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("mode", pa.string()), ("text", pa.string()),
+    ("tool_ids", pa.list_(pa.string())), ("relevant_functions", pa.list_(FUNCTION_REF_ARROW)),
+    ("split", pa.string()), ("hidden_details", pa.string()), ("extra", pa.string()),
+])
+
+
+# --- episodes --------------------------------------------------------------------------------
+
+EpisodeStatus = Literal["answered", "gave_up", "max_steps", "budget", "no_answer", "error"]
+
+
+class Episode(Record):
+    """One solved (or failed) instruction.
+
+    `messages` are OpenAI chat messages (assistant `tool_calls`, `tool` results); `tools` the
+    OpenAI tool list the assistant saw; `tree` the whole DFSDT tree (list of node dicts:
+    id, parent, depth, message, observation, status, pruned, valid) for DFSDT runs.
+    """
+
+    KIND: ClassVar[str] = "episode"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("messages", "tools", "tree", "extra")
+    instruction_id: str
+    method: str  # simulate_react | simulate_fc | cot | dfsdt | imported
+    query: str = ""
+    status: EpisodeStatus
+    final_answer: str = ""
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tree: list[dict[str, Any]] | None = None
+    model: str = ""
+    split: str = "train"
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+Episode.ARROW = pa.schema([
+    ("id", pa.string()), ("instruction_id", pa.string()), ("method", pa.string()),
+    ("query", pa.string()), ("status", pa.string()), ("final_answer", pa.string()),
+    ("messages", pa.string()), ("tools", pa.string()), ("tree", pa.string()),
+    ("model", pa.string()), ("split", pa.string()), ("llm_calls", pa.int64()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+    ("errors", pa.list_(pa.string())), ("extra", pa.string()),
+])
+
+
+# --- training --------------------------------------------------------------------------------
+
+class SFTExample(Record):
+    """A (possibly packed) training sequence. `seq_lens` lists the packed examples' lengths;
+    `position_ids` restart at 0 for each; `labels` are -100 where no loss is taken."""
+
+    KIND: ClassVar[str] = "sft"
+    episode_ids: list[str]
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+    seq_lens: list[int]
+    format: str = ""
+
+
+SFTExample.ARROW = pa.schema([
+    ("id", pa.string()), ("episode_ids", pa.list_(pa.string())),
+    ("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())),
+    ("position_ids", pa.list_(pa.int32())), ("seq_lens", pa.list_(pa.int32())),
+    ("format", pa.string()),
+])
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+class EvalResult(Record):
+    """One judged query. `metric`: pass_rate | solvable_pass_rate | win_rate | toolalpaca."""
+
+    KIND: ClassVar[str] = "eval"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("votes", "details")
+    query_id: str
+    run: str = ""
+    method: str = ""
+    split: str = ""
+    metric: str
+    label: str  # Pass/Fail/Unsure, Win/Lose/Tie, Yes/No/Uncertain
+    score: float
+    votes: list[Any] = Field(default_factory=list)
+    judge_model: str = ""
+    prompt_version: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+EvalResult.ARROW = pa.schema([
+    ("id", pa.string()), ("query_id", pa.string()), ("run", pa.string()), ("method", pa.string()),
+    ("split", pa.string()), ("metric", pa.string()), ("label", pa.string()), ("score", pa.float64()),
+    ("votes", pa.string()), ("judge_model", pa.string()), ("prompt_version", pa.string()),
+    ("details", pa.string()),
+])
+
+
+# --- rejects ---------------------------------------------------------------------------------
+
+class Reject(Record):
+    """An input a stage could not use: which record, which stage, why. Never dropped silently."""
+
+    KIND: ClassVar[str] = "reject"
+    stage: str
+    source: str = ""
+    reason: str
+    record: str = ""  # the offending input, as text (truncated)
+
+
+Reject.ARROW = pa.schema([
+    ("id", pa.string()), ("stage", pa.string()), ("source", pa.string()),
+    ("reason", pa.string()), ("record", pa.string()),
+])
+
+
+RECORD_KINDS: dict[str, type[Record]] = {
+    c.KIND: c for c in (CatalogueEntry, Tool, Instruction, Episode, SFTExample, EvalResult, Reject)
+}
