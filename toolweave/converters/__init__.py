@@ -1,0 +1,1 @@
+"""Importers and exporters between our records and other projects' file formats."""
