@@ -1,0 +1,154 @@
+"""One answer to be judged, from our Episode records or from ToolBench's converted-answer files.
+
+ToolEval looks at: the query, the tools offered, whether the last step was `Finish` (else the answer
+fails unjudged), the final answer, and the chain of tool calls (name, arguments, response).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolweave.schemas import Episode, RecordError
+
+FINISH = "Finish"
+GIVE_UP = "give_up_and_restart"
+
+
+@dataclass
+class Answer:
+    query_id: str
+    query: str
+    finished: bool  # the last step was Finish(give_answer) / a final response
+    final_answer: str
+    steps: list[dict[str, Any]] = field(default_factory=list)  # {name, arguments, response}
+    tool_names: list[str] = field(default_factory=list)
+    available_tools: list[dict[str, Any]] = field(default_factory=list)
+    method: str = ""
+    model: str = ""
+    split: str = ""
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    episode_id: str = ""
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.steps)
+
+    def for_judge(self, limit: int = 6000) -> str:
+        """The answer as JSON for the judge (ToolBench passes `json.dumps(answer)`), cut to `limit` chars."""
+        details = [{"role": "tool", "message": s} for s in self.steps]
+        text = json.dumps({"final_answer": self.final_answer[:1000], "total_steps": self.total_steps,
+                           "answer_details": details}, ensure_ascii=False)
+        return text if len(text) <= limit else text[:limit] + " ...(truncated)"
+
+    def steps_text(self) -> tuple[str, str]:
+        """ToolBench's `get_steps`: ("Step 1: {...}\\nStep 2: ...", "Final step: {...}")."""
+        lines = [f"Step {i}: {_step_repr(s)}" for i, s in enumerate(self.steps, 1)]
+        final = f"Final step: {_step_repr(self.steps[-1])}" if self.steps else ""
+        return "\n".join(lines), final
+
+
+def _step_repr(step: dict[str, Any]) -> str:
+    return str({"name": step.get("name", ""), "arguments": step.get("arguments", ""),
+                "response": step.get("response", "")})
+
+
+# --- from our episodes -------------------------------------------------------------------------
+
+def _tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for t in tools:
+        fn = t.get("function", t) if isinstance(t, dict) else {}
+        if isinstance(fn, dict) and fn.get("name"):
+            out.append(str(fn["name"]))
+    return out
+
+
+def steps_from_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Assistant tool calls paired with the tool messages that answered them."""
+    responses = {m.get("tool_call_id"): m.get("content") or "" for m in messages if m.get("role") == "tool"}
+    steps = []
+    for m in messages:
+        if m.get("role") != "assistant":
+            continue
+        for call in m.get("tool_calls") or []:
+            fn = call.get("function") or {}
+            args = fn.get("arguments", "")
+            steps.append({"name": fn.get("name", ""),
+                          "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+                          "response": str(responses.get(call.get("id"), ""))})
+    return steps
+
+
+def from_episode(ep: Episode, query: str | None = None, split: str | None = None) -> Answer:
+    """`finished` = the episode ended on Finish (DFSDT/CoT) or a final response (ReAct)."""
+    final = (ep.final_answer or "").strip()
+    finished = ep.status == "answered" and bool(final)
+    if ep.status == "gave_up":  # ended on Finish(give_up_and_restart): judged Unsolved, solvability still asked
+        finished, final = True, GIVE_UP
+    return Answer(
+        query_id=ep.instruction_id, query=query or ep.query, finished=finished,
+        final_answer=final, steps=steps_from_messages(ep.messages), tool_names=_tool_names(ep.tools),
+        available_tools=ep.tools, method=ep.method, model=ep.model, split=split or ep.split,
+        llm_calls=ep.llm_calls, prompt_tokens=ep.prompt_tokens, completion_tokens=ep.completion_tokens,
+        episode_id=ep.id)
+
+
+# --- from ToolBench / StableToolBench converted answers ------------------------------------------
+
+def _chain(details: Any) -> list[dict[str, Any]]:
+    """Follow `answer_details[0].next[0]...` collecting tool nodes (ToolBench's `get_steps`)."""
+    steps: list[dict[str, Any]] = []
+    node = details[0] if isinstance(details, list) and details else details
+    while isinstance(node, dict):
+        msg = node.get("message")
+        if msg and node.get("role") == "tool":
+            steps.append(msg if isinstance(msg, dict) else {"name": "", "arguments": "", "response": str(msg)})
+        nxt = node.get("next") or []
+        node = nxt[0] if nxt else None
+    return steps
+
+
+def _final_text(raw: str) -> str:
+    """Converted answers hold Finish's arguments as JSON text; keep the answer (or the give-up marker)."""
+    try:
+        args = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return raw or ""
+    if isinstance(args, dict):
+        if args.get("return_type") == GIVE_UP:
+            return GIVE_UP
+        return str(args.get("final_answer", "") or "")
+    return raw
+
+
+def from_converted(query_id: str, example: dict[str, Any], model: str = "") -> Answer:
+    """One entry of a `model_predictions_converted/<model>/<set>.json` file."""
+    try:
+        ans = example["answer"]
+        steps = _chain(ans.get("answer_details") or [])
+        tools = example.get("available_tools") or []
+        finished = bool(steps) and steps[-1].get("name") == FINISH
+        return Answer(query_id=str(query_id), query=str(example["query"]), finished=finished,
+                      final_answer=_final_text(ans.get("final_answer", "")) if finished else "",
+                      steps=steps, tool_names=[t["name"] for t in tools], available_tools=tools,
+                      method=str(ans.get("method", "")), model=model)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RecordError("converted_answer", str(query_id), f"not a ToolEval answer: {e!r}") from None
+
+
+def load_converted(path: str | Path, model: str | None = None) -> tuple[list[Answer], list[RecordError]]:
+    """All answers of a converted-answer JSON file; entries that do not parse come back as errors."""
+    path = Path(path)
+    model = model or path.parent.name
+    data = json.loads(path.read_text(encoding="utf-8"))
+    good, bad = [], []
+    for qid, ex in data.items():
+        try:
+            good.append(from_converted(qid, ex, model))
+        except RecordError as e:
+            bad.append(e)
+    return good, bad

@@ -1,0 +1,157 @@
+"""The LLM judge: one forced function call (or JSON-schema output) per question, so a verdict parses.
+
+Each question is one of ToolEval's functions (`check_answer_status`, `parse_answer_status`,
+`check_task_solvable`, `select_better_answer`) or ToolAlpaca's `report_correctness`. Garbage
+(no call, bad JSON, a value outside the enum, an endpoint error) is retried; after the last try
+the verdict comes back not ok, with the reason, and the caller scores it Unsure.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema
+
+from toolweave.llm.types import CallTag, ChatModel, LLMError, Usage
+from toolweave.prompts import render, template
+
+_STATUS = ["Solved", "Unsolved", "Unsure"]
+_TASK = ["Solvable", "Unsolvable", "Unsure"]
+_YNU = ["Yes", "No", "Uncertain"]
+
+# function -> (prompt template, the fields it returns: name -> JSON schema)
+FUNCTIONS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "check_answer_status": ("judge_check_answer_status", {"answer_status": {"type": "string", "enum": _STATUS}}),
+    "parse_answer_status": ("judge_parse_answer_status", {"answer_status": {"type": "string", "enum": _STATUS}}),
+    "check_task_solvable": ("judge_check_task_solvable", {"task_status": {"type": "string", "enum": _TASK}}),
+    "select_better_answer": ("judge_select_better_answer", {"index": {"type": "integer", "enum": [0, 1]}}),
+    "report_correctness": ("toolalpaca_eval_correctness", {
+        "process_correctness": {"type": "string", "enum": _YNU},
+        "final_response_correctness": {"type": "string", "enum": _YNU}}),
+}
+_DESCRIPTIONS = {
+    "check_answer_status": "Return the answer_status of the answer.",
+    "parse_answer_status": "Parse the answer with its execution details and return its answer_status.",
+    "check_task_solvable": "Parse the task description and return the task_status of the task.",
+    "select_better_answer": "Select the better answer. Ignore the order of the candidate answers.",
+    "report_correctness": "Report the process and final-response correctness of the solution.",
+}
+
+
+def _prompt_version() -> str:
+    h = hashlib.sha1()
+    for prompt, _ in FUNCTIONS.values():
+        h.update(template(prompt).encode())
+    return f"tooleval-v1+{h.hexdigest()[:8]}"
+
+
+PROMPT_VERSION = _prompt_version()
+
+
+def parameters(function: str) -> dict[str, Any]:
+    """JSON schema of a function's arguments; `reason` comes first so the judge reasons before it decides."""
+    _, fields = FUNCTIONS[function]
+    lead = "analysis" if function == "report_correctness" else "reason"
+    return {"type": "object", "properties": {lead: {"type": "string"}, **fields},
+            "required": [*fields], "additionalProperties": False}
+
+
+def tool_spec(function: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": function, "description": _DESCRIPTIONS[function],
+                                             "parameters": parameters(function)}}
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    values: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+class Judge:
+    """Asks a ChatModel ToolEval's questions. `output`: forced tool call or JSON-schema output."""
+
+    def __init__(self, model: ChatModel, *, name: str = "", output: Literal["tool_call", "json_schema"] = "tool_call",
+                 retries: int = 2, temperature: float | None = 0.0, max_tokens: int = 512):
+        self.model, self.output, self.retries = model, output, retries
+        self.name = name or getattr(model, "model", "") or type(model).__name__
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.prompt_version = PROMPT_VERSION
+
+    async def ask(self, function: str, fields: dict[str, Any], *, episode: str = "") -> Verdict:
+        prompt, _ = FUNCTIONS[function]
+        messages = [{"role": "user", "content": render(prompt, **fields)}]
+        usage, problems = Usage(), []
+        for attempt in range(1, self.retries + 2):
+            try:
+                if self.output == "json_schema":
+                    reply = await self.model.chat(
+                        messages, json_schema={"name": function, "schema": parameters(function)},
+                        temperature=self.temperature, max_tokens=self.max_tokens,
+                        tag=CallTag(stage="evaluate", episode=episode, role="judge"))
+                else:
+                    reply = await self.model.chat(
+                        messages, tools=[tool_spec(function)],
+                        tool_choice={"type": "function", "function": {"name": function}},
+                        temperature=self.temperature, max_tokens=self.max_tokens,
+                        tag=CallTag(stage="evaluate", episode=episode, role="judge"))
+            except (LLMError, OSError, TimeoutError) as e:  # endpoint down after its own retries
+                problems.append(f"attempt {attempt}: {type(e).__name__}: {e}")
+                continue
+            usage.add(reply.usage)
+            values, problem = parse_reply(function, reply.message)
+            if values is not None:
+                reason = str(values.get("reason") or values.get("analysis") or "")
+                return Verdict(True, values, reason, attempt, usage)
+            problems.append(f"attempt {attempt}: {problem}")
+        return Verdict(False, {}, f"judge gave no usable {function}: " + "; ".join(problems)[:1000],
+                       self.retries + 1, usage)
+
+
+def _arguments(message: dict[str, Any], function: str) -> Any:
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        if fn.get("name") in (function, None, ""):
+            args = fn.get("arguments")
+            return json.loads(args) if isinstance(args, str) else args
+    content = (message.get("content") or "").strip()
+    if not content:
+        raise ValueError("neither a tool call nor content")
+    m = re.search(r"\{.*\}", content, re.DOTALL)
+    if m:
+        try:
+            return json.loads(m.group(0))
+        except json.JSONDecodeError:
+            pass
+    return _from_words(content, function)
+
+
+def _from_words(text: str, function: str) -> dict[str, Any]:
+    """Last resort for a judge that wrote prose: accept it only if exactly one allowed value is named."""
+    _, fields = FUNCTIONS[function]
+    out = {}
+    for key, schema in fields.items():
+        found = {v for v in schema["enum"] if re.search(rf"(?<![A-Za-z]){re.escape(str(v))}(?![A-Za-z])", text)}
+        if len(found) != 1:
+            raise ValueError(f"prose names {sorted(map(str, found)) or 'no'} value(s) for {key}")
+        out[key] = found.pop()
+    return out
+
+
+def parse_reply(function: str, message: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(values, "") when the reply holds valid arguments for `function`, else (None, why not)."""
+    try:
+        values = _arguments(message, function)
+        if isinstance(values, dict) and "index" in values and isinstance(values["index"], str | float):
+            values["index"] = int(float(values["index"]))  # ToolBench's schema said "number"
+        schema = dict(parameters(function), additionalProperties=True)
+        jsonschema.validate(values, schema)
+        return values, ""
+    except (ValueError, TypeError, json.JSONDecodeError, jsonschema.ValidationError) as e:
+        msg = e.message if isinstance(e, jsonschema.ValidationError) else str(e)
+        return None, f"{type(e).__name__}: {msg[:200]}"

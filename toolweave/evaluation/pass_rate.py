@@ -1,0 +1,132 @@
+"""ToolEval pass rate (ToolBench semantics) and StableToolBench's solvable pass rate.
+
+One round: no Finish -> Fail, unjudged. Otherwise the judge rates the final answer (and the whole
+answer when that is Unsure), then, unless the answer was Solved, whether the task is solvable; the
+pair maps to Pass / Fail / Unsure (labels.pass_label) and Unsure is settled by a seeded coin.
+N rounds per query; the query's label is their majority. The solvable pass rate scores the same
+rounds' answer statuses (Solved 1, Unsure 0.5, Unsolved 0) without the solvability step.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from toolweave.evaluation.answers import GIVE_UP, Answer
+from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.labels import (FAIL, PASS, SOLVABLE_SCORE, AnswerStatus, TaskStatus, majority,
+                                         pass_label, resolve, seeded)
+
+
+@dataclass
+class Round:
+    answer_status: AnswerStatus
+    task_status: TaskStatus
+    label: str  # Pass / Fail / Unsure, before the coin
+    resolved: str  # Pass / Fail
+    reason: str = ""
+    judge_calls: int = 0
+    judge_failures: int = 0  # verdicts that stayed garbage after retries (scored Unsure)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["answer_status"], d["task_status"] = self.answer_status.value, self.task_status.value
+        return d
+
+
+@dataclass
+class QueryPass:
+    answer: Answer
+    rounds: list[Round] = field(default_factory=list)
+    label: str = FAIL
+
+    @property
+    def solvable_score(self) -> float:
+        return statistics.fmean(SOLVABLE_SCORE[r.answer_status] for r in self.rounds) if self.rounds else 0.0
+
+
+def _task_text(answer: Answer, limit: int = 6000) -> str:
+    tools = []
+    for t in answer.available_tools:
+        fn = t.get("function", t) if isinstance(t, dict) else {}
+        tools.append({"name": fn.get("name", ""), "description": str(fn.get("description", ""))[:300]})
+    text = json.dumps({"query": answer.query, "available_tools": tools}, ensure_ascii=False)
+    return text[:limit]
+
+
+async def answer_status(judge: Judge, answer: Answer) -> tuple[AnswerStatus, str, int, int]:
+    """(status, reason, judge calls, failed verdicts) -- ToolBench's `check_is_solved`."""
+    if not answer.final_answer or GIVE_UP in answer.final_answer:
+        return AnswerStatus.UNSOLVED, "Empty final answer!" if not answer.final_answer else "Gave up.", 0, 0
+    v = await judge.ask("check_answer_status", {"query": answer.query, "answer": answer.final_answer[:4000]},
+                        episode=answer.episode_id or answer.query_id)
+    calls, failures = v.attempts, int(not v.ok)
+    status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
+    reason = v.reason
+    if status is AnswerStatus.UNSURE:  # look at the whole execution
+        v = await judge.ask("parse_answer_status", {"query": answer.query, "answer": answer.for_judge()},
+                            episode=answer.episode_id or answer.query_id)
+        calls, failures = calls + v.attempts, failures + int(not v.ok)
+        status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
+        reason = f"{reason}\n{v.reason}".strip()
+    return status, reason, calls, failures
+
+
+async def task_status(judge: Judge, answer: Answer, solved: bool) -> tuple[TaskStatus, str, int, int]:
+    if solved:  # ToolBench: has_been_solved -> Solvable, not asked
+        return TaskStatus.SOLVABLE, "Task has been solved.", 0, 0
+    v = await judge.ask("check_task_solvable", {"task": _task_text(answer)},
+                        episode=answer.episode_id or answer.query_id)
+    status = TaskStatus(v.values["task_status"]) if v.ok else TaskStatus.UNSURE
+    return status, v.reason, v.attempts, int(not v.ok)
+
+
+async def judge_round(judge: Judge, answer: Answer, seed: int, round_no: int) -> Round:
+    rng = seeded(seed, "pass", answer.query_id, answer.method, round_no)
+    if not answer.finished:
+        return Round(AnswerStatus.UNSOLVED, TaskStatus.SOLVABLE, FAIL, FAIL, "No answer")
+    a, a_reason, a_calls, a_fail = await answer_status(judge, answer)
+    t, t_reason, t_calls, t_fail = await task_status(judge, answer, a is AnswerStatus.SOLVED)
+    label = pass_label(a, t)
+    return Round(a, t, label, resolve(label, rng), f"Is solved: {a_reason}\nTask solvable: {t_reason}",
+                 a_calls + t_calls, a_fail + t_fail)
+
+
+async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int = 4, seed: int = 0,
+                             concurrency: int = 16) -> list[QueryPass]:
+    """All rounds of all answers, at most `concurrency` judge conversations at once."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(answer: Answer, r: int) -> Round:
+        async with sem:
+            return await judge_round(judge, answer, seed, r)
+
+    results = [QueryPass(a) for a in answers]
+    rounds = await asyncio.gather(*(one(a, r) for a in answers for r in range(votes)))
+    for i, qp in enumerate(results):
+        qp.rounds = list(rounds[i * votes:(i + 1) * votes])
+        qp.label = majority([r.resolved for r in qp.rounds], seeded(seed, "majority", qp.answer.query_id,
+                                                                     qp.answer.method))
+    return results
+
+
+def summarize(results: list[QueryPass]) -> dict[str, Any]:
+    """Pass rate (majority labels), and mean +- std over the N judgment rounds of both rates."""
+    if not results:
+        return {"queries": 0}
+    n_rounds = min(len(q.rounds) for q in results)
+    per_round = [statistics.fmean(q.rounds[r].resolved == PASS for q in results) for r in range(n_rounds)]
+    solv_round = [statistics.fmean(SOLVABLE_SCORE[q.rounds[r].answer_status] for q in results)
+                  for r in range(n_rounds)]
+    return {
+        "queries": len(results),
+        "pass_rate": statistics.fmean(q.label == PASS for q in results),
+        "pass_rate_mean": statistics.fmean(per_round) if per_round else 0.0,
+        "pass_rate_std": statistics.pstdev(per_round) if per_round else 0.0,
+        "solvable_pass_rate_mean": statistics.fmean(solv_round) if solv_round else 0.0,
+        "solvable_pass_rate_std": statistics.pstdev(solv_round) if solv_round else 0.0,
+        "judge_calls": sum(r.judge_calls for q in results for r in q.rounds),
+        "judge_failures": sum(r.judge_failures for q in results for r in q.rounds),
+    }

@@ -1,0 +1,61 @@
+"""Results in StableToolBench's file shapes, so its tools (and people used to them) can read ours.
+
+`pass_rate_results/<model>/<set>_<model>.{json,csv}` and
+`preference_results/<set>_<ref>_<out>.{json,csv}` (tab-separated, as `eval_pass_rate.py` writes them).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from toolweave.evaluation.pass_rate import QueryPass
+from toolweave.evaluation.win_rate import QueryWin, preference_json
+
+PASS_RATE_COLUMNS = ["query", "available_tools", "model_intermediate_steps", "model_final_step", "model",
+                     "query_id", "is_solved"]
+PREFERENCE_COLUMNS = ["query", "available_tools", "ref_model_intermediate_steps", "ref_model_final_step",
+                      "output_model_intermediate_steps", "output_model_final_step", "preference_label",
+                      "query_id", "ref_model", "output_model"]
+
+
+def write_pass_rate_results(results: list[QueryPass], out_dir: str | Path, test_set: str, model: str) -> tuple[Path, Path]:
+    out = Path(out_dir) / model
+    out.mkdir(parents=True, exist_ok=True)
+    data, rows = {}, []
+    for q in results:
+        a = q.answer
+        steps, final = a.steps_text()
+        is_solved = {k: str(r.answer_status) for k, r in enumerate(q.rounds)}
+        data[a.query_id] = {"query": a.query, "tool_names": a.tool_names, "answer_steps": steps,
+                            "final_step": final, "is_solved": {str(k): v for k, v in is_solved.items()}}
+        rows.append([a.query, str(a.tool_names), steps, final, model, a.query_id, str(is_solved)])
+    jpath, cpath = out / f"{test_set}_{model}.json", out / f"{test_set}_{model}.csv"
+    jpath.write_text(json.dumps(data, ensure_ascii=False, indent=4), encoding="utf-8")
+    with cpath.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(PASS_RATE_COLUMNS)
+        w.writerows(rows)
+    return jpath, cpath
+
+
+def write_preference_results(wins: list[QueryWin], candidates: list[QueryPass], references: list[QueryPass],
+                             out_dir: str | Path, test_set: str, reference: str, candidate: str) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cand = {q.answer.query_id: q.answer for q in candidates}
+    ref = {q.answer.query_id: q.answer for q in references}
+    stem = f"{test_set}_{reference}_{candidate}"
+    jpath, cpath = out / f"{stem}.json", out / f"{stem}.csv"
+    jpath.write_text(json.dumps(preference_json(wins, reference, candidate), ensure_ascii=False, indent=4),
+                     encoding="utf-8")
+    with cpath.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(PREFERENCE_COLUMNS)
+        for r in wins:
+            a, b = ref[r.query_id], cand[r.query_id]
+            (rs, rf), (cs, cf) = a.steps_text(), b.steps_text()
+            # 1: reference preferred, 2: output preferred, 3: equal (StableToolBench's codes)
+            label = 1 if r.reference_wins > r.candidate_wins else 2 if r.candidate_wins > r.reference_wins else 3
+            w.writerow([a.query, str(a.tool_names), rs, rf, cs, cf, str(label), r.query_id, reference, candidate])
+    return jpath, cpath
