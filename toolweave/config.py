@@ -103,6 +103,7 @@ class ToolsetsConfig(Section):
     catalogue_limit: int | None = None
     catalogue_categories: list[str] = Field(default_factory=list)
     max_attempts: int = 5
+    max_tokens: int | None = 2048  # build replies: OpenAPI documents are long
 
 
 class InstructionsConfig(Section):
@@ -110,6 +111,7 @@ class InstructionsConfig(Section):
     per_tool: int = 5  # toolalpaca: instructions per tool
     modes: list[Literal["I1", "I2", "I3"]] = Field(default_factory=lambda: ["I1", "I2", "I3"])
     samples_per_mode: int = 10
+    per_sample: int = 5  # toolbench: instructions asked for per API sample
     max_apis_per_tool: int = 3
     min_tools: int = 2
     max_tools: int = 5
@@ -123,6 +125,7 @@ class InstructionsConfig(Section):
 class SimulateConfig(Section):
     protocol: Literal["react", "function_calling"] = "react"
     max_steps: int = 8
+    max_user_turns: int = 2  # clarifying questions the user agent answers per episode
 
 
 class SolveConfig(Section):
