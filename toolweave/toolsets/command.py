@@ -1,0 +1,87 @@
+"""`toolweave toolset import PATH... --out DIR`.
+
+Writes the tools to DIR (a Parquet dataset of `Tool` rows), the rejects beside it in `DIR_rejects`
+(the run layout's `<dataset>_rejects/`), and catalogue entries, if any file was a public-apis
+catalogue, to `catalogue/` beside DIR. A rerun adds only what is not there yet (by id).
+Exit code: 0 all imported, 1 some input rejected, 2 nothing imported or a usage error.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from toolweave.io import existing_ids, write_part
+from toolweave.schemas import CatalogueEntry, Reject, Tool
+from toolweave.toolsets.importers import ImportResult, import_paths
+
+EXIT_OK, EXIT_REJECTS, EXIT_NOTHING = 0, 1, 2
+
+
+def rejects_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + "_rejects")
+
+
+def catalogue_dir(out: str | Path) -> Path:
+    return Path(out).parent / "catalogue"
+
+
+def _write_new(records: list, out: Path, cls: type) -> int:
+    """Write the records whose id the dataset lacks; returns how many were written."""
+    have = existing_ids(out)
+    new = [r for r in records if r.id not in have]
+    write_part(new, out, cls)
+    return len(new)
+
+
+def write_result(result: ImportResult, out: str | Path) -> dict[str, int]:
+    out = Path(out)
+    written = {"tools": _write_new(result.tools, out, Tool),
+               "rejects": _write_new(result.rejects, rejects_dir(out), Reject)}
+    if result.catalogue:
+        written["catalogue"] = _write_new(result.catalogue, catalogue_dir(out), CatalogueEntry)
+    return written
+
+
+def _print_summary(result: ImportResult, out: Path, written: dict[str, int], console: Console) -> None:
+    s = result.summary
+    table = Table(title=f"toolset import -> {out}", show_header=False)
+    table.add_row("files", str(s["files"]))
+    table.add_row("formats", ", ".join(f"{k}: {v}" for k, v in s["formats"].items()) or "-")
+    table.add_row("tools", f"{s['tools']} ({written['tools']} new)")
+    table.add_row("functions", str(s["functions"]))
+    if result.catalogue:
+        table.add_row("catalogue entries", f"{s['catalogue_entries']} ({written['catalogue']} new) "
+                                           f"-> {catalogue_dir(out)}")
+    for k in ("merged_duplicates", "catalogue_merged", "catalogue_renamed"):
+        if s.get(k):
+            table.add_row(k.replace("_", " "), str(s[k]))
+    table.add_row("rejected", f"{s['rejected']}" + (f" -> {rejects_dir(out)}" if result.rejects else ""))
+    console.print(table)
+    for note in s["notes"]:
+        console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def import_command(paths: list[str], out: str) -> int:
+    console = Console()
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out_path = Path(out)
+    if out_path.exists() and not out_path.is_dir():
+        err.print(f"error: --out {out} exists and is not a folder", markup=False)
+        return EXIT_NOTHING
+    result = import_paths(paths)
+    for r in result.rejects:  # one readable line per bad record
+        err.print(f"rejected: {r.reason}", markup=False)
+    written = write_result(result, out_path)
+    _print_summary(result, out_path, written, console)
+    if not result.tools and not result.catalogue:
+        err.print("error: nothing was imported", markup=False)
+        return EXIT_NOTHING
+    return EXIT_REJECTS if result.rejects else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(import_command(sys.argv[1:-1], sys.argv[-1]))
