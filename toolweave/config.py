@@ -93,6 +93,9 @@ class RaySettings(Section):
     batch_size: int = 16
     max_in_flight: int = 512  # concurrent episodes inside one actor
     show_progress: bool = True
+    # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
+    # cluster.yaml they land on the CPU simulation workers (see its resources)
+    actor_resources: dict[str, float] = Field(default_factory=dict)
 
 
 # --- stages ----------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""The Ray Data callable that runs a per-record stage: many records at once on the actor's
+asyncio loop, each batch committed exactly once by the actor itself.
+
+Ray Data calls `__call__` with one batch (a pyarrow Table of input rows); several batches of one
+actor run concurrently (async UDF), all sharing one semaphore of `cfg.ray.max_in_flight`, so an
+actor keeps up to that many episodes in flight. The records go straight to Parquet from here
+(atomic part files named by the batch's ids, then the ledger entry: see toolweave/stages/ledger.py);
+what flows back to the driver is one small outcome row per input, for progress and the summary.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from toolweave.config import RunConfig
+from toolweave.stages.base import StageIO, commit, load_worker_class, process_batch
+from toolweave.stages.clients import build_clients
+
+OUTCOME_ARROW = pa.schema([
+    ("id", pa.string()), ("ok", pa.bool_()), ("reason", pa.string()), ("n_out", pa.int64()),
+    ("llm_calls", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+    ("model", pa.string()),
+])
+
+
+class RecordBatchRunner:
+    def __init__(self, cfg_json: str, worker: str, io: StageIO, skip_ids: list[str],
+                 base_url: str | None = None, cache_actor: str | None = None):
+        self.cfg = RunConfig.model_validate_json(cfg_json)
+        self.io = io
+        self.skip = pa.array(sorted(skip_ids), pa.string())
+        self.worker = load_worker_class(worker)(self.cfg, build_clients(self.cfg, base_url))
+        if cache_actor is not None:
+            from actors.tool_cache import ActorResponseCache
+            self.worker.response_cache = ActorResponseCache.named(cache_actor)
+        self.sem = asyncio.Semaphore(max(1, self.cfg.ray.max_in_flight))
+        self._setup: asyncio.Task | None = None
+
+    async def _ready(self) -> None:
+        if self._setup is None:  # first batch on this actor: load toolsets, executor (once)
+            self._setup = asyncio.ensure_future(self.worker.setup())
+        await self._setup
+
+    async def __call__(self, batch: pa.Table) -> pa.Table:
+        await self._ready()
+        if len(self.skip):  # done in an earlier run, duplicate, or filtered by the driver's scan
+            batch = batch.filter(pc.invert(pc.is_in(batch["id"], value_set=self.skip)))
+        rows: list[dict[str, Any]] = batch.to_pylist()
+        if not rows:
+            return OUTCOME_ARROW.empty_table()
+        by_kind, outcomes = await process_batch(self.worker, rows, self.sem)
+        # Parquet writing is blocking: off the loop, so the other batches' episodes keep going
+        await asyncio.to_thread(commit, self.io, [str(r["id"]) for r in rows], by_kind)
+        return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=OUTCOME_ARROW)

@@ -1,0 +1,11 @@
+"""Stage evaluate: eval_episodes/ -> eval/: toolweave.evaluation.run.
+
+    python -m ray_jobs.evaluate --config configs/quickstart.yaml [key=value ...]
+    ray job submit --working-dir . -- python -m ray_jobs.evaluate --config configs/quickstart.yaml
+"""
+import sys
+
+from ray_jobs.launch import main
+
+if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
+    sys.exit(main("evaluate"))

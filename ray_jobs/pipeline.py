@@ -1,0 +1,84 @@
+"""A per-record stage as a streaming Ray Data pipeline:
+
+read the input Parquet -> (actor pool) drop already-done ids, run many records concurrently per
+actor, commit each batch's records exactly once -> stream small outcome rows to the driver, which
+shows progress and writes the summary. Nothing accumulates on the driver but counters.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ray
+
+from actors.record_runner import RecordBatchRunner
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.stages import prepare
+from toolweave.stages.base import Progress
+from toolweave.stages.display import ProgressView
+from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_stage_plan, write_summary
+from toolweave.stages.workers import tool_cache_path
+
+
+def _allow_async_batches(n: int) -> None:
+    """How many batches one Ray Data task runs at once on an async actor. Ray reads it from
+    RAY_DATA_DEFAULT_ASYNC_BATCH_UDF_MAX_CONCURRENCY (default 4) when the plan is built, in this
+    process; set here so an actor can hold `max_in_flight` records even if its input is one block."""
+    from ray.data._internal.planner import plan_udf_map_op
+    plan_udf_map_op.DEFAULT_ASYNC_BATCH_UDF_MAX_CONCURRENCY = max(4, n)
+
+
+def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
+                     plan: RecordStagePlan | None = None) -> dict[str, Any]:
+    """Run one per-record stage on the connected Ray cluster; returns (and writes) its summary.
+    `plan` replaces the stage's own (the probe stage of the benchmarks and tests)."""
+    plan = plan or record_stage_plan(cfg, stage)
+    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns)
+    progress = Progress(stage=stage, total=scan.todo, skipped=scan.already_done)
+    extra = {"filtered": scan.filtered, "duplicate_ids": len(scan.duplicates), "runner": "ray"}
+    if scan.todo == 0:
+        notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+        return write_summary(cfg, stage, progress, {**notes, **extra})
+
+    rs = cfg.ray
+    cache_actor = None
+    cache = None
+    if stage in ("simulate", "solve") and cfg.executor.kind == "llm":
+        from actors.tool_cache import cache_actor_name, start_tool_cache
+        cache = start_tool_cache(tool_cache_path(cfg))
+        cache_actor = cache_actor_name(tool_cache_path(cfg))
+
+    batches_per_actor = max(1, math.ceil(rs.max_in_flight / rs.batch_size))
+    _allow_async_batches(batches_per_actor)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver shows its own (records, LLM calls, tokens/s, ETA)
+    ctx.print_on_execution_start = False
+    input_files = [str(f) for p in plan.io.inputs for f in io.part_files(p)]
+    ds = ray.data.read_parquet(input_files, columns=None)
+    ds = ds.map_batches(
+        RecordBatchRunner,
+        fn_constructor_kwargs=dict(cfg_json=cfg.model_dump_json(), worker=plan.worker, io=plan.io,
+                                   skip_ids=sorted(scan.skip_ids), base_url=base_url, cache_actor=cache_actor),
+        batch_size=rs.batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(min_size=rs.min_actors, max_size=rs.max_actors,
+                                           max_tasks_in_flight_per_actor=batches_per_actor,
+                                           max_concurrent_calls_per_actor=batches_per_actor),
+        # a fraction of a CPU: the work is waiting on LLM replies; whole CPUs would starve the
+        # read tasks of a small cluster (seen to hang with 2 actors x 1 CPU on 2 CPUs)
+        num_cpus=rs.actor_num_cpus,
+        resources=rs.actor_resources or None,
+    )
+    view = ProgressView(progress, enabled=rs.show_progress)
+    try:
+        with view:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for row in batch.to_pylist():
+                    progress.add(row)
+                view.update()
+    finally:
+        if cache is not None:
+            ray.kill(cache)  # every actor is done with it; the SQLite file keeps the responses
+    notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+    return write_summary(cfg, stage, progress, {**notes, **extra})

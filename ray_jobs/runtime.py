@@ -1,0 +1,66 @@
+"""What every job does around its stage: connect to Ray, start the embedded engine if configured."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+import ray
+
+from toolweave.config import RunConfig
+
+log = logging.getLogger("toolweave.jobs")
+
+# env vars a job's workers need too (never secrets: API keys stay in the environment they are in)
+_PASSED_ENV = ("HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "VLLM_CPU_KVCACHE_SPACE")
+
+
+def init_ray(cfg: RunConfig) -> bool:
+    """Connect to the configured cluster (`ray.address`, or RAY_ADDRESS as set by `ray job submit`),
+    else start a local instance with `ray.num_cpus` logical CPUs. Returns True when this call
+    started Ray (then the caller shuts it down)."""
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+    else:
+        # a local instance: token auth off unless the user asked for it (nothing listens off-host)
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
+                 include_dashboard=False, runtime_env={"env_vars": env} if env else None,
+                 configure_logging=True, logging_level=logging.WARNING)
+    return True
+
+
+@contextlib.contextmanager
+def ray_session(cfg: RunConfig) -> Iterator[None]:
+    started = init_ray(cfg)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
+    """The embedded engine's base URL while it runs (None when `llm.engine: endpoints`)."""
+    if cfg.llm.engine != "embedded":
+        yield None
+        return
+    if cfg.llm.embedded.backend == "serve":
+        from actors.serve import serve_embedded
+        from ray import serve
+        url = serve_embedded(cfg)
+        try:
+            yield url
+        finally:
+            serve.shutdown()
+        return
+    from toolweave.llm.engine import EmbeddedEngine
+    engine = EmbeddedEngine(cfg.llm.embedded)
+    with engine:
+        yield engine.base_url

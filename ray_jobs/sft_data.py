@@ -1,0 +1,11 @@
+"""Stage sft_data: episodes/ -> sft/: training.sft_data.run.
+
+    python -m ray_jobs.sft_data --config configs/quickstart.yaml [key=value ...]
+    ray job submit --working-dir . -- python -m ray_jobs.sft_data --config configs/quickstart.yaml
+"""
+import sys
+
+from ray_jobs.launch import main
+
+if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
+    sys.exit(main("sft_data"))

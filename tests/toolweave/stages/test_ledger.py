@@ -1,0 +1,28 @@
+from toolweave import io
+from toolweave.schemas import Reject
+from toolweave.stages import ledger
+
+
+def _rej(i):
+    return Reject(id=i, stage="t", reason="r")
+
+
+def test_commit_marks_inputs_done_and_retry_replaces(tmp_path):
+    out, led = tmp_path / "out", tmp_path / "ledger"
+    ledger.commit_batch("t", led, ["a", "b"], {out: (Reject, [_rej("a"), _rej("b")])})
+    # a retried batch (same ids) replaces its parts instead of adding to them
+    ledger.commit_batch("t", led, ["b", "a"], {out: (Reject, [_rej("a"), _rej("b")])})
+    assert ledger.done_inputs(led) == {"a", "b"}
+    assert sorted(r["id"] for r in io.iter_rows(out)) == ["a", "b"]
+
+
+def test_remove_orphans_keeps_committed_and_foreign_parts(tmp_path):
+    out, led = tmp_path / "out", tmp_path / "ledger"
+    ledger.commit_batch("t", led, ["a"], {out: (Reject, [_rej("a")])})
+    # killed between the output part and the ledger part: an orphan
+    io.write_part([_rej("b")], out, Reject, name=ledger.batch_key("t", ["b"]))
+    io.write_part([_rej("x")], out, Reject, name="imported")  # another writer's part
+    io.write_part([_rej("y")], out, Reject, name=ledger.batch_key("other", ["y"]))  # another stage's
+    removed = ledger.remove_orphans("t", led, [out])
+    assert [p.name for p in removed] == [f"part-{ledger.batch_key('t', ['b'])}.parquet"]
+    assert sorted(r["id"] for r in io.iter_rows(out)) == ["a", "x", "y"]

@@ -1,0 +1,273 @@
+"""What a per-record stage is, Ray-free: inputs, outputs, and a worker that turns one input row
+into output records. The Ray side (`actors/record_runner.py`) and the in-process runner
+(`toolweave/stages/local.py`) both drive workers through `process_batch` and `commit_batch`, so
+error handling and exactly-once commits are the same code everywhere.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolweave.config import RunConfig
+from toolweave.llm.types import ChatModel, ChatReply, Usage
+from toolweave.schemas import Episode, Record, Reject
+from toolweave.stages import ledger
+
+# usage of the record being processed: each record runs in its own asyncio task, which copies
+# the context, so concurrent records never mix their counts
+_record_usage: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("record_usage", default=None)
+
+
+class MeteredChatModel:
+    """Wraps a ChatModel and adds each reply's usage to the current record's counters."""
+
+    def __init__(self, inner: ChatModel):
+        self.inner = inner
+        self.model = getattr(inner, "model", "")
+
+    async def chat(self, messages, **kw) -> ChatReply:
+        reply = await self.inner.chat(messages, **kw)
+        usage = _record_usage.get()
+        if usage is not None:
+            usage.add(reply.usage if reply.usage.calls else Usage(reply.usage.prompt_tokens,
+                                                                    reply.usage.completion_tokens, 1))
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class StageIO:
+    """Where a per-record stage reads and writes (paths under the run dir)."""
+
+    stage: str
+    inputs: list[Path]  # datasets whose rows are the stage's inputs
+    output: Path  # dataset of the stage's main record kind
+    output_cls: type[Record]
+    rejects: Path
+    ledger: Path
+
+    def outputs(self) -> list[Path]:
+        return [self.output, self.rejects]
+
+
+def stage_io(cfg: RunConfig, stage: str, inputs: list[str], output: str, cls: type[Record],
+             rejects: str | None = None) -> StageIO:
+    return StageIO(stage=stage, inputs=[cfg.path(i) for i in inputs], output=cfg.path(output),
+                   output_cls=cls, rejects=cfg.path(rejects or f"{output}_rejects"),
+                   ledger=cfg.path("_ledger", stage))
+
+
+class RecordWorker(ABC):
+    """Turns one input row into output records (the stage's kind, or Rejects).
+
+    Subclasses set `stage` and implement `process`; `on_error` turns an unexpected exception into
+    a record that names the input and the reason, so one bad record never stops a job.
+    """
+
+    stage: str = ""
+    input_cls: type[Record] | None = None
+
+    def __init__(self, cfg: RunConfig, clients: dict[str, ChatModel]):
+        self.cfg = cfg
+        self.clients = {role: MeteredChatModel(c) for role, c in clients.items()}
+
+    def client(self, role: str) -> ChatModel:
+        return self.clients.get(role) or self.clients["default"]
+
+    async def setup(self) -> None:
+        """Load what every record needs (toolsets, caches); called once per worker."""
+
+    async def close(self) -> None:
+        pass
+
+    @abstractmethod
+    async def process(self, row: dict[str, Any]) -> list[Record]: ...
+
+    def on_error(self, row: dict[str, Any], error: BaseException) -> list[Record]:
+        return [reject_for(self.stage, row, error)]
+
+
+def reject_for(stage: str, row: dict[str, Any], error: BaseException | str) -> Reject:
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return Reject(id=str(row.get("id", "?")), stage=stage, source=str(row.get("source", "") or ""),
+                  reason=reason[:2000], record=_preview(row))
+
+
+def _preview(row: dict[str, Any], limit: int = 2000) -> str:
+    import json
+    try:
+        text = json.dumps(row, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(row)
+    return text[:limit]
+
+
+@dataclass
+class RecordOutcome:
+    """The driver's view of one processed input (what flows back for progress, not the data)."""
+
+    id: str
+    ok: bool
+    reason: str = ""
+    n_out: int = 0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+async def process_one(worker: RecordWorker, row: dict[str, Any],
+                      sem: asyncio.Semaphore | None = None) -> tuple[list[Record], RecordOutcome]:
+    usage = Usage()
+    _record_usage.set(usage)
+    try:
+        if sem is None:
+            records = await worker.process(row)
+        else:
+            async with sem:
+                records = await worker.process(row)
+    except Exception as e:  # noqa: BLE001 - any failure of one record is recorded, never raised
+        records = worker.on_error(row, e)
+        if not records:
+            raise RuntimeError(f"{worker.stage}: on_error lost record {row.get('id')!r}") from e
+        _log_unexpected(worker.stage, row, e)
+    return records, _outcome(str(row.get("id", "?")), records, usage)
+
+
+def _log_unexpected(stage: str, row: dict[str, Any], e: BaseException) -> None:
+    import logging
+    logging.getLogger("toolweave.stages").warning(
+        "%s: record %r failed: %s\n%s", stage, row.get("id"), e,
+        "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=4)))
+
+
+def _outcome(rid: str, records: list[Record], usage: Usage) -> RecordOutcome:
+    reasons = []
+    calls, pt, ct, model = usage.calls, usage.prompt_tokens, usage.completion_tokens, ""
+    for r in records:
+        if isinstance(r, Reject):
+            reasons.append(r.reason)
+        elif isinstance(r, Episode):
+            model = model or r.model
+            if r.status == "error":
+                reasons.append((r.errors or ["error"])[0])
+            # an episode counts its own calls (the client may not be metered, e.g. an import)
+            calls, pt, ct = max(calls, r.llm_calls), max(pt, r.prompt_tokens), max(ct, r.completion_tokens)
+    good = sum(not isinstance(r, Reject) for r in records)
+    return RecordOutcome(id=rid, ok=not reasons, reason=_reason_class(reasons[0]) if reasons else "",
+                         n_out=good, llm_calls=calls, prompt_tokens=pt, completion_tokens=ct, model=model)
+
+
+def _reason_class(reason: str) -> str:
+    """The kind of a failure, for 'failures by reason' (the text before the first colon)."""
+    head = reason.split(":", 1)[0].strip()
+    return head[:80] or "error"
+
+
+async def process_batch(worker: RecordWorker, rows: list[dict[str, Any]],
+                        sem: asyncio.Semaphore | None = None) -> tuple[dict[type[Record], list[Record]], list[RecordOutcome]]:
+    """All rows of a batch concurrently (bounded by `sem`); records grouped by kind."""
+    results = await asyncio.gather(*(process_one(worker, r, sem) for r in rows))
+    by_kind: dict[type[Record], list[Record]] = {}
+    outcomes = []
+    for records, outcome in results:
+        outcomes.append(outcome)
+        for r in records:
+            by_kind.setdefault(type(r), []).append(r)
+    return by_kind, outcomes
+
+
+def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[Record]]) -> str:
+    """Exactly-once commit of one processed batch (see ledger.py)."""
+    outputs: dict[Path, tuple[type[Record], list[Record]]] = {}
+    for kind, records in by_kind.items():
+        if kind is Reject:
+            outputs[io.rejects] = (Reject, records)
+        elif kind is io.output_cls:
+            outputs[io.output] = (kind, records)
+        else:
+            raise TypeError(f"{io.stage}: worker returned {kind.__name__} records; expected "
+                            f"{io.output_cls.__name__} or Reject")
+    return ledger.commit_batch(io.stage, io.ledger, input_ids, outputs)
+
+
+def load_worker_class(path: str) -> type[RecordWorker]:
+    """'package.module:ClassName' -> the class (actors build workers from this string)."""
+    mod, _, name = path.partition(":")
+    return getattr(importlib.import_module(mod), name)
+
+
+@dataclass
+class Progress:
+    """Counters of a running stage; `summary()` is what is written beside the dataset."""
+
+    stage: str
+    total: int = 0
+    skipped: int = 0  # already done before this run (resume)
+    done: int = 0
+    failed: int = 0
+    outputs: int = 0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    tokens_by_model: dict[str, list[int]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, o: RecordOutcome | dict[str, Any]) -> None:
+        o = o if isinstance(o, dict) else o.to_row()
+        self.done += 1
+        self.outputs += int(o["n_out"])
+        self.llm_calls += int(o["llm_calls"])
+        self.prompt_tokens += int(o["prompt_tokens"])
+        self.completion_tokens += int(o["completion_tokens"])
+        tm = self.tokens_by_model.setdefault(o.get("model") or "", [0, 0])
+        tm[0] += int(o["prompt_tokens"])
+        tm[1] += int(o["completion_tokens"])
+        if not o["ok"]:
+            self.failed += 1
+            self.failures[o["reason"]] = self.failures.get(o["reason"], 0) + 1
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def tokens_per_s(self) -> float:
+        return (self.prompt_tokens + self.completion_tokens) / max(self.elapsed, 1e-9)
+
+    def eta_s(self) -> float | None:
+        left = self.total - self.done
+        if self.done == 0:
+            return None
+        return left * self.elapsed / self.done
+
+    def cost(self, prices: dict[str, dict[str, float]], default_model: str = "") -> float:
+        total = 0.0
+        for model, (pt, ct) in self.tokens_by_model.items():
+            p = prices.get(model or default_model)
+            if p:
+                total += pt / 1e6 * p.get("prompt", 0.0) + ct / 1e6 * p.get("completion", 0.0)
+        return total
+
+    def summary(self, prices: dict[str, dict[str, float]] | None = None, default_model: str = "") -> dict[str, Any]:
+        return {
+            "stage": self.stage, "inputs": self.total + self.skipped, "skipped_already_done": self.skipped,
+            "processed": self.done, "failed": self.failed, "outputs": self.outputs,
+            "failures_by_reason": dict(sorted(self.failures.items(), key=lambda kv: -kv[1])),
+            "llm_calls": self.llm_calls, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_s": round(self.tokens_per_s(), 2), "elapsed_s": round(self.elapsed, 3),
+            "cost_usd": round(self.cost(prices or {}, default_model), 6),
+        }

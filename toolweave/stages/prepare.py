@@ -1,0 +1,98 @@
+"""Driver-side steps around the per-record pipelines: turn input files into datasets, and scan an
+input dataset to decide which rows still need work (resume, duplicates, filters).
+
+Everything here is deterministic and written under fixed part names, so rerunning it after a kill
+replaces its earlier output instead of adding to it.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import CatalogueEntry, Reject
+from toolweave.stages import ledger
+from toolweave.stages.base import StageIO
+
+
+def prepare_catalogue(cfg: RunConfig) -> dict[str, int]:
+    """`toolsets.catalogue` (public_apis.json) -> the `catalogue/` dataset (skipped when not set).
+    Deterministic and under a fixed part name: a rerun rewrites the same part."""
+    if not cfg.toolsets.catalogue:
+        return {}
+    from toolweave.toolsets.catalogue import import_catalogue
+    path = Path(cfg.toolsets.catalogue)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"toolsets.catalogue {str(path)!r}: cannot read it: {e}") from None
+    entries, rejects, _ = import_catalogue(doc, path)
+    wanted = {c.lower() for c in cfg.toolsets.catalogue_categories}
+    if wanted:
+        entries = [e for e in entries if e.category.lower() in wanted]
+    entries = entries[:cfg.toolsets.catalogue_limit] if cfg.toolsets.catalogue_limit is not None else entries
+    io.write_part(entries, cfg.path("catalogue"), CatalogueEntry, name="catalogue-import")
+    io.write_part(rejects, cfg.path("catalogue_rejects"), Reject, name="catalogue-import")
+    return {"catalogue_entries": len(entries), "catalogue_rejects": len(rejects)}
+
+
+@dataclass
+class InputScan:
+    """What the driver decided about a stage's input rows before the pipeline starts."""
+
+    total: int = 0  # input rows
+    todo: int = 0  # rows the pipeline will process
+    skip_ids: set[str] = field(default_factory=set)  # ids the pipeline must drop
+    already_done: int = 0
+    filtered: int = 0
+    duplicates: list[Reject] = field(default_factory=list)
+
+
+def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
+                columns: list[str] | None = None) -> InputScan:
+    """Read the id column (plus `columns` for `wants`) of the inputs; never the whole records.
+
+    Drops ids the ledger lists (done in an earlier run), rows `wants` refuses, and ids that occur
+    more than once: which copy is meant cannot be told, so each extra copy is rejected by name and
+    none is processed (processing one would need an arbitrary pick that a rerun might not repeat).
+    """
+    done = ledger.done_inputs(io_.ledger)
+    counts: Counter[str] = Counter()
+    scan = InputScan()
+    for path in io_.inputs:
+        for row in io.iter_rows(path, columns=["id", *(columns or [])]):
+            scan.total += 1
+            rid = str(row.get("id"))
+            counts[rid] += 1
+            if rid in done:
+                scan.already_done += 1
+                scan.skip_ids.add(rid)
+            elif wants is not None and not wants(row):
+                scan.filtered += 1
+                scan.skip_ids.add(rid)
+    dup_ids = {i for i, c in counts.items() if c > 1 and i not in done}
+    already_rejected = io.existing_ids(io_.rejects) if dup_ids else set()
+    for i in sorted(dup_ids):
+        scan.skip_ids.add(i)
+        rid = f"{io_.stage}:duplicate:{i}"
+        if rid not in already_rejected:
+            scan.duplicates.append(Reject(id=rid, stage=io_.stage, source=",".join(map(str, io_.inputs)),
+                                          reason=f"input id {i!r} occurs {counts[i]} times; none processed "
+                                                 f"(give the records distinct ids)", record=i))
+    scan.todo = sum(c for i, c in counts.items() if i not in scan.skip_ids)
+    return scan
+
+
+def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
+          columns: list[str] | None = None) -> InputScan:
+    """Before a (re)run: remove a killed run's orphans, reject duplicate ids, scan the inputs."""
+    ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
+    scan = scan_inputs(io_, wants, columns)
+    if scan.duplicates:
+        io.write_part(scan.duplicates, io_.rejects, Reject, name=f"{io_.stage}-duplicates-{len(scan.duplicates)}")
+    return scan
