@@ -1,0 +1,316 @@
+"""ToolAlpaca's multi-agent simulation: a user agent (states the instruction, answers clarifying
+questions from what it held back), an assistant agent (ReAct text or native tool calls) and a tool
+executor (through ToolEnv). One instruction -> one Episode.
+
+The episode's `messages` are canonical OpenAI chat messages whatever the protocol: a turn that
+names a tool becomes an assistant `tool_calls` message plus its `tool` result (error observations
+included: recovering from them is worth learning); a turn that cannot be parsed at all stays out
+of `messages` and is kept, with its status, in `extra["steps"]` and `errors`. ReAct runs keep the
+raw text of every turn in `extra["react"]`, so the ToolAlpaca training format can be rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolweave.config import ExecutorConfig, SimulateConfig
+from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
+from toolweave.parsing import parse_arguments, parse_react
+from toolweave.prompts import render
+from toolweave.schemas import Episode, Instruction, Tool
+
+STAGE = "simulate"
+DONE = "[DONE]"  # the user agent's word for "my request is handled"
+REACT_STOP = ["\nObservation:", "Observation:"]  # the executor, not the assistant, writes observations
+_ASKS = re.compile(r"\?\s*\W*$|\b(could|can|would) you (please )?(tell|provide|give|share|specify|confirm)\b"
+                   r"|\bplease (provide|specify|tell|share|confirm)\b", re.IGNORECASE)
+_USER_PREFIX = re.compile(r"^\s*\[?(user|human)\]?\s*:\s*", re.IGNORECASE)
+
+
+def openai_tools(tools: list[Tool]) -> list[dict[str, Any]]:
+    """The OpenAI `tools` list the assistant sees."""
+    return [{"type": "function", "function": {"name": f.name, "description": (f.description or t.description)[:1024],
+                                              "parameters": f.parameters}}
+            for t in tools for f in t.functions]
+
+
+def tools_documentation(tools: list[Tool]) -> str:
+    """What the ReAct assistant reads: ToolAlpaca's NL documentation where there is one."""
+    parts = []
+    for t in tools:
+        doc = t.nl_documentation or "\n".join(
+            f"{f.name}: {f.description}\nParameters: {json.dumps(f.parameters.get('properties', {}), ensure_ascii=False)}"
+            for f in t.functions)
+        parts.append(f"Tool: {t.name}\nDescription: {t.description}\n{doc.strip()}")
+    return "\n\n".join(parts)
+
+
+def asks_user(text: str) -> bool:
+    """Does the assistant's reply ask the user something (a clarifying question)?"""
+    return bool(text and _ASKS.search(text.strip()))
+
+
+@dataclass
+class _Run:
+    """What one episode accumulates."""
+
+    episode_id: str
+    messages: list[dict[str, Any]] = field(default_factory=list)  # canonical
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    react: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    usage: dict[str, Usage] = field(default_factory=lambda: {"assistant": Usage(), "user": Usage(),
+                                                              "executor": Usage()})
+    model: str = ""
+    calls: int = 0
+
+    def count(self, role: str, reply: ChatReply) -> None:
+        self.usage[role].add(reply.usage)
+        if role == "assistant" and reply.model:
+            self.model = reply.model
+
+    def call_id(self) -> str:
+        self.calls += 1
+        return f"call_{self.calls}"
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _executor_usage(result: Any) -> Usage | None:
+    u = getattr(result, "usage", None)
+    return u if isinstance(u, Usage) else None
+
+
+async def _call_tool(env: Any, run: _Run, name: str, arguments: dict[str, Any] | None, arg_error: str | None,
+                     raw_args: str) -> str:
+    """Run one tool call (or report its bad arguments) and record it; returns the observation."""
+    call_id = run.call_id()
+    if arg_error is not None or arguments is None:
+        observation = f"Invalid arguments for {name}: {arg_error or 'not a JSON object'}"
+        status, code = "bad_arguments", None
+        run.errors.append(f"step {len(run.steps) + 1}: {observation}")
+    else:
+        try:
+            result = await _maybe_await(env.step(name, arguments))
+        except Exception as e:  # a broken executor is this step's failure, never the episode's crash
+            observation, status, code = f"Tool execution failed: {type(e).__name__}: {e}", "error", None
+            run.errors.append(f"step {len(run.steps) + 1}: {observation}")
+        else:
+            observation = str(result.observation)
+            status, code = str(result.status), getattr(result, "status_code", None)
+            if (u := _executor_usage(result)) is not None:
+                run.usage["executor"].add(u)
+    run.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": observation})
+    run.steps.append({"index": len(run.steps) + 1, "kind": "tool_call", "status": status, "name": name,
+                      "arguments": raw_args, "status_code": code, "observation": observation[:2000]})
+    return observation
+
+
+def _tool_call(call_id: str, name: str, arguments: dict[str, Any] | None, raw: str) -> dict[str, Any]:
+    args = json.dumps(arguments, ensure_ascii=False) if arguments is not None else (raw or "")
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+async def _ask_user(user: ChatModel, instruction: Instruction, question: str, run: _Run,
+                    tag: CallTag) -> str | None:
+    """The user agent's answer to the assistant's question; None when it has nothing to add."""
+    system = render("user_agent", instruction=instruction.text,
+                    hidden_details=instruction.hidden_details or "(nothing beyond the request)", done=DONE)
+    try:
+        reply = await user.chat([{"role": "system", "content": system}, {"role": "user", "content": question}],
+                                tag=CallTag(stage=tag.stage, episode=tag.episode, role="user"))
+    except LLMError as e:
+        run.errors.append(f"user agent failed: {e}")
+        return None
+    run.count("user", reply)
+    text = _USER_PREFIX.sub("", reply.content).strip()
+    if not text or DONE.lower() in text.lower():
+        return None
+    return text
+
+
+class _Protocol:
+    """How the assistant speaks: one turn in, one parsed turn out."""
+
+    method = ""
+
+    def __init__(self, tools: list[Tool], instruction: Instruction):
+        self.spec = openai_tools(tools)
+        self.llm_messages: list[dict[str, Any]] = []
+
+    async def turn(self, assistant: ChatModel, tag: CallTag, final: bool = False) -> ChatReply:
+        raise NotImplementedError
+
+
+class _ReAct(_Protocol):
+    method = "simulate_react"
+
+    def __init__(self, tools: list[Tool], instruction: Instruction):
+        super().__init__(tools, instruction)
+        names = ", ".join(t["function"]["name"] for t in self.spec)
+        self.system = render("simulate_assistant_react", documentation=tools_documentation(tools), tool_names=names)
+        self.llm_messages = [{"role": "system", "content": self.system},
+                             {"role": "user", "content": instruction.text}]
+
+    async def turn(self, assistant, tag, final=False):
+        return await assistant.chat(self.llm_messages, stop=REACT_STOP, tag=tag)
+
+
+class _FunctionCalling(_Protocol):
+    method = "simulate_fc"
+
+    def __init__(self, tools: list[Tool], instruction: Instruction):
+        super().__init__(tools, instruction)
+        self.llm_messages = [{"role": "system", "content": render("simulate_assistant_fc")},
+                             {"role": "user", "content": instruction.text}]
+
+    async def turn(self, assistant, tag, final=False):
+        return await assistant.chat(self.llm_messages, tools=self.spec, tool_choice="none" if final else "auto",
+                                    tag=tag)
+
+
+def _default_episode_id(instruction: Instruction, method: str) -> str:
+    return "ep-" + hashlib.sha1(f"{instruction.id}\x00{method}".encode()).hexdigest()[:16]
+
+
+async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assistant: ChatModel, user: ChatModel,
+                           executor: Any, cfg: SimulateConfig, episode_id: str | None = None,
+                           env_cfg: ExecutorConfig | None = None) -> Episode:
+    """Simulate one instruction to an Episode; malformed output becomes recorded steps, never a crash."""
+    from toolweave.search.env import ToolEnv  # the shared tool environment (executor + observation limit)
+
+    env_cfg = env_cfg or ExecutorConfig()
+    proto: _Protocol = _ReAct(tools, instruction) if cfg.protocol == "react" else _FunctionCalling(tools, instruction)
+    run = _Run(episode_id or _default_episode_id(instruction, proto.method))
+    tag = CallTag(stage=STAGE, episode=run.episode_id, role="assistant")
+    env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit)
+    run.messages = [{"role": "system", "content": render("simulate_assistant_fc")},
+                    {"role": "user", "content": instruction.text}]
+
+    status, final_answer, tool_steps, user_turns = "", "", 0, 0
+    while not status:
+        forced = tool_steps >= cfg.max_steps
+        if forced:  # out of steps: one last turn that may only answer
+            proto.llm_messages.append({"role": "user", "content": render("simulate_final")})
+        try:
+            reply = await proto.turn(assistant, tag, final=forced)
+        except LLMError as e:
+            run.errors.append(f"assistant call failed: {e}")
+            status = "error"
+            break
+        run.count("assistant", reply)
+        if isinstance(proto, _ReAct):
+            answer, acted = await _react_turn(proto, reply, env, run, forced)
+        else:
+            answer, acted = await _fc_turn(proto, reply, env, run, forced)
+        if forced:
+            final_answer, status = answer or "", "max_steps"
+            if answer:
+                run.messages.append({"role": "assistant", "content": answer})
+            break
+        if acted:
+            tool_steps += 1
+            continue
+        if answer is None:  # unparseable: it costs a step, so garbage cannot loop forever
+            tool_steps += 1
+            continue
+        run.messages.append({"role": "assistant", "content": answer})
+        final_answer = answer
+        if asks_user(answer) and user_turns < cfg.max_user_turns:
+            said = await _ask_user(user, instruction, answer, run, tag)
+            if said is not None:
+                user_turns += 1
+                run.messages.append({"role": "user", "content": said})
+                proto.llm_messages.append({"role": "user", "content": said})
+                run.steps.append({"index": len(run.steps) + 1, "kind": "user", "status": "answered",
+                                  "question": answer[:2000], "answer": said[:2000]})
+                continue
+        status = "answered"
+
+    total = Usage()
+    for u in run.usage.values():
+        total.add(u)
+    extra: dict[str, Any] = {"protocol": cfg.protocol, "steps": run.steps, "user_turns": user_turns,
+                             "usage": {k: vars(v) for k, v in run.usage.items()}}
+    if isinstance(proto, _ReAct):
+        extra.update(react=run.react, react_system=proto.system)
+    return Episode(id=run.episode_id, instruction_id=instruction.id, method=proto.method, query=instruction.text,
+                   status=status, final_answer=final_answer, messages=run.messages, tools=proto.spec,
+                   model=run.model, split=instruction.split, llm_calls=total.calls,
+                   prompt_tokens=total.prompt_tokens, completion_tokens=total.completion_tokens,
+                   errors=run.errors, extra=extra)
+
+
+async def _react_turn(proto: _ReAct, reply: ChatReply, env: Any, run: _Run, forced: bool) -> tuple[str | None, bool]:
+    """(final answer or None, whether a tool was called) for one ReAct turn."""
+    raw = reply.content
+    step = parse_react(raw)
+    entry: dict[str, Any] = {"raw": raw}
+    run.react.append(entry)
+    proto.llm_messages.append({"role": "assistant", "content": raw.strip()})
+    if forced:  # answer only: take the Final Answer, or the text as it stands
+        return (step.final_answer if step.final_answer is not None else _strip_markers(raw)), False
+    if step.action:
+        args_error = step.error if step.arguments is None else None
+        call_id = f"call_{run.calls + 1}"
+        run.messages.append({"role": "assistant", "content": step.thought,
+                             "tool_calls": [_tool_call(call_id, step.action, step.arguments, step.action_input or "")]})
+        observation = await _call_tool(env, run, step.action, step.arguments if not args_error else None,
+                                       args_error, step.action_input or "")
+        entry["observation"] = observation
+        proto.llm_messages.append({"role": "user", "content": f"Observation: {observation}"})
+        return None, True
+    if step.final_answer is not None and step.final_answer.strip():
+        return step.final_answer.strip(), False
+    error = step.error or "empty Final Answer"
+    run.errors.append(f"step {len(run.steps) + 1}: unparseable assistant turn: {error}")
+    run.steps.append({"index": len(run.steps) + 1, "kind": "parse_error", "status": "parse_error",
+                      "error": error, "raw": raw[:2000]})
+    feedback = (f"Observation: Invalid format ({error}). Reply with Thought, Action and Action Input, "
+                f"or with Thought and Final Answer.")
+    entry["observation"] = feedback
+    proto.llm_messages.append({"role": "user", "content": feedback})
+    return None, False
+
+
+async def _fc_turn(proto: _FunctionCalling, reply: ChatReply, env: Any, run: _Run,
+                   forced: bool) -> tuple[str | None, bool]:
+    """(final answer or None, whether a tool was called) for one native tool-calling turn."""
+    calls = reply.tool_calls
+    if forced or not calls:
+        text = reply.content.strip()
+        proto.llm_messages.append({"role": "assistant", "content": text})
+        if text or forced:
+            return text, False
+        error = "empty reply without tool calls"
+        run.errors.append(f"step {len(run.steps) + 1}: unparseable assistant turn: {error}")
+        run.steps.append({"index": len(run.steps) + 1, "kind": "parse_error", "status": "parse_error",
+                          "error": error, "raw": ""})
+        proto.llm_messages.append({"role": "user", "content": "Please call a function or answer the request."})
+        return None, False
+    canonical_calls, pending = [], []
+    for call in calls:
+        fn = call.get("function") or {}
+        name, raw_args = str(fn.get("name") or ""), fn.get("arguments")
+        arguments, err = parse_arguments(raw_args)
+        call_id = f"call_{run.calls + len(pending) + 1}"
+        raw_text = raw_args if isinstance(raw_args, str) else json.dumps(raw_args)
+        canonical_calls.append(_tool_call(call_id, name, arguments, raw_text or ""))
+        pending.append((call.get("id") or call_id, name, arguments, err, raw_text or ""))
+    run.messages.append({"role": "assistant", "content": reply.content or "", "tool_calls": canonical_calls})
+    proto.llm_messages.append({"role": "assistant", "content": reply.content or "",
+                               "tool_calls": [dict(c, id=p[0]) for c, p in zip(canonical_calls, pending)]})
+    for orig_id, name, arguments, err, raw_text in pending:
+        observation = await _call_tool(env, run, name, arguments, err, raw_text)
+        proto.llm_messages.append({"role": "tool", "tool_call_id": orig_id, "content": observation})
+    return None, True
+
+
+def _strip_markers(text: str) -> str:
+    return re.sub(r"(?im)^\s*(thought|final answer|final response)\s*:\s*", "", text or "").strip()
