@@ -1,0 +1,103 @@
+"""The LLM plays the API (ToolAlpaca's tool executor, StableToolBench's virtual server).
+
+The executor LLM sees the function's documentation, its response schema and up to
+`max_examples` example responses (the function's own, then earlier responses of this run);
+its answer is forced to `{"status_code", "body"}` JSON. Responses are cached by
+(tool id, function, canonical arguments) so the same call always gets the same body.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, MemoryResponseCache, Observation,
+                                      ResponseCache, cache_key, canonical_json)
+from toolweave.llm.types import CallTag, ChatModel, LLMError
+from toolweave.parsing import parse_executor_reply
+from toolweave.prompts import render
+from toolweave.schemas import Function, Tool
+
+REPLY_SCHEMA = {
+    "type": "object",
+    "properties": {"status_code": {"type": "integer"},
+                   "body": {"anyOf": [{"type": "object"}, {"type": "array"}, {"type": "string"}]}},
+    "required": ["status_code", "body"],
+}
+MAX_DOC = 1500  # characters of a tool description shown to the executor
+
+
+class LLMSimulatedExecutor:
+    def __init__(self, llm: ChatModel, cache: ResponseCache | None = None, *, max_examples: int = 5,
+                 timeout_s: float = 30.0, max_tokens: int = 512, temperature: float = 0.0):
+        self.llm = llm
+        self.cache = cache if cache is not None else MemoryResponseCache()
+        self.max_examples = max_examples
+        self.timeout_s = timeout_s
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        # responses this executor has seen, per function: the "earlier cached examples"
+        self.seen: dict[tuple[str, str], deque[str]] = defaultdict(lambda: deque(maxlen=max_examples))
+
+    def examples(self, tool: Tool, function: Function) -> list[str]:
+        out = list(function.response_examples[: self.max_examples])
+        for body in reversed(self.seen[(tool.id, function.name)]):
+            if len(out) >= self.max_examples:
+                break
+            if body not in out:
+                out.append(body)
+        return out
+
+    def messages(self, tool: Tool, function: Function, arguments: dict[str, Any]) -> list[dict[str, str]]:
+        examples = self.examples(tool, function)
+        user = render(
+            "executor_user", tool=tool.name, tool_description=(tool.description or "")[:MAX_DOC],
+            function=function.name, function_description=function.description or "",
+            method=function.method or "GET", path=function.path or "/",
+            parameters=json.dumps(function.parameters, ensure_ascii=False),
+            response_schema=json.dumps(function.response_schema, ensure_ascii=False)
+            if function.response_schema else "not documented",
+            examples="\n".join(f"- {e[:800]}" for e in examples) or "none",
+            arguments=canonical_json(arguments))
+        return [{"role": "system", "content": render("executor_system")}, {"role": "user", "content": user}]
+
+    async def execute(self, tool: Tool, function: Function, arguments: dict[str, Any]) -> Observation:
+        start = time.monotonic()
+        key = cache_key(tool, function, arguments)
+        hit = await self.cache.get(key)
+        if hit is not None:
+            obs = _from_cache(hit)
+            obs.cached, obs.latency_s = True, time.monotonic() - start
+            self.seen[(tool.id, function.name)].append(obs.body)
+            return obs
+        try:
+            reply = await asyncio.wait_for(
+                self.llm.chat(self.messages(tool, function, arguments), json_schema=REPLY_SCHEMA,
+                              temperature=self.temperature, max_tokens=self.max_tokens,
+                              tag=CallTag(stage="executor", role="executor")),
+                timeout=self.timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            return Observation(TIMEOUT, "", f"timeout: the simulated API did not answer in {self.timeout_s:g} s",
+                               time.monotonic() - start)
+        except LLMError as e:
+            return Observation(NO_RESPONSE, "", f"executor LLM failed: {e}", time.monotonic() - start)
+        code, body, err = parse_executor_reply(reply.content)
+        if err:  # garbage is not cached: a retry may do better
+            return Observation(code, body, f"executor reply unusable: {err}", time.monotonic() - start)
+        await self.cache.put(key, json.dumps({"status_code": code, "body": body}, ensure_ascii=False))
+        # first write wins: read back so concurrent callers all return the stored body
+        stored = await self.cache.get(key)
+        obs = _from_cache(stored) if stored is not None else Observation(code, body)
+        obs.latency_s = time.monotonic() - start
+        self.seen[(tool.id, function.name)].append(obs.body)
+        return obs
+
+
+def _from_cache(value: str) -> Observation:
+    try:
+        obj = json.loads(value)
+        return Observation(int(obj["status_code"]), str(obj["body"]), obj.get("error"))
+    except (ValueError, KeyError, TypeError):
+        return Observation(NO_RESPONSE, "", f"unreadable cache entry: {value[:80]!r}")
