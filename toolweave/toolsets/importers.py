@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.schemas import CatalogueEntry, Reject, Tool
-from toolweave.toolsets import catalogue, openai_tools, toolalpaca, toolbench
+from toolweave.toolsets import catalogue, openai_format, toolalpaca, toolbench
 from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, FileResult, make_reject, read_document, \
     tool_fingerprint
 from toolweave.toolsets.openapi import OpenAPIError, openapi_tool
@@ -25,6 +25,9 @@ class ImportResult:
     rejects: list[Reject] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     catalogue: list[CatalogueEntry] = field(default_factory=list)
+
+    def __iter__(self):  # `tools, rejects = import_paths(...)` keeps working for callers that want only these
+        return iter((self.tools, self.rejects))
 
 
 def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[Reject]]:
@@ -53,7 +56,7 @@ def detect_format(doc: Any, path: Path) -> str:
         return "toolbench"
     if catalogue.is_catalogue(doc):
         return "catalogue"
-    if openai_tools.is_openai_tools(doc):
+    if openai_format.is_openai_tools(doc):
         return "openai"
     return "unknown"
 
@@ -129,7 +132,7 @@ class _Importer:
         elif fmt == "toolalpaca":
             self._merge(toolalpaca.import_toolalpaca(doc, path), path)
         elif fmt == "openai":
-            self._merge(openai_tools.import_openai_tools(doc, path), path)
+            self._merge(openai_format.import_openai_tools(doc, path), path)
 
     def _merge(self, result: FileResult, path: Path) -> None:
         self.rejects.extend(result.rejects)

@@ -267,6 +267,8 @@ def openapi_tool(doc: dict, *, name: str | None = None, base_uri: str = "", sour
                 functions.append(operation_function(fname, method, path, op, item_params))
     except (jsonref.JsonRefError, OpenAPIError) as e:
         raise OpenAPIError(f"$ref resolution failed: {one_line(str(e), 300)}") from None
+    if not functions:  # valid in 3.1 (webhooks/components only), useless as a tool
+        raise OpenAPIError("at /paths: the document defines no operations")
     info = doc.get("info") or {}
     title = name or str(info.get("title") or "").strip()
     if not title:
