@@ -160,9 +160,10 @@ def _with_functions(tool: Tool, k: int, rng: random.Random) -> Tool:
 
 def _multi_tool_sample(mode: str, group: str, members: list[Tool], cfg: InstructionsConfig,
                        rng: random.Random) -> ApiSample:
-    n = rng.randint(max(2, cfg.min_tools), max(2, min(cfg.max_tools, len(members))))
-    chosen = rng.sample(members, k=n)
-    return ApiSample(mode, group, [_with_functions(t, rng.randint(1, cfg.max_apis_per_tool), rng) for t in chosen])
+    hi = min(max(2, cfg.max_tools), len(members))
+    chosen = rng.sample(members, k=rng.randint(min(max(2, cfg.min_tools), hi), hi))
+    per_tool = max(1, cfg.max_apis_per_tool)
+    return ApiSample(mode, group, [_with_functions(t, rng.randint(1, per_tool), rng) for t in chosen])
 
 
 def sample_api_groups(tools: list[Tool], cfg: InstructionsConfig, *, rng: random.Random) -> list[ApiSample]:
@@ -187,7 +188,8 @@ def sample_api_groups(tools: list[Tool], cfg: InstructionsConfig, *, rng: random
                 if not usable:
                     break
                 tool = rng.choice(usable)
-                k = rng.randint(min(2, len(tool.functions)), min(cfg.max_apis_per_tool, len(tool.functions)))
+                hi = max(1, min(cfg.max_apis_per_tool, len(tool.functions)))
+                k = rng.randint(min(2, hi), hi)
                 samples.append(ApiSample("I1", tool.id, [_with_functions(tool, k, rng)]))
             else:
                 if not groups[mode]:

@@ -229,3 +229,12 @@ def test_import_rejects_a_query_whose_relevant_api_is_missing(tmp_path):
     bad = tmp_path / "G1_bad.json"
     bad.write_text("{not json")
     assert import_toolbench_queries(bad)[2][0].reason.startswith(f"query file {bad}")
+
+
+def test_sampling_with_tight_limits(stb):
+    cfg = InstructionsConfig(samples_per_mode=5, max_apis_per_tool=1, min_tools=5, max_tools=5,
+                             collections={"pair": [t.id for t in stb[0][:2]]})
+    samples = sample_api_groups(stb[0], cfg, rng=random.Random(2))
+    assert Counter(s.mode for s in samples) == {"I1": 5, "I2": 5, "I3": 5}
+    assert all(len(t.functions) == 1 for s in samples for t in s.tools)
+    assert all(len(s.tools) == 2 for s in samples if s.mode == "I3")  # only 2 tools in the collection
