@@ -111,3 +111,13 @@ def test_build_tool_counts_a_document_without_operations_as_an_attempt():
     tool = asyncio.run(build_tool(catalogue_entry("Axolotl"), llm, ToolsetsConfig()))
     assert isinstance(tool, Tool)
     assert "no operations" in tool.extra["attempts"][0]["error"]
+
+
+@pytest.mark.parametrize("tool", TOOLALPACA, ids=lambda t: t["Name"])
+def test_every_toolalpaca_document_passes_the_check_with_its_function_names(tool):
+    from toolweave.build_toolset import check_openapi
+
+    entry = CatalogueEntry(id="x", name=tool["Name"], description=tool["Description"], category=tool["Category"])
+    _, built = check_openapi("```json\n" + tool["Documentation"] + "\n```", entry)
+    assert [f.name for f in built.functions] == list(tool["Function_Projection"])
+    assert [(f.path, f.method.lower()) for f in built.functions] == [tuple(v) for v in tool["Function_Projection"].values()]
