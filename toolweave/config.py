@@ -136,6 +136,8 @@ class SolveConfig(Section):
     width: int = 2
     max_steps: int = 12
     max_llm_calls: int = 200
+    # "required" forces a function call every turn (small models never call one under "auto")
+    tool_choice: Literal["auto", "required"] = "required"
     retriever_model: str | None = None  # open-domain: only the top-k retrieved APIs are shown
     retriever_top_k: int = 5
     splits: list[str] = Field(default_factory=list)  # empty = all

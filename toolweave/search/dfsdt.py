@@ -1,0 +1,228 @@
+"""DFSDT (ToolLLM): depth-first search over a decision tree of function calls, as ToolBench's
+`Algorithms/DFS.py` does it with `with_filter=False`.
+
+One node is one assistant turn (its call and the observation). From a node we ask the model for up
+to `width` children in turn and descend into each at once (pre-order). A leaf at `max_steps` or a
+failed model call returns one level; a `give_up_and_restart` prunes the node and returns two; the
+first `give_answer` ends the search; reaching `max_llm_calls` ends it too. When a node that already
+has children is expanded again, the request carries the diversity prompt listing the earlier
+children's actions and observations; that prompt stays out of the children's context, so every
+request is its parent's request extended by one assistant turn and its tool result (prefix caching).
+CoT is the same search with width 1: one chain, no backtracking.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError
+from toolweave.prompts import render
+from toolweave.search.env import HALLUCINATED_NAME, StepResult, ToolEnv
+from toolweave.schemas import Episode, Instruction, Tool
+
+FINAL_ANSWER_BACK = 2  # ToolBench: levels to go back after a final answer / a give-up
+PRUNE_BACK = 2
+STOP = 100_000  # a return value that unwinds the whole recursion
+VALID_STATUSES = ("ok", "finish_answer", "finish_give_up", "timeout", "error")
+
+
+@dataclass
+class Node:
+    id: int
+    parent: "Node | None"
+    depth: int
+    context: list[dict[str, Any]]  # valid messages up to and including this node's turn
+    message: dict[str, Any] | None = None  # the assistant turn (as kept in the context)
+    observation: str = ""
+    status: str = "root"
+    status_code: int | None = None
+    call_name: str | None = None  # the name the model wrote (before hallucination renaming)
+    arguments: str | None = None
+    final_answer: str | None = None
+    pruned: bool = False
+    terminal: bool = False
+    expand_num: int | None = None
+    llm_call: int | None = None  # index of the request that produced this node
+    diversity: bool = False  # that request carried the diversity prompt
+    children: list["Node"] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "parent": self.parent.id if self.parent else None, "depth": self.depth,
+                "message": self.message, "observation": self.observation, "status": self.status,
+                "status_code": self.status_code, "function": self.call_name, "arguments": self.arguments,
+                "pruned": self.pruned, "valid": self.status in VALID_STATUSES or self.status == "root",
+                "terminal": self.terminal, "expand_num": self.expand_num, "llm_call": self.llm_call,
+                "diversity": self.diversity}
+
+
+def tool_descriptions(tools: list[Tool]) -> str:
+    return "\n".join(f"{i}.{t.id}: {(t.description or t.name)[:512]}" for i, t in enumerate(tools, 1))
+
+
+def initial_messages(instruction: Instruction, tools: list[Tool]) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": render("assistant_system", tool_descriptions=tool_descriptions(tools))},
+            {"role": "user", "content": f"\n{instruction.text}\nBegin!\n"}]
+
+
+class TreeSearch:
+    """One query's search. `run()` fills nodes, counters and the terminal / give-up lists."""
+
+    def __init__(self, env: ToolEnv, llm: ChatModel, *, width: int, max_steps: int, max_llm_calls: int,
+                 tool_choice: str | dict = "required", temperature: float | None = None,
+                 max_tokens: int | None = None, tag: CallTag | None = None):
+        self.env, self.llm = env, llm
+        self.width, self.max_steps, self.max_llm_calls = max(1, width), max_steps, max_llm_calls
+        self.tool_choice, self.temperature, self.max_tokens = tool_choice, temperature, max_tokens
+        self.tag = tag or CallTag(stage="solve", role="assistant")
+        self.nodes: list[Node] = []
+        self.terminal: list[Node] = []
+        self.give_up: list[Node] = []
+        self.max_step_leaves: list[Node] = []
+        self.expansions = 0
+        self.calls = 0
+        self.prompt_tokens = self.completion_tokens = 0
+        self.budget_hit = False
+        self.errors: list[str] = []
+        self.requests: list[list[dict[str, Any]]] = []  # kept for tests / debugging (the messages sent)
+
+    def new_node(self, parent: Node | None, context: list[dict[str, Any]], **kw: Any) -> Node:
+        node = Node(id=len(self.nodes), parent=parent, depth=parent.depth + 1 if parent else 0, context=context, **kw)
+        self.nodes.append(node)
+        if parent is not None:
+            parent.children.append(node)
+        return node
+
+    async def run(self, messages: list[dict[str, Any]]) -> Node:
+        root = self.new_node(None, list(messages))
+        await self.dfs(root)
+        return root
+
+    def diversity_message(self, node: Node) -> dict[str, Any] | None:
+        tried = []
+        for child in node.children:
+            n = child
+            while n.call_name is None and n.children:  # a turn without a call: look at what followed
+                n = n.children[0]
+            if n.call_name is not None:
+                tried.append({"name": n.call_name, "arguments": n.arguments, "function_output": n.observation,
+                              "mento-carlo-action-value": 0.0})
+        if not tried:
+            return None
+        text = json.dumps(tried, indent=2, ensure_ascii=False) + "\n"
+        if node.observation:
+            text += f"again, your former observation: {node.observation}\n"
+        return {"role": "user", "content": render("dfsdt_diversity", previous_candidates=text)}
+
+    async def dfs(self, node: Node) -> int:
+        node.expand_num = self.expansions
+        self.expansions += 1
+        if node.depth >= self.max_steps or node.pruned or node.terminal:
+            if node.terminal:
+                self.terminal.append(node)
+                return FINAL_ANSWER_BACK
+            node.pruned = True
+            if node.status == "finish_give_up":
+                self.give_up.append(node)
+                return PRUNE_BACK
+            if node.depth >= self.max_steps:
+                self.max_step_leaves.append(node)
+            return 1
+        for _ in range(self.width):
+            diversity = self.diversity_message(node) if node.children else None
+            request = node.context + ([diversity] if diversity else [])
+            reply, error = await self.ask(request)
+            if self.calls >= self.max_llm_calls:  # ToolBench: the reply that hits the budget is dropped
+                self.budget_hit = True
+                return STOP
+            child = await self.expand(node, reply, error, diversity is not None)
+            result = await self.dfs(child)
+            if self.terminal:
+                return STOP
+            if result > 1:
+                return result - 1
+        return 1
+
+    async def ask(self, request: list[dict[str, Any]]) -> tuple[ChatReply | None, str | None]:
+        self.requests.append(request)
+        self.calls += 1
+        try:
+            reply = await self.llm.chat(request, tools=self.env.openai_tools, tool_choice=self.tool_choice,
+                                        temperature=self.temperature, max_tokens=self.max_tokens, tag=self.tag)
+        except (LLMError, asyncio.TimeoutError) as e:
+            msg = f"LLM call {self.calls} failed: {type(e).__name__}: {e}"[:500]
+            self.errors.append(msg)
+            return None, msg
+        self.prompt_tokens += reply.usage.prompt_tokens
+        self.completion_tokens += reply.usage.completion_tokens
+        return reply, None
+
+    async def expand(self, node: Node, reply: ChatReply | None, error: str | None, diversity: bool) -> Node:
+        call_index = self.calls - 1
+        if reply is None:  # ToolBench: a failed model call becomes a pruned node (go back one level)
+            return self.new_node(node, node.context, status="llm_error", status_code=-1, pruned=True,
+                                 observation=error or "", llm_call=call_index, diversity=diversity)
+        content = reply.message.get("content")
+        calls = reply.tool_calls
+        if not calls:  # a thought without a call: a step all the same, the chain goes on from it
+            message = {"role": "assistant", "content": content or ""}
+            status = "no_action"
+            if not (content or "").strip():
+                self.errors.append(f"LLM call {call_index + 1}: empty reply (no content, no tool call)")
+                status = "empty_reply"
+            return self.new_node(node, node.context + [message], message=message, status=status,
+                                 llm_call=call_index, diversity=diversity)
+        if len(calls) > 1:
+            self.errors.append(f"LLM call {call_index + 1}: {len(calls)} tool calls; only the first is run")
+        call = calls[0]
+        fn = call.get("function") or {}
+        name = str(fn.get("name") or "")
+        raw_args = fn.get("arguments")
+        args_text = raw_args if isinstance(raw_args, str) else json.dumps(raw_args, ensure_ascii=False)
+        result: StepResult = await self.env.step(name, raw_args)
+        call_id = str(call.get("id") or f"call_{call_index}")
+        shown = HALLUCINATED_NAME if result.status == "hallucinated_function" else name
+        message = {"role": "assistant", "content": content,
+                   "tool_calls": [{"id": call_id, "type": "function",
+                                   "function": {"name": shown, "arguments": args_text}}]}
+        tool_msg = {"role": "tool", "tool_call_id": call_id, "name": shown, "content": result.observation}
+        return self.new_node(
+            node, node.context + [message, tool_msg], message=message, observation=result.observation,
+            status=result.status, status_code=result.status_code, call_name=name, arguments=args_text,
+            final_answer=result.final_answer, terminal=result.status == "finish_answer",
+            pruned=result.status == "finish_give_up", llm_call=call_index, diversity=diversity)
+
+    # --- outcome ---------------------------------------------------------------------------
+
+    def outcome(self) -> tuple[str, Node]:
+        """(episode status, the node whose path the episode keeps)."""
+        if self.terminal:
+            return "answered", self.terminal[0]
+        if self.budget_hit:
+            status = "budget"
+        elif self.give_up:
+            status = "gave_up"
+        elif self.max_step_leaves:
+            status = "max_steps"
+        else:
+            status = "no_answer"
+        if self.give_up:
+            return status, self.give_up[0]
+        deepest = max(self.nodes, key=lambda n: (n.depth, -n.id))
+        return status, deepest
+
+
+def search_episode(search: TreeSearch, root: Node, instruction: Instruction, *, method: str,
+                   episode_id: str, model: str, extra: dict[str, Any]) -> Episode:
+    status, chosen = search.outcome()
+    if all(n.status == "llm_error" for n in search.nodes[1:]) and len(search.nodes) > 1:
+        status = "error"  # the model never answered: not the model's fault, a failed run
+    return Episode(
+        id=episode_id, instruction_id=instruction.id, method=method, query=instruction.text, status=status,
+        final_answer=chosen.final_answer or "" if status == "answered" else "",
+        messages=chosen.context, tools=search.env.openai_tools, tree=[n.to_dict() for n in search.nodes],
+        model=model, split=instruction.split, llm_calls=search.calls, prompt_tokens=search.prompt_tokens,
+        completion_tokens=search.completion_tokens, errors=search.errors,
+        extra={**extra, "expansions": search.expansions, "chosen_node": chosen.id,
+               "terminal_nodes": [n.id for n in search.terminal], "give_up_nodes": [n.id for n in search.give_up]})
