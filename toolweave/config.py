@@ -129,6 +129,7 @@ class SimulateConfig(Section):
     protocol: Literal["react", "function_calling"] = "react"
     max_steps: int = 8
     max_user_turns: int = 2  # clarifying questions the user agent answers per episode
+    naming: Literal["plain", "toolbench"] = "plain"  # function names the assistant sees (plain: ToolAlpaca's own)
 
 
 class SolveConfig(Section):

@@ -11,7 +11,6 @@ raw text of every turn in `extra["react"]`, so the ToolAlpaca training format ca
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
 from toolweave.parsing import parse_arguments, parse_react
 from toolweave.prompts import render
 from toolweave.schemas import Episode, Instruction, Tool
+from toolweave.search.env import ToolEnv
+from toolweave.toolsets.export import FINISH
 
 STAGE = "simulate"
 DONE = "[DONE]"  # the user agent's word for "my request is handled"
@@ -29,13 +30,6 @@ REACT_STOP = ["\nObservation:", "Observation:"]  # the executor, not the assista
 _ASKS = re.compile(r"\?\s*\W*$|\b(could|can|would) you (please )?(tell|provide|give|share|specify|confirm)\b"
                    r"|\bplease (provide|specify|tell|share|confirm)\b", re.IGNORECASE)
 _USER_PREFIX = re.compile(r"^\s*\[?(user|human)\]?\s*:\s*", re.IGNORECASE)
-
-
-def openai_tools(tools: list[Tool]) -> list[dict[str, Any]]:
-    """The OpenAI `tools` list the assistant sees."""
-    return [{"type": "function", "function": {"name": f.name, "description": (f.description or t.description)[:1024],
-                                              "parameters": f.parameters}}
-            for t in tools for f in t.functions]
 
 
 def tools_documentation(tools: list[Tool]) -> str:
@@ -63,8 +57,7 @@ class _Run:
     steps: list[dict[str, Any]] = field(default_factory=list)
     react: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    usage: dict[str, Usage] = field(default_factory=lambda: {"assistant": Usage(), "user": Usage(),
-                                                              "executor": Usage()})
+    usage: dict[str, Usage] = field(default_factory=lambda: {"assistant": Usage(), "user": Usage()})
     model: str = ""
     calls: int = 0
 
@@ -78,38 +71,24 @@ class _Run:
         return f"call_{self.calls}"
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-def _executor_usage(result: Any) -> Usage | None:
-    u = getattr(result, "usage", None)
-    return u if isinstance(u, Usage) else None
-
-
-async def _call_tool(env: Any, run: _Run, name: str, arguments: dict[str, Any] | None, arg_error: str | None,
-                     raw_args: str) -> str:
-    """Run one tool call (or report its bad arguments) and record it; returns the observation."""
+async def _call_tool(env: ToolEnv, run: _Run, name: str, arguments: dict[str, Any] | str | None,
+                     raw_args: str) -> tuple[str, str | None]:
+    """Run one tool call through the environment (which checks the name and the arguments against
+    the function's schema) and record it; returns (observation, final answer of a Finish call)."""
     call_id = run.call_id()
-    if arg_error is not None or arguments is None:
-        observation = f"Invalid arguments for {name}: {arg_error or 'not a JSON object'}"
-        status, code = "bad_arguments", None
-        run.errors.append(f"step {len(run.steps) + 1}: {observation}")
+    try:
+        result = await env.step(name, arguments)
+    except Exception as e:  # a broken environment is this step's failure, never the episode's crash
+        observation, status, code, answer = f"Tool execution failed: {type(e).__name__}: {e}", "error", None, None
     else:
-        try:
-            result = await _maybe_await(env.step(name, arguments))
-        except Exception as e:  # a broken executor is this step's failure, never the episode's crash
-            observation, status, code = f"Tool execution failed: {type(e).__name__}: {e}", "error", None
-            run.errors.append(f"step {len(run.steps) + 1}: {observation}")
-        else:
-            observation = str(result.observation)
-            status, code = str(result.status), getattr(result, "status_code", None)
-            if (u := _executor_usage(result)) is not None:
-                run.usage["executor"].add(u)
+        observation, status, code = str(result.observation), str(result.status), result.status_code
+        answer = result.final_answer if result.finish == "give_answer" else None
+    if status not in ("ok", "finish_answer"):
+        run.errors.append(f"step {len(run.steps) + 1}: {name}: {status}: {observation[:300]}")
     run.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": observation})
     run.steps.append({"index": len(run.steps) + 1, "kind": "tool_call", "status": status, "name": name,
                       "arguments": raw_args, "status_code": code, "observation": observation[:2000]})
-    return observation
+    return observation, answer
 
 
 def _tool_call(call_id: str, name: str, arguments: dict[str, Any] | None, raw: str) -> dict[str, Any]:
@@ -140,8 +119,8 @@ class _Protocol:
 
     method = ""
 
-    def __init__(self, tools: list[Tool], instruction: Instruction):
-        self.spec = openai_tools(tools)
+    def __init__(self, tools: list[Tool], instruction: Instruction, spec: list[dict[str, Any]]):
+        self.spec = spec
         self.llm_messages: list[dict[str, Any]] = []
 
     async def turn(self, assistant: ChatModel, tag: CallTag, final: bool = False) -> ChatReply:
@@ -151,8 +130,8 @@ class _Protocol:
 class _ReAct(_Protocol):
     method = "simulate_react"
 
-    def __init__(self, tools: list[Tool], instruction: Instruction):
-        super().__init__(tools, instruction)
+    def __init__(self, tools: list[Tool], instruction: Instruction, spec: list[dict[str, Any]]):
+        super().__init__(tools, instruction, spec)
         names = ", ".join(t["function"]["name"] for t in self.spec)
         self.system = render("simulate_assistant_react", documentation=tools_documentation(tools), tool_names=names)
         self.llm_messages = [{"role": "system", "content": self.system},
@@ -165,8 +144,8 @@ class _ReAct(_Protocol):
 class _FunctionCalling(_Protocol):
     method = "simulate_fc"
 
-    def __init__(self, tools: list[Tool], instruction: Instruction):
-        super().__init__(tools, instruction)
+    def __init__(self, tools: list[Tool], instruction: Instruction, spec: list[dict[str, Any]]):
+        super().__init__(tools, instruction, spec)
         self.llm_messages = [{"role": "system", "content": render("simulate_assistant_fc")},
                              {"role": "user", "content": instruction.text}]
 
@@ -183,13 +162,14 @@ async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assis
                            executor: Any, cfg: SimulateConfig, episode_id: str | None = None,
                            env_cfg: ExecutorConfig | None = None) -> Episode:
     """Simulate one instruction to an Episode; malformed output becomes recorded steps, never a crash."""
-    from toolweave.search.env import ToolEnv  # the shared tool environment (executor + observation limit)
-
     env_cfg = env_cfg or ExecutorConfig()
-    proto: _Protocol = _ReAct(tools, instruction) if cfg.protocol == "react" else _FunctionCalling(tools, instruction)
+    env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit, naming=cfg.naming)
+    # ToolAlpaca's assistant ends with a plain answer: ToolBench's Finish is not offered (still honoured)
+    spec = [t for t in env.openai_tools if t["function"]["name"] != FINISH]
+    kind = _ReAct if cfg.protocol == "react" else _FunctionCalling
+    proto: _Protocol = kind(tools, instruction, spec)
     run = _Run(episode_id or _default_episode_id(instruction, proto.method))
     tag = CallTag(stage=STAGE, episode=run.episode_id, role="assistant")
-    env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit)
     run.messages = [{"role": "system", "content": render("simulate_assistant_fc")},
                     {"role": "user", "content": instruction.text}]
 
@@ -216,7 +196,11 @@ async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assis
             break
         if acted:
             tool_steps += 1
-            continue
+            if answer is None:
+                continue
+            run.messages.append({"role": "assistant", "content": answer})
+            final_answer, status = answer, "answered"  # the model called Finish(give_answer)
+            break
         if answer is None:  # unparseable: it costs a step, so garbage cannot loop forever
             tool_steps += 1
             continue
@@ -257,15 +241,16 @@ async def _react_turn(proto: _ReAct, reply: ChatReply, env: Any, run: _Run, forc
     if forced:  # answer only: take the Final Answer, or the text as it stands
         return (step.final_answer if step.final_answer is not None else _strip_markers(raw)), False
     if step.action:
-        args_error = step.error if step.arguments is None else None
+        raw_args = step.action_input or ""
         call_id = f"call_{run.calls + 1}"
         run.messages.append({"role": "assistant", "content": step.thought,
-                             "tool_calls": [_tool_call(call_id, step.action, step.arguments, step.action_input or "")]})
-        observation = await _call_tool(env, run, step.action, step.arguments if not args_error else None,
-                                       args_error, step.action_input or "")
+                             "tool_calls": [_tool_call(call_id, step.action, step.arguments, raw_args)]})
+        # unparseable input goes to the environment as it is: it answers with invalid_arguments
+        observation, answer = await _call_tool(env, run, step.action,
+                                               step.arguments if step.arguments is not None else raw_args, raw_args)
         entry["observation"] = observation
         proto.llm_messages.append({"role": "user", "content": f"Observation: {observation}"})
-        return None, True
+        return answer, True
     if step.final_answer is not None and step.final_answer.strip():
         return step.final_answer.strip(), False
     error = step.error or "empty Final Answer"
@@ -298,18 +283,20 @@ async def _fc_turn(proto: _FunctionCalling, reply: ChatReply, env: Any, run: _Ru
     for call in calls:
         fn = call.get("function") or {}
         name, raw_args = str(fn.get("name") or ""), fn.get("arguments")
-        arguments, err = parse_arguments(raw_args)
+        arguments, _ = parse_arguments(raw_args)
         call_id = f"call_{run.calls + len(pending) + 1}"
-        raw_text = raw_args if isinstance(raw_args, str) else json.dumps(raw_args)
-        canonical_calls.append(_tool_call(call_id, name, arguments, raw_text or ""))
-        pending.append((call.get("id") or call_id, name, arguments, err, raw_text or ""))
+        raw_text = (raw_args if isinstance(raw_args, str) else json.dumps(raw_args)) or ""
+        canonical_calls.append(_tool_call(call_id, name, arguments, raw_text))
+        pending.append((call.get("id") or call_id, name, arguments if arguments is not None else raw_text, raw_text))
     run.messages.append({"role": "assistant", "content": reply.content or "", "tool_calls": canonical_calls})
     proto.llm_messages.append({"role": "assistant", "content": reply.content or "",
                                "tool_calls": [dict(c, id=p[0]) for c, p in zip(canonical_calls, pending)]})
-    for orig_id, name, arguments, err, raw_text in pending:
-        observation = await _call_tool(env, run, name, arguments, err, raw_text)
+    answer = None
+    for orig_id, name, arguments, raw_text in pending:
+        observation, finished = await _call_tool(env, run, name, arguments, raw_text)
+        answer = answer or finished
         proto.llm_messages.append({"role": "tool", "tool_call_id": orig_id, "content": observation})
-    return None, True
+    return answer, True
 
 
 def _strip_markers(text: str) -> str:
