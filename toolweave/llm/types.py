@@ -27,6 +27,7 @@ class ChatReply:
     usage: Usage
     model: str = ""
     latency_s: float = 0.0
+    choices: list[dict[str, Any]] = field(default_factory=list)  # all n messages when n > 1
 
     @property
     def content(self) -> str:
@@ -60,3 +61,7 @@ class ChatModel(Protocol):
 
 class LLMError(RuntimeError):
     """The final error after retries: names the endpoint, the attempts and the last cause."""
+
+    def __init__(self, message: str, *, endpoint: str = "", attempts: int = 0, cause: str = ""):
+        super().__init__(message)
+        self.endpoint, self.attempts, self.cause = endpoint, attempts, cause

@@ -1,0 +1,280 @@
+"""LLMClient against the scripted server: retries, backoff, timeouts, bounds, balancing, tools, schemas."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+
+from toolweave.config import EndpointConfig, LLMSettings
+from toolweave.llm.accounting import Accountant
+from toolweave.llm.client import LLMClient, clients_for
+from toolweave.llm.types import CallTag, LLMError
+
+USER = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def client_for(srv, **kw) -> LLMClient:
+    ep = {"base_url": srv.base_url, "model": "m", "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+          "timeout_s": 5.0, "max_retries": 3, **kw.pop("endpoint", {})}
+    return LLMClient(EndpointConfig(**ep), jitter_seed=0, **kw)
+
+
+def test_chat_answer_usage_and_request_defaults(scripted_server):
+    srv = scripted_server(replies=["It is sunny."])
+    acc = Accountant()
+    client = client_for(srv, accountant=acc, default_temperature=0.0, default_max_tokens=77)
+    reply = asyncio.run(client.chat(USER, tag=CallTag(stage="simulate", episode="ep1", role="assistant")))
+    assert reply.content == "It is sunny."
+    assert reply.finish_reason == "stop" and reply.tool_calls == []
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0 and reply.usage.calls == 1
+    body = srv.requests[0]
+    assert body["model"] == "m" and body["messages"] == USER
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 77
+    assert "tools" not in body and "n" not in body
+    assert acc.episode_usage("ep1").prompt_tokens == reply.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("fault", [429, 500, 503, "drop", "malformed_json", "missing_choices", "hang"])
+def test_each_injected_fault_is_retried(scripted_server, fault):
+    srv = scripted_server(replies=["recovered"], faults={0: fault})
+    acc = Accountant()
+    client = client_for(srv, accountant=acc, endpoint={"timeout_s": 0.5})
+    reply = asyncio.run(client.chat(USER))
+    assert reply.content == "recovered"
+    assert srv.faults_served == [(0, fault)]
+    assert len(srv.requests) == 2
+    assert acc.summary()["retries"] == 1
+
+
+def test_final_error_names_endpoint_attempts_and_cause(scripted_server):
+    srv = scripted_server(faults=lambda i, body: 503)
+    acc = Accountant()
+    client = client_for(srv, accountant=acc, endpoint={"max_retries": 2})
+    with pytest.raises(LLMError) as info:
+        asyncio.run(client.chat(USER))
+    err = info.value
+    assert err.attempts == 3 and len(srv.requests) == 3
+    assert srv.base_url in str(err) and "3 attempt" in str(err) and "HTTP 503" in str(err)
+    assert "503" in err.cause and srv.base_url in err.endpoint
+    assert acc.summary()["failed_calls"] == {"m": 1}
+
+
+def test_client_errors_are_not_retried(scripted_server):
+    srv = scripted_server(faults={0: 400})
+    with pytest.raises(LLMError) as info:
+        asyncio.run(client_for(srv).chat(USER))
+    assert info.value.attempts == 1 and len(srv.requests) == 1 and "HTTP 400" in str(info.value)
+
+
+def test_retry_after_is_honoured(scripted_server):
+    srv = scripted_server(replies=["ok"], faults={0: {"kind": 429, "retry_after": 0.6}})
+    client = client_for(srv, endpoint={"backoff_max_s": 5.0})
+    t0 = time.monotonic()
+    assert asyncio.run(client.chat(USER)).content == "ok"
+    assert 0.6 <= time.monotonic() - t0 < 3.0
+
+
+def test_backoff_is_exponential_capped_and_seeded():
+    ep = EndpointConfig(backoff_base_s=0.1, backoff_max_s=1.0)
+    a, b = LLMClient(ep, jitter_seed=7), LLMClient(ep, jitter_seed=7)
+    delays = [a.backoff_s(i) for i in range(6)]
+    assert delays == [b.backoff_s(i) for i in range(6)]  # same seed, same jitter
+    for i, d in enumerate(delays):
+        full = min(0.1 * 2 ** i, 1.0)
+        assert 0.5 * full <= d <= full
+    assert LLMClient(ep, jitter_seed=8).backoff_s(0) != delays[0]
+    assert a.backoff_s(0, retry_after=3.0) == 1.0  # Retry-After capped too
+
+
+def test_backoff_timing_is_bounded(scripted_server):
+    srv = scripted_server(replies=["ok"], faults={0: 500, 1: 500, 2: 500})
+    client = client_for(srv, endpoint={"backoff_base_s": 0.1, "backoff_max_s": 10.0})
+    t0 = time.monotonic()
+    assert asyncio.run(client.chat(USER)).content == "ok"
+    elapsed = time.monotonic() - t0
+    # three sleeps of 0.1, 0.2, 0.4 s, each jittered to 50-100%
+    assert 0.35 <= elapsed < 0.7 + 1.5
+
+
+def test_timeout_of_a_hung_server(scripted_server):
+    srv = scripted_server(faults=lambda i, body: "hang")
+    client = client_for(srv, endpoint={"timeout_s": 0.3, "max_retries": 1})
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="timeout") as info:
+        asyncio.run(client.chat(USER))
+    assert info.value.attempts == 2 and time.monotonic() - t0 < 3.0
+
+
+def test_concurrency_bound_seen_at_the_server(scripted_server):
+    srv = scripted_server(handler=lambda body: "x", latency_s=0.2)
+    client = client_for(srv, endpoint={"max_concurrency": 4})
+
+    async def many():
+        return await asyncio.gather(*[client.chat(USER) for _ in range(20)])
+
+    assert len(asyncio.run(many())) == 20
+    assert srv.max_in_flight == 4
+
+
+def test_least_in_flight_balancing_across_two_servers(scripted_server):
+    fast = scripted_server(handler=lambda body: "fast", latency_s=0.05)
+    slow = scripted_server(handler=lambda body: "slow", latency_s=0.4)
+    client = client_for(fast, endpoint={"extra_base_urls": [slow.base_url], "max_concurrency": 4})
+
+    async def many():
+        return await asyncio.gather(*[client.chat(USER) for _ in range(24)])
+
+    replies = asyncio.run(many())
+    assert len(fast.requests) + len(slow.requests) == 24
+    assert len(slow.requests) >= 1 and len(fast.requests) >= 1
+    # the slow replica holds its requests longer, so least-in-flight sends most work to the fast one
+    assert len(fast.requests) > 2 * len(slow.requests)
+    assert {r.content for r in replies} == {"fast", "slow"}
+    assert client.in_flight == [0, 0]
+
+
+def test_even_balancing_of_equal_servers(scripted_server):
+    a = scripted_server(handler=lambda body: "a", latency_s=0.1)
+    b = scripted_server(handler=lambda body: "b", latency_s=0.1)
+    client = client_for(a, endpoint={"extra_base_urls": [b.base_url], "max_concurrency": 8})
+
+    async def many():
+        await asyncio.gather(*[client.chat(USER) for _ in range(32)])
+
+    asyncio.run(many())
+    assert len(a.requests) == len(b.requests) == 16
+    assert a.max_in_flight == b.max_in_flight == 4
+
+
+@pytest.mark.parametrize("choice,expected", [
+    ("auto", "auto"), ("required", "required"), ("none", "none"),
+    ("get_weather", {"type": "function", "function": {"name": "get_weather"}}),
+])
+def test_tool_choice_request_shape(scripted_server, choice, expected):
+    srv = scripted_server(replies=["fine"])
+    asyncio.run(client_for(srv).chat(USER, tools=[WEATHER_TOOL], tool_choice=choice))
+    assert srv.requests[0]["tool_choice"] == expected
+    assert srv.requests[0]["tools"] == [WEATHER_TOOL]
+
+
+def test_tool_call_arguments_come_back_as_json_text(scripted_server):
+    # the server sends arguments as an object (as strict vLLM may); the client gives text
+    srv = scripted_server(replies=[{"tool_calls": [{"id": "c1", "function": {"name": "get_weather",
+                                                                            "arguments": {"city": "Paris"}}}]}])
+    reply = asyncio.run(client_for(srv).chat(USER, tools=[WEATHER_TOOL], tool_choice="required"))
+    (call,) = reply.tool_calls
+    assert reply.finish_reason == "tool_calls"
+    assert call["id"] == "c1" and call["type"] == "function" and call["function"]["name"] == "get_weather"
+    assert isinstance(call["function"]["arguments"], str)
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_outgoing_tool_call_arguments_are_normalised(scripted_server):
+    srv = scripted_server(replies=["done"])
+    history = USER + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    asyncio.run(client_for(srv).chat(history, tools=[WEATHER_TOOL]))
+    sent = srv.requests[0]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"city": "Paris"} and isinstance(sent, str)
+    assert history[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}  # caller's list untouched
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+
+
+def test_structured_output_on_vllm_uses_structured_outputs(scripted_server):
+    srv = scripted_server(replies=['{"answer": "Paris"}'])
+    reply = asyncio.run(client_for(srv, endpoint={"is_vllm": True}).chat(USER, json_schema=SCHEMA))
+    assert json.loads(reply.content) == {"answer": "Paris"}
+    body = srv.requests[0]
+    assert body["structured_outputs"] == {"json": SCHEMA}
+    assert "response_format" not in body
+
+
+def test_structured_output_elsewhere_uses_response_format(scripted_server):
+    srv = scripted_server(replies=['{"answer": "Paris"}'])
+    asyncio.run(client_for(srv, endpoint={"is_vllm": False}).chat(USER, json_schema=SCHEMA))
+    body = srv.requests[0]
+    assert body["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": SCHEMA, "strict": True}}
+    assert "structured_outputs" not in body
+
+
+def test_n_choices_and_stop(scripted_server):
+    srv = scripted_server(replies=["one", "two"])
+    reply = asyncio.run(client_for(srv).chat(USER, n=2, stop=["\n"], temperature=0.7))
+    assert [m["content"] for m in reply.choices] == ["one", "two"] and reply.content == "one"
+    assert srv.requests[0]["n"] == 2 and srv.requests[0]["stop"] == ["\n"] and srv.requests[0]["temperature"] == 0.7
+
+
+def test_one_client_across_event_loops(scripted_server):
+    srv = scripted_server(replies=["first", "second"])
+    client = client_for(srv)
+    assert asyncio.run(client.chat(USER)).content == "first"
+    assert asyncio.run(client.chat(USER)).content == "second"
+
+
+def test_api_key_only_from_env_and_never_leaks(scripted_server, monkeypatch, caplog):
+    secret = "sk-test-3f9a1c0d2e7b"
+    monkeypatch.setenv("TW_TEST_KEY", secret)
+    srv = scripted_server(replies=["ok"], faults={0: 500})
+    acc = Accountant()
+    client = client_for(srv, accountant=acc, endpoint={"api_key_env": "TW_TEST_KEY"})
+    caplog.set_level(logging.DEBUG)
+    asyncio.run(client.chat(USER))
+    assert srv.headers[0]["authorization"] == f"Bearer {secret}"  # it is used...
+    assert secret not in repr(client) and secret not in str(client.endpoint)  # ...and shown nowhere
+    assert secret not in caplog.text
+    assert secret not in json.dumps(acc.summary())
+    failing = client_for(scripted_server(faults=lambda i, b: 503), endpoint={"api_key_env": "TW_TEST_KEY",
+                                                                              "max_retries": 0})
+    with pytest.raises(LLMError) as info:
+        asyncio.run(failing.chat(USER))
+    assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_missing_key_env_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TW_ABSENT_KEY", raising=False)
+    with pytest.raises(ValueError, match="TW_ABSENT_KEY is not set"):
+        LLMClient(EndpointConfig(api_key_env="TW_ABSENT_KEY"))
+
+
+def test_clients_for_roles_share_identical_endpoints():
+    llm = LLMSettings(engine="endpoints", endpoints={
+        "default": EndpointConfig(base_url="http://127.0.0.1:9/v1", model="small"),
+        "judge": EndpointConfig(base_url="http://127.0.0.1:9/v1", model="big")},
+        prices={"big": {"prompt": 1.0, "completion": 2.0}}, temperature=0.3, max_tokens=99)
+    clients = clients_for(llm)
+    assert set(clients) == {"default", "assistant", "user", "executor", "judge", "builder"}
+    assert clients["assistant"] is clients["default"] is clients["builder"]
+    assert clients["judge"] is not clients["default"] and clients["judge"].model == "big"
+    assert clients["judge"].accountant is clients["default"].accountant
+    assert clients["judge"].accountant.prices == llm.prices
+    assert clients["default"].default_temperature == 0.3 and clients["default"].default_max_tokens == 99
+
+
+def test_clients_for_the_embedded_engine_url():
+    llm = LLMSettings()  # engine: embedded
+    clients = clients_for(llm, base_url="http://127.0.0.1:1234/v1")
+    assert len({id(c) for c in clients.values()}) == 1
+    assert clients["judge"].base_urls == ["http://127.0.0.1:1234/v1"]
+    assert clients["judge"].model == llm.embedded.served_name
+
+
+def test_hundreds_in_flight_from_one_process(scripted_server):
+    srv = scripted_server(handler=lambda body: "x", latency_s=1.0)
+    client = client_for(srv, endpoint={"max_concurrency": 400, "timeout_s": 60})
+
+    async def many():
+        return await asyncio.gather(*[client.chat(USER) for _ in range(400)])
+
+    assert len(asyncio.run(many())) == 400
+    assert srv.max_in_flight == 400

@@ -1,0 +1,332 @@
+"""The one async client for OpenAI-compatible endpoints (vLLM, Ray Serve LLM, OpenAI).
+
+Built on `openai.AsyncOpenAI` with its own retries off; here: a concurrency bound per endpoint,
+least-in-flight load balancing over several base URLs of one model, a per-request timeout,
+exponential backoff with jitter on 429 / 5xx / connection errors / timeouts / malformed replies
+(Retry-After honoured), a final LLMError naming endpoint, attempts and cause, and token accounting.
+
+asyncio objects (semaphores, HTTP connection pools) belong to one event loop, and callers run
+several loops over a client's life (asyncio.run per batch, a thread per Ray actor), so they are
+kept per loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from typing import Any
+
+import openai
+
+from toolweave.config import EndpointConfig, LLMSettings
+from toolweave.llm.accounting import Accountant
+from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
+
+try:  # openai >= 3 talks through httpx2; 2.x through httpx
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover
+    import httpx as _httpx
+
+log = logging.getLogger("toolweave.llm")
+
+ROLES = ("default", "assistant", "user", "executor", "judge", "builder")
+
+
+class MalformedReply(Exception):
+    """The server answered 200 with a body that is not a chat completion."""
+
+
+class _Fatal(Exception):
+    """A cause not worth retrying (4xx other than 408/409/429)."""
+
+
+def named_tool_choice(tool_choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """"auto" / "required" / "none" pass through; any other string names the function to call."""
+    if tool_choice is None or isinstance(tool_choice, dict) or tool_choice in ("auto", "required", "none"):
+        return tool_choice
+    return {"type": "function", "function": {"name": tool_choice}}
+
+
+def _args_text(args: Any) -> str:
+    if args is None:
+        return "{}"
+    return args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+
+
+def _tool_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Tool calls with arguments as JSON text, whatever the server or the caller gave."""
+    out = []
+    for i, c in enumerate(calls or []):
+        fn = dict(c.get("function") or {})
+        fn["arguments"] = _args_text(fn.get("arguments"))
+        out.append({"id": c.get("id") or f"call_{i}", "type": c.get("type") or "function", "function": fn})
+    return out
+
+
+def _outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    msgs = []
+    for m in messages:
+        if m.get("tool_calls"):
+            m = {**m, "tool_calls": _tool_calls(m["tool_calls"])}
+        msgs.append(m)
+    return msgs
+
+
+def _message(choice: Any) -> dict[str, Any]:
+    msg = choice.message
+    raw = msg.model_dump(exclude_none=True) if hasattr(msg, "model_dump") else dict(msg or {})
+    out: dict[str, Any] = {"role": "assistant", "content": raw.get("content")}
+    if raw.get("tool_calls"):
+        out["tool_calls"] = _tool_calls(raw["tool_calls"])
+    return out
+
+
+def _retry_after(e: Exception) -> float | None:
+    """Seconds from Retry-After (or retry-after-ms) of an HTTP error, if any."""
+    response = getattr(e, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)  # an HTTP date
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, (asyncio.TimeoutError, openai.APITimeoutError)):
+        return "timeout"
+    if isinstance(e, openai.APIStatusError):
+        return f"HTTP {e.status_code}: {str(e)[:200]}"
+    return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+SHARD_CONNECTIONS = 32  # httpcore's pool scans every connection per request: many small pools scale
+
+
+class _LoopState:
+    """One loop's semaphore and HTTP clients: per replica, shards of at most SHARD_CONNECTIONS."""
+
+    def __init__(self, client: "LLMClient"):
+        ep = client.endpoint
+        self.semaphore = asyncio.Semaphore(ep.max_concurrency)
+        n_shards = -(-ep.max_concurrency // SHARD_CONNECTIONS)
+        size = -(-ep.max_concurrency // n_shards)
+        limits = _httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.shards = [[openai.AsyncOpenAI(base_url=url, api_key=client._api_key, max_retries=0,
+                                           timeout=ep.timeout_s,
+                                           http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+                        for _ in range(n_shards)] for url in client.base_urls]
+        self.shard_in_flight = [[0] * n_shards for _ in client.base_urls]
+
+    def acquire_shard(self, replica: int) -> int:
+        """The least busy shard: with the semaphore held, it always has a free connection."""
+        counts = self.shard_in_flight[replica]
+        i = counts.index(min(counts))
+        counts[i] += 1
+        return i
+
+
+class LLMClient:
+    """ChatModel over one endpoint (one model, one or more replicas)."""
+
+    def __init__(self, endpoint: EndpointConfig, *, accountant: Accountant | None = None,
+                 default_temperature: float = 0.0, default_max_tokens: int = 512,
+                 jitter_seed: int | None = None):
+        self.endpoint = endpoint
+        self.model = endpoint.model
+        self.base_urls = [endpoint.base_url, *endpoint.extra_base_urls]
+        self.accountant = accountant
+        self.default_temperature = default_temperature
+        self.default_max_tokens = default_max_tokens
+        if endpoint.api_key_env:
+            key = os.environ.get(endpoint.api_key_env)
+            if not key:
+                raise ValueError(f"endpoint {endpoint.base_url} ({endpoint.model}): environment variable "
+                                 f"{endpoint.api_key_env} is not set")
+        else:
+            key = "EMPTY"  # local servers ignore it; the openai client wants one
+        self._api_key = key
+        self._rng = random.Random(jitter_seed)
+        self._lock = threading.Lock()
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        self.in_flight = [0] * len(self.base_urls)  # per replica, all loops together
+        self._rr = 0
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"LLMClient(model={self.model!r}, base_urls={self.base_urls!r})"
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}@{','.join(self.base_urls)}"
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._states.get(loop)
+            if state is None:
+                state = self._states[loop] = _LoopState(self)
+            return state
+
+    def _acquire_replica(self) -> int:
+        """Least in-flight replica; ties go round-robin."""
+        with self._lock:
+            n = len(self.base_urls)
+            best = min(range(n), key=lambda i: (self.in_flight[(self._rr + i) % n], i))
+            idx = (self._rr + best) % n
+            self._rr = (idx + 1) % n
+            self.in_flight[idx] += 1
+            return idx
+
+    def _release_replica(self, idx: int) -> None:
+        with self._lock:
+            self.in_flight[idx] -= 1
+
+    def backoff_s(self, attempt: int, retry_after: float | None = None) -> float:
+        """Delay before retry `attempt` (0-based): Retry-After if the server gave one, else
+        base * 2**attempt with jitter in [50%, 100%], both capped at backoff_max_s."""
+        ep = self.endpoint
+        if retry_after is not None:
+            return min(retry_after, ep.backoff_max_s)
+        with self._lock:
+            jitter = 0.5 + 0.5 * self._rng.random()
+        return min(ep.backoff_base_s * (2 ** attempt), ep.backoff_max_s) * jitter
+
+    async def aclose(self) -> None:
+        """Close this loop's connection pools (other loops' pools close with their loop)."""
+        with self._lock:
+            state = self._states.pop(asyncio.get_running_loop(), None)
+        for c in [c for shards in state.shards for c in shards] if state else []:
+            await c.close()
+
+    def request_kwargs(self, messages, *, tools=None, tool_choice=None, response_format=None,
+                       json_schema=None, temperature=None, max_tokens=None, stop=None, n=1) -> dict[str, Any]:
+        """The arguments of chat.completions.create for one call (also what tests inspect)."""
+        kw: dict[str, Any] = {
+            "model": self.model, "messages": _outgoing(messages),
+            "temperature": self.default_temperature if temperature is None else temperature,
+            "max_tokens": self.default_max_tokens if max_tokens is None else max_tokens,
+        }
+        if n != 1:
+            kw["n"] = n
+        if stop:
+            kw["stop"] = stop
+        if tools:
+            kw["tools"] = tools
+        if tool_choice is not None:
+            kw["tool_choice"] = named_tool_choice(tool_choice)
+        if json_schema is not None:
+            if self.endpoint.is_vllm:  # vLLM compiles the schema into a grammar: even a weak model obeys
+                kw["extra_body"] = {"structured_outputs": {"json": json_schema}}
+            else:
+                kw["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "output", "schema": json_schema, "strict": True}}
+        elif response_format is not None:
+            kw["response_format"] = response_format
+        return kw
+
+    # --- the call ----------------------------------------------------------------------------
+
+    async def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+                   tool_choice: str | dict[str, Any] | None = None,
+                   response_format: dict[str, Any] | None = None,
+                   json_schema: dict[str, Any] | None = None,
+                   temperature: float | None = None, max_tokens: int | None = None,
+                   stop: list[str] | None = None, n: int = 1,
+                   tag: CallTag | None = None) -> ChatReply:
+        kw = self.request_kwargs(messages, tools=tools, tool_choice=tool_choice, response_format=response_format,
+                                 json_schema=json_schema, temperature=temperature, max_tokens=max_tokens,
+                                 stop=stop, n=n)
+        state = self._state()
+        attempts = self.endpoint.max_retries + 1
+        cause = ""
+        for attempt in range(attempts):
+            retry_after = None
+            try:
+                return await self._attempt(state, kw, tag, attempt)
+            except _Fatal as e:
+                cause = str(e)
+                attempts = attempt + 1
+                break
+            except (openai.APIStatusError, openai.APIConnectionError, asyncio.TimeoutError,
+                    MalformedReply, json.JSONDecodeError, openai.APIResponseValidationError) as e:
+                cause = _describe(e)
+                retry_after = _retry_after(e)
+            if attempt + 1 < attempts:
+                delay = self.backoff_s(attempt, retry_after)
+                log.info("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.name, attempt + 1, attempts,
+                         cause, delay)
+                await asyncio.sleep(delay)
+        if self.accountant is not None:
+            self.accountant.record_failure(model=self.model, tag=tag, retries=attempts - 1)
+        raise LLMError(f"LLM endpoint {self.name}: failed after {attempts} attempt(s); last cause: {cause}",
+                       endpoint=self.name, attempts=attempts, cause=cause)
+
+    async def _attempt(self, state: _LoopState, kw: dict[str, Any], tag: CallTag | None, attempt: int) -> ChatReply:
+        async with state.semaphore:
+            idx = self._acquire_replica()
+            shard = state.acquire_shard(idx)
+            t0 = time.monotonic()
+            try:
+                # openai's timeout is per read; wait_for makes it a deadline for the whole call
+                completion = await asyncio.wait_for(state.shards[idx][shard].chat.completions.create(**kw),
+                                                    self.endpoint.timeout_s)
+            except openai.APIStatusError as e:
+                if e.status_code < 500 and e.status_code not in (408, 409, 429):
+                    raise _Fatal(_describe(e)) from e
+                raise
+            finally:
+                self._release_replica(idx)
+                state.shard_in_flight[idx][shard] -= 1
+        latency = time.monotonic() - t0
+        choices = getattr(completion, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise MalformedReply("reply has no choices")
+        messages = [_message(c) for c in choices]
+        u = getattr(completion, "usage", None)
+        usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0, 1)
+        if self.accountant is not None:
+            self.accountant.record(usage, model=self.model, tag=tag, latency_s=latency, retries=attempt)
+        return ChatReply(message=messages[0], finish_reason=getattr(choices[0], "finish_reason", None),
+                         usage=usage, model=getattr(completion, "model", None) or self.model, latency_s=latency,
+                         choices=messages)
+
+
+def clients_for(llm: LLMSettings, base_url: str | None = None, *,
+                accountant: Accountant | None = None) -> dict[str, LLMClient]:
+    """One client per role (default, assistant, user, executor, judge, builder); roles with the
+    same endpoint share one client (one concurrency bound). `base_url` (the embedded engine's)
+    replaces every role's URL, and with `llm.engine == "embedded"` the model is the served name."""
+    accountant = accountant or Accountant(llm.prices)
+    by_endpoint: dict[str, LLMClient] = {}
+    clients = {}
+    for role in ROLES:
+        ep = llm.endpoint(role)
+        if base_url is not None:
+            update: dict[str, Any] = {"base_url": base_url, "extra_base_urls": []}
+            if llm.engine == "embedded":
+                update["model"] = llm.embedded.served_name
+            ep = ep.model_copy(update=update)
+        key = ep.model_dump_json()
+        if key not in by_endpoint:
+            by_endpoint[key] = LLMClient(ep, accountant=accountant, default_temperature=llm.temperature,
+                                         default_max_tokens=llm.max_tokens)
+        clients[role] = by_endpoint[key]
+    return clients
