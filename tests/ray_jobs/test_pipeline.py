@@ -1,0 +1,74 @@
+"""The per-record Ray Data pipeline on a local Ray against a scripted OpenAI-compatible server."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from toolweave import io
+from toolweave.schemas import Episode
+from toolweave.stages import ledger
+from toolweave.testing.scripted_server import ScriptedServer
+
+from .conftest import probe_config, write_g1_instructions
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+
+
+def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_path, local_ray):
+    from ray_jobs.pipeline import run_record_stage
+    from toolweave.stages.probe import probe_plan
+    instrs = write_g1_instructions(tmp_path, calls=2)
+    doomed = instrs[5].text
+
+    def handler(body):  # one instruction's calls fail for good (500 after the client's retries)
+        return "ok"
+
+    faults = lambda i, body: 500 if body["messages"][0]["content"] == doomed else None  # noqa: E731
+    with ScriptedServer(handler=handler, latency_s=0.2, faults=faults) as srv:
+        cfg = probe_config(tmp_path, srv.base_url, batch_size=8, max_in_flight=256, max_actors=2)
+        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        peak = srv.max_in_flight
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    assert not bad and len(eps) == len(instrs) == 163
+    assert sorted(e.instruction_id for e in eps) == sorted(i.id for i in instrs)
+    failed = [e for e in eps if e.status == "error"]
+    assert [e.instruction_id for e in failed] == [instrs[5].id] and failed[0].errors
+    assert summary["processed"] == 163 and summary["failed"] == 1
+    assert summary["llm_calls"] >= 2 * 162 and summary["prompt_tokens"] > 0
+    assert json.loads((tmp_path / "probe_summary.json").read_text())["processed"] == 163
+    assert peak > 16, f"episodes did not overlap (at most {peak} requests in flight)"
+
+
+def test_sigkilled_driver_then_rerun_writes_every_record_exactly_once(tmp_path):
+    instrs = write_g1_instructions(tmp_path, calls=3)
+    with ScriptedServer(handler=lambda body: "ok", latency_s=0.3) as srv:
+        cfg = probe_config(tmp_path, srv.base_url, batch_size=4, max_in_flight=16, max_actors=1)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+        cmd = [sys.executable, str(Path(__file__).parent / "probe_driver.py"), cfg.model_dump_json()]
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        led = tmp_path / "_ledger" / "probe"
+        deadline = time.monotonic() + 180
+        while len(ledger.done_inputs(led)) < 20:  # midway: some batches committed, most not
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no batch committed in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done_before = ledger.done_inputs(led)
+        assert 20 <= len(done_before) < len(instrs)
+        time.sleep(3)  # the killed job's Ray processes go with their driver
+        rerun = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    summary = json.loads(next(x for x in rerun.stdout.splitlines() if x.startswith("SUMMARY "))[8:])
+    assert summary["skipped_already_done"] == len(done_before)
+    assert summary["processed"] == len(instrs) - len(done_before)
+    ids = [r["id"] for r in io.iter_rows(tmp_path / "episodes", columns=["id"])]
+    assert len(ids) == len(set(ids)), "a record was written twice"
+    assert {r["instruction_id"] for r in io.iter_rows(tmp_path / "episodes", columns=["instruction_id"])} == \
+        {i.id for i in instrs}, "a record was lost"
