@@ -1,0 +1,106 @@
+"""Episodes → SFT dataset: render, tokenize with exact loss masks, pack, write Parquet (`sft/`).
+
+Episodes that are not used are recorded in `sft_rejects/` with the reason (schema misfits, give-up or
+invalid trajectories unless `sft.include_give_up`, render failures, examples longer than `max_len`).
+A rerun skips episodes already in `sft/` or `sft_rejects/`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from toolweave.config import RunConfig, SFTConfig
+from toolweave.io import existing_ids, iter_rows, read_records, write_part
+from toolweave.schemas import Episode, Reject, SFTExample
+from training.formats import RenderError, render
+from training.packing import Example, efficiency, pack, to_record
+from training.tokenize import IGNORE, tokenize_segments
+from training.tokenizers import load_tokenizer, tokenizer_for_chat
+
+log = logging.getLogger(__name__)
+
+ROWS_PER_PART = 2000
+
+
+def sft_tokenizer(sft: SFTConfig):
+    """The tokenizer SFT data is made with (and the trained model is saved with)."""
+    tok = load_tokenizer(sft.tokenizer, sft.cache_dir)
+    return tokenizer_for_chat(tok, sft.chat_template) if sft.format == "chat_template" else tok
+
+
+def exclusion(ep: Episode, sft: SFTConfig) -> str | None:
+    """Why an episode is not trained on (None: it is)."""
+    if ep.extra.get("valid_data") is False:
+        return "excluded: invalid trajectory (valid_data false)"
+    if ep.status == "gave_up" and not sft.include_give_up:
+        return "excluded: gave up (sft.include_give_up is false)"
+    if ep.status not in ("answered", "gave_up"):
+        return f"excluded: invalid trajectory (status {ep.status})"
+    return None
+
+
+def episode_example(ep: Episode, tokenizer, sft: SFTConfig) -> Example:
+    """Render and tokenize one episode; RenderError names the reason it cannot be used."""
+    ids, labels = tokenize_segments(tokenizer, render(ep, tokenizer, sft.format, sft.loss_on))
+    if len(ids) > sft.max_len:
+        if not sft.truncate:
+            raise RenderError(f"{len(ids)} tokens > sft.max_len {sft.max_len}")
+        ids, labels = ids[:sft.max_len], labels[:sft.max_len]
+    if all(l == IGNORE for l in labels[1:]):  # the first token is never predicted
+        raise RenderError("no trained tokens" + (f" within sft.max_len {sft.max_len}" if sft.truncate else ""))
+    return Example(ep.id, ids, labels)
+
+
+def _reject(rid: str, reason: str, record: str = "") -> Reject:
+    return Reject(id=rid, stage="sft_data", source="episodes", reason=reason, record=record[:2000])
+
+
+def build(episodes: list[Episode], tokenizer, sft: SFTConfig) -> tuple[list[SFTExample], list[Reject], dict]:
+    """Episodes → packed (or one-per-row) SFT records and rejects, without IO."""
+    examples: list[Example] = []
+    rejects: list[Reject] = []
+    skipped_split = 0
+    seen: set[str] = set()
+    for ep in episodes:
+        if sft.splits and ep.split not in sft.splits:
+            skipped_split += 1
+            continue
+        reason = "duplicate episode id" if ep.id in seen else exclusion(ep, sft)
+        seen.add(ep.id)
+        if reason is None:
+            try:
+                examples.append(episode_example(ep, tokenizer, sft))
+                continue
+            except RenderError as e:
+                reason = f"cannot render ({sft.format}): {e}"
+        log.info("episode %r not used: %s", ep.id, reason)
+        rejects.append(_reject(ep.id, reason, json.dumps(ep.to_row(), ensure_ascii=False)))
+    rows = pack(examples, sft.max_len) if sft.pack else [[e] for e in examples]
+    records = [to_record(r, sft.format) for r in rows]
+    lengths = [len(r.input_ids) for r in records]
+    stats = {
+        "examples": len(examples), "rows": len(records), "rejected": len(rejects),
+        "skipped_other_splits": skipped_split,
+        "tokens": sum(lengths), "trained_tokens": sum(sum(l != IGNORE for l in r.labels) for r in records),
+        # real tokens ÷ tokens computed with every row at max_len (packed) or at the longest row (padded)
+        "packing_efficiency": efficiency(lengths, sft.max_len if sft.pack else None),
+    }
+    return records, rejects, stats
+
+
+def run(cfg: RunConfig) -> dict:
+    sft = cfg.sft
+    out, rej_out = cfg.path("sft"), cfg.path("sft_rejects")
+    good, bad = read_records(cfg.path("episodes"), Episode)
+    done = existing_ids(rej_out) | {e for row in iter_rows(out, ["episode_ids"]) for e in row["episode_ids"]}
+    todo = [ep for ep in good if ep.id not in done]
+    rejects = [_reject(e.record_id, f"not an Episode record: {e.reason}") for e in bad if e.record_id not in done]
+    records, more_rejects, stats = build(todo, sft_tokenizer(sft), sft)
+    rejects += more_rejects
+    for k in range(0, len(records), ROWS_PER_PART):
+        write_part(records[k:k + ROWS_PER_PART], out, SFTExample)
+    write_part(rejects, rej_out, Reject)
+    stats.update(episodes=len(good) + len(bad), already_done=len(good) - len(todo), rejected=len(rejects),
+                 format=sft.format, loss_on=sft.loss_on, max_len=sft.max_len, output=str(out))
+    log.info("sft_data: %s", stats)
+    return stats

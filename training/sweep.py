@@ -1,0 +1,133 @@
+"""Hyperparameter sweeps with Ray Tune over the SFT trainer (learning rate, epochs, LoRA rank, packing
+length, ...), with ASHA early stopping.
+
+Ray Train V2 pattern: each Tune trial is a small driver function that runs its own `TorchTrainer`; the
+`TuneReportCallback` forwards the workers' `ray.train.report` metrics (and checkpoint paths) to Tune, so
+ASHA can stop a poor trial early. A trial that sweeps `sft.max_len` re-packs the SFT rows at that length
+into its own directory (no re-tokenizing). Writes `sweep/results.csv`, `sweep/results.json` and returns
+the best trial's parameters, metrics and checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from toolweave.config import RunConfig
+from toolweave.io import iter_rows, write_part
+from toolweave.schemas import SFTExample
+from training.model import LORA_DEFAULTS
+from training.packing import pack, to_record, unpack
+
+log = logging.getLogger(__name__)
+
+SWEEPABLE = ("train.", "sft.max_len")
+
+
+def search_space(space: dict[str, Any]) -> dict[str, Any]:
+    """Config form ({grid|choice|loguniform|uniform: ...}) → Tune search space objects."""
+    from ray import tune
+
+    kinds = {"grid": tune.grid_search, "choice": tune.choice,
+             "loguniform": lambda v: tune.loguniform(*v), "uniform": lambda v: tune.uniform(*v)}
+    out = {}
+    for key, spec in space.items():
+        if not key.startswith(SWEEPABLE):
+            raise ValueError(f"sweep.space key {key!r}: only train.* and sft.max_len can be swept")
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in kinds:
+            raise ValueError(f"sweep.space[{key!r}] must be one of {{grid|choice|loguniform|uniform: ...}}, got {spec!r}")
+        kind, values = next(iter(spec.items()))
+        out[key] = kinds[kind](values)
+    return out
+
+
+def apply_params(base: dict[str, Any], params: dict[str, Any]) -> RunConfig:
+    """The trial's config: the base config with dotted overrides (`train.lora.r` switches LoRA on)."""
+    data = copy.deepcopy(base)
+    for key, value in params.items():
+        parts = key.split(".")
+        if parts[:2] == ["train", "lora"] and data["train"].get("lora") is None:
+            data["train"]["lora"] = dict(LORA_DEFAULTS)
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    cfg = RunConfig.model_validate(data)
+    if "sft.max_len" in params:  # the packing length is the training length
+        cfg.train.max_len = cfg.sft.max_len
+    return cfg
+
+
+def repack(src: Path, dst: Path, max_len: int, fmt: str) -> int:
+    """Re-pack SFT rows at another length; examples longer than it are left out (counted in the log)."""
+    examples = [e for row in iter_rows(src) for e in unpack(row)]
+    fit = [e for e in examples if len(e) <= max_len]
+    if len(fit) < len(examples):
+        log.warning("repack to %d tokens leaves out %d longer examples", max_len, len(examples) - len(fit))
+    write_part([to_record(r, fmt) for r in pack(fit, max_len)], dst, SFTExample, name="0")
+    return len(fit)
+
+
+def trial_driver(config: dict[str, Any]) -> None:
+    """One Tune trial: runs its own TorchTrainer and reports through TuneReportCallback."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from training.trainer import fit
+
+    params = {k: v for k, v in config.items() if k != "base"}
+    cfg = apply_params(config["base"], params)
+    base = RunConfig.model_validate(config["base"])
+    trial = tune.get_context().get_trial_name()
+    storage = base.path("sweep")
+    data = Path(base.train.data) if base.train.data else base.path("sft")
+    if "sft.max_len" in params:
+        packed = storage / "data" / f"sft_len{cfg.sft.max_len}_{trial}"
+        repack(data, packed, cfg.sft.max_len, base.sft.format)
+        data = packed
+    result = fit(cfg, storage=storage / "trials", name=trial, data=data, model_dir=None,
+                 callbacks=[TuneReportCallback()])
+    if result.error:
+        raise result.error
+
+
+def run(cfg: RunConfig) -> dict:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from training.trainer import ensure_ray
+
+    ensure_ray(cfg)
+    sw = cfg.sweep
+    out = cfg.path("sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    tuner = tune.Tuner(
+        tune.with_resources(trial_driver, {"CPU": sw.trial_cpus}),
+        param_space={"base": cfg.model_dump(mode="json"), **search_space(sw.space)},
+        tune_config=tune.TuneConfig(
+            metric=sw.metric, mode=sw.mode, num_samples=sw.num_samples, max_concurrent_trials=sw.max_concurrent,
+            scheduler=ASHAScheduler(time_attr="training_iteration", max_t=sw.max_t, grace_period=sw.grace_period,
+                                    reduction_factor=sw.reduction_factor)),
+        run_config=tune.RunConfig(name=f"{cfg.name}-sweep", storage_path=str((out / "tune").resolve())),
+    )
+    grid = tuner.fit()
+    rows = []
+    for r in grid:
+        params = {k: v for k, v in (r.config or {}).items() if k != "base"}
+        m = r.metrics or {}
+        rows.append({**params, sw.metric: m.get(sw.metric), "step": m.get("step"),
+                     "iterations": m.get("training_iteration"), "checkpoint": m.get("checkpoint_path"),
+                     "error": str(r.error) if r.error else None})
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    (out / "results.json").write_text(json.dumps(rows, indent=2, default=str))
+    ok = [r for r in rows if r[sw.metric] is not None and not r["error"]]
+    if not ok:
+        raise RuntimeError(f"no sweep trial finished: {[r['error'] for r in rows]}")
+    best = (min if sw.mode == "min" else max)(ok, key=lambda r: r[sw.metric])
+    summary = {"trials": len(rows), "finished": len(ok), "best": best, "results": str(out / "results.csv")}
+    (out / "best.json").write_text(json.dumps(best, indent=2, default=str))
+    return summary

@@ -1,0 +1,275 @@
+"""Supervised fine-tuning on Ray Train: a DeepSpeed engine loop (ZeRO-2/3, offload, bf16, gradient
+checkpointing and accumulation, cosine schedule with warmup) on `train.num_workers` workers.
+
+Checkpoints are DeepSpeed checkpoints reported through `ray.train.report`: every worker saves its ZeRO
+shard and Ray Train merges them into one checkpoint directory in storage (`<run_dir>/train/`). When a
+worker dies, `FailureConfig(max_failures)` restarts the worker group and the loop restores the latest
+checkpoint (`ray.train.get_checkpoint()`), resuming at its optimizer step; rerunning the same run name
+resumes too. The final model is gathered to rank 0 and saved in Hugging Face format under
+`<run_dir>/model/` (LoRA merged unless `train.merge_lora` is false), with the SFT tokenizer and its chat
+template, loadable by `AutoModelForCausalLM.from_pretrained` and servable by vLLM. On a cluster, run_dir
+must be shared storage (as Ray Train's storage path must be).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolweave.config import RunConfig
+from training.ds_config import bf16_enabled, deepspeed_config, uses_deepspeed_optimizer
+from training.model import build_model, count_params
+from training.packing import collate
+from training.sft_data import sft_tokenizer
+
+log = logging.getLogger(__name__)
+
+CKPT_TAG = "ds"
+COLUMNS = ["input_ids", "labels", "position_ids"]
+
+# dense bf16 peak TFLOP/s per device, for MFU
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
+
+
+def schedule(train, total_steps: int) -> tuple[int, int]:
+    """(warmup steps, total steps) of the cosine schedule, in optimizer steps."""
+    return max(0, round(train.warmup_ratio * total_steps)), total_steps
+
+
+def plan_steps(train, n_rows: int, world_size: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps). Every worker runs the same number of steps
+    (collectives must match), so a last partial batch is dropped."""
+    per_step = world_size * train.micro_batch_size * train.grad_accum
+    steps_per_epoch = n_rows // per_step
+    if steps_per_epoch == 0:
+        raise ValueError(f"{n_rows} SFT rows are fewer than one optimizer step needs ({world_size} workers x "
+                         f"micro batch {train.micro_batch_size} x grad accum {train.grad_accum})")
+    total = max(1, math.ceil(train.epochs * steps_per_epoch))
+    return steps_per_epoch, min(total, train.max_steps) if train.max_steps else total
+
+
+def peak_flops() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v * 1e12 for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+def _micro_batches(shard, micro: int, pad_id: int):
+    buf = []
+    for row in shard.iter_rows():
+        buf.append(row)
+        if len(buf) == micro:
+            yield collate(buf, pad_id), sum(len(r["input_ids"]) for r in buf)
+            buf = []
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    import deepspeed
+    import ray.train
+    import torch.distributed as dist
+    from transformers import get_cosine_schedule_with_warmup
+
+    cfg = RunConfig.model_validate(config["cfg"])
+    train = cfg.train
+    t0 = time.perf_counter()
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    tokenizer = sft_tokenizer(cfg.sft)
+    steps_per_epoch, total_steps = plan_steps(train, config["n_rows"], world)
+    ds_cfg = deepspeed_config(train, world)
+
+    hf_ds = None
+    if train.zero_stage == 3 and train.model != "tiny":
+        # makes from_pretrained build the model already partitioned (deepspeed.zero.Init): 7B/13B never whole on one rank
+        from transformers.integrations import HfDeepSpeedConfig
+        hf_ds = HfDeepSpeedConfig(ds_cfg)
+    model = build_model(train, len(tokenizer), seed=cfg.seed)
+    n_params, n_trainable = count_params(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = None if uses_deepspeed_optimizer(train) else torch.optim.AdamW(
+        params, lr=train.lr, weight_decay=train.weight_decay)
+    warmup, total = schedule(train, total_steps)
+    engine, optimizer, _, _ = deepspeed.initialize(
+        model=model, model_parameters=params, optimizer=optimizer, config=ds_cfg,
+        lr_scheduler=(lambda opt: get_cosine_schedule_with_warmup(opt, warmup, total)))
+    del hf_ds
+    log.info("rank %d: model and DeepSpeed engine ready in %.1f s", rank, time.perf_counter() - t0)
+
+    step = 0
+    ckpt = ray.train.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            _, client = engine.load_checkpoint(d, tag=CKPT_TAG)
+        step = int(client["step"])
+        log.info("rank %d resumed from step %d", rank, step)
+    resumed_from = step
+
+    shard = ray.train.get_dataset_shard("train")
+    peak = train.peak_tflops * 1e12 if train.peak_tflops else peak_flops()
+    cfgm = engine.module.config
+    attn_flops = 12 * cfgm.num_hidden_layers * cfgm.hidden_size  # per token per context token
+    window = {"loss": 0.0, "n": 0, "tokens": 0, "computed": 0, "t": time.perf_counter()}
+    micro_per_epoch = steps_per_epoch * train.grad_accum
+    metrics: dict[str, Any] = {}
+    while step < total_steps:
+        skip = (step % steps_per_epoch) * train.grad_accum  # micro batches this epoch already trained
+        for i, (batch, real) in enumerate(_micro_batches(shard, train.micro_batch_size, tokenizer.pad_token_id)):
+            if i < skip:
+                continue
+            if i >= micro_per_epoch:
+                break
+            batch = {k: v.to(device) for k, v in batch.items()}
+            # no attention mask and no KV cache: restarting position ids give the packed block mask
+            loss = engine(**batch, use_cache=False).loss
+            engine.backward(loss)
+            engine.step()
+            window["loss"] += float(loss.detach())
+            window["n"] += 1
+            window["tokens"] += real
+            window["computed"] += batch["input_ids"].numel()
+            if (i + 1) % train.grad_accum:
+                continue
+            step += 1
+            last = step >= total_steps
+            if step % train.log_every and step % train.checkpoint_every and not last:
+                continue
+            stats = torch.tensor([window["loss"], window["n"], window["tokens"], window["computed"]],
+                                 dtype=torch.float64)
+            dist.all_reduce(stats)
+            elapsed = time.perf_counter() - window["t"]
+            tok_s = stats[2].item() / elapsed
+            seq = stats[3].item() / max(stats[1].item(), 1) / train.micro_batch_size
+            metrics = {"step": step, "epoch": step / steps_per_epoch, "loss": stats[0].item() / stats[1].item(),
+                       "lr": engine.get_lr()[0], "tokens_per_s": tok_s,
+                       "packing_efficiency": stats[2].item() / stats[3].item(),
+                       "resumed_from": resumed_from, "total_steps": total_steps,
+                       "params": n_params, "trainable_params": n_trainable}
+            if peak:
+                metrics["mfu"] = tok_s * (6 * n_params + attn_flops * seq) / (peak * world)
+            window = {"loss": 0.0, "n": 0, "tokens": 0, "computed": 0, "t": time.perf_counter()}
+            if rank == 0:  # the whole history (Ray keeps only checkpointed reports' metrics)
+                Path(config["metrics_log"]).parent.mkdir(parents=True, exist_ok=True)
+                with open(config["metrics_log"], "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+            if step % train.checkpoint_every == 0 or last:
+                with tempfile.TemporaryDirectory() as tmp:
+                    engine.save_checkpoint(tmp, tag=CKPT_TAG, client_state={"step": step})
+                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+                if train.fail_at_step == step and rank == 0 and _first_failure(config["fault_marker"]):
+                    raise RuntimeError(f"injected failure after the checkpoint of step {step} (train.fail_at_step)")
+            else:
+                ray.train.report(metrics)
+            if last:
+                break
+    if config["save_model"]:
+        save_hf_model(engine, cfg, tokenizer, Path(config["model_dir"]), rank)
+
+
+def _first_failure(marker: str) -> bool:
+    p = Path(marker)
+    if p.exists():
+        return False
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("injected once\n")
+    return True
+
+
+def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int) -> None:
+    """Gather the trained weights (a collective under ZeRO-3) and save a plain HF model on rank 0."""
+    train = cfg.train
+    if train.zero_stage == 3:
+        state = engine._zero3_consolidated_16bit_state_dict()  # full dict on rank 0, None elsewhere
+    else:
+        state = engine.module.state_dict()
+    if rank != 0:
+        return
+    dtype = torch.bfloat16 if bf16_enabled(train) else torch.float32
+    fresh = build_model(train.model_copy(update={"gradient_checkpointing": False}), len(tokenizer), dtype=dtype)
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
+    if missing or unexpected:
+        raise RuntimeError(f"gathered weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if train.lora is not None and train.merge_lora:
+        fresh = fresh.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    fresh.config.use_cache = True
+    fresh.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "toolweave_train.json").write_text(json.dumps(
+        {"base": train.model, "lora": train.lora, "merged": train.merge_lora, "sft_format": cfg.sft.format,
+         "max_len": train.max_len}, indent=2))
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+def ensure_ray(cfg: RunConfig) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"address": cfg.ray.address} if cfg.ray.address else {
+            "num_cpus": cfg.ray.num_cpus, "object_store_memory": cfg.ray.object_store_memory}
+        ray.init(**kw, runtime_env={"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}},
+                 log_to_driver=True)
+
+
+def count_rows(data: Path) -> int:
+    """Rows of a Parquet dataset from the file footers (no Ray Data job for a count)."""
+    import pyarrow.parquet as pq
+
+    from toolweave.io import part_files
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(data))
+
+
+def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path | None,
+        callbacks: list | None = None):
+    """Run one TorchTrainer; returns Ray Train's Result."""
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    train = cfg.train
+    ray.data.DataContext.get_current().enable_progress_bars = cfg.ray.show_progress
+    n_rows = count_rows(data)
+    if n_rows == 0:
+        raise ValueError(f"no SFT rows in {data}: run the sft_data stage first")
+    ds = ray.data.read_parquet(str(data), columns=COLUMNS)
+    resources = {"CPU": train.num_cpus_per_worker, **train.resources_per_worker}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(mode="json"), "n_rows": n_rows,
+                           "model_dir": str(model_dir or ""), "save_model": model_dir is not None,
+                           "fault_marker": str(storage / name / ".injected_failure"),
+                           "metrics_log": str(storage / name / "metrics.jsonl")},
+        scaling_config=ray.train.ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=str(storage.resolve()),
+            failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks or []),
+        datasets={"train": ds},
+    )
+    return trainer.fit()
+
+
+def run(cfg: RunConfig) -> dict:
+    """SFT rows (`sft/` or `train.data`) → checkpoints under `train/`, final model in `model/`."""
+    ensure_ray(cfg)
+    data = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
+    model_dir = cfg.path("model") if cfg.train.save_model else None
+    result = fit(cfg, storage=cfg.path("train"), name=f"{cfg.name}-sft", data=data, model_dir=model_dir)
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    summary = {k: v for k, v in (result.metrics or {}).items()}
+    summary.update(checkpoint=result.checkpoint.path if result.checkpoint else None,
+                   model_dir=str(model_dir) if model_dir else None)
+    return summary
