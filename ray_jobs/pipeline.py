@@ -34,7 +34,7 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
     """Run one per-record stage on the connected Ray cluster; returns (and writes) its summary.
     `plan` replaces the stage's own (the probe stage of the benchmarks and tests)."""
     plan = plan or record_stage_plan(cfg, stage)
-    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns)
+    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
     progress = Progress(stage=stage, total=scan.todo, skipped=scan.already_done)
     extra = {"filtered": scan.filtered, "duplicate_ids": len(scan.duplicates), "runner": "ray"}
     if scan.todo == 0:

@@ -96,6 +96,9 @@ class RaySettings(Section):
     # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
     # cluster.yaml they land on the CPU simulation workers (see its resources)
     actor_resources: dict[str, float] = Field(default_factory=dict)
+    # quick runs: at most this many input records per per-record stage, in file order (records
+    # done by an earlier run count, so a rerun does not go on to the next N)
+    limit: int | None = None
 
 
 # --- stages ----------------------------------------------------------------------------------

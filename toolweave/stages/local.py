@@ -16,7 +16,7 @@ from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_s
 async def run_record_stage_local(cfg: RunConfig, stage: str, clients: dict[str, ChatModel],
                                  response_cache: Any = None, plan: RecordStagePlan | None = None) -> dict[str, Any]:
     plan = plan or record_stage_plan(cfg, stage)
-    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns)
+    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
     progress = Progress(stage=stage, total=scan.todo, skipped=scan.already_done)
     worker = load_worker_class(plan.worker)(cfg, clients)
     if response_cache is not None:

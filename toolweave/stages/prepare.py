@@ -54,16 +54,18 @@ class InputScan:
 
 
 def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
-                columns: list[str] | None = None) -> InputScan:
+                columns: list[str] | None = None, limit: int | None = None) -> InputScan:
     """Read the id column (plus `columns` for `wants`) of the inputs; never the whole records.
 
     Drops ids the ledger lists (done in an earlier run), rows `wants` refuses, and ids that occur
     more than once: which copy is meant cannot be told, so each extra copy is rejected by name and
     none is processed (processing one would need an arbitrary pick that a rerun might not repeat).
+    `limit`: rows past the first `limit` wanted ones (done ones included) are skipped.
     """
     done = ledger.done_inputs(io_.ledger)
     counts: Counter[str] = Counter()
     scan = InputScan()
+    kept = 0
     for path in io_.inputs:
         for row in io.iter_rows(path, columns=["id", *(columns or [])]):
             scan.total += 1
@@ -72,9 +74,11 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
             if rid in done:
                 scan.already_done += 1
                 scan.skip_ids.add(rid)
-            elif wants is not None and not wants(row):
+            elif (wants is not None and not wants(row)) or (limit is not None and kept >= limit):
                 scan.filtered += 1
                 scan.skip_ids.add(rid)
+                continue
+            kept += 1
     dup_ids = {i for i, c in counts.items() if c > 1 and i not in done}
     already_rejected = io.existing_ids(io_.rejects) if dup_ids else set()
     for i in sorted(dup_ids):
@@ -89,10 +93,10 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
 
 
 def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
-          columns: list[str] | None = None) -> InputScan:
+          columns: list[str] | None = None, limit: int | None = None) -> InputScan:
     """Before a (re)run: remove a killed run's orphans, reject duplicate ids, scan the inputs."""
     ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
-    scan = scan_inputs(io_, wants, columns)
+    scan = scan_inputs(io_, wants, columns, limit)
     if scan.duplicates:
         io.write_part(scan.duplicates, io_.rejects, Reject, name=f"{io_.stage}-duplicates-{len(scan.duplicates)}")
     return scan
