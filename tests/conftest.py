@@ -45,3 +45,18 @@ def scripted_server():
     yield make
     for srv in servers:
         srv.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_base_url(tmp_path_factory):
+    """One embedded engine (vLLM subprocess, SmolLM2) shared by the whole session; its base URL.
+    TOOLWEAVE_EMBEDDED_BASE_URL reuses an engine that is already running instead."""
+    if url := os.environ.get("TOOLWEAVE_EMBEDDED_BASE_URL"):
+        yield url
+        return
+    from toolweave.config import EmbeddedEngineConfig
+    from toolweave.llm.engine import EmbeddedEngine
+
+    log_path = tmp_path_factory.mktemp("embedded-engine") / "engine.log"
+    with EmbeddedEngine(EmbeddedEngineConfig(), log_path=log_path) as engine:
+        yield engine.base_url
