@@ -78,10 +78,14 @@ def _import_toolsets(cfg: RunConfig) -> dict[str, int]:
     from toolweave import io
     from toolweave.schemas import Reject
     from toolweave.toolsets import import_paths
-    tools, rejects = import_paths(cfg.toolsets.sources)
-    io.write_part(tools, cfg.path("toolsets"), Tool, name="toolsets-import")
-    io.write_part(rejects, cfg.path("toolsets_rejects"), Reject, name="toolsets-import")
-    return {"imported_tools": len(tools), "import_rejects": len(rejects)}
+    from toolweave.schemas import CatalogueEntry
+    res = import_paths(cfg.toolsets.sources)
+    io.write_part(res.tools, cfg.path("toolsets"), Tool, name="toolsets-import")
+    io.write_part(res.rejects, cfg.path("toolsets_rejects"), Reject, name="toolsets-import")
+    # catalogue files among the sources feed this stage's builder, like `toolsets.catalogue`
+    io.write_part(res.catalogue, cfg.path("catalogue"), CatalogueEntry, name="sources-import")
+    return {"imported_tools": len(res.tools), "import_rejects": len(res.rejects),
+            "imported_catalogue_entries": len(res.catalogue)}
 
 
 def _import_queries(cfg: RunConfig) -> dict[str, int]:
