@@ -225,12 +225,12 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
     from toolweave.schemas import CatalogueEntry, Reject, Tool
 
     client = LLMClient(EndpointConfig(base_url=embedded_base_url, model=EmbeddedEngineConfig().served_name),
-                       default_max_tokens=256)
+                       default_max_tokens=192)  # keeps the CPU engine run to minutes
     catalogue = json.loads((DATA.parent / "public_apis.json").read_text())["entries"]
     e = next(x for x in catalogue if x["API"] == "Cat Facts")
     entry = CatalogueEntry(id="cat-facts", name=e["API"], description=e["Description"], category=e["Category"],
                            link=e["Link"])
-    built = asyncio.run(build_tool(entry, client, ToolsetsConfig(max_attempts=2, max_tokens=384)))
+    built = asyncio.run(build_tool(entry, client, ToolsetsConfig(max_attempts=2, max_tokens=256)))
     assert isinstance(built, Tool | Reject)
     if isinstance(built, Reject):
         assert "Cat Facts" in built.reason and "attempt 2:" in built.reason
@@ -244,7 +244,7 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
 
     executor = make_executor(ExecutorConfig(kind="mock"))
     for protocol in ("react", "function_calling"):
-        ep, _ = run(instrs[0], [axolotl], client, client, SimulateConfig(protocol=protocol, max_steps=2),
+        ep, _ = run(instrs[0], [axolotl], client, client, SimulateConfig(protocol=protocol, max_steps=1),
                     executor=executor)
         assert ep.status in ("answered", "max_steps") and ep.llm_calls >= 1 and ep.completion_tokens > 0
         assert ep.messages[1]["content"] == instrs[0].text
