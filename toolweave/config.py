@@ -233,6 +233,7 @@ class RunConfig(Section):
     seed: int = 0
     stages: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    max_seq_length: int = 256  # tokens of an API document the encoder reads
     ray: RaySettings = Field(default_factory=RaySettings)
     toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
@@ -242,6 +243,10 @@ class RunConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
+    judge_retries: int = 2  # garbage verdicts are retried, then scored Unsure with the reason
+    concurrency: int = 16  # judge conversations at once
+    episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 

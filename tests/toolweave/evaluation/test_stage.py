@@ -1,0 +1,83 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from toolweave.config import RunConfig
+from toolweave.evaluation import run
+from toolweave.io import read_records, write_part
+from toolweave.schemas import Episode, EvalResult, FunctionRef, Instruction, Reject
+
+
+def _episode(eid, iid, method, status, final, calls=3):
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "search_for_food", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "Luigi's pizza, 5th street"}]
+    return Episode(id=eid, instruction_id=iid, method=method, status=status, final_answer=final, messages=msgs,
+                   tools=[{"type": "function", "function": {"name": "search_for_food"}}], llm_calls=calls,
+                   prompt_tokens=100, completion_tokens=20)
+
+
+def _setup(tmp_path):
+    cfg = RunConfig(name="t", run_dir=str(tmp_path))
+    cfg.evaluate.votes = 2
+    cfg.evaluate.reference = "method:cot"
+    ins = [Instruction(id=f"i{k}", text=f"Find pizza number {k}", mode="I1" if k < 2 else "I2",
+                       split="test_inst" if k < 2 else "test_tool",
+                       relevant_functions=[FunctionRef(tool="food", function="search")]) for k in range(4)]
+    write_part(ins, cfg.path("instructions"), Instruction)
+    eps = [_episode(f"d{k}", f"i{k}", "dfsdt", "answered", f"Luigi's is great {k}", calls=10) for k in range(4)]
+    eps += [_episode("c0", "i0", "cot", "answered", "Luigi's"), _episode("c1", "i1", "cot", "no_answer", ""),
+            _episode("c2", "i2", "cot", "gave_up", ""), _episode("c3", "i3", "cot", "answered", "Mario's"),
+            _episode("c3b", "i3", "cot", "answered", "again")]  # a duplicate: rejected, not scored
+    write_part(eps, cfg.path("episodes"), Episode)
+    bad = dict(_episode("x", "i0", "dfsdt", "answered", "y").to_row(), status="exploded")
+    pq.write_table(pa.Table.from_pylist([bad], schema=Episode.ARROW), cfg.path("episodes", "part-bad.parquet"))
+    return cfg
+
+
+def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
+    cfg = _setup(tmp_path)
+
+    def table(fn, req):
+        text = req["messages"][0]["content"]
+        if fn == "check_answer_status":
+            return "Solved" if "Luigi" in text else "Unsolved"
+        if fn == "check_task_solvable":
+            return "Solvable"
+        return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
+
+    judge = judge_kit.make(table)
+    summary = run(cfg, {"judge": judge})
+    results, bad = read_records(cfg.path("eval"), EvalResult)
+    assert bad == []
+    pr = {(r.method, r.query_id): r for r in results if r.metric == "pass_rate"}
+    assert len(pr) == 8 and pr[("dfsdt", "i0")].label == "Pass" and pr[("cot", "i1")].label == "Fail"
+    assert pr[("cot", "i3")].label == "Fail" and pr[("cot", "i0")].split == "I1 Inst"
+    assert pr[("cot", "i2")].split == "I2 Tool"
+    assert all(r.judge_model == "scripted-judge" and r.prompt_version.startswith("tooleval-v1+") for r in results)
+    wins = {r.query_id: r.label for r in results if r.metric == "win_rate"}
+    assert wins == {"i0": "Win", "i1": "Win", "i2": "Win", "i3": "Win"}  # i0: both pass, judge prefers dfsdt's
+    assert summary["methods"]["dfsdt"]["pass_rate"]["pass_rate"] == 1.0
+    assert summary["methods"]["cot"]["pass_rate"]["pass_rate"] == 0.25
+    rejects, _ = read_records(cfg.path("eval_rejects"), Reject)
+    reasons = " | ".join(r.reason for r in rejects)
+    assert "second cot episode" in reasons and "episode record 'x': status" in reasons
+    rep = cfg.path("report")
+    for f in ("report.md", "report.html", "summary.json", "summary.parquet", "pass_rate.png", "win_rate.png",
+              "cost.png"):
+        assert (rep / f).is_file() and (rep / f).stat().st_size > 0, f
+    md = (rep / "report.md").read_text()
+    assert "## pass_rate" in md and "I2 Tool" in md and "| dfsdt |" in md
+    rows = json.loads((rep / "summary.json").read_text())["rows"]
+    cost = next(r for r in rows if (r["metric"], r["method"], r["split"]) == ("pass_rate", "dfsdt", "all"))
+    assert cost["llm_calls_per_solved"] == 10.0 and cost["tokens_per_solved"] == 120.0
+    assert (rep / "toolbench" / "pass_rate_results" / "dfsdt" / "t_dfsdt.json").is_file()
+
+    # a rerun judges nothing again and writes no record twice
+    calls = len(judge.requests)
+    again = run(cfg, {"judge": judge})
+    assert len(judge.requests) == calls and again["written"] == 0
+    results2, _ = read_records(cfg.path("eval"), EvalResult)
+    assert len(results2) == len(results)

@@ -1,0 +1,165 @@
+"""A run's report: one table per metric (split x method), plots, as Markdown and HTML, plus the numbers
+as JSON and Parquet. Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
+"""
+from __future__ import annotations
+
+import html
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from toolweave.schemas import EvalResult
+
+SPLIT_NAMES = {"test_inst": "Inst", "test_tool": "Tool", "test_cat": "Cat", "train": "Train"}
+ALL = "all"
+
+
+def split_label(mode: str, split: str) -> str:
+    name = SPLIT_NAMES.get(split, split or "?")
+    return f"{mode} {name}" if mode and mode != "single" else name
+
+
+def summary_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
+    """One row per (metric, method, split) plus the `all` split: mean score, std over judgment rounds
+    (pass rates), counts, and LLM cost per solved query."""
+    groups: dict[tuple[str, str, str], list[EvalResult]] = defaultdict(list)
+    for r in results:
+        groups[(r.metric, r.method, r.split or "?")].append(r)
+        groups[(r.metric, r.method, ALL)].append(r)
+    rows = []
+    for (metric, method, split), rs in sorted(groups.items()):
+        row: dict[str, Any] = {"metric": metric, "method": method, "split": split, "queries": len(rs),
+                               "value": statistics.fmean(r.score for r in rs), "std": None,
+                               "llm_calls_per_solved": None, "tokens_per_solved": None}
+        if metric == "pass_rate":
+            rounds = [[v.get("resolved") == "Pass" for v in r.votes] for r in rs if r.votes]
+            n = min((len(x) for x in rounds), default=0)
+            if n:
+                per_round = [statistics.fmean(x[k] for x in rounds) for k in range(n)]
+                row["std"] = statistics.pstdev(per_round)
+            solved = [r for r in rs if r.label == "Pass"]
+            if solved:
+                row["llm_calls_per_solved"] = sum(r.details.get("llm_calls", 0) for r in rs) / len(solved)
+                row["tokens_per_solved"] = sum(r.details.get("tokens", 0) for r in rs) / len(solved)
+        if metric == "win_rate":
+            for lab in ("Win", "Tie", "Lose"):
+                row[lab.lower()] = sum(r.label == lab for r in rs) / len(rs)
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], metric: str) -> tuple[list[str], list[str], dict]:
+    mine = [r for r in rows if r["metric"] == metric]
+    methods = sorted({r["method"] for r in mine})
+    splits = sorted({r["split"] for r in mine}, key=lambda s: (s == ALL, s))
+    cell = {}
+    for r in mine:
+        v = f"{100 * r['value']:.1f}"
+        if r.get("std") is not None:
+            v += f" ± {100 * r['std']:.1f}"
+        if metric == "win_rate":
+            v += f" (tie {100 * r['tie']:.0f})"
+        cell[(r["split"], r["method"])] = f"{v} (n={r['queries']})"
+    return methods, splits, cell
+
+
+def _plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    made = []
+    for metric, fname in (("pass_rate", "pass_rate.png"), ("solvable_pass_rate", "solvable_pass_rate.png"),
+                          ("toolalpaca", "toolalpaca.png")):
+        methods, splits, _ = _table(rows, metric)
+        if not methods:
+            continue
+        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(splits) * len(methods)), 3.5))
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            vals = [next((r for r in rows if (r["metric"], r["method"], r["split"]) == (metric, m, s)), None)
+                    for s in splits]
+            ys = [100 * v["value"] if v else 0 for v in vals]
+            err = [100 * v["std"] if v and v.get("std") is not None else 0 for v in vals]
+            ax.bar([x + i * width for x in range(len(splits))], ys, width, yerr=err, label=m, capsize=3)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(splits))], splits)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_ylim(0, 105)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=100)
+        plt.close(fig)
+        made.append(fname)
+    win = [r for r in rows if r["metric"] == "win_rate"]
+    if win:
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(win)))
+        labels = [f"{r['method']} / {r['split']}" for r in win]
+        left = [0.0] * len(win)
+        for lab, color in (("win", "tab:green"), ("tie", "tab:gray"), ("lose", "tab:red")):
+            vals = [100 * r[lab] for r in win]
+            ax.barh(labels, vals, left=left, color=color, label=lab)
+            left = [a + b for a, b in zip(left, vals)]
+        ax.set_xlabel("% of queries against the reference")
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "win_rate.png", dpi=100)
+        plt.close(fig)
+        made.append("win_rate.png")
+    cost = [r for r in rows if r["metric"] == "pass_rate" and r["split"] == ALL and r["llm_calls_per_solved"]]
+    if cost:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+        a1.bar([r["method"] for r in cost], [r["llm_calls_per_solved"] for r in cost])
+        a1.set_title("LLM calls per solved query", fontsize=9)
+        a2.bar([r["method"] for r in cost], [r["tokens_per_solved"] for r in cost], color="tab:orange")
+        a2.set_title("tokens per solved query", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / "cost.png", dpi=100)
+        plt.close(fig)
+        made.append("cost.png")
+    return made
+
+
+def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "toolweave evaluation",
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.md, report.html, PNGs, summary.json and summary.parquet under out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(results)
+    pngs = _plots(rows, out)
+    judges = sorted({f"{r.judge_model} ({r.prompt_version})" for r in results if r.judge_model})
+    md = [f"# {title}", "", f"Judge: {', '.join(judges) or 'none'}. Values in %; pass rates: mean over queries of "
+          "the majority label ± std over judgment rounds.", ""]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Judge: {html.escape(', '.join(judges) or 'none')}</p>"]
+    for metric in sorted({r["metric"] for r in rows}):
+        methods, splits, cell = _table(rows, metric)
+        md += [f"## {metric}", "", "| split | " + " | ".join(methods) + " |",
+               "|---|" + "---|" * len(methods)]
+        md += [f"| {s} | " + " | ".join(cell.get((s, m), "") for m in methods) + " |" for s in splits]
+        md.append("")
+        body.append(f"<h2>{html.escape(metric)}</h2><table border=1><tr><th>split</th>"
+                    + "".join(f"<th>{html.escape(m)}</th>" for m in methods) + "</tr>")
+        body += ["<tr><td>" + html.escape(s) + "</td>" + "".join(f"<td>{html.escape(cell.get((s, m), ''))}</td>"
+                                                                 for m in methods) + "</tr>" for s in splits]
+        body.append("</table>")
+    cost = [r for r in rows if r["metric"] == "pass_rate" and r["split"] == ALL]
+    if cost:
+        md += ["## cost", "", "| method | LLM calls / solved | tokens / solved |", "|---|---|---|"]
+        md += [f"| {r['method']} | {r['llm_calls_per_solved'] or 0:.1f} | {r['tokens_per_solved'] or 0:.0f} |"
+               for r in cost]
+        md.append("")
+    for p in pngs:
+        md.append(f"![{p}]({p})")
+        body.append(f'<img src="{p}" alt="{p}">')
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>"
+                                     + html.escape(title) + "</title></head><body>" + "\n".join(body)
+                                     + "</body></html>\n", encoding="utf-8")
+    summary = {"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    pq.write_table(pa.Table.from_pylist(rows), out / "summary.parquet")
+    return summary

@@ -1,0 +1,225 @@
+"""The evaluate stage: episodes -> EvalResult records (`eval/`) and the report (`report/`).
+
+Reads `eval_episodes/` when it holds data (the trained model's runs on the test splits), else
+`episodes/`, and the instructions (query text, split, mode, golden answers). Each episode method is
+one candidate run. Rerunning skips queries already scored (their records are reused for the report).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from toolweave.config import RunConfig
+from toolweave.evaluation import toolalpaca as alpaca
+from toolweave.evaluation.answers import Answer, from_episode
+from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.labels import AnswerStatus, TaskStatus
+from toolweave.evaluation.pass_rate import QueryPass, Round, evaluate_pass_rate, summarize
+from toolweave.evaluation.report import split_label, write_report
+from toolweave.evaluation.toolbench_format import write_pass_rate_results
+from toolweave.evaluation.win_rate import evaluate_win_rate
+from toolweave.evaluation.win_rate import summarize as summarize_wins
+from toolweave.io import part_files, read_records, write_part
+from toolweave.llm.types import ChatModel
+from toolweave.schemas import Episode, EvalResult, Instruction, Reject, Tool
+
+STAGE = "evaluate"
+
+
+def _rid(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+def _reject(reason: str, record_id: str, source: str) -> Reject:
+    return Reject(id=_rid(STAGE, source, record_id, reason), stage=STAGE, source=source, reason=reason,
+                  record=record_id)
+
+
+def _dataset(cfg: RunConfig, name: str) -> Path:
+    """A dataset named in the config: absolute, or relative to the run directory."""
+    p = Path(name).expanduser()
+    return p if p.is_absolute() else cfg.path(name)
+
+
+def episodes_path(cfg: RunConfig) -> Path:
+    if cfg.evaluate.episodes:
+        return _dataset(cfg, cfg.evaluate.episodes)
+    return cfg.path("eval_episodes") if part_files(cfg.path("eval_episodes")) else cfg.path("episodes")
+
+
+def build_answers(episodes: list[Episode], instructions: dict[str, Instruction], source: str
+                  ) -> tuple[dict[str, list[Answer]], list[Reject]]:
+    """Answers grouped by method; one per (method, instruction) -- a second one is rejected, not scored."""
+    by_method: dict[str, list[Answer]] = {}
+    seen: dict[tuple[str, str], str] = {}
+    rejects = []
+    for ep in episodes:
+        ins = instructions.get(ep.instruction_id)
+        query = ins.text if ins else ep.query
+        if not query.strip():
+            rejects.append(_reject(f"episode {ep.id!r}: no query text and no instruction {ep.instruction_id!r}",
+                                   ep.id, source))
+            continue
+        key = (ep.method, ep.instruction_id)
+        if key in seen:
+            rejects.append(_reject(f"episode {ep.id!r}: a second {ep.method} episode for instruction "
+                                   f"{ep.instruction_id!r}; scored {seen[key]!r} only", ep.id, source))
+            continue
+        seen[key] = ep.id
+        split = split_label(ins.mode, ins.split) if ins else split_label("", ep.split)
+        by_method.setdefault(ep.method, []).append(from_episode(ep, query=query, split=split))
+    return by_method, rejects
+
+
+def _pass_records(results: list[QueryPass], run: str, judge: Judge) -> list[EvalResult]:
+    out = []
+    for q in results:
+        a = q.answer
+        common = dict(query_id=a.query_id, run=run, method=a.method, split=a.split, judge_model=judge.name,
+                      prompt_version=judge.prompt_version)
+        details = {"episode_id": a.episode_id, "finished": a.finished, "llm_calls": a.llm_calls,
+                   "tokens": a.prompt_tokens + a.completion_tokens, "solvable_score": q.solvable_score}
+        votes = [r.to_json() for r in q.rounds]
+        out.append(EvalResult(id=_rid("pass_rate", run, a.method, a.query_id), metric="pass_rate", label=q.label,
+                              score=float(q.label == "Pass"), votes=votes, details=details, **common))
+        status = Counter(r.answer_status.value for r in q.rounds).most_common(1)[0][0]
+        out.append(EvalResult(id=_rid("solvable_pass_rate", run, a.method, a.query_id), metric="solvable_pass_rate",
+                              label=status, score=q.solvable_score, votes=votes, details=details, **common))
+    return out
+
+
+def _from_record(r: EvalResult, answer: Answer) -> QueryPass:
+    rounds = [Round(AnswerStatus(v["answer_status"]), TaskStatus(v["task_status"]), v["label"], v["resolved"],
+                    v.get("reason", ""), v.get("judge_calls", 0), v.get("judge_failures", 0)) for v in r.votes]
+    return QueryPass(answer, rounds, r.label)
+
+
+async def _pass_rate(answers: list[Answer], run: str, judge: Judge, cfg: RunConfig,
+                     done: dict[str, EvalResult]) -> tuple[list[QueryPass], list[EvalResult]]:
+    """Judge the answers not scored before; rebuild the others from their records."""
+    old, todo = [], []
+    for a in answers:
+        rec = done.get(_rid("pass_rate", run, a.method, a.query_id))
+        (old if rec is not None else todo).append(_from_record(rec, a) if rec is not None else a)
+    new = await evaluate_pass_rate(todo, judge, votes=cfg.evaluate.votes, seed=cfg.evaluate.seed,
+                                   concurrency=cfg.evaluate.concurrency)
+    return old + new, _pass_records(new, run, judge)
+
+
+async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
+    ev = cfg.evaluate
+    src = episodes_path(cfg)
+    episodes, bad_eps = read_records(src, Episode)
+    instructions, bad_ins = read_records(cfg.path("instructions"), Instruction)
+    rejects = [_reject(str(e), e.record_id, e.kind) for e in [*bad_eps, *bad_ins]]
+    ins = {i.id: i for i in instructions}
+    by_method, rej = build_answers(episodes, ins, str(src))  # type: ignore[arg-type]
+    rejects += rej
+    done_list, _ = read_records(cfg.path("eval"), EvalResult)
+    done = {r.id: r for r in done_list}
+    new: list[EvalResult] = []
+    summary: dict[str, Any] = {"episodes": str(src), "methods": {}, "judge": judge.name,
+                               "prompt_version": judge.prompt_version}
+
+    passes: dict[str, list[QueryPass]] = {}
+    for method, answers in sorted(by_method.items()):
+        passes[method], recs = await _pass_rate(answers, cfg.name, judge, cfg, done)
+        new += recs
+        summary["methods"][method] = {"pass_rate": summarize(passes[method])}
+        write_pass_rate_results(passes[method], cfg.path("report", "toolbench", "pass_rate_results"), cfg.name,
+                                method)
+
+    # win rate against a reference: "method:<name>" in the same episodes, or another episodes dataset
+    if ev.reference:
+        if ev.reference.startswith("method:"):
+            ref_name, ref = ev.reference.split(":", 1)[1], passes.get(ev.reference.split(":", 1)[1], [])
+        else:
+            ref_eps, bad = read_records(_dataset(cfg, ev.reference), Episode)
+            rejects += [_reject(str(e), e.record_id, "reference") for e in bad]
+            ref_by, rej = build_answers(ref_eps, ins, ev.reference)  # type: ignore[arg-type]
+            rejects += rej
+            ref_name, ref = "reference", []
+            for answers in ref_by.values():
+                got, recs = await _pass_rate(answers, "reference", judge, cfg, done)
+                ref += got
+                new += recs
+        if not ref:
+            rejects.append(_reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
+                                   "reference"))
+        for method, cand in passes.items():
+            if not ref or method == ref_name:
+                continue
+            todo = [q for q in cand if _rid("win_rate", cfg.name, method, ref_name, q.answer.query_id) not in done]
+            wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed,
+                                           concurrency=ev.concurrency)
+            split_of = {q.answer.query_id: q.answer.split for q in cand}
+            for w in wins:
+                new.append(EvalResult(
+                    id=_rid("win_rate", cfg.name, method, ref_name, w.query_id), query_id=w.query_id, run=cfg.name,
+                    method=method, split=split_of[w.query_id], metric="win_rate", label=w.label,
+                    score={"Win": 1.0, "Tie": 0.5, "Lose": 0.0}[w.label], votes=w.rounds,
+                    judge_model=judge.name, prompt_version=judge.prompt_version,
+                    details={"reference": ref_name, "candidate_wins": w.candidate_wins,
+                             "reference_wins": w.reference_wins}))
+            summary["methods"][method]["win_rate"] = summarize_wins(wins)
+
+    if ev.toolalpaca:
+        tools_list, bad = read_records(cfg.path("toolsets"), Tool)
+        rejects += [_reject(str(e), e.record_id, e.kind) for e in bad]
+        tools = {t.id: t for t in tools_list}
+        for method, answers in sorted(by_method.items()):
+            cases = []
+            for a in answers:
+                i = ins.get(a.query_id)
+                gold = alpaca.golden_answers(i, tools) if i else None  # type: ignore[arg-type]
+                if gold is None:
+                    rejects.append(_reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
+                                           "evaluation", a.episode_id, "toolalpaca"))
+                    continue
+                if _rid("toolalpaca", cfg.name, method, a.query_id) in done:
+                    continue
+                doc = "\n".join(tools[t].nl_documentation for t in i.tool_ids if t in tools)  # type: ignore[union-attr]
+                cases.append(alpaca.AlpacaCase(a, i.text, doc, gold))  # type: ignore[union-attr]
+            results = await alpaca.evaluate_toolalpaca(cases, judge, ev.concurrency)
+            for c, r in zip(cases, results):
+                new.append(EvalResult(
+                    id=_rid("toolalpaca", cfg.name, method, c.answer.query_id), query_id=c.answer.query_id,
+                    run=cfg.name, method=method, split=c.answer.split, metric="toolalpaca",
+                    label="Yes" if r["overall"] else "No", score=float(r["overall"]), votes=[r],
+                    judge_model=judge.name, prompt_version=judge.prompt_version,
+                    details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id}))
+            summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(results)
+
+    fresh = [r for r in new if r.id not in done]
+    if fresh:
+        write_part(fresh, cfg.path("eval"), EvalResult)
+    if rejects:
+        write_part(rejects, cfg.path("eval_rejects"), Reject)
+    everything = list({**done, **{r.id: r for r in fresh}}.values())
+    write_report(everything, cfg.path("report"), title=f"{cfg.name}: evaluation")  # type: ignore[arg-type]
+    summary.update({"written": len(fresh), "reused": len(everything) - len(fresh), "rejects": len(rejects),
+                    "report": str(cfg.path("report", "report.md"))})
+    return summary
+
+
+def judge_name(cfg: RunConfig, model: ChatModel) -> str:
+    role = cfg.evaluate.judge_role
+    if getattr(model, "model", None):
+        return str(model.model)  # type: ignore[attr-defined]
+    if cfg.llm.engine == "embedded":
+        return cfg.llm.embedded.served_name
+    return cfg.llm.endpoint(role).model
+
+
+def run(cfg: RunConfig, clients: dict[str, ChatModel]) -> dict[str, Any]:
+    """Driver-level stage function (the Ray job wraps it): judge with role `cfg.evaluate.judge_role`."""
+    model = (clients or {}).get(cfg.evaluate.judge_role) or (clients or {}).get("default")
+    if model is None:
+        raise ValueError(f"evaluate: no client for role {cfg.evaluate.judge_role!r} (nor 'default')")
+    judge = Judge(model, name=judge_name(cfg, model), output=cfg.evaluate.judge_output,
+                  retries=cfg.evaluate.judge_retries)
+    return asyncio.run(_evaluate(cfg, judge))
+
