@@ -17,7 +17,7 @@ from ray import serve
 from ray.serve.config import RequestRouterConfig
 from ray.serve.llm import LLMConfig, build_openai_app
 
-from toolweave.config import EmbeddedEngineConfig, LLMSettings, ServeDeploymentConfig
+from toolweave.config import EmbeddedEngineConfig, LLMSettings, RunConfig, ServeDeploymentConfig
 from toolweave.llm.engine import free_port, resolve_model, wait_healthy
 
 log = logging.getLogger("toolweave.serve")
@@ -74,9 +74,12 @@ def _serve_app(configs: list[LLMConfig], host: str, port: int, timeout_s: float,
     return base_url
 
 
-def serve_embedded(cfg: EmbeddedEngineConfig) -> str:
+def serve_embedded(cfg: EmbeddedEngineConfig | RunConfig) -> str:
     """Deploy the embedded model on Ray Serve LLM (CPU) and return its base URL.
-    Ray must be initialised (the launcher does it); stop with `shutdown()`."""
+    Ray must be initialised (the launcher does it); stop with `shutdown()`.
+    A whole RunConfig is accepted too (its `llm.embedded` is used)."""
+    if isinstance(cfg, RunConfig):
+        cfg = cfg.llm.embedded
     port = cfg.port or free_port(cfg.host)
     log.info("deploying %s on Ray Serve LLM at %s:%d", cfg.served_name, cfg.host, port)
     return _serve_app([embedded_llm_config(cfg)], cfg.host, port, cfg.startup_timeout_s, cfg.served_name)

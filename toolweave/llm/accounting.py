@@ -30,6 +30,15 @@ class Accountant:
         self._retries = 0
         self._latency_s = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def record(self, usage: Usage, *, model: str, tag: CallTag | None = None, latency_s: float = 0.0,
                retries: int = 0) -> None:
         tag = tag or CallTag()

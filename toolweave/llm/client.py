@@ -168,6 +168,14 @@ class LLMClient:
         self.in_flight = [0] * len(self.base_urls)  # per replica, all loops together
         self._rr = 0
 
+    # Pickling (to Ray actors) carries the config, never the key: the worker reads its own env.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "accountant": self.accountant,
+                "default_temperature": self.default_temperature, "default_max_tokens": self.default_max_tokens}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state.pop("endpoint"), **state)
+
     def __repr__(self) -> str:  # never shows the key
         return f"LLMClient(model={self.model!r}, base_urls={self.base_urls!r})"
 

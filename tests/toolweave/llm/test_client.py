@@ -263,6 +263,21 @@ def test_api_key_only_from_env_and_never_leaks(scripted_server, monkeypatch, cap
     assert secret not in str(info.value) and secret not in repr(info.value)
 
 
+def test_pickled_client_carries_no_key(scripted_server, monkeypatch):
+    import pickle
+
+    secret = "sk-test-pickle-77aa"
+    monkeypatch.setenv("TW_TEST_KEY", secret)
+    srv = scripted_server(replies=["ok"])
+    client = client_for(srv, accountant=Accountant(), endpoint={"api_key_env": "TW_TEST_KEY"})
+    blob = pickle.dumps(client)
+    assert secret.encode() not in blob
+    copy = pickle.loads(blob)  # a worker with the same env reads the key itself
+    assert asyncio.run(copy.chat(USER)).content == "ok"
+    assert srv.headers[0]["authorization"] == f"Bearer {secret}"
+    assert copy.accountant.total.calls == 1
+
+
 def test_missing_key_env_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TW_ABSENT_KEY", raising=False)
     with pytest.raises(ValueError, match="TW_ABSENT_KEY is not set"):
