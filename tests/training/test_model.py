@@ -1,0 +1,43 @@
+import torch
+
+from toolweave.config import TrainConfig
+from training.ds_config import deepspeed_config
+from training.model import build_model, count_params, rope_factor
+
+TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2}
+
+
+def test_linear_rope_interpolation_stretches_positions_by_target_over_original():
+    train = TrainConfig(tiny=TINY, max_len=8192, rope_original_max_len=2048)
+    assert rope_factor(train) == 4.0
+    model = build_model(train, vocab_size=256)
+    rp = model.config.rope_parameters
+    assert rp["rope_type"] == "linear" and rp["factor"] == 4.0 and model.config.max_position_embeddings == 8192
+    plain = build_model(TrainConfig(tiny=TINY, max_len=2048), vocab_size=256)
+    torch.testing.assert_close(model.model.rotary_emb.inv_freq * 4.0, plain.model.rotary_emb.inv_freq)
+    # position 4p of the stretched model sees the angles position p saw before
+    x = torch.ones(1, 1, 8)
+    cos_s, _ = model.model.rotary_emb(x, torch.tensor([[8]]))
+    cos_p, _ = plain.model.rotary_emb(x, torch.tensor([[2]]))
+    torch.testing.assert_close(cos_s, cos_p)
+
+
+def test_lora_trains_only_adapters_on_q_and_v():
+    model = build_model(TrainConfig(tiny=TINY, lora={"r": 8}), vocab_size=256)
+    total, trainable = count_params(model)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n and ("q_proj" in n or "v_proj" in n) for n in names)
+    assert trainable == 2 * 2 * 8 * (64 + 64) - 2 * 8 * (64 - 32)  # q: 64->64, v: 64->32 per layer
+    assert model.peft_config["default"].lora_alpha == 16 and model.peft_config["default"].lora_dropout == 0.05
+
+
+def test_deepspeed_config_zero3_offload_and_explicit_batch_sizes():
+    train = TrainConfig(zero_stage=3, offload_optimizer=True, offload_params=True, micro_batch_size=2,
+                        grad_accum=4, ds_config={"gradient_clipping": 0.5})
+    ds = deepspeed_config(train, world_size=8)
+    z = ds["zero_optimization"]
+    assert z["stage"] == 3 and z["offload_optimizer"]["device"] == "cpu" and z["offload_param"]["device"] == "cpu"
+    assert ds["train_batch_size"] == 64 and ds["gradient_clipping"] == 0.5
+    assert ds["zero_force_ds_cpu_optimizer"] is False and "optimizer" not in ds  # CPU: a torch AdamW
+    assert "auto" not in str(ds)

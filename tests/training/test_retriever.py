@@ -1,0 +1,30 @@
+"""Train the bi-encoder on StableToolBench's G1 solvable queries (seeded split by query) on CPU; it must
+beat BM25 on NDCG@5 on the held-out queries, and report.json must say by how much."""
+import json
+from pathlib import Path
+
+import pytest
+
+from toolweave.config import RunConfig
+from toolweave.retrieval.dense import Retriever
+from training.retriever import run
+
+G1 = Path(__file__).parents[1] / "data" / "stabletoolbench" / "solvable_queries" / "G1_instruction.json"
+
+
+@pytest.mark.slow
+def test_trained_retriever_beats_bm25(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path), seed=0)
+    r = cfg.retriever
+    r.queries, r.epochs, r.batch_size, r.lr, r.max_seq_length = [str(G1)], 1, 16, 5e-5, 128
+    summary = run(cfg)
+    report = json.loads(cfg.path("retriever", "report.json").read_text())
+    assert report["train_queries"] == 130 and report["test_queries"] == 33 and report["documents"] == 820
+    assert report["trained"]["ndcg@5"] > report["bm25"]["ndcg@5"], report
+    assert report["ndcg@5_gain_over_bm25"] == pytest.approx(report["trained"]["ndcg@5"] - report["bm25"]["ndcg@5"],
+                                                            abs=1e-3)
+    assert summary["trained"] == report["trained"]
+    served = Retriever.load(cfg.path("retriever"))
+    q = "I'm a football fan; tell me about Lionel Messi's transfers and clubs."
+    tool, function, score = served.top_k(q, 1)[0]
+    assert tool == "theclique" and function.startswith("Transfermarkt")
