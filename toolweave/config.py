@@ -161,12 +161,17 @@ class ExecutorConfig(Section):
 
 
 class SFTConfig(Section):
-    tokenizer: str = "smollm2"
+    tokenizer: str = "smollm2"  # "smollm2" (the shipped GGUF's tokenizer), a local dir or hub id
     format: Literal["chat_template", "toolllama", "toolalpaca"] = "chat_template"
+    # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
+    chat_template: Literal["auto", "model", "fallback"] = "auto"
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
     include_give_up: bool = False
+    splits: list[str] = Field(default_factory=lambda: ["train"])  # episode splits trained on
     max_len: int = 8192
+    truncate: bool = False  # False: longer examples are rejected; True: cut at max_len
     pack: bool = True
+    cache_dir: str = "~/.cache/toolweave"
 
 
 class TrainConfig(Section):
@@ -195,17 +200,29 @@ class TrainConfig(Section):
     merge_lora: bool = True
     checkpoint_every: int = 50
     max_failures: int = 1
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs that have it
     ds_config: dict[str, Any] = Field(default_factory=dict)  # merged over the generated one
+    optimizer: Literal["auto", "torch", "deepspeed"] = "auto"  # auto: DeepSpeed's fused/CPU Adam on GPU, torch AdamW on CPU
+    data: str | None = None  # SFT dataset dir; None: <run_dir>/sft
+    save_model: bool = True  # final Hugging Face model to <run_dir>/model
+    log_every: int = 1
+    num_cpus_per_worker: float = 1.0
+    peak_tflops: float | None = None  # per device, for MFU; None: looked up from the GPU name
+    fail_at_step: int | None = None  # fault drill: rank 0 raises once after this step's checkpoint
 
 
 class SweepConfig(Section):
     num_samples: int = 2
+    # dotted train/sft keys -> {grid: [...]} | {choice: [...]} | {loguniform: [lo, hi]} | {uniform: [lo, hi]}
+    # e.g. {"train.lr": {"loguniform": [1e-5, 1e-4]}, "train.lora.r": {"choice": [8, 16]}, "sft.max_len": {"grid": [1024, 2048]}}
     space: dict[str, Any] = Field(default_factory=dict)
     metric: str = "loss"
     mode: Literal["min", "max"] = "min"
     grace_period: int = 1
+    max_t: int = 100  # ASHA: most reports a trial gets
+    reduction_factor: int = 2
     max_concurrent: int = 1
+    trial_cpus: float = 0.1  # the trial driver; its TorchTrainer asks for the workers' own resources
 
 
 class RetrieverConfig(Section):
