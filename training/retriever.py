@@ -1,0 +1,142 @@
+"""Train the dense API retriever (ToolBench's `retrieval/train.py`, on sentence-transformers 6).
+
+(query, relevant API document) pairs, in-batch negatives (MultipleNegativesRankingLoss, no duplicate
+texts in a batch), from all-MiniLM-L6-v2 or any local encoder. Held-out queries (split by query,
+seeded) measure NDCG@1/3/5 of BM25, the untrained encoder and the trained one; `report.json` keeps them.
+Runs in-process on CPU or GPU; `ray_jobs/retriever.py` wraps `run` as a Ray job.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from toolweave.config import RunConfig
+from toolweave.io import read_records, write_part
+from toolweave.retrieval.bm25 import BM25Retriever
+from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
+                                        queries_from_instructions, split_queries)
+from toolweave.retrieval.dense import Retriever, load_encoder
+from toolweave.retrieval.metrics import mean_ndcg
+from toolweave.schemas import Instruction, Reject, Tool
+
+log = logging.getLogger(__name__)
+KS = (1, 3, 5)
+
+
+def training_pairs(queries: list[RetrievalQuery], docs: list[ApiDoc]) -> tuple[list[str], list[str]]:
+    text = {d.key: d.text for d in docs}
+    anchors, positives = [], []
+    for q in queries:
+        for key in sorted(q.relevant):
+            if key in text:
+                anchors.append(q.text)
+                positives.append(text[key])
+    return anchors, positives
+
+
+def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[ApiDoc], *, epochs: float = 1,
+                  batch_size: int = 16, lr: float = 2e-5, warmup_ratio: float = 0.1, seed: int = 0,
+                  max_seq_length: int = 256) -> Any:
+    """Fine-tune a SentenceTransformer on (query, positive API doc) pairs; returns the model."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    anchors, positives = training_pairs(queries, docs)
+    if not anchors:
+        raise ValueError("no training pairs: no training query names an API of the corpus")
+    model = load_encoder(base_model, max_seq_length)
+    data = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    with tempfile.TemporaryDirectory(prefix="retriever-train-") as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,
+            warmup_steps=warmup_ratio, seed=seed, data_seed=seed, report_to="none", save_strategy="no",
+            logging_steps=10, disable_tqdm=True, dataloader_num_workers=0,
+            batch_sampler=BatchSamplers.NO_DUPLICATES)  # a duplicate text in a batch is a false negative
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+                                             loss=MultipleNegativesRankingLoss(model))
+        trainer.train()
+    return model
+
+
+def _ndcg(rank, queries) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in mean_ndcg(rank, queries, KS).items()}
+
+
+def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_dir: str | Path, *,
+                       base_model: str = "all-MiniLM-L6-v2", test_fraction: float = 0.2, seed: int = 0,
+                       epochs: float = 1, batch_size: int = 16, lr: float = 2e-5, max_seq_length: int = 256,
+                       evaluate_base: bool = True) -> dict[str, Any]:
+    """Split, train, measure against BM25 (and the untrained encoder), save the retriever and report.json."""
+    train, test = split_queries(queries, test_fraction, seed)
+    report: dict[str, Any] = {"base_model": base_model, "documents": len(docs), "train_queries": len(train),
+                              "test_queries": len(test), "seed": seed, "epochs": epochs, "batch_size": batch_size,
+                              "lr": lr, "max_seq_length": max_seq_length}
+    report["bm25"] = _ndcg(BM25Retriever(docs).rank, test)
+    if evaluate_base:
+        t0 = time.perf_counter()
+        report["base"] = _ndcg(Retriever.build(base_model, docs, max_seq_length).rank, test)
+        report["encode_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                          max_seq_length=max_seq_length)
+    report["train_s"] = round(time.perf_counter() - t0, 1)
+    retriever = Retriever(model, docs)
+    report["trained"] = _ndcg(retriever.rank, test)
+    b5, t5 = report["bm25"]["ndcg@5"], report["trained"]["ndcg@5"]
+    report["ndcg@5_gain_over_bm25"] = round(t5 - b5, 4)
+    report["ndcg@5_ratio_to_bm25"] = round(t5 / b5, 4) if b5 else None
+    report["test_query_ids"] = [q.id for q in test]
+    out = retriever.save(out_dir)
+    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report
+
+
+def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Reject]]:
+    """Documents from the run's toolsets and the configured query files; queries from both too."""
+    docs: dict[tuple[str, str], ApiDoc] = {}
+    queries: list[RetrievalQuery] = []
+    rejects: list[Reject] = []
+    if cfg.retriever.queries:
+        d, q, r = load_query_files(cfg.retriever.queries)
+        docs.update((x.key, x) for x in d)
+        queries += q
+        rejects += r
+    tools, bad = read_records(cfg.path("toolsets"), Tool)
+    docs.update((x.key, x) for x in docs_from_tools(tools))  # type: ignore[arg-type]
+    instructions, bad_i = read_records(cfg.path("instructions"), Instruction)
+    for e in [*bad, *bad_i]:
+        rejects.append(Reject(id=f"retriever:{e.kind}:{e.record_id}", stage="retriever", source=e.kind,
+                              reason=str(e)))
+    known = set(docs)
+    for q in queries_from_instructions(instructions):  # type: ignore[arg-type]
+        missing = q.relevant - known
+        if missing:
+            rejects.append(Reject(id=f"retriever:instruction:{q.id}", stage="retriever", source="instructions",
+                                  reason=f"instruction {q.id!r} names APIs not in the corpus: {sorted(missing)[:3]}"))
+            q = RetrievalQuery(q.id, q.text, q.relevant & known)
+        if q.relevant:
+            queries.append(q)
+    return list(docs.values()), queries, rejects
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Driver-level stage: writes `retriever/` (encoder, corpus, embeddings, report.json)."""
+    docs, queries, rejects = gather(cfg)
+    if rejects:
+        write_part(rejects, cfg.path("retriever_rejects"), Reject)
+    if not docs or len(queries) < 2:
+        raise ValueError(f"retriever stage: {len(docs)} API documents and {len(queries)} queries with relevant "
+                         "APIs; needs documents and at least 2 queries (set retriever.queries or run instructions)")
+    r = cfg.retriever
+    report = train_and_evaluate(docs, queries, cfg.path("retriever"), base_model=r.base_model,
+                                test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
+                                batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
+                                evaluate_base=False)  # benchmarks/retriever.py also measures the untrained encoder
+    report["rejects"] = len(rejects)
+    return {k: v for k, v in report.items() if k != "test_query_ids"}
