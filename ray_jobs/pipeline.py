@@ -14,7 +14,7 @@ import ray
 from actors.record_runner import RecordBatchRunner
 from toolweave import io
 from toolweave.config import RunConfig
-from toolweave.stages import prepare
+from toolweave.stages import ledger, prepare
 from toolweave.stages.base import Progress
 from toolweave.stages.display import ProgressView
 from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_stage_plan, write_summary
@@ -39,6 +39,7 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
     extra = {"filtered": scan.filtered, "duplicate_ids": len(scan.duplicates), "runner": "ray"}
     if scan.todo == 0:
         notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+        ledger.release(plan.io.ledger, plan.io.run_token)
         return write_summary(cfg, stage, progress, {**notes, **extra})
 
     rs = cfg.ray
@@ -81,4 +82,5 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
         if cache is not None:
             ray.kill(cache)  # every actor is done with it; the SQLite file keeps the responses
     notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+    ledger.release(plan.io.ledger, plan.io.run_token)
     return write_summary(cfg, stage, progress, {**notes, **extra})

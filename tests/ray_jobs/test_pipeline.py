@@ -66,8 +66,9 @@ def test_sigkilled_driver_then_rerun_writes_every_record_exactly_once(tmp_path):
         rerun = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     summary = json.loads(next(x for x in rerun.stdout.splitlines() if x.startswith("SUMMARY "))[8:])
-    assert summary["skipped_already_done"] == len(done_before)
-    assert summary["processed"] == len(instrs) - len(done_before)
+    # the killed driver's actors may commit a few more batches before the rerun fences them off
+    assert summary["skipped_already_done"] >= len(done_before)
+    assert summary["skipped_already_done"] + summary["processed"] == len(instrs)
     ids = [r["id"] for r in io.iter_rows(tmp_path / "episodes", columns=["id"])]
     assert len(ids) == len(set(ids)), "a record was written twice"
     assert {r["instruction_id"] for r in io.iter_rows(tmp_path / "episodes", columns=["instruction_id"])} == \

@@ -54,6 +54,7 @@ class StageIO:
     output_cls: type[Record]
     rejects: Path
     ledger: Path
+    run_token: str = ""  # set by the driver's ledger.claim: commits of a stale run are refused
 
     def outputs(self) -> list[Path]:
         return [self.output, self.rejects]
@@ -200,7 +201,7 @@ def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[R
         else:
             raise TypeError(f"{io.stage}: worker returned {kind.__name__} records; expected "
                             f"{io.output_cls.__name__} or Reject")
-    return ledger.commit_batch(io.stage, io.ledger, input_ids, outputs)
+    return ledger.commit_batch(io.stage, io.ledger, input_ids, outputs, token=io.run_token or None)
 
 
 def load_worker_class(path: str) -> type[RecordWorker]:

@@ -10,13 +10,20 @@ The ledger part is the commit point:
 - a retried batch (Ray re-running a task after an actor died) has the same ids, hence the same
   part names: its parts replace the first attempt's instead of adding to them.
 
+A run first takes the stage (`claim`): it writes a fresh owner token, and every commit checks it
+(`check_owner`) before each write. Workers of a killed driver can outlive it for a few seconds;
+once a rerun has claimed the stage their commits are refused, and the rerun waits `FENCE_GRACE_S`
+for a commit already past its check before it scans what is done. `release` ends a clean run.
+
 Parts other writers put in the same dataset (imports, another stage) are never touched: only
 names `part-<stage>-<hash>` of this stage are ours.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -39,17 +46,62 @@ class _LedgerRow(Record):
 _LedgerRow.ARROW = LEDGER_ARROW
 
 
+FENCE_GRACE_S = 5.0
+OWNER_FILE = "OWNER"
+
+
+class StaleRunError(RuntimeError):
+    """This worker's run no longer owns the stage (a rerun took it over): its commit is refused."""
+
+
+def claim(ledger_dir: str | Path, grace_s: float = FENCE_GRACE_S) -> str:
+    """Take the stage for a new run; returns its token. Waits `grace_s` when an earlier run did
+    not end cleanly (its workers may still be finishing a commit)."""
+    d = Path(ledger_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    owner = d / OWNER_FILE
+    previous = owner.exists()
+    token = uuid.uuid4().hex
+    tmp = d / f"{TMP_PREFIX}{token}"
+    tmp.write_text(token)
+    os.replace(tmp, owner)
+    if previous:
+        time.sleep(grace_s)
+    return token
+
+
+def check_owner(ledger_dir: str | Path, token: str | None) -> None:
+    if not token:
+        return
+    try:
+        current = (Path(ledger_dir) / OWNER_FILE).read_text()
+    except FileNotFoundError:
+        current = ""
+    if current != token:
+        raise StaleRunError(f"stage ledger {ledger_dir}: another run owns this stage now; "
+                            f"this (stale) run's commit is refused")
+
+
+def release(ledger_dir: str | Path, token: str) -> None:
+    owner = Path(ledger_dir) / OWNER_FILE
+    if owner.exists() and owner.read_text() == token:
+        owner.unlink()
+
+
 def batch_key(stage: str, input_ids: Iterable[str]) -> str:
     h = hashlib.sha256("\n".join(sorted(input_ids)).encode()).hexdigest()[:24]
     return f"{stage}-{h}"
 
 
 def commit_batch(stage: str, ledger_dir: str | Path, input_ids: list[str],
-                 outputs: Mapping[str | Path, tuple[type[Record], list[Record]]]) -> str:
-    """Write `outputs` ({dataset dir: (record class, records)}) then the ledger part; returns the key."""
+                 outputs: Mapping[str | Path, tuple[type[Record], list[Record]]], token: str | None = None) -> str:
+    """Write `outputs` ({dataset dir: (record class, records)}) then the ledger part; returns the key.
+    With `token`, each write first checks that this run still owns the stage."""
     key = batch_key(stage, input_ids)
     for out_dir, (cls, records) in outputs.items():
+        check_owner(ledger_dir, token)
         write_part(records, out_dir, cls, name=key)
+    check_owner(ledger_dir, token)
     write_part([_LedgerRow(id=i) for i in input_ids], ledger_dir, _LedgerRow, name=key)
     return key
 

@@ -8,7 +8,7 @@ from typing import Any
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.llm.types import ChatModel
-from toolweave.stages import prepare
+from toolweave.stages import ledger, prepare
 from toolweave.stages.base import Progress, commit, load_worker_class, process_batch
 from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_stage_plan, write_summary
 
@@ -45,5 +45,6 @@ async def run_record_stage_local(cfg: RunConfig, stage: str, clients: dict[str, 
     finally:
         await worker.close()
     notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+    ledger.release(plan.io.ledger, plan.io.run_token)
     return write_summary(cfg, stage, progress, {**notes, "filtered": scan.filtered,
                                                  "duplicate_ids": len(scan.duplicates), "runner": "local"})

@@ -94,7 +94,9 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
 
 def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
           columns: list[str] | None = None, limit: int | None = None) -> InputScan:
-    """Before a (re)run: remove a killed run's orphans, reject duplicate ids, scan the inputs."""
+    """Before a (re)run: take the stage (fencing off a killed run's workers), remove that run's
+    orphans, reject duplicate ids, scan the inputs. `io_.run_token` is set here."""
+    io_.run_token = ledger.claim(io_.ledger)
     ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
     scan = scan_inputs(io_, wants, columns, limit)
     if scan.duplicates:

@@ -26,3 +26,16 @@ def test_remove_orphans_keeps_committed_and_foreign_parts(tmp_path):
     removed = ledger.remove_orphans("t", led, [out])
     assert [p.name for p in removed] == [f"part-{ledger.batch_key('t', ['b'])}.parquet"]
     assert sorted(r["id"] for r in io.iter_rows(out)) == ["a", "x", "y"]
+
+
+def test_a_stale_runs_commit_is_refused_once_a_rerun_claims_the_stage(tmp_path):
+    import pytest
+    out, led = tmp_path / "out", tmp_path / "ledger"
+    old = ledger.claim(led, grace_s=0)
+    new = ledger.claim(led, grace_s=0)  # the rerun after a kill
+    with pytest.raises(ledger.StaleRunError):
+        ledger.commit_batch("t", led, ["a"], {out: (Reject, [_rej("a")])}, token=old)
+    assert not list(io.iter_rows(out)) and not ledger.done_inputs(led)
+    ledger.commit_batch("t", led, ["a"], {out: (Reject, [_rej("a")])}, token=new)
+    ledger.release(led, new)
+    assert ledger.done_inputs(led) == {"a"} and not (led / ledger.OWNER_FILE).exists()
