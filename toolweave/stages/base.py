@@ -80,6 +80,15 @@ class RecordWorker(ABC):
     def __init__(self, cfg: RunConfig, clients: dict[str, ChatModel]):
         self.cfg = cfg
         self.clients = {role: MeteredChatModel(c) for role, c in clients.items()}
+        # the clients' accountants keep usage per episode until popped: pop each record's after it
+        # is done, or a long-lived actor grows with every record it ever ran
+        self._accountants = {id(a): a for c in clients.values()
+                             if (a := getattr(c, "accountant", None)) is not None and hasattr(a, "pop_episode")}
+
+    def forget(self, ids: list[str]) -> None:
+        for a in self._accountants.values():
+            for i in ids:
+                a.pop_episode(i)
 
     def client(self, role: str) -> ChatModel:
         return self.clients.get(role) or self.clients["default"]
@@ -144,6 +153,7 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
         if not records:
             raise RuntimeError(f"{worker.stage}: on_error lost record {row.get('id')!r}") from e
         _log_unexpected(worker.stage, row, e)
+    worker.forget([str(row.get("id", "?")), *(r.id for r in records)])
     return records, _outcome(str(row.get("id", "?")), records, usage)
 
 
