@@ -56,7 +56,7 @@ def parameters(function: str) -> dict[str, Any]:
     _, fields = FUNCTIONS[function]
     lead = "analysis" if function == "report_correctness" else "reason"
     return {"type": "object", "properties": {lead: {"type": "string"}, **fields},
-            "required": [*fields], "additionalProperties": False}
+            "required": [lead, *fields], "additionalProperties": False}  # all required: OpenAI strict mode
 
 
 def tool_spec(function: str) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class Judge:
             try:
                 if self.output == "json_schema":
                     reply = await self.model.chat(
-                        messages, json_schema={"name": function, "schema": parameters(function)},
+                        messages, json_schema=parameters(function),
                         temperature=self.temperature, max_tokens=self.max_tokens,
                         tag=CallTag(stage="evaluate", episode=episode, role="judge"))
                 else:
@@ -149,7 +149,8 @@ def parse_reply(function: str, message: dict[str, Any]) -> tuple[dict[str, Any] 
         values = _arguments(message, function)
         if isinstance(values, dict) and "index" in values and isinstance(values["index"], str | float):
             values["index"] = int(float(values["index"]))  # ToolBench's schema said "number"
-        schema = dict(parameters(function), additionalProperties=True)
+        # only the decisive fields must be there: a verdict without its reason still counts
+        schema = dict(parameters(function), additionalProperties=True, required=list(FUNCTIONS[function][1]))
         jsonschema.validate(values, schema)
         return values, ""
     except (ValueError, TypeError, json.JSONDecodeError, jsonschema.ValidationError) as e:

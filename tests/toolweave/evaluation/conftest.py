@@ -1,6 +1,7 @@
 """A scripted ToolEval judge for the evaluation tests: answers each forced function call from a table."""
 from __future__ import annotations
 
+import json
 import types
 
 import pytest
@@ -15,7 +16,13 @@ def function_of(req: dict[str, Any]) -> str:
     tc = req.get("tool_choice")
     if isinstance(tc, dict):
         return tc["function"]["name"]
-    return (req.get("json_schema") or {}).get("name", "")
+    # JSON-schema mode: the decisive field names the question; the prompt tells the two answer checks apart
+    props = (req.get("json_schema") or {}).get("properties", {})
+    if "answer_status" in props:
+        text = req["messages"][0]["content"]
+        return "parse_answer_status" if "execution detail" in text else "check_answer_status"
+    return {"task_status": "check_task_solvable", "index": "select_better_answer"}.get(
+        next((k for k in props if k not in ("reason", "analysis")), ""), "report_correctness")
 
 
 def scripted_judge(answers: dict[str, Any] | Callable[[str, dict], Any]) -> FakeChatModel:
@@ -28,6 +35,8 @@ def scripted_judge(answers: dict[str, Any] | Callable[[str, dict], Any]) -> Fake
         value = answers(fn, req) if callable(answers) else answers[fn]
         if isinstance(value, dict):  # a whole reply message (to script garbage)
             return value
+        if req.get("json_schema") is not None:
+            return json.dumps({"reason": "scripted", keys[fn]: value})
         return {"content": None, "tool_calls": [tool_call(fn, {"reason": "scripted", keys[fn]: value})]}
 
     return FakeChatModel(handler=handler, model="scripted-judge")

@@ -126,3 +126,12 @@ def test_judge_accepts_json_content_and_string_arguments(judge_kit):
     replies = {"check_answer_status": {"content": 'Sure: {"reason": "ok", "answer_status": "Solved"}'}}
     r = asyncio.run(judge_round(Judge(judge_kit.make(replies)), answer(), 0, 0))
     assert r.answer_status is AnswerStatus.SOLVED
+
+
+def test_json_schema_mode_asks_for_a_schema_and_parses_the_content(judge_kit):
+    model = judge_kit.make({"check_answer_status": "Unsolved", "check_task_solvable": "Unsolvable"})
+    r = asyncio.run(judge_round(Judge(model, output="json_schema"), answer(), 0, 0))
+    assert (r.answer_status, r.task_status, r.label) == (AnswerStatus.UNSOLVED, TaskStatus.UNSOLVABLE, PASS)
+    schema = model.requests[0]["json_schema"]
+    assert schema["properties"]["answer_status"]["enum"] == ["Solved", "Unsolved", "Unsure"]
+    assert model.requests[0]["tools"] is None
