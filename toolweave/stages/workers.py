@@ -137,7 +137,7 @@ class SimulateWorker(EpisodeWorker):
         from toolweave.simulate import simulate_episode
         return await simulate_episode(instruction, tools, assistant=self.client("assistant"),
                                       user=self.client("user"), executor=self.executor,
-                                      cfg=self.cfg.simulate,
+                                      cfg=self.cfg.simulate, env_cfg=self.cfg.executor,
                                       episode_id=episode_id(instruction.id, self.method))
 
 
@@ -155,7 +155,8 @@ class SolveWorker(EpisodeWorker):
     async def run_episode(self, instruction: Instruction, tools: list[Tool]) -> Episode:
         from toolweave.search import solve_instruction
         return await solve_instruction(instruction, tools, self.client("assistant"), self.executor,
-                                       self.cfg.solve, episode_id=episode_id(instruction.id, self.method))
+                                       self.cfg.solve, env_cfg=self.cfg.executor,
+                                       episode_id=episode_id(instruction.id, self.method))
 
 
 WORKERS: dict[str, str] = {
