@@ -4,9 +4,9 @@
 
 Episodes are generated (varied numbers of tool calls and observation sizes), rendered with the SFT chat
 template and tokenized exactly as `sft_data` does. Efficiency = real tokens ÷ tokens computed (packed rows
-computed at max_len; padded batches at their longest example). Throughput: a tiny Llama trains the same
-number of real tokens from packed rows and from padded one-example rows (same micro batch token budget);
-both are reported from the one run, with their ratio.
+and one-example padded rows both computed at max_len, static shapes as ToolBench pads to model_max_length).
+Throughput: a tiny Llama trains a few steps of max_len-token rows, packed and padded; real (non-padding)
+tokens/s of both are reported from the one run, with their ratio.
 """
 from __future__ import annotations
 
@@ -41,21 +41,23 @@ def generated_episode(i: int, rng: random.Random) -> Episode:
                    messages=msgs, tools=tools)
 
 
-def tokens_per_s(model, rows: list[dict], micro: int, pad_id: int, steps: int) -> float:
+def interleaved_tokens_per_s(model, runs: dict[str, list[dict]], pad_id: int, steps: int, pad_to: int) -> dict:
+    """Real tokens/s of each row set, timing their steps alternately so machine load hits both alike."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    real, t = 0, None
+    real = {k: 0 for k in runs}
+    secs = {k: 0.0 for k in runs}
     for s in range(steps + 1):  # step 0 warms up
-        batch_rows = [rows[(s * micro + k) % len(rows)] for k in range(micro)]
-        b = collate(batch_rows, pad_id)
-        if s == 1:
+        for name, rows in runs.items():
+            row = rows[s % len(rows)]
+            b = collate([row], pad_id, pad_to)
             t = time.perf_counter()
-        loss = model(**b, use_cache=False).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if s >= 1:
-            real += sum(len(r["input_ids"]) for r in batch_rows)
-    return real / (time.perf_counter() - t)
+            model(**b, use_cache=False).loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if s:
+                secs[name] += time.perf_counter() - t
+                real[name] += len(row["input_ids"])
+    return {k: real[k] / secs[k] for k in runs}
 
 
 def main() -> dict:
@@ -70,18 +72,18 @@ def main() -> dict:
     examples = [episode_example(generated_episode(i, rng), tok, sft) for i in range(args.episodes)]
     packed = [to_record(r, "chat_template").model_dump() for r in pack(examples, args.max_len)]
     padded = [to_record([e], "chat_template").model_dump() for e in examples]
-    micro_padded = max(1, args.max_len // max(len(e) for e in examples))  # same token budget per step
+    # both computed at max_len tokens a step (static shapes, as ToolBench pads to model_max_length)
     eff_packed = efficiency([len(r["input_ids"]) for r in packed], args.max_len)
-    eff_padded = sum(len(e) for e in examples) / sum(
-        micro_padded * max(len(padded[k]["input_ids"]) for k in range(i, min(i + micro_padded, len(padded))))
-        for i in range(0, len(padded), micro_padded))
+    eff_padded = efficiency([len(r["input_ids"]) for r in padded], args.max_len)
     torch.manual_seed(0)
     model = build_model(TrainConfig(max_len=args.max_len), len(tok))
-    tps_packed = tokens_per_s(model, packed, 1, tok.pad_token_id, args.steps)
-    tps_padded = tokens_per_s(model, padded, micro_padded, tok.pad_token_id, args.steps)
+    rng.shuffle(padded)  # padded rows in arrival order, not sorted by length
+    tps = interleaved_tokens_per_s(model, {"packed": packed, "padded": padded}, tok.pad_token_id, args.steps,
+                                   args.max_len)
+    tps_packed, tps_padded = tps["packed"], tps["padded"]
     report = {"episodes": args.episodes, "max_len": args.max_len, "examples_tokens": sum(len(e) for e in examples),
               "packed_rows": len(packed), "packing_efficiency": round(eff_packed, 4),
-              "padded_efficiency": round(eff_padded, 4), "padded_micro_batch": micro_padded,
+              "padded_efficiency": round(eff_padded, 4),
               "tokens_per_s_packed": round(tps_packed, 1), "tokens_per_s_padded": round(tps_padded, 1),
               "speedup_packed_over_padded": round(tps_packed / tps_padded, 2)}
     print(json.dumps(report, indent=2))
