@@ -12,6 +12,7 @@ positions, where each training example ends, and whether a `content: null` key w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,22 @@ def _load(answer: dict | str | Path) -> tuple[dict, str]:
         return answer, "<dict>"
     p = Path(answer)
     try:
-        return json.loads(p.read_text(encoding="utf-8")), p.name
+        return json.loads(p.read_text(encoding="utf-8")), _group_prefix(p) + p.name
     except (OSError, json.JSONDecodeError) as e:
         raise RecordError("episode", str(p), f"cannot read ToolBench answer file: {e}") from None
 
 
+def _group_prefix(p: Path) -> str:
+    # Query ids restart in each group: G1_answer/10_... and G2_answer/10_... are different queries.
+    m = re.match(r"(G\d)_", p.parent.name)
+    return f"{m.group(1)}_" if m else ""
+
+
 def _source_id(name: str) -> str:
-    # "57_ChatGPT_DFS_woFilter_w2.json" -> "57"; "1073_CoT@1.json" -> "1073"
+    # "57_ChatGPT_DFS_woFilter_w2.json" -> "57"; "G2_10_ChatGPT_..." -> "G2_10"; "1073_CoT@1.json" -> "1073"
     stem = name.rsplit(".", 1)[0]
-    return stem.split("_", 1)[0] if "_" in stem else stem
+    m = re.match(r"(G\d_)?([^_]+)", stem)
+    return (m.group(1) or "") + m.group(2) if m else stem
 
 
 # --- messages: function_call <-> tool_calls ----------------------------------------------------

@@ -41,7 +41,7 @@ def test_status_counts_match_the_files():
 def test_episode_is_openai_chat_with_tool_calls_and_tree():
     path = DATA / "toolbench/data_example/answer/G1_answer/10_ChatGPT_DFS_woFilter_w2.json"
     ep = answer_to_episode(path)
-    assert ep.method == "dfsdt" and ep.status == "answered" and ep.instruction_id == "10"
+    assert ep.method == "dfsdt" and ep.status == "answered" and ep.instruction_id == "G1_10"
     assert ep.llm_calls == 3 and ep.prompt_tokens + ep.completion_tokens == 2916
     roles = [m["role"] for m in ep.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
