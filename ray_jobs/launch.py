@@ -44,12 +44,19 @@ def run_stage(cfg: RunConfig, stage: str, base_url: str | None = None) -> dict[s
     if stage in RECORD_STAGES:
         from ray_jobs.pipeline import run_record_stage
         return run_record_stage(cfg, stage, base_url)
+    extra: dict[str, Any] = {}
+    if stage == "evaluate" and cfg.evaluate.solve_with:
+        # the model under test first solves the test splits (serve -> solve), then is judged
+        from ray_jobs.pipeline import solve_for_evaluation
+        from toolweave.stages.eval_solve import judging_config
+        extra["solve"] = solve_for_evaluation(cfg, base_url)
+        cfg = judging_config(cfg)
     if stage in DRIVER_STAGES:
         fn = _driver_function(stage)
         if "clients" in inspect.signature(fn).parameters:
             from toolweave.stages.clients import build_clients
-            return fn(cfg, clients=build_clients(cfg, base_url))
-        return fn(cfg)
+            return {**fn(cfg, clients=build_clients(cfg, base_url)), **extra}
+        return {**fn(cfg), **extra}
     raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
 

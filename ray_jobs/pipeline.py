@@ -18,7 +18,7 @@ from toolweave.stages import ledger, prepare
 from toolweave.stages.base import Progress
 from toolweave.stages.display import ProgressView
 from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_stage_plan, write_summary
-from toolweave.stages.workers import tool_cache_path
+from toolweave.stages.workers import WORKERS, tool_cache_path
 
 
 def _allow_async_batches(n: int) -> None:
@@ -45,7 +45,7 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
     rs = cfg.ray
     cache_actor = None
     cache = None
-    if stage in ("simulate", "solve") and cfg.executor.kind == "llm":
+    if plan.worker in (WORKERS["simulate"], WORKERS["solve"]) and cfg.executor.kind == "llm":
         from actors.tool_cache import cache_actor_name, start_tool_cache
         cache = start_tool_cache(tool_cache_path(cfg))
         cache_actor = cache_actor_name(tool_cache_path(cfg))
@@ -84,3 +84,20 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
     notes = {**plan.notes, **finish_record_stage(cfg, stage)}
     ledger.release(plan.io.ledger, plan.io.run_token)
     return write_summary(cfg, stage, progress, {**notes, **extra})
+
+
+def solve_for_evaluation(cfg: RunConfig, base_url: str | None) -> dict[str, Any]:
+    """`evaluate.solve_with`: serve the model under test on a second embedded engine, solve the
+    test splits with it as the assistant into `eval_episodes/`, stop it. The engine is started only
+    when some test instruction is still unsolved (a rerun of a finished run starts nothing)."""
+    from toolweave.llm.engine import EmbeddedEngine
+    from toolweave.stages import eval_solve
+    scan_cfg = eval_solve.solve_config(cfg, base_url, None)
+    if eval_solve.pending(scan_cfg) == 0:
+        return run_record_stage(scan_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(scan_cfg))
+    engine_cfg = eval_solve.engine_config(cfg)
+    with EmbeddedEngine(engine_cfg) as engine:
+        solve_cfg = eval_solve.solve_config(cfg, base_url, engine.base_url)
+        summary = run_record_stage(solve_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(solve_cfg))
+    return {**summary, "model": engine_cfg.model, "served_name": engine_cfg.served_name,
+            "max_model_len": engine_cfg.max_model_len}

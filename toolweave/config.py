@@ -175,7 +175,7 @@ class SFTConfig(Section):
 
 
 class TrainConfig(Section):
-    model: str = "tiny"  # "tiny": a small Llama from config; or a local dir / hub id
+    model: str = "tiny"  # "tiny": a small Llama from config; "smollm2": the shipped SmolLM2-135M; or a local dir / hub id
     tiny: dict[str, Any] = Field(default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128,
                                                            "num_hidden_layers": 2, "num_attention_heads": 4,
                                                            "num_key_value_heads": 2})
@@ -233,6 +233,7 @@ class RetrieverConfig(Section):
     batch_size: int = 16
     lr: float = 2e-5
     top_k: int = 5
+    max_seq_length: int = 256  # tokens of an API document the encoder reads
 
 
 class EvaluateConfig(Section):
@@ -242,6 +243,15 @@ class EvaluateConfig(Section):
     solvable_pass_rate: bool = True
     toolalpaca: bool = False
     seed: int = 0
+    judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
+    judge_retries: int = 2  # garbage verdicts are retried, then scored Unsure with the reason
+    concurrency: int = 16  # judge conversations at once
+    episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
+    # who solves the test splits before judging: "trained" = <run_dir>/model, or a local model dir /
+    # hub id, served by a second embedded engine (llm.embedded settings) as the assistant role; the
+    # episodes go to eval_episodes/. None: judge the episodes already there.
+    solve_with: str | None = None
+    splits: list[str] = Field(default_factory=lambda: ["test_inst", "test_tool", "test_cat"])
 
 
 class RunConfig(Section):
@@ -250,7 +260,6 @@ class RunConfig(Section):
     seed: int = 0
     stages: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
-    max_seq_length: int = 256  # tokens of an API document the encoder reads
     ray: RaySettings = Field(default_factory=RaySettings)
     toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
@@ -260,10 +269,6 @@ class RunConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
-    judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
-    judge_retries: int = 2  # garbage verdicts are retried, then scored Unsure with the reason
-    concurrency: int = 16  # judge conversations at once
-    episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 

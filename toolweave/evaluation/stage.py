@@ -199,7 +199,15 @@ async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
     if rejects:
         write_part(rejects, cfg.path("eval_rejects"), Reject)
     everything = list({**done, **{r.id: r for r in fresh}}.values())
-    write_report(everything, cfg.path("report"), title=f"{cfg.name}: evaluation")  # type: ignore[arg-type]
+    # say whose answers these are: the report of a chain is the trained model's, not the data's
+    models = sorted({e.model for e in episodes if e.model})  # type: ignore[union-attr]
+    under_test = {"episodes": str(src), "models": models, "solve_with": ev.solve_with,
+                  "model_dir": str(cfg.path("model")) if ev.solve_with == "trained" else ev.solve_with}
+    title = f"{cfg.name}: evaluation" + (f" of {', '.join(models)}" if models else "")
+    if ev.solve_with:
+        title += f" ({'the model trained in ' + str(cfg.path('model')) if ev.solve_with == 'trained' else ev.solve_with})"
+    write_report(everything, cfg.path("report"), title=title, extra={"under_test": under_test})  # type: ignore[arg-type]
+    summary["under_test"] = under_test
     summary.update({"written": len(fresh), "reused": len(everything) - len(fresh), "rejects": len(rejects),
                     "report": str(cfg.path("report", "report.md"))})
     return summary

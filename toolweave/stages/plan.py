@@ -38,9 +38,15 @@ def _io(cfg: RunConfig, stage: str, inputs: list[str], output: str, cls: type[Re
     return stage_io(cfg, stage, inputs, output, cls, rejects=f"{output.removesuffix('_raw')}_rejects")
 
 
-def record_stage_plan(cfg: RunConfig, stage: str) -> RecordStagePlan:
+def record_stage_plan(cfg: RunConfig, stage: str, output: str | None = None) -> RecordStagePlan:
     """Driver-side preparation of a per-record stage, and its plan. Raises ValueError when the
-    stage has nothing to read (the message says which dataset or config key is missing)."""
+    stage has nothing to read (the message says which dataset or config key is missing).
+
+    `output` (simulate, solve): another episodes dataset than `episodes/`, e.g. `eval_episodes/`; it
+    gets its own ledger and part names (`<stage>-<output>`), so resume and exactly-once commits work
+    for it as for `episodes/` and neither run's orphan cleanup touches the other's parts."""
+    if output is not None and stage not in ("simulate", "solve"):
+        raise ValueError(f"stage {stage}: only simulate and solve take another output dataset")
     if stage == "build_toolset":
         notes = prepare.prepare_catalogue(cfg)
         notes.update(_import_toolsets(cfg))
@@ -55,7 +61,8 @@ def record_stage_plan(cfg: RunConfig, stage: str) -> RecordStagePlan:
             plan = RecordStagePlan(_io(cfg, stage, ["instructions_samples"], "instructions_raw", Instruction),
                                    WORKERS["instructions.toolbench"], notes=notes)
     elif stage in ("simulate", "solve"):
-        plan = RecordStagePlan(_io(cfg, stage, ["instructions"], "episodes", Episode), WORKERS[stage],
+        name = stage if output is None else f"{stage}-{output}"
+        plan = RecordStagePlan(_io(cfg, name, ["instructions"], output or "episodes", Episode), WORKERS[stage],
                                filter_columns=["split"])
     else:
         raise ValueError(f"{stage!r} is not a per-record stage (those are {', '.join(RECORD_STAGES)})")

@@ -1,0 +1,103 @@
+"""The evaluate stage's solve step without an engine: the model under test (a scripted server) solves
+only the test splits into eval_episodes/, with its own ledger, and a rerun does nothing."""
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import Episode, Instruction, Tool
+from toolweave.stages import eval_solve
+from toolweave.stages.clients import build_clients
+from toolweave.stages.local import run_record_stage_local
+
+G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
+
+
+def _run_dir(tmp_path: Path, test_split: int = 2) -> list[Instruction]:
+    from toolweave.instructions import import_toolbench_queries
+    tools, instrs, _ = import_toolbench_queries(G1)
+    instrs = [i.model_copy(update={"split": "test_inst" if n < test_split else "train"}) for n, i in enumerate(instrs)]
+    io.write_part(tools, tmp_path / "toolsets", Tool, name="input")
+    io.write_part(instrs, tmp_path / "instructions", Instruction, name="input")
+    return instrs
+
+
+def _cfg(tmp_path, main_url: str, **evaluate) -> RunConfig:
+    return RunConfig(run_dir=str(tmp_path), llm={"engine": "endpoints", "endpoints": {"default": {
+        "base_url": main_url, "model": "main", "is_vllm": False, "max_retries": 1, "timeout_s": 30}}},
+        ray={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
+        evaluate={"solve_with": "trained", **evaluate})
+
+
+def _finish(body):  # the model under test answers at once
+    return {"tool_calls": [{"function": {"name": "Finish", "arguments": json.dumps(
+        {"return_type": "give_answer", "final_answer": "answered by the model under test"})}}]}
+
+
+def _solve(cfg):
+    return asyncio.run(run_record_stage_local(cfg, eval_solve.STAGE, build_clients(cfg),
+                                              plan=eval_solve.solve_plan(cfg)))
+
+
+def test_model_under_test_solves_only_the_test_split_into_eval_episodes(tmp_path, scripted_server):
+    instrs = _run_dir(tmp_path, test_split=2)
+    main = scripted_server(handler=lambda body: "the run's own engine")
+    under_test = scripted_server(handler=_finish)
+    cfg = _cfg(tmp_path, main.base_url)
+    assert eval_solve.pending(eval_solve.solve_config(cfg, None, None)) == 2
+
+    scfg = eval_solve.solve_config(cfg, None, under_test.base_url)
+    # the assistant is the model under test; the executor and the rest stay on the run's endpoints
+    assert scfg.llm.endpoint("assistant").base_url == under_test.base_url
+    assert scfg.llm.endpoint("assistant").model == "trained"
+    assert scfg.llm.endpoint("executor").base_url == main.base_url
+    assert cfg.solve.splits == [] and cfg.llm.endpoint("assistant").base_url == main.base_url  # not mutated
+    summary = _solve(scfg)
+
+    eps, bad = io.read_records(tmp_path / "eval_episodes", Episode)
+    assert not bad and summary["processed"] == 2 and summary["filtered"] == len(instrs) - 2
+    assert sorted(e.instruction_id for e in eps) == sorted(i.id for i in instrs[:2])
+    assert {e.split for e in eps} == {"test_inst"} and {e.model for e in eps} == {"trained"}
+    assert all(e.status == "answered" and e.final_answer == "answered by the model under test" for e in eps)
+    assert not (tmp_path / "episodes").exists(), "the training episodes dataset was written to"
+    assert {b["model"] for b in under_test.requests} == {"trained"} and not main.requests
+    assert (tmp_path / "_ledger" / "solve-eval_episodes").is_dir()
+    assert (tmp_path / "eval_solve_summary.json").exists()
+
+    # a rerun finds every test instruction done: nothing pending, no request, no second record
+    n = len(under_test.requests)
+    assert eval_solve.pending(eval_solve.solve_config(cfg, None, None)) == 0
+    again = _solve(scfg)
+    assert again["processed"] == 0 and again["skipped_already_done"] == 2 and len(under_test.requests) == n
+    ids = [r["id"] for r in io.iter_rows(tmp_path / "eval_episodes", columns=["id"])]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 2
+
+
+def test_engine_for_the_trained_model_fits_its_context(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path), evaluate={"solve_with": "trained"}, llm={"embedded": {"max_model_len": 4096}})
+    with pytest.raises(FileNotFoundError, match="run the train stage first"):
+        eval_solve.engine_config(cfg)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    eng = eval_solve.engine_config(cfg)
+    assert (eng.model, eng.served_name, eng.max_model_len) == (str(tmp_path / "model"), "trained", 2048)
+    assert eng.tool_call_parser == cfg.llm.embedded.tool_call_parser  # same settings as the run's engine
+    other = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"solve_with": "org/some-model"})})
+    assert (eval_solve.engine_config(other).model, eval_solve.served_name(other)) == ("org/some-model", "some-model")
+    assert eval_solve.judging_config(cfg).evaluate.episodes == "eval_episodes"
+
+
+def test_no_test_split_is_a_clear_error(tmp_path):
+    _run_dir(tmp_path, test_split=0)
+    cfg = _cfg(tmp_path, "http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match=r"no instruction in the splits \['test_inst', 'test_tool', 'test_cat'\]"):
+        eval_solve.pending(eval_solve.solve_config(cfg, None, None))
+
+
+def test_other_stages_take_no_output_override(tmp_path):
+    from toolweave.stages.plan import record_stage_plan
+    with pytest.raises(ValueError, match="only simulate and solve"):
+        record_stage_plan(RunConfig(run_dir=str(tmp_path)), "instructions", output="eval_episodes")

@@ -1,0 +1,104 @@
+"""The model under test solves the test splits: the first step of `evaluate` when
+`evaluate.solve_with` is set (DESIGN: checkpoint -> serve -> endpoint -> solve(test split) -> episodes).
+
+It is the solve stage with three changes: the assistant role talks to the served model under test,
+only the instructions of `evaluate.splits` are solved, and the episodes go to `eval_episodes/` with
+their own ledger (ids, resume and exactly-once commits as for `episodes/`, never mixed with it). The
+other roles (executor, user) stay on the run's own engine. Ray-free: the runner (`ray_jobs.pipeline`)
+serves the model and runs the plan made here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from toolweave.config import EmbeddedEngineConfig, RunConfig
+from toolweave.stages.plan import RecordStagePlan, record_stage_plan
+
+EVAL_EPISODES = "eval_episodes"
+STAGE = "eval_solve"  # progress and `eval_solve_summary.json`
+
+
+def model_source(cfg: RunConfig) -> str:
+    """`evaluate.solve_with` as something vLLM loads: "trained" is this run's `model/` dir."""
+    src = cfg.evaluate.solve_with
+    if not src:
+        raise ValueError("evaluate.solve_with is not set: there is no model to solve the test splits with")
+    if src != "trained":
+        local = Path(src).expanduser()
+        return str(local) if local.exists() else src  # else a hub id, resolved by vLLM
+    model_dir = cfg.path("model")
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"evaluate.solve_with=trained: no trained model at {model_dir} (config.json "
+                                "missing); run the train stage first (with train.save_model: true)")
+    return str(model_dir)
+
+
+def served_name(cfg: RunConfig) -> str:
+    src = cfg.evaluate.solve_with or ""
+    return "trained" if src == "trained" else Path(src.rstrip("/")).name or "model-under-test"
+
+
+def _max_positions(model_dir: str) -> int | None:
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # a hub id: vLLM reads it
+    n = config.get("max_position_embeddings")
+    return int(n) if n else None
+
+
+def engine_config(cfg: RunConfig) -> EmbeddedEngineConfig:
+    """The second engine: the run's embedded settings, serving the model under test. Its context is
+    capped at what the model was built for (a tiny model trained at 2048 positions cannot take 4096)."""
+    model = model_source(cfg)
+    positions = _max_positions(model)
+    max_len = min(cfg.llm.embedded.max_model_len, positions) if positions else cfg.llm.embedded.max_model_len
+    return cfg.llm.embedded.model_copy(update={"model": model, "served_name": served_name(cfg),
+                                                "max_model_len": max_len, "port": 0})
+
+
+def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) -> RunConfig:
+    """The run config the solve workers get: every role as the run has it (on `base_url`, the run's
+    engine, when given), except the assistant, which is the model under test at `model_url`."""
+    llm = cfg.llm
+    endpoints = {}
+    for role in ("default", "assistant", "user", "executor", "judge", "builder"):
+        ep = llm.endpoint(role)
+        if base_url is not None:
+            update: dict = {"base_url": base_url, "extra_base_urls": []}
+            if llm.engine == "embedded":
+                update["model"] = llm.embedded.served_name
+            ep = ep.model_copy(update=update)
+        endpoints[role] = ep
+    if model_url is not None:
+        endpoints["assistant"] = endpoints["assistant"].model_copy(update={
+            "base_url": model_url, "extra_base_urls": [], "model": served_name(cfg), "api_key_env": None,
+            "is_vllm": True})
+    return cfg.model_copy(deep=True, update={
+        "llm": llm.model_copy(update={"engine": "endpoints", "endpoints": endpoints}),
+        "solve": cfg.solve.model_copy(update={"splits": list(cfg.evaluate.splits)}),
+    })
+
+
+def solve_plan(cfg: RunConfig) -> RecordStagePlan:
+    """The solve plan over `evaluate.splits`, writing `eval_episodes/` (cfg: from `solve_config`)."""
+    return record_stage_plan(cfg, "solve", output=EVAL_EPISODES)
+
+
+def pending(cfg: RunConfig) -> int:
+    """Instructions of the test splits not solved yet (within `ray.limit`); 0: no engine is needed.
+    Raises ValueError when the splits hold no instruction at all: judging would have nothing of the
+    model under test (and must not fall back to the training episodes)."""
+    from toolweave.stages.prepare import scan_inputs
+    plan = solve_plan(cfg)
+    scan = scan_inputs(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
+    if scan.todo + scan.already_done == 0:
+        raise ValueError(f"evaluate.solve_with: no instruction in the splits {cfg.evaluate.splits} "
+                         f"({scan.total} instructions in all); give instructions.holdout a test split")
+    return scan.todo
+
+
+def judging_config(cfg: RunConfig) -> RunConfig:
+    """After solving: judge exactly `eval_episodes/` (never the training episodes as a fallback)."""
+    return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"episodes": EVAL_EPISODES})})
