@@ -8,7 +8,6 @@ Runs in-process on CPU or GPU; `ray_jobs/retriever.py` wraps `run` as a Ray job.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from toolweave.retrieval.dense import Retriever, load_encoder
 from toolweave.retrieval.metrics import mean_ndcg
 from toolweave.schemas import Instruction, Reject, Tool
 
-log = logging.getLogger(__name__)
 KS = (1, 3, 5)
 
 

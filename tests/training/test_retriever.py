@@ -16,7 +16,7 @@ G1 = Path(__file__).parents[1] / "data" / "stabletoolbench" / "solvable_queries"
 def test_trained_retriever_beats_bm25(tmp_path):
     cfg = RunConfig(run_dir=str(tmp_path), seed=0)
     r = cfg.retriever
-    r.queries, r.epochs, r.batch_size, r.lr, r.max_seq_length = [str(G1)], 1, 16, 5e-5, 128
+    r.queries, r.epochs, r.batch_size, r.lr, r.max_seq_length = [str(G1)], 2, 16, 5e-5, 128
     summary = run(cfg)
     report = json.loads(cfg.path("retriever", "report.json").read_text())
     assert report["train_queries"] == 130 and report["test_queries"] == 33 and report["documents"] == 820
