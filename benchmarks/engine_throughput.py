@@ -39,6 +39,26 @@ async def vllm_tokens_per_s(base_url: str, model: str, concurrency: int, max_tok
     return tokens / elapsed
 
 
+def best_torch_threads(model, tok) -> int:
+    """1 thread or all cores, whichever runs a forward pass faster: on a shared machine OpenMP
+    threads spin-waiting for a descheduled sibling made 2 threads ~30x slower than 1 (seen)."""
+    import torch
+
+    ids = tok("Hello, tell me a story about a robot", return_tensors="pt")
+    timings = {}
+    for n in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(n)
+        with torch.inference_mode():
+            model(**ids)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                model(**ids)
+        timings[n] = time.perf_counter() - t0
+    best = min(timings, key=timings.get)
+    torch.set_num_threads(best)
+    return best
+
+
 def hf_tokens_per_s(model_dir: str, concurrency: int, max_tokens: int, cache: dict) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -46,6 +66,7 @@ def hf_tokens_per_s(model_dir: str, concurrency: int, max_tokens: int, cache: di
     if "model" not in cache:
         cache["tok"] = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         cache["model"] = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        cache["threads"] = best_torch_threads(cache["model"], cache["tok"])
     tok, model = cache["tok"], cache["model"]
     texts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts(concurrency)]
     batch = tok(texts, return_tensors="pt", padding=True)
@@ -84,14 +105,16 @@ def main() -> None:
     for c in args.concurrency:
         results["transformers"][c] = hf_tokens_per_s(model_dir, c, args.max_tokens, cache)
 
-    print(f"SmolLM2-135M fp32, {args.max_tokens} generated tokens a request; engine ready in {startup:.0f}s")
+    print(f"SmolLM2-135M fp32, {args.max_tokens} generated tokens a request; engine ready in {startup:.0f}s; "
+          f"transformers on {cache['threads']} torch thread(s)")
     print(f"{'concurrent':>10} {'vLLM tok/s':>11} {'HF tok/s':>9} {'vLLM / HF':>10}")
     for c in args.concurrency:
         v, h = results["vllm"][c], results["transformers"][c]
         print(f"{c:>10} {v:>11.1f} {h:>9.1f} {v / h:>9.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"max_tokens": args.max_tokens, "engine_startup_s": startup, **results}, f, indent=2)
+            json.dump({"max_tokens": args.max_tokens, "engine_startup_s": startup,
+                       "torch_threads": cache["threads"], **results}, f, indent=2)
 
 
 if __name__ == "__main__":  # vLLM spawns processes
