@@ -87,6 +87,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     steps_per_epoch, total_steps = plan_steps(train, config["n_rows"], world)
     ds_cfg = deepspeed_config(train, world)
 
+    # DeepSpeed's comm layer over Ray Train's torch process group, before zero.Init reads the world
+    # size (uninitialised it says 1, and the batch-size check fails for a pretrained model)
+    from deepspeed.accelerator import get_accelerator
+    deepspeed.init_distributed(dist_backend=get_accelerator().communication_backend_name())
     hf_ds = None
     if train.zero_stage == 3 and train.model != "tiny":
         # makes from_pretrained build the model already partitioned (deepspeed.zero.Init): 7B/13B never whole on one rank
