@@ -121,11 +121,20 @@ def test_timeout_of_a_hung_server(scripted_server):
 def wait_for_in_flight(servers: list, k: int, limit_s: float = 5.0):
     """A handler that answers once the server holds k requests (or after limit_s): the server then
     sees exactly the client's concurrency, however slowly a loaded machine sends."""
+    waiting: list[asyncio.Event] = []
+
     async def handler(body):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit_s
-        while servers[0].in_flight < k and loop.time() < deadline:
-            await asyncio.sleep(0.005)
+        if servers[0].max_in_flight >= k:  # once k were held at once, release everyone (a latch)
+            for event in waiting:
+                event.set()
+            waiting.clear()
+            return "x"
+        event = asyncio.Event()
+        waiting.append(event)
+        try:
+            await asyncio.wait_for(event.wait(), limit_s)
+        except asyncio.TimeoutError:
+            pass
         return "x"
     return handler
 
@@ -306,7 +315,6 @@ def test_clients_for_the_embedded_engine_url():
     assert clients["judge"].model == llm.embedded.served_name
 
 
-@pytest.mark.slow
 def test_hundreds_in_flight_from_one_process(scripted_server):
     box: list = []
     srv = scripted_server(handler=wait_for_in_flight(box, 400, limit_s=60), latency_s=1.0)
@@ -318,3 +326,17 @@ def test_hundreds_in_flight_from_one_process(scripted_server):
 
     assert len(asyncio.run(many())) == 400
     assert srv.max_in_flight == 400
+
+
+@pytest.mark.slow
+def test_a_thousand_in_flight_from_one_process(scripted_server):
+    box: list = []
+    srv = scripted_server(handler=wait_for_in_flight(box, 1000, limit_s=120), latency_s=1.0)
+    box.append(srv)
+    client = client_for(srv, endpoint={"max_concurrency": 1000, "timeout_s": 180})
+
+    async def many():
+        return await asyncio.gather(*[client.chat(USER) for _ in range(1000)])
+
+    assert len(asyncio.run(many())) == 1000
+    assert srv.max_in_flight == 1000
