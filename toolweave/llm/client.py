@@ -321,13 +321,14 @@ def clients_for(llm: LLMSettings, base_url: str | None = None, *,
                 accountant: Accountant | None = None) -> dict[str, LLMClient]:
     """One client per role (default, assistant, user, executor, judge, builder); roles with the
     same endpoint share one client (one concurrency bound). `base_url` (the embedded engine's)
-    replaces every role's URL, and with `llm.engine == "embedded"` the model is the served name."""
+    serves every role that has no endpoint of its own in `llm.endpoints` (a judge on a hosted
+    model stays there), and with `llm.engine == "embedded"` the model is the served name."""
     accountant = accountant or Accountant(llm.prices)
     by_endpoint: dict[str, LLMClient] = {}
     clients = {}
     for role in ROLES:
         ep = llm.endpoint(role)
-        if base_url is not None:
+        if base_url is not None and (role == "default" or role not in llm.endpoints):
             update: dict[str, Any] = {"base_url": base_url, "extra_base_urls": []}
             if llm.engine == "embedded":
                 update["model"] = llm.embedded.served_name

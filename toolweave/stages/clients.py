@@ -8,7 +8,7 @@ ROLES = ("default", "assistant", "user", "executor", "judge", "builder")
 
 
 def build_clients(cfg: RunConfig, base_url: str | None = None) -> dict[str, ChatModel]:
-    """`base_url`: the embedded engine's URL (every role goes there); None: `cfg.llm.endpoints`."""
+    """`base_url`: the embedded engine's URL (roles without an endpoint of their own go there); None: `cfg.llm.endpoints`."""
     from toolweave.llm.client import clients_for
     clients = dict(clients_for(cfg.llm, base_url))
     default = clients.get("default") or next(iter(clients.values()))

@@ -315,6 +315,14 @@ def test_clients_for_the_embedded_engine_url():
     assert clients["judge"].model == llm.embedded.served_name
 
 
+def test_embedded_engine_url_keeps_roles_with_their_own_endpoint():
+    llm = LLMSettings(endpoints={"judge": EndpointConfig(base_url="https://judge.example/v1", model="big")})
+    clients = clients_for(llm, base_url="http://127.0.0.1:1234/v1")
+    assert clients["judge"].base_urls == ["https://judge.example/v1"] and clients["judge"].model == "big"
+    assert clients["assistant"].base_urls == ["http://127.0.0.1:1234/v1"]
+    assert clients["assistant"].model == llm.embedded.served_name
+
+
 def test_hundreds_in_flight_from_one_process(scripted_server):
     box: list = []
     srv = scripted_server(handler=wait_for_in_flight(box, 400, limit_s=60), latency_s=1.0)
