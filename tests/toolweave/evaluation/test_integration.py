@@ -9,6 +9,7 @@ from toolweave.schemas import Episode, EvalResult, Instruction
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_evaluation_end_to_end_with_embedded_judge(tmp_path, embedded_base_url):
     cfg = RunConfig(name="it", run_dir=str(tmp_path))
     cfg.evaluate.votes, cfg.evaluate.toolalpaca, cfg.evaluate.reference = 1, True, "method:cot"
