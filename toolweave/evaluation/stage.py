@@ -74,7 +74,7 @@ def build_answers(episodes: list[Episode], instructions: dict[str, Instruction],
     return by_method, rejects
 
 
-def _pass_records(results: list[QueryPass], run: str, judge: Judge) -> list[EvalResult]:
+def _pass_records(results: list[QueryPass], run: str, judge: Judge, solvable: bool = True) -> list[EvalResult]:
     out = []
     for q in results:
         a = q.answer
@@ -85,6 +85,8 @@ def _pass_records(results: list[QueryPass], run: str, judge: Judge) -> list[Eval
         votes = [r.to_json() for r in q.rounds]
         out.append(EvalResult(id=_rid("pass_rate", run, a.method, a.query_id), metric="pass_rate", label=q.label,
                               score=float(q.label == "Pass"), votes=votes, details=details, **common))
+        if not solvable:
+            continue
         status = Counter(r.answer_status.value for r in q.rounds).most_common(1)[0][0]
         out.append(EvalResult(id=_rid("solvable_pass_rate", run, a.method, a.query_id), metric="solvable_pass_rate",
                               label=status, score=q.solvable_score, votes=votes, details=details, **common))
@@ -106,7 +108,7 @@ async def _pass_rate(answers: list[Answer], run: str, judge: Judge, cfg: RunConf
         (old if rec is not None else todo).append(_from_record(rec, a) if rec is not None else a)
     new = await evaluate_pass_rate(todo, judge, votes=cfg.evaluate.votes, seed=cfg.evaluate.seed,
                                    concurrency=cfg.evaluate.concurrency)
-    return old + new, _pass_records(new, run, judge)
+    return old + new, _pass_records(new, run, judge, cfg.evaluate.solvable_pass_rate)
 
 
 async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:

@@ -81,3 +81,12 @@ def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     assert len(judge.requests) == calls and again["written"] == 0
     results2, _ = read_records(cfg.path("eval"), EvalResult)
     assert len(results2) == len(results)
+
+
+def test_solvable_pass_rate_records_can_be_turned_off(tmp_path, judge_kit):
+    cfg = _setup(tmp_path)
+    cfg.evaluate.reference, cfg.evaluate.solvable_pass_rate, cfg.evaluate.votes = None, False, 1
+    judge = judge_kit.make({"check_answer_status": "Solved", "check_task_solvable": "Solvable"})
+    run(cfg, {"default": judge})  # no "judge" client: the default role judges
+    results, _ = read_records(cfg.path("eval"), EvalResult)
+    assert {r.metric for r in results} == {"pass_rate"} and len(results) == 8
