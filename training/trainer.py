@@ -175,7 +175,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if last:
                 break
     if config["save_model"]:
-        save_hf_model(engine, cfg, tokenizer, Path(config["model_dir"]), rank)
+        save_hf_model(engine, cfg, tokenizer, Path(config["model_dir"]), rank,
+                      done={"sft_rows": config["n_rows"], "metrics": metrics})
 
 
 def _first_failure(marker: str) -> bool:
@@ -187,7 +188,10 @@ def _first_failure(marker: str) -> bool:
     return True
 
 
-def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int) -> None:
+DONE_FILE = "toolweave_train.json"  # written last: its presence means the model dir is complete
+
+
+def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int, done: dict | None = None) -> None:
     """Gather the trained weights (a collective under ZeRO-3) and save a plain HF model on rank 0."""
     train = cfg.train
     if train.zero_stage == 3:
@@ -208,9 +212,19 @@ def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int) -> No
     fresh.config.use_cache = True
     fresh.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "toolweave_train.json").write_text(json.dumps(
+    (out / DONE_FILE).write_text(json.dumps(
         {"base": train.model, "lora": train.lora, "merged": train.merge_lora, "sft_format": cfg.sft.format,
-         "max_len": train.max_len}, indent=2))
+         "max_len": train.max_len, "train": train.model_dump(mode="json"), **(done or {})}, indent=2))
+
+
+def finished_model(cfg: RunConfig, model_dir: Path, n_rows: int) -> dict | None:
+    """The record of a model this same training (train section, SFT rows) already saved, else None."""
+    try:
+        done = json.loads((model_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    same = done.get("train") == cfg.train.model_dump(mode="json") and done.get("sft_rows") == n_rows
+    return done if same else None
 
 
 # --- driver ------------------------------------------------------------------------------------
@@ -270,6 +284,9 @@ def run(cfg: RunConfig) -> dict:
     ensure_ray(cfg)
     data = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
     model_dir = cfg.path("model") if cfg.train.save_model else None
+    if model_dir is not None and (done := finished_model(cfg, model_dir, count_rows(data))):
+        # a rerun of a finished chain: neither train again nor rewrite the model
+        return {**done.get("metrics", {}), "model_dir": str(model_dir), "skipped": "model already trained"}
     result = fit(cfg, storage=cfg.path("train"), name=f"{cfg.name}-sft", data=data, model_dir=model_dir)
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error

@@ -59,13 +59,14 @@ def engine_config(cfg: RunConfig) -> EmbeddedEngineConfig:
 
 
 def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) -> RunConfig:
-    """The run config the solve workers get: every role as the run has it (on `base_url`, the run's
-    engine, when given), except the assistant, which is the model under test at `model_url`."""
+    """The run config the solve workers get: every role as the run has it (`base_url`, the run's
+    engine, serving the roles without an endpoint of their own, as `clients_for` does), except the
+    assistant, which is the model under test at `model_url`."""
     llm = cfg.llm
     endpoints = {}
     for role in ("default", "assistant", "user", "executor", "judge", "builder"):
         ep = llm.endpoint(role)
-        if base_url is not None:
+        if base_url is not None and (role == "default" or role not in llm.endpoints):
             update: dict = {"base_url": base_url, "extra_base_urls": []}
             if llm.engine == "embedded":
                 update["model"] = llm.embedded.served_name

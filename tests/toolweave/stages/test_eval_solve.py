@@ -101,3 +101,14 @@ def test_other_stages_take_no_output_override(tmp_path):
     from toolweave.stages.plan import record_stage_plan
     with pytest.raises(ValueError, match="only simulate and solve"):
         record_stage_plan(RunConfig(run_dir=str(tmp_path)), "instructions", output="eval_episodes")
+
+
+def test_roles_on_the_runs_embedded_engine_except_the_assistant(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path), evaluate={"solve_with": "trained"},
+                    llm={"endpoints": {"judge": {"base_url": "https://judge.example/v1", "model": "big"}}})
+    scfg = eval_solve.solve_config(cfg, "http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1")
+    ep = scfg.llm.endpoint
+    assert (ep("executor").base_url, ep("executor").model) == ("http://127.0.0.1:1/v1", cfg.llm.embedded.served_name)
+    assert (ep("assistant").base_url, ep("assistant").model) == ("http://127.0.0.1:2/v1", "trained")
+    assert (ep("judge").base_url, ep("judge").model) == ("https://judge.example/v1", "big")  # its own endpoint
+    assert scfg.solve.splits == ["test_inst", "test_tool", "test_cat"] and scfg.llm.engine == "endpoints"
