@@ -96,7 +96,10 @@ def _import_toolsets(cfg: RunConfig) -> dict[str, int]:
 
 
 def _import_queries(cfg: RunConfig) -> dict[str, int]:
-    """ToolBench query files (`instructions.import_queries`) -> tools and instructions as they are."""
+    """ToolBench query files (`instructions.import_queries`) -> tools, and instructions as they are
+    beside the generated ones in `instructions_raw/`: the dedupe and the holdout splits
+    (`finish_instructions`) cover them too, so a run whose generation yields little still has a
+    test split."""
     if not cfg.instructions.import_queries:
         return {}
     from toolweave import io
@@ -107,7 +110,7 @@ def _import_queries(cfg: RunConfig) -> dict[str, int]:
         tools, instructions, rejects = import_toolbench_queries(path)
         key = f"queries-import-{n}-{Path(path).stem}"
         io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
-        io.write_part(instructions, cfg.path("instructions"), Instruction, name=key)
+        io.write_part(instructions, cfg.path("instructions_raw"), Instruction, name=key)
         io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name=key)
         counts["imported_instructions"] += len(instructions)
         counts["imported_query_tools"] += len(tools)

@@ -1,0 +1,34 @@
+"""Imported ToolBench queries join the generated instructions' dedupe and holdout, so a run whose
+generation yields nothing still has a test split (the quickstart's evaluation needs one)."""
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import Instruction, Reject
+from toolweave.stages.local import run_record_stage_local
+from toolweave.testing.fake_llm import FakeChatModel
+
+G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
+
+
+def _run(cfg, llm):
+    return asyncio.run(run_record_stage_local(cfg, "instructions", {"default": llm}))
+
+
+def test_imported_queries_are_split_by_the_holdout_and_rerun_writes_nothing_twice(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path), instructions={"style": "toolalpaca", "import_queries": [str(G1)],
+                                                         "holdout": {"test_inst": 0.4}})
+    llm = FakeChatModel(handler=lambda req: "no instructions here")  # generation fails for every tool
+    summary = _run(cfg, llm)
+    instrs, bad = io.read_records(tmp_path / "instructions", Instruction)
+    assert not bad and summary["imported_instructions"] == 5 == len(instrs)
+    assert Counter(i.split for i in instrs) == {"train": 3, "test_inst": 2}
+    rejects, _ = io.read_records(tmp_path / "instructions_rejects", Reject)
+    assert rejects and all("unusable instruction reply" in r.reason for r in rejects)
+
+    again = _run(cfg, llm)
+    assert again["processed"] == 0
+    ids = [r["id"] for r in io.iter_rows(tmp_path / "instructions", columns=["id"])]
+    assert sorted(ids) == sorted(i.id for i in instrs), "a rerun wrote instructions twice"
