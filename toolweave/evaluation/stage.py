@@ -22,7 +22,7 @@ from toolweave.evaluation.report import split_label, write_report
 from toolweave.evaluation.toolbench_format import write_pass_rate_results
 from toolweave.evaluation.win_rate import evaluate_win_rate
 from toolweave.evaluation.win_rate import summarize as summarize_wins
-from toolweave.io import part_files, read_records, write_part
+from toolweave.io import existing_ids, part_files, read_records, write_part
 from toolweave.llm.types import ChatModel
 from toolweave.schemas import Episode, EvalResult, Instruction, Reject, Tool
 
@@ -198,6 +198,9 @@ async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
     fresh = [r for r in new if r.id not in done]
     if fresh:
         write_part(fresh, cfg.path("eval"), EvalResult)
+    # a rerun meets the same bad records again (their ids are deterministic): record each once
+    seen = existing_ids(cfg.path("eval_rejects"))
+    rejects = [r for r in {r.id: r for r in rejects}.values() if r.id not in seen]
     if rejects:
         write_part(rejects, cfg.path("eval_rejects"), Reject)
     everything = list({**done, **{r.id: r for r in fresh}}.values())

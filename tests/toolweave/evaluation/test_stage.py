@@ -81,6 +81,8 @@ def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     assert len(judge.requests) == calls and again["written"] == 0
     results2, _ = read_records(cfg.path("eval"), EvalResult)
     assert len(results2) == len(results)
+    rejects2, _ = read_records(cfg.path("eval_rejects"), Reject)
+    assert sorted(r.id for r in rejects2) == sorted(r.id for r in rejects), "a rerun recorded a reject twice"
 
 
 def test_solvable_pass_rate_records_can_be_turned_off(tmp_path, judge_kit):
