@@ -39,8 +39,12 @@ def _driver_function(stage: str) -> Callable[..., dict]:
         raise RuntimeError(f"stage {stage}: its core function {target} is not available ({e})") from e
 
 
-def run_stage(cfg: RunConfig, stage: str, base_url: str | None = None) -> dict[str, Any]:
-    """One stage, Ray already initialised (and the engine running when the stage needs it)."""
+BaseURL = str | Callable[[], str | None] | None  # a URL, or a function that starts the engine and gives it
+
+
+def run_stage(cfg: RunConfig, stage: str, base_url: BaseURL = None) -> dict[str, Any]:
+    """One stage, Ray already initialised. `base_url`: the engine's URL, or a function giving it that
+    is called only when the stage has LLM work left (`runtime.LazyEngine`)."""
     if stage in RECORD_STAGES:
         from ray_jobs.pipeline import run_record_stage
         return run_record_stage(cfg, stage, base_url)
@@ -54,27 +58,32 @@ def run_stage(cfg: RunConfig, stage: str, base_url: str | None = None) -> dict[s
     if stage in DRIVER_STAGES:
         fn = _driver_function(stage)
         if "clients" in inspect.signature(fn).parameters:
-            from toolweave.stages.clients import build_clients
-            return {**fn(cfg, clients=build_clients(cfg, base_url)), **extra}
+            from toolweave.stages.clients import build_clients, lazy_clients
+            clients = lazy_clients(cfg, base_url) if callable(base_url) else build_clients(cfg, base_url)
+            return {**fn(cfg, clients=clients), **extra}
         return {**fn(cfg), **extra}
     raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
 
 def run_stages(cfg: RunConfig, stages: list[str]) -> dict[str, Any]:
     """Stages in order, sharing one Ray session and (when any needs it) one engine start."""
-    from ray_jobs.runtime import llm_engine, ray_session
+    from ray_jobs.runtime import LazyEngine, ray_session
     unknown = [s for s in stages if s not in STAGES or s == "serve"]
     if unknown:
         raise ValueError(f"cannot run {unknown} in a chain; stages: {', '.join(s for s in STAGES if s != 'serve')}")
     results: dict[str, Any] = {}
     with ray_session(cfg):
-        engine = llm_engine(cfg) if NEEDS_LLM & set(stages) else _no_engine()
-        with engine as base_url:
+        # started by the first stage with LLM work left, shared by the rest of the chain
+        engine = LazyEngine(cfg) if NEEDS_LLM & set(stages) else None
+        try:
             for stage in stages:
                 t0 = time.monotonic()
-                results[stage] = run_stage(cfg, stage, base_url)
+                results[stage] = run_stage(cfg, stage, engine)
                 log.warning("stage %s done in %.1fs: %s", stage, time.monotonic() - t0,
                             json.dumps(results[stage], default=str)[:500])
+        finally:
+            if engine is not None:
+                engine.close()
     cfg.path().mkdir(parents=True, exist_ok=True)
     cfg.path("run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results

@@ -7,6 +7,7 @@ shows progress and writes the summary. Nothing accumulates on the driver but cou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -29,9 +30,14 @@ def _allow_async_batches(n: int) -> None:
     plan_udf_map_op.DEFAULT_ASYNC_BATCH_UDF_MAX_CONCURRENCY = max(4, n)
 
 
-def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
+def _resolve(base_url: str | Callable[[], str | None] | None) -> str | None:
+    return base_url() if callable(base_url) else base_url
+
+
+def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], str | None] | None = None,
                      plan: RecordStagePlan | None = None) -> dict[str, Any]:
     """Run one per-record stage on the connected Ray cluster; returns (and writes) its summary.
+    `base_url` may be a function that starts the engine: called only when some input is left.
     `plan` replaces the stage's own (the probe stage of the benchmarks and tests)."""
     plan = plan or record_stage_plan(cfg, stage)
     scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
@@ -42,6 +48,7 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
         ledger.release(plan.io.ledger, plan.io.run_token)
         return write_summary(cfg, stage, progress, {**notes, **extra})
 
+    base_url = _resolve(base_url)
     rs = cfg.ray
     cache_actor = None
     cache = None
@@ -86,16 +93,17 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | None = None,
     return write_summary(cfg, stage, progress, {**notes, **extra})
 
 
-def solve_for_evaluation(cfg: RunConfig, base_url: str | None) -> dict[str, Any]:
+def solve_for_evaluation(cfg: RunConfig, base_url: str | Callable[[], str | None] | None) -> dict[str, Any]:
     """`evaluate.solve_with`: serve the model under test on a second embedded engine, solve the
     test splits with it as the assistant into `eval_episodes/`, stop it. The engine is started only
     when some test instruction is still unsolved (a rerun of a finished run starts nothing)."""
     from toolweave.llm.engine import EmbeddedEngine
     from toolweave.stages import eval_solve
-    scan_cfg = eval_solve.solve_config(cfg, base_url, None)
+    scan_cfg = eval_solve.solve_config(cfg, None, None)  # scanning needs no endpoint
     if eval_solve.pending(scan_cfg) == 0:
         return run_record_stage(scan_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(scan_cfg))
     engine_cfg = eval_solve.engine_config(cfg)
+    base_url = _resolve(base_url)  # the run's engine first: the executor plays the tools on it
     with EmbeddedEngine(engine_cfg) as engine:
         solve_cfg = eval_solve.solve_config(cfg, base_url, engine.base_url)
         summary = run_record_stage(solve_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(solve_cfg))

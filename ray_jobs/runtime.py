@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 
 import ray
@@ -64,3 +65,32 @@ def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
     engine = EmbeddedEngine(cfg.llm.embedded)
     with engine:
         yield engine.base_url
+
+
+class LazyEngine:
+    """The run's engine, started the first time a stage asks for its URL (call the object) and
+    stopped by `close()`: a rerun whose stages have nothing left to do starts no engine."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._stack: contextlib.ExitStack | None = None
+        self._url: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._stack is not None
+
+    def __call__(self) -> str | None:
+        with self._lock:
+            if self._stack is None:
+                stack = contextlib.ExitStack()
+                self._url = stack.enter_context(llm_engine(self.cfg))
+                self._stack = stack
+            return self._url
+
+    def close(self) -> None:
+        with self._lock:
+            stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
