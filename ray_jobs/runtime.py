@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import ray
@@ -84,9 +85,12 @@ class LazyEngine:
     def __call__(self) -> str | None:
         with self._lock:
             if self._stack is None:
+                t0 = time.monotonic()
                 stack = contextlib.ExitStack()
                 self._url = stack.enter_context(llm_engine(self.cfg))
                 self._stack = stack
+                if self.cfg.llm.engine == "embedded":  # part of the stage that asked: said apart
+                    log.warning("embedded engine ready in %.1fs at %s", time.monotonic() - t0, self._url)
             return self._url
 
     def close(self) -> None:
