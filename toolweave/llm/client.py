@@ -78,13 +78,43 @@ def _outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return msgs
 
 
-def _message(choice: Any) -> dict[str, Any]:
-    msg = choice.message
-    raw = msg.model_dump(exclude_none=True) if hasattr(msg, "model_dump") else dict(msg or {})
+def _message(choice: dict[str, Any]) -> dict[str, Any]:
+    raw = choice["message"]
     out: dict[str, Any] = {"role": "assistant", "content": raw.get("content")}
     if raw.get("tool_calls"):
         out["tool_calls"] = _tool_calls(raw["tool_calls"])
     return out
+
+
+def _completion(body: bytes) -> dict[str, Any]:
+    """The chat completion in a 200 reply body, as plain JSON (MalformedReply if it is none)."""
+    try:
+        completion = json.loads(body)
+    except ValueError as e:  # invalid JSON or invalid UTF-8
+        raise MalformedReply(f"reply body is not JSON: {e}") from e
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not choices or not isinstance(choices, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices):
+        raise MalformedReply("reply has no choices")
+    return completion
+
+
+# chat.completions.create would walk every message through openai's TypedDict transform and
+# build a pydantic ChatCompletion: most of the client's CPU per call (profiled, ~1.5 ms of 2.8).
+# The same POST through the same AsyncOpenAI (auth, base URL, HTTP client, status errors), with
+# the body sent as given and the reply read as bytes, parsed once with json.loads.
+_CHAT_PATH = "/chat/completions"
+_CHAT_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
+
+
+def _request_body(kw: dict[str, Any]) -> dict[str, Any]:
+    """chat.completions.create's kwargs as the JSON body it would send (extra_body merged)."""
+    extra = kw.get("extra_body")
+    if extra is None:
+        return kw
+    body = {k: v for k, v in kw.items() if k != "extra_body"}
+    body.update(extra)
+    return body
 
 
 def _retry_after(e: Exception) -> float | None:
@@ -293,9 +323,11 @@ class LLMClient:
             shard = state.acquire_shard(idx)
             t0 = time.monotonic()
             try:
-                # openai's timeout is per read; wait_for makes it a deadline for the whole call
-                completion = await asyncio.wait_for(state.shards[idx][shard].chat.completions.create(**kw),
-                                                    self.endpoint.timeout_s)
+                # openai's timeout is per read; asyncio.timeout makes it a deadline for the whole
+                # call (without wait_for's extra task per call)
+                async with asyncio.timeout(self.endpoint.timeout_s):
+                    body = await state.shards[idx][shard].post(_CHAT_PATH, body=_request_body(kw),
+                                                               cast_to=bytes, options=_CHAT_OPTIONS)
             except openai.APIStatusError as e:
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
                     raise _Fatal(_describe(e)) from e
@@ -304,16 +336,15 @@ class LLMClient:
                 self._release_replica(idx)
                 state.shard_in_flight[idx][shard] -= 1
         latency = time.monotonic() - t0
-        choices = getattr(completion, "choices", None)
-        if not choices or getattr(choices[0], "message", None) is None:
-            raise MalformedReply("reply has no choices")
+        completion = _completion(body)
+        choices = completion["choices"]
         messages = [_message(c) for c in choices]
-        u = getattr(completion, "usage", None)
-        usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0, 1)
+        u = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
+        usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1)
         if self.accountant is not None:
             self.accountant.record(usage, model=self.model, tag=tag, latency_s=latency, retries=attempt)
-        return ChatReply(message=messages[0], finish_reason=getattr(choices[0], "finish_reason", None),
-                         usage=usage, model=getattr(completion, "model", None) or self.model, latency_s=latency,
+        return ChatReply(message=messages[0], finish_reason=choices[0].get("finish_reason"),
+                         usage=usage, model=completion.get("model") or self.model, latency_s=latency,
                          choices=messages)
 
 
