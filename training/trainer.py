@@ -259,6 +259,7 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
     n_rows = count_rows(data)
     if n_rows == 0:
         raise ValueError(f"no SFT rows in {data}: run the sft_data stage first")
+    plan_steps(train, n_rows, train.num_workers)  # too few rows: say so here, not from every worker
     ds = ray.data.read_parquet(str(data), columns=COLUMNS)
     resources = {"CPU": train.num_cpus_per_worker, **train.resources_per_worker}
     trainer = TorchTrainer(
