@@ -348,3 +348,41 @@ def test_a_thousand_in_flight_from_one_process(scripted_server):
 
     assert len(asyncio.run(many())) == 1000
     assert srv.max_in_flight == 1000
+
+
+def test_dropped_connection_is_named_not_called_a_timeout(scripted_server):
+    srv = scripted_server(faults=lambda i, body: "drop")
+    client = client_for(srv, endpoint={"max_retries": 1})
+    with pytest.raises(LLMError) as info:
+        asyncio.run(client.chat(USER))
+    assert info.value.attempts == 2 and "timeout" not in info.value.cause.lower()
+    assert "disconnect" in info.value.cause.lower() or "connection" in info.value.cause.lower()
+
+
+def test_pools_close_with_their_loop(scripted_server):
+    srv = scripted_server(replies=["a", "b"])
+    client = client_for(srv)
+    states = []
+
+    async def one_batch():  # asyncio.run per batch, as callers do, with no aclose of their own
+        reply = await client.chat(USER)
+        states.append(client._state())
+        return reply.content
+
+    assert [asyncio.run(one_batch()) for _ in range(2)] == ["a", "b"]
+    pools = [c for s in states for shards in s.shards for c in shards]
+    assert states[0] is not states[1] and pools and all(c.is_closed() for c in pools)
+
+
+def test_request_body_is_sent_as_given_and_reply_parsed(scripted_server):
+    srv = scripted_server(replies=[{"content": None, "tool_calls": [
+        {"id": "c1", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}])
+    client = client_for(srv, endpoint={"is_vllm": True})
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    reply = asyncio.run(client.chat(USER, tools=[WEATHER_TOOL], tool_choice="get_weather", json_schema=schema))
+    body = srv.requests[0]
+    assert body["tools"] == [WEATHER_TOOL] and body["structured_outputs"] == {"json": schema}
+    assert "extra_body" not in body
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert reply.tool_calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert reply.finish_reason == "tool_calls" and reply.usage.calls == 1
