@@ -255,6 +255,10 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
     from ray.train.torch import TorchTrainer
 
     train = cfg.train
+    # workers do not run in the driver's directory: every path they get is absolute
+    storage, data = storage.expanduser().resolve(), data.expanduser().resolve()
+    model_dir = model_dir.expanduser().resolve() if model_dir is not None else None
+    cfg = cfg.model_copy(update={"run_dir": str(cfg.path().resolve())})
     ray.data.DataContext.get_current().enable_progress_bars = cfg.ray.show_progress
     n_rows = count_rows(data)
     if n_rows == 0:
@@ -271,7 +275,7 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
         scaling_config=ray.train.ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=str(storage.resolve()),
+            name=name, storage_path=str(storage),
             failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or []),
