@@ -7,6 +7,7 @@ Runs in-process on CPU or GPU; `ray_jobs/retriever.py` wraps `run` as a Ray job.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig
-from toolweave.io import read_records, write_part
+from toolweave.io import existing_ids, read_records, write_part
 from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
                                         queries_from_instructions, split_queries)
@@ -123,18 +124,40 @@ def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Rej
     return list(docs.values()), queries, rejects
 
 
+def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery]) -> str:
+    """What a trained retriever was made from: documents, queries, settings and seed."""
+    h = hashlib.sha256(cfg.retriever.model_dump_json().encode() + str(cfg.seed).encode())
+    for d in sorted(docs, key=lambda d: d.key):
+        h.update(json.dumps([d.key, d.text]).encode())
+    for q in sorted(queries, key=lambda q: q.id):
+        h.update(json.dumps([q.id, q.text, sorted(q.relevant)]).encode())
+    return h.hexdigest()[:24]
+
+
 def run(cfg: RunConfig) -> dict[str, Any]:
-    """Driver-level stage: writes `retriever/` (encoder, corpus, embeddings, report.json)."""
+    """Driver-level stage: writes `retriever/` (encoder, corpus, embeddings, report.json). A rerun on the
+    same inputs trains nothing and writes nothing again (report.json, written last, keeps their key)."""
     docs, queries, rejects = gather(cfg)
-    if rejects:
-        write_part(rejects, cfg.path("retriever_rejects"), Reject)
+    seen = existing_ids(cfg.path("retriever_rejects"))  # reject ids are deterministic: record each once
+    new_rejects = [x for x in {x.id: x for x in rejects}.values() if x.id not in seen]
+    if new_rejects:
+        write_part(new_rejects, cfg.path("retriever_rejects"), Reject)
     if not docs or len(queries) < 2:
         raise ValueError(f"retriever stage: {len(docs)} API documents and {len(queries)} queries with relevant "
                          "APIs; needs documents and at least 2 queries (set retriever.queries or run instructions)")
+    key, report_path = inputs_key(cfg, docs, queries), cfg.path("retriever", "report.json")
+    try:
+        done = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        done = {}
+    if done.get("inputs_key") == key:
+        return {**{k: v for k, v in done.items() if k != "test_query_ids"}, "skipped": "already trained on these inputs"}
     r = cfg.retriever
     report = train_and_evaluate(docs, queries, cfg.path("retriever"), base_model=r.base_model,
                                 test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                 batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
                                 evaluate_base=False)  # benchmarks/retriever.py also measures the untrained encoder
     report["rejects"] = len(rejects)
+    report["inputs_key"] = key
+    report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
     return {k: v for k, v in report.items() if k != "test_query_ids"}

@@ -28,3 +28,9 @@ def test_trained_retriever_beats_bm25(tmp_path):
     q = "I'm a football fan; tell me about Lionel Messi's transfers and clubs."
     tool, function, score = served.top_k(q, 1)[0]
     assert tool == "theclique" and function.startswith("Transfermarkt")
+
+    # a rerun on the same inputs trains nothing and leaves the saved retriever as it was
+    mtime = cfg.path("retriever", "report.json").stat().st_mtime_ns
+    again = run(cfg)
+    assert again["skipped"] and again["trained"] == report["trained"]
+    assert cfg.path("retriever", "report.json").stat().st_mtime_ns == mtime
