@@ -68,7 +68,7 @@ def _table(rows: list[dict[str, Any]], metric: str) -> tuple[list[str], list[str
     return methods, splits, cell
 
 
-def _plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
+def _plots(rows: list[dict[str, Any]], out: Path, title: str = "") -> list[str]:
     import matplotlib
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
@@ -86,10 +86,16 @@ def _plots(rows: list[dict[str, Any]], out: Path) -> list[str]:
                     for s in splits]
             ys = [100 * v["value"] if v else 0 for v in vals]
             err = [100 * v["std"] if v and v.get("std") is not None else 0 for v in vals]
-            ax.bar([x + i * width for x in range(len(splits))], ys, width, yerr=err, label=m, capsize=3)
+            bars = ax.bar([x + i * width for x in range(len(splits))], ys, width, yerr=err, label=m, capsize=3)
+            # the value on each bar: a 0 % bar is otherwise indistinguishable from a missing one
+            ax.bar_label(bars, labels=[f"{y:.0f}% (n={v['queries']})" if v else "" for y, v in zip(ys, vals)],
+                         fontsize=7, padding=2)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(splits))], splits)
         ax.set_ylabel(f"{metric} (%)")
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 110)
+        if title:
+            import textwrap
+            ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=8)
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=100)
@@ -130,7 +136,7 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results)
-    pngs = _plots(rows, out)
+    pngs = _plots(rows, out, title)
     judges = sorted({f"{r.judge_model} ({r.prompt_version})" for r in results if r.judge_model})
     md = [f"# {title}", "", f"Judge: {', '.join(judges) or 'none'}. Values in %; pass rates: mean over queries of "
           "the majority label ± std over judgment rounds.", ""]

@@ -210,7 +210,7 @@ async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
                   "model_dir": str(cfg.path("model")) if ev.solve_with == "trained" else ev.solve_with}
     title = f"{cfg.name}: evaluation" + (f" of {', '.join(models)}" if models else "")
     if ev.solve_with:
-        title += f" ({'the model trained in ' + str(cfg.path('model')) if ev.solve_with == 'trained' else ev.solve_with})"
+        title += f" ({cfg.path('model') if ev.solve_with == 'trained' else ev.solve_with})"
     write_report(everything, cfg.path("report"), title=title, extra={"under_test": under_test})  # type: ignore[arg-type]
     summary["under_test"] = under_test
     summary.update({"written": len(fresh), "reused": len(everything) - len(fresh), "rejects": len(rejects),
