@@ -1,0 +1,49 @@
+"""The whole quickstart chain (configs/quickstart.yaml) with the smallest limits: every stage on a local
+Ray against the session's SmolLM2 engine, ending with the evaluation of the model the chain trained
+(served by a second engine). The one test of the whole chain; the stages have their own tests."""
+import json
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+
+from toolweave.config import load_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).parents[2]
+DATASETS = ("catalogue", "toolsets", "instructions", "episodes", "sft", "eval_episodes", "eval")
+
+
+def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path, embedded_base_url, monkeypatch):
+    from ray_jobs.launch import run_stages
+    monkeypatch.chdir(ROOT)  # the config's inputs are repository paths
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", [
+        f"run_dir={tmp_path}", "ray.show_progress=false",
+        # the session engine instead of a second SmolLM2 engine (the trained model still gets its own)
+        "llm.engine=endpoints", f"llm.endpoints.default.base_url={embedded_base_url}",
+        "llm.endpoints.default.model=smollm2", "llm.endpoints.default.timeout_s=600",
+        "ray.limit=2", "toolsets.max_tokens=256", "llm.max_tokens=128", "instructions.per_tool=1",
+        "simulate.max_steps=2", "solve.max_llm_calls=4", "evaluate.votes=1",
+        # one unpacked row is one optimizer step of one worker: SFT data from two episodes is enough
+        "sft.pack=false", "sft.max_len=1024", "train.max_len=1024", "train.num_workers=1", "train.max_steps=1",
+    ])
+    results = run_stages(cfg, cfg.stages)
+
+    assert list(results) == cfg.stages and cfg.stages[-1] == "evaluate"
+    for name in DATASETS:
+        table = pads.dataset(cfg.path(name), format="parquet").to_table()
+        assert table.num_rows > 0, f"{name}/ is empty"
+    assert (cfg.path("model") / "config.json").is_file() and (cfg.path("model") / "chat_template.jinja").is_file()
+    assert json.loads(cfg.path("retriever", "report.json").read_text())
+
+    solved = results["evaluate"]["solve"]
+    assert solved["model"] == str(cfg.path("model")) and solved["processed"] >= 1
+    eps = pads.dataset(cfg.path("eval_episodes"), format="parquet").to_table(columns=["model", "split"]).to_pylist()
+    assert {e["model"] for e in eps} == {"trained"} and {e["split"] for e in eps} <= {"test_inst"}
+    summary = json.loads(cfg.path("report", "summary.json").read_text())
+    assert summary["under_test"]["solve_with"] == "trained" and summary["under_test"]["models"] == ["trained"]
+    assert "trained" in summary["title"]
+    rows = [r for r in summary["rows"] if r["metric"] == "pass_rate" and r["split"] == "all"]
+    assert rows and rows[0]["queries"] == len(eps)
+    assert (cfg.path("report", "report.md")).read_text().startswith(f"# {summary['title']}")
+    assert cfg.path("report", "pass_rate.png").is_file()
