@@ -78,6 +78,20 @@ def _items(reply_text: str, key: str) -> list[Any]:
     return data
 
 
+async def _ask_items(llm: ChatModel, prompt: str, schema: dict, key: str, *, who: str, source: str,
+                     episode: str) -> list[Any] | Reject:
+    """One generation call and its list of items, or the Reject that says why there is none."""
+    try:
+        reply = await llm.chat([{"role": "user", "content": prompt}], json_schema=schema,
+                               tag=CallTag(stage=STAGE, episode=episode, role="user"))
+    except LLMError as e:
+        return _reject(source, f"{who}: instruction call failed: {e}", episode)
+    try:
+        return _items(reply.content, key)
+    except ValueError as e:
+        return _reject(source, f"{who}: unusable instruction reply: {e}", reply.content)
+
+
 # --- ToolAlpaca --------------------------------------------------------------------------------
 
 async def toolalpaca_instructions(tool: Tool, llm: ChatModel, cfg: InstructionsConfig, *,
@@ -91,15 +105,10 @@ async def toolalpaca_instructions(tool: Tool, llm: ChatModel, cfg: InstructionsC
     prompt = render("instructions_toolalpaca", api_name=tool.name, description=tool.description,
                     documentation=tool.nl_documentation or _function_list(tool), n=cfg.per_tool,
                     focus=", ".join(focus))
-    try:
-        reply = await llm.chat([{"role": "user", "content": prompt}], json_schema=TOOLALPACA_SCHEMA,
-                               tag=CallTag(stage=STAGE, episode=tool.id, role="user"))
-    except LLMError as e:
-        return [_reject(source, f"tool {tool.id!r}: instruction call failed: {e}", tool.id)]
-    try:
-        items = _items(reply.content, "instructions")
-    except ValueError as e:
-        return [_reject(source, f"tool {tool.id!r}: unusable instruction reply: {e}", reply.content)]
+    items = await _ask_items(llm, prompt, TOOLALPACA_SCHEMA, "instructions", who=f"tool {tool.id!r}",
+                             source=source, episode=tool.id)
+    if isinstance(items, Reject):
+        return [items]
     out: list[Instruction | Reject] = []
     kept = 0
     for item in items:
@@ -263,15 +272,10 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
                     apis=json.dumps(sample.api_docs(), ensure_ascii=False),
                     multi_tool="Each query must use APIs of at least two different tools." if sample.mode in MULTI_TOOL_MODES
                     else "Each query may use one or several of the APIs.")
-    try:
-        reply = await llm.chat([{"role": "user", "content": prompt}], json_schema=TOOLBENCH_SCHEMA,
-                               tag=CallTag(stage=STAGE, episode=sample.id, role="user"))
-    except LLMError as e:
-        return [_reject(source, f"sample {sample.id}: instruction call failed: {e}", sample.id)]
-    try:
-        items = _items(reply.content, "queries")
-    except ValueError as e:
-        return [_reject(source, f"sample {sample.id}: unusable instruction reply: {e}", reply.content)]
+    items = await _ask_items(llm, prompt, TOOLBENCH_SCHEMA, "queries", who=f"sample {sample.id}",
+                             source=source, episode=sample.id)
+    if isinstance(items, Reject):
+        return [items]
     index = _api_index(sample)
     min_related = 2 if sample.mode in MULTI_TOOL_MODES else 1
     sampled = [r.model_dump() for r in sample.functions]
