@@ -214,7 +214,7 @@ def parse_executor_reply(text: str | dict | None) -> tuple[int, str, str | None]
     code = obj.get("status_code", obj.get("status", 200))
     try:
         code = int(code)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # Infinity parses as a float
         return 500, "", f"executor status_code is not a number: {str(code)[:40]!r}"
     if not 100 <= code <= 599:
         return 500, "", f"executor status_code out of range: {code}"

@@ -130,3 +130,9 @@ def test_arguments_never_raise(raw):
 def test_executor_reply_never_raises(text):
     code, body, err = parse_executor_reply(text)
     assert 100 <= code <= 599 and isinstance(body, str)
+
+
+def test_executor_reply_with_infinite_status_is_an_error_not_a_crash():
+    # found by the property test: json.loads reads Infinity as a float that int() cannot take
+    code, body, err = parse_executor_reply('{"status_code": Infinity, "body": {}}')
+    assert code == 500 and err and "not a number" in err
