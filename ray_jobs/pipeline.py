@@ -22,14 +22,6 @@ from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_s
 from toolweave.stages.workers import WORKERS, tool_cache_path
 
 
-def _allow_async_batches(n: int) -> None:
-    """How many batches one Ray Data task runs at once on an async actor. Ray reads it from
-    RAY_DATA_DEFAULT_ASYNC_BATCH_UDF_MAX_CONCURRENCY (default 4) when the plan is built, in this
-    process; set here so an actor can hold `max_in_flight` records even if its input is one block."""
-    from ray.data._internal.planner import plan_udf_map_op
-    plan_udf_map_op.DEFAULT_ASYNC_BATCH_UDF_MAX_CONCURRENCY = max(4, n)
-
-
 def _resolve(base_url: str | Callable[[], str | None] | None) -> str | None:
     return base_url() if callable(base_url) else base_url
 
@@ -58,12 +50,13 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], st
         cache_actor = cache_actor_name(tool_cache_path(cfg))
 
     batches_per_actor = max(1, math.ceil(rs.max_in_flight / rs.batch_size))
-    _allow_async_batches(batches_per_actor)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows its own (records, LLM calls, tokens/s, ETA)
     ctx.print_on_execution_start = False
     input_files = [str(f) for p in plan.io.inputs for f in io.part_files(p)]
-    ds = ray.data.read_parquet(input_files, columns=None)
+    # blocks of one batch each: a map task's outcome rows reach the driver when its batch is
+    # committed (a whole input file in one block came back, all of it, at the very end)
+    ds = ray.data.read_parquet(input_files, columns=None).repartition(target_num_rows_per_block=rs.batch_size)
     ds = ds.map_batches(
         RecordBatchRunner,
         fn_constructor_kwargs=dict(cfg_json=cfg.model_dump_json(), worker=plan.worker, io=plan.io,

@@ -20,10 +20,19 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
-def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_path, local_ray):
+def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_path, local_ray, monkeypatch):
+    import ray_jobs.pipeline as pipeline
     from ray_jobs.pipeline import run_record_stage
     from toolweave.stages.probe import probe_plan
-    instrs = write_g1_instructions(tmp_path, calls=2)
+    instrs = write_g1_instructions(tmp_path, calls=2)  # one part file: one Parquet block
+    seen: list[int] = []  # records done each time outcome rows reach the driver
+
+    class RecordingView(pipeline.ProgressView):
+        def update(self):
+            seen.append(self.p.done)
+            super().update()
+
+    monkeypatch.setattr(pipeline, "ProgressView", RecordingView)
     doomed = instrs[5].text
 
     def handler(body):  # one instruction's calls fail for good (500 after the client's retries)
@@ -43,6 +52,8 @@ def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_p
     assert summary["llm_calls"] >= 2 * 162 and summary["prompt_tokens"] > 0
     assert json.loads((tmp_path / "probe_summary.json").read_text())["processed"] == 163
     assert peak > 16, f"episodes did not overlap (at most {peak} requests in flight)"
+    # outcomes stream back batch by batch, not as one block when the whole input is done
+    assert len(seen) >= 163 // 8 and seen[0] <= 8 and seen[-1] == 163, seen
 
 
 def test_sigkilled_driver_then_rerun_writes_every_record_exactly_once(tmp_path):
