@@ -32,12 +32,19 @@ class RecordBatchRunner:
         self.cfg = RunConfig.model_validate_json(cfg_json)
         self.io = io
         self.skip = pa.array(sorted(skip_ids), pa.string())
-        self.worker = load_worker_class(worker)(self.cfg, build_clients(self.cfg, base_url))
+        clients = build_clients(self.cfg, base_url)
+        self.clients = [c for c in clients.values() if hasattr(c, "close")]
+        self.worker = load_worker_class(worker)(self.cfg, clients)
         if cache_actor is not None:
             from actors.tool_cache import ActorResponseCache
             self.worker.response_cache = ActorResponseCache.named(cache_actor)
         self.sem = asyncio.Semaphore(max(1, self.cfg.ray.max_in_flight))
         self._setup: asyncio.Task | None = None
+
+    def __del__(self) -> None:
+        # Ray Data drops the callable when the actor exits gracefully: close the HTTP sessions
+        for c in {id(c): c for c in self.clients}.values():
+            c.close()
 
     async def _ready(self) -> None:
         if self._setup is None:  # first batch on this actor: load toolsets, executor (once)

@@ -1,41 +1,69 @@
 """Orchestration efficiency: C concurrent episodes of k LLM calls each against a scripted server
-with L seconds latency a call. Perfect orchestration finishes C episodes in k*L seconds, so the
-limit is C/(k*L) episodes/s; we print achieved / limit (target >= 0.95) and the client-side CPU
-time per LLM call (target <= 1 ms), measured inside the Ray actor that makes the calls.
+with L seconds latency a call. With C episodes in flight, perfect orchestration finishes C
+episodes every k*L seconds, so the limit is C/(k*L) episodes/s; we print achieved / limit
+(target >= 0.95) and the client-side CPU time per LLM call (target <= 1 ms), measured inside the
+Ray actors that make the calls.
 
-    python benchmarks/orchestration.py [--episodes 1000] [--calls 4] [--latency 1.0]
+    python benchmarks/orchestration.py [--concurrency 1000] [--calls 4] [--latency 1.0] [--waves 5] [--actors 2]
+
+Two runs, each printed:
+- `sustained`: waves*C episodes with C in flight (the pipeline refills a slot as an episode ends):
+  the throughput a long generation job gets, the figure the target is about;
+- `one_wave`: exactly C episodes that all start at once: every fixed cost (opening C connections,
+  the first burst of C requests on 2 cores) lands inside k*L seconds, so this ratio is lower.
 
 The pipeline is the real one (Ray Data, actor pool, LLMClient, exactly-once commits); the probe
-worker makes `k` chat calls per instruction. Timed from the first to the last call the server
-sees, so Ray's start-up and actor start are not counted as orchestration.
+worker makes `k` chat calls per instruction. The scripted server runs in its own process (in a
+real deployment it is another machine); its reply times give the window, from the first request
+it sees to the last reply, so Ray's start-up and actor start are not counted.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from toolweave import io  # noqa: E402
 from toolweave.config import RunConfig  # noqa: E402
 from toolweave.schemas import Instruction  # noqa: E402
 from toolweave.stages.probe import CALLS_PER_EPISODE, probe_plan  # noqa: E402
-from toolweave.testing.scripted_server import ScriptedServer  # noqa: E402
+
+# The server process: prints its URL, then on each line of stdin answers with the count and the
+# first and last reply times (CLOCK_MONOTONIC, shared by every process) since the previous line.
+SERVER = """
+import sys, time
+from toolweave.testing.scripted_server import ScriptedServer
+stamps = []
+def handler(body):
+    stamps.append(time.monotonic())
+    return "ok"
+srv = ScriptedServer(handler=handler, latency_s=float(sys.argv[1])).start()
+srv.requests = type("NoLog", (list,), {"append": lambda self, x: None})()  # nothing grows
+srv.headers = srv.requests
+print(srv.base_url, flush=True)
+for _ in sys.stdin:
+    got, stamps[:] = list(stamps), []
+    print(len(got), min(got, default=0), max(got, default=0), srv.max_in_flight, flush=True)
+    srv.max_in_flight = 0
+"""
 
 
-def make_config(run_dir: str, base_url: str, episodes: int, batch_size: int) -> RunConfig:
+def make_config(run_dir: str, base_url: str, in_flight: int, batch_size: int, actors: int = 1) -> RunConfig:
     return RunConfig(run_dir=run_dir, llm={"engine": "endpoints", "endpoints": {"default": {
-        "base_url": base_url, "model": "scripted", "is_vllm": False, "max_concurrency": episodes * 2,
+        "base_url": base_url, "model": "scripted", "is_vllm": False, "max_concurrency": in_flight * 2,
         "timeout_s": 120}}},
         ray={"num_cpus": 8, "object_store_memory": 200_000_000, "actor_num_cpus": 0.5,
-             "min_actors": 1, "max_actors": 1, "batch_size": batch_size, "max_in_flight": episodes,
+             "min_actors": actors, "max_actors": actors, "batch_size": batch_size, "max_in_flight": in_flight,
              "show_progress": False})
 
 
@@ -45,80 +73,115 @@ def write_instructions(run_dir: str, n: int, calls: int) -> None:
     io.write_part(rows, Path(run_dir) / "instructions", Instruction, name="bench")
 
 
+class ServerProcess:
+    def __init__(self, latency: float):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(latency)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.base_url = self.proc.stdout.readline().strip()
+
+    def take(self) -> tuple[int, float, float, int]:
+        """(replies, first reply time, last reply time, most requests held at once) since last asked."""
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        n, first, last, peak = self.proc.stdout.readline().split()
+        return int(n), float(first), float(last), int(peak)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def measure(server: ServerProcess, episodes: int, args) -> dict:
+    from ray_jobs.pipeline import run_record_stage
+    run_dir = tempfile.mkdtemp(prefix="tw-bench-orch-")
+    write_instructions(run_dir, episodes, args.calls)
+    per_actor = args.concurrency // args.actors
+    cfg = make_config(run_dir, server.base_url, per_actor, args.batch_size, args.actors)
+    server.take()  # reset
+    with _CpuSampler() as cpu_log:
+        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+    replies, first, last, peak = server.take()
+    # the window of LLM work: first request in (first reply - L) .. last reply out
+    start = first - args.latency
+    window = last - start
+    cpu = cpu_log.used_since(start)  # the actors' start-up (imports, setup) is not counted
+    limit = args.concurrency / (args.calls * args.latency)
+    achieved = summary["processed"] / window
+    calls = summary["llm_calls"]
+    return {
+        "episodes": episodes, "llm_calls": calls, "failed": summary["failed"],
+        "peak_requests_in_flight": peak, "window_s": round(window, 3),
+        "achieved_episodes_per_s": round(achieved, 2), "ratio": round(achieved / limit, 4),
+        "actor_cpu_s": round(cpu, 3), "cpu_ms_per_call": round(cpu / calls * 1000, 4) if calls else None,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=1000)
-    ap.add_argument("--calls", type=int, default=4)
-    ap.add_argument("--latency", type=float, default=1.0)
+    ap.add_argument("--concurrency", type=int, default=1000, help="C: episodes in flight")
+    ap.add_argument("--calls", type=int, default=4, help="k: LLM calls per episode")
+    ap.add_argument("--latency", type=float, default=1.0, help="L: seconds per call at the server")
+    ap.add_argument("--waves", type=int, default=5, help="sustained run: waves*C episodes")
+    ap.add_argument("--actors", type=int, default=2, help="the pool splits C between them (2 cores: 2)")
     ap.add_argument("--batch-size", type=int, default=250)
     args = ap.parse_args()
 
-    from ray_jobs.pipeline import run_record_stage
     from ray_jobs.runtime import ray_session
-
-    stamps: list[float] = []
-
-    def handler(body):
-        stamps.append(time.monotonic())
-        return "ok"
-
-    run_dir = tempfile.mkdtemp(prefix="tw-bench-orch-")
-    write_instructions(run_dir, args.episodes, args.calls)
-    with ScriptedServer(handler=handler, latency_s=args.latency) as srv:
-        cfg = make_config(run_dir, srv.base_url, args.episodes, args.batch_size)
+    server = ServerProcess(args.latency)
+    try:
+        cfg = make_config(tempfile.mkdtemp(), server.base_url, args.concurrency, args.batch_size, args.actors)
         with ray_session(cfg):
-            baseline = _Baseline(stamps)  # actor CPU when the first call arrives (start-up excluded)
-            baseline.start()
-            summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
-            end = _actor_cpu_seconds()
-            baseline.join()
-        peak = srv.max_in_flight
-    cpu = None if end is None or baseline.cpu is None else end - baseline.cpu
-    calls = summary["llm_calls"]
-    # the window of LLM work: first request in .. last reply out
-    window = (max(stamps) + args.latency) - min(stamps)
-    limit = args.episodes / (args.calls * args.latency)
-    achieved = summary["processed"] / window
-    result = {
-        "episodes": args.episodes, "calls_per_episode": args.calls, "latency_s": args.latency,
-        "llm_calls": calls, "failed": summary["failed"], "peak_requests_in_flight": peak,
-        "window_s": round(window, 3), "limit_episodes_per_s": round(limit, 2),
-        "achieved_episodes_per_s": round(achieved, 2), "ratio": round(achieved / limit, 4),
-        "actor_cpu_s": round(cpu, 3) if cpu is not None else None,
-        "cpu_ms_per_call": round(cpu / calls * 1000, 4) if cpu is not None and calls else None,
-        "wall_s_incl_startup": summary["elapsed_s"],
-    }
-    print(json.dumps(result, indent=2))
+            one_wave = measure(server, args.concurrency, args)
+            sustained = measure(server, args.waves * args.concurrency, args)
+    finally:
+        server.close()
+    print(json.dumps({
+        "concurrency": args.concurrency, "calls_per_episode": args.calls, "latency_s": args.latency,
+        "actors": args.actors, "limit_episodes_per_s": round(args.concurrency / (args.calls * args.latency), 2),
+        "sustained": sustained, "one_wave": one_wave,
+        "ratio": sustained["ratio"], "cpu_ms_per_call": sustained["cpu_ms_per_call"],
+    }, indent=2))
     return 0
 
 
-class _Baseline(threading.Thread):
-    def __init__(self, stamps: list[float]):
+class _CpuSampler(threading.Thread):
+    """Samples the CPU time (user+sys) of the pipeline's map actors, which run the LLM client:
+    the worker processes of this driver's local instance titled *MapWorker*."""
+
+    def __init__(self, every_s: float = 0.05):
         super().__init__(daemon=True)
-        self.stamps, self.cpu = stamps, None
+        self.every_s, self.samples = every_s, []  # (time, {pid: cpu seconds})
+        self._done = threading.Event()
 
     def run(self) -> None:
-        deadline = time.monotonic() + 600
-        while not self.stamps and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.cpu = _actor_cpu_seconds()
+        import psutil
+        while not self._done.is_set():
+            now: dict[int, float] = {}
+            for p in psutil.Process().children(recursive=True):
+                try:
+                    if "MapWorker" in " ".join(p.cmdline()):
+                        t = p.cpu_times()
+                        now[p.pid] = t.user + t.system
+                except psutil.Error:
+                    continue
+            self.samples.append((time.monotonic(), now))
+            self._done.wait(self.every_s)
 
+    def __enter__(self) -> "_CpuSampler":
+        self.start()
+        return self
 
-def _actor_cpu_seconds() -> float | None:
-    """CPU time (user+sys) of the pipeline's map actors, which run the LLM client: the worker
-    processes of the local instance this driver started (its descendants) titled *MapWorker*."""
-    import psutil
-    total, found = 0.0, False
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if "MapWorker" not in " ".join(p.cmdline()):
-                continue
-            t = p.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system
-        found = True
-    return total if found else None
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self.join()
+
+    def used_since(self, t: float) -> float:
+        """CPU the actors used from time t (the last sample before it) to the last sample."""
+        before = [s for ts, s in self.samples if ts <= t]
+        base = before[-1] if before else {}
+        end = self.samples[-1][1]
+        return sum(v - base.get(pid, 0.0) for pid, v in end.items())
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], st
         cache = start_tool_cache(tool_cache_path(cfg))
         cache_actor = cache_actor_name(tool_cache_path(cfg))
 
-    batches_per_actor = max(1, math.ceil(rs.max_in_flight / rs.batch_size))
+    # twice the batches the in-flight bound holds: the second half waits on the actor's semaphore,
+    # so slots freed by finishing records (often a whole wave at once) are refilled at once,
+    # not after Ray Data has seen a batch end and sent the next
+    batches_per_actor = 2 * math.ceil(rs.max_in_flight / rs.batch_size)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows its own (records, LLM calls, tokens/s, ETA)
     ctx.print_on_execution_start = False

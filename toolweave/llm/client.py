@@ -1,17 +1,19 @@
 """The one async client for OpenAI-compatible endpoints (vLLM, Ray Serve LLM, OpenAI).
 
-Built on `openai.AsyncOpenAI` with its own retries off; here: a concurrency bound per endpoint,
-least-in-flight load balancing over several base URLs of one model, a per-request timeout,
-exponential backoff with jitter on 429 / 5xx / connection errors / timeouts / malformed replies
-(Retry-After honoured), a final LLMError naming endpoint, attempts and cause, and token accounting.
+A concurrency bound per endpoint, least-in-flight load balancing over several base URLs of one
+model, a per-call deadline, exponential backoff with jitter on 429 / 5xx / connection errors /
+timeouts / malformed replies (Retry-After honoured), a final LLMError naming endpoint, attempts and
+cause, and token accounting.
 
-The hot path is lean (benchmarks/orchestration.py: ~0.6 ms client CPU a call): the request body
-is POSTed through AsyncOpenAI as given (no per-message TypedDict transform), the reply is parsed
-once with json.loads (no pydantic ChatCompletion), and the HTTP client is openai's aiohttp one.
+The transport is aiohttp, talking the chat-completions wire format directly (as vLLM's own
+serving benchmarks do): thousands of episodes share one actor's event loop, and the openai SDK's
+request building, httpx layer and pydantic replies cost ~0.7 ms of CPU a call against ~0.2 ms
+here (measured with benchmarks/orchestration.py). The request body is sent as given; the reply
+is parsed once with json.loads.
 
-asyncio objects (semaphores, HTTP connection pools) belong to one event loop, and callers run
-several loops over a client's life (asyncio.run per batch, a thread per Ray actor), so they are
-kept per loop.
+asyncio objects (semaphores, HTTP sessions) belong to one event loop, and callers run several
+loops over a client's life (asyncio.run per batch, a thread per Ray actor), so they are kept
+per loop.
 """
 from __future__ import annotations
 
@@ -26,16 +28,11 @@ import time
 import weakref
 from typing import Any
 
-import openai
+import aiohttp
 
 from toolweave.config import EndpointConfig, LLMSettings
 from toolweave.llm.accounting import Accountant
 from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
-
-try:  # openai >= 3 talks through httpx2; 2.x through httpx
-    import httpx2 as _httpx
-except ImportError:  # pragma: no cover
-    import httpx as _httpx
 
 log = logging.getLogger("toolweave.llm")
 
@@ -103,30 +100,22 @@ def _completion(body: bytes) -> dict[str, Any]:
     return completion
 
 
-# chat.completions.create would walk every message through openai's TypedDict transform and
-# build a pydantic ChatCompletion: most of the client's CPU per call (profiled, ~1.5 ms of 2.8).
-# The same POST through the same AsyncOpenAI (auth, base URL, HTTP client, status errors), with
-# the body sent as given and the reply read as bytes, parsed once with json.loads.
-_CHAT_PATH = "/chat/completions"
-_CHAT_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
+class HTTPStatusError(Exception):
+    """The endpoint answered with an HTTP error status."""
+
+    def __init__(self, status: int, body: bytes, retry_after: float | None):
+        self.status, self.retry_after = status, retry_after
+        text = body[:300].decode("utf-8", "replace")
+        try:  # OpenAI-style {"error": {"message": ...}}
+            err = json.loads(body).get("error")
+            text = (err.get("message") if isinstance(err, dict) else err) or text
+        except (ValueError, AttributeError):
+            pass
+        super().__init__(f"HTTP {status}: {str(text)[:200]}")
 
 
-def _request_body(kw: dict[str, Any]) -> dict[str, Any]:
-    """chat.completions.create's kwargs as the JSON body it would send (extra_body merged)."""
-    extra = kw.get("extra_body")
-    if extra is None:
-        return kw
-    body = {k: v for k, v in kw.items() if k != "extra_body"}
-    body.update(extra)
-    return body
-
-
-def _retry_after(e: Exception) -> float | None:
-    """Seconds from Retry-After (or retry-after-ms) of an HTTP error, if any."""
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from Retry-After (or retry-after-ms), if the reply has one."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
             return float(ms) / 1000
@@ -138,78 +127,59 @@ def _retry_after(e: Exception) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value)  # an HTTP date
+        try:
+            when = email.utils.parsedate_to_datetime(value)  # an HTTP date
+        except (TypeError, ValueError):
+            return None
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
 def _describe(e: BaseException) -> str:
-    if isinstance(e, asyncio.TimeoutError):  # our deadline for the whole call
+    if isinstance(e, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout"
-    if isinstance(e, openai.APIStatusError):
-        return f"HTTP {e.status_code}: {str(e)[:200]}"
-    root = e
-    while root.__cause__ is not None:  # the transport's own error under openai's wrapper
-        root = root.__cause__
-    if isinstance(root, (asyncio.TimeoutError, _httpx.TimeoutException)):
-        return "timeout"
-    if root is not e and isinstance(root, (OSError, *_aiohttp_errors)):
-        # aiohttp's errors reach openai as httpx timeouts (its vendored transport's mapping):
-        # name what happened, e.g. "ServerDisconnectedError: Server disconnected"
-        return f"{type(root).__name__}: {str(root)[:200]}"
-    if isinstance(e, openai.APITimeoutError):
-        return "timeout"
-    return f"{type(e).__name__}: {str(e)[:200]}"
+    return str(e)[:300] if isinstance(e, (HTTPStatusError, MalformedReply)) else f"{type(e).__name__}: {str(e)[:200]}"
 
 
-# AsyncOpenAI's HTTP client: openai's DefaultAioHttpClient (httpx over aiohttp's C-parsed
-# connection pool, ~40% less CPU a call than httpcore, measured) where aiohttp is installed,
-# else DefaultAsyncHttpxClient. httpcore's pool scans every connection per request, so its
-# connections are split into shards of SHARD_CONNECTIONS; aiohttp's pool needs no shards.
-try:
-    import aiohttp
-    openai.DefaultAioHttpClient()  # raises where this openai has no aiohttp transport
-    _aiohttp_errors: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
-    _HTTP_CLIENT, SHARD_CONNECTIONS = openai.DefaultAioHttpClient, 1 << 30
-except (ImportError, RuntimeError):  # pragma: no cover
-    _aiohttp_errors = ()
-    _HTTP_CLIENT, SHARD_CONNECTIONS = openai.DefaultAsyncHttpxClient, 32
+_RETRIED = (HTTPStatusError, aiohttp.ClientError, OSError, asyncio.TimeoutError, MalformedReply)
 
 
 class _LoopState:
-    """One loop's semaphore and HTTP clients: per replica, shards of at most SHARD_CONNECTIONS."""
+    """One loop's semaphore and HTTP sessions (one per replica)."""
 
     def __init__(self, client: "LLMClient"):
         ep = client.endpoint
         self.semaphore = asyncio.Semaphore(ep.max_concurrency)
-        n_shards = -(-ep.max_concurrency // SHARD_CONNECTIONS)
-        size = -(-ep.max_concurrency // n_shards)
-        limits = _httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self.shards = [[openai.AsyncOpenAI(base_url=url, api_key=client._api_key, max_retries=0,
-                                           timeout=ep.timeout_s, http_client=_HTTP_CLIENT(limits=limits))
-                        for _ in range(n_shards)] for url in client.base_urls]
-        self.shard_in_flight = [[0] * n_shards for _ in client.base_urls]
+        # the semaphore bounds requests; the pool may hold one connection for each
+        self.sessions = [aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=ep.max_concurrency, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=None), headers=client._headers, skip_auto_headers=("User-Agent",),
+            raise_for_status=False) for _ in client.base_urls]
+        self.urls = [u.rstrip("/") + "/chat/completions" for u in client.base_urls]
         self.closer: Any = None  # see _close_at_loop_shutdown
 
-    def acquire_shard(self, replica: int) -> int:
-        """The least busy shard: with the semaphore held, it always has a free connection."""
-        counts = self.shard_in_flight[replica]
-        i = counts.index(min(counts))
-        counts[i] += 1
-        return i
-
     async def aclose(self) -> None:
-        for c in [c for shards in self.shards for c in shards]:
-            await c.close()
+        for s in self.sessions:
+            await s.close()
 
 
 async def _close_at_loop_shutdown(state: _LoopState):
     """An async generator left suspended: asyncio.run's shutdown_asyncgens() closes it on the
-    loop's way out, which closes this loop's connection pools there (aiohttp warns about
-    sessions that were never closed, and callers run many short loops)."""
+    loop's way out, which closes this loop's sessions there (aiohttp warns about sessions that
+    were never closed, and callers run many short loops)."""
     try:
         yield
     finally:
         await state.aclose()
+
+
+def _request_body(kw: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of a call's kwargs (extra_body merged in, as the openai SDK does)."""
+    extra = kw.get("extra_body")
+    if extra is None:
+        return kw
+    body = {k: v for k, v in kw.items() if k != "extra_body"}
+    body.update(extra)
+    return body
 
 
 class LLMClient:
@@ -230,8 +200,9 @@ class LLMClient:
                 raise ValueError(f"endpoint {endpoint.base_url} ({endpoint.model}): environment variable "
                                  f"{endpoint.api_key_env} is not set")
         else:
-            key = "EMPTY"  # local servers ignore it; the openai client wants one
-        self._api_key = key
+            key = "EMPTY"  # local servers ignore it
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                         "User-Agent": "toolweave"}
         self._rng = random.Random(jitter_seed)
         self._lock = threading.Lock()
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
@@ -296,6 +267,28 @@ class LLMClient:
         if state is not None:
             await state.aclose()
 
+    def close(self) -> None:
+        """Close every loop's sessions from synchronous code (an actor's teardown): a session
+        left open is reported by aiohttp with every connection it holds."""
+        with self._lock:
+            states, self._states = list(self._states.items()), weakref.WeakKeyDictionary()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, state in states:
+            if loop.is_closed():
+                continue
+            if loop is running:
+                loop.create_task(state.aclose())
+            elif loop.is_running():  # another thread's loop (Ray runs an async actor's loop in one)
+                try:
+                    asyncio.run_coroutine_threadsafe(state.aclose(), loop).result(timeout=5)
+                except Exception:  # noqa: BLE001 - teardown is best effort
+                    pass
+            else:
+                loop.run_until_complete(state.aclose())
+
     def request_kwargs(self, messages, *, tools=None, tool_choice=None, response_format=None,
                        json_schema=None, temperature=None, max_tokens=None, stop=None, n=1) -> dict[str, Any]:
         """The arguments of chat.completions.create for one call (also what tests inspect)."""
@@ -345,10 +338,9 @@ class LLMClient:
                 cause = str(e)
                 attempts = attempt + 1
                 break
-            except (openai.APIStatusError, openai.APIConnectionError, asyncio.TimeoutError,
-                    MalformedReply, json.JSONDecodeError, openai.APIResponseValidationError) as e:
+            except _RETRIED as e:
                 cause = _describe(e)
-                retry_after = _retry_after(e)
+                retry_after = getattr(e, "retry_after", None)
             if attempt + 1 < attempts:
                 delay = self.backoff_s(attempt, retry_after)
                 log.info("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.name, attempt + 1, attempts,
@@ -360,23 +352,21 @@ class LLMClient:
                        endpoint=self.name, attempts=attempts, cause=cause)
 
     async def _attempt(self, state: _LoopState, kw: dict[str, Any], tag: CallTag | None, attempt: int) -> ChatReply:
+        data = json.dumps(_request_body(kw), ensure_ascii=False).encode()
         async with state.semaphore:
             idx = self._acquire_replica()
-            shard = state.acquire_shard(idx)
             t0 = time.monotonic()
             try:
-                # openai's timeout is per read; asyncio.timeout makes it a deadline for the whole
-                # call (without wait_for's extra task per call)
-                async with asyncio.timeout(self.endpoint.timeout_s):
-                    body = await state.shards[idx][shard].post(_CHAT_PATH, body=_request_body(kw),
-                                                               cast_to=bytes, options=_CHAT_OPTIONS)
-            except openai.APIStatusError as e:
-                if e.status_code < 500 and e.status_code not in (408, 409, 429):
-                    raise _Fatal(_describe(e)) from e
-                raise
+                async with asyncio.timeout(self.endpoint.timeout_s):  # a deadline for the whole call
+                    async with state.sessions[idx].post(state.urls[idx], data=data) as resp:
+                        body = await resp.read()
+                        if resp.status >= 400:
+                            err = HTTPStatusError(resp.status, body, _retry_after(resp.headers))
+                            if resp.status < 500 and resp.status not in (408, 409, 429):
+                                raise _Fatal(str(err)) from err
+                            raise err
             finally:
                 self._release_replica(idx)
-                state.shard_in_flight[idx][shard] -= 1
         latency = time.monotonic() - t0
         completion = _completion(body)
         choices = completion["choices"]

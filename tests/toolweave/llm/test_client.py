@@ -370,8 +370,8 @@ def test_pools_close_with_their_loop(scripted_server):
         return reply.content
 
     assert [asyncio.run(one_batch()) for _ in range(2)] == ["a", "b"]
-    pools = [c for s in states for shards in s.shards for c in shards]
-    assert states[0] is not states[1] and pools and all(c.is_closed() for c in pools)
+    pools = [c for s in states for c in s.sessions]
+    assert states[0] is not states[1] and pools and all(c.closed for c in pools)
 
 
 def test_request_body_is_sent_as_given_and_reply_parsed(scripted_server):
