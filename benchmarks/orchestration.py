@@ -4,7 +4,7 @@ episodes every k*L seconds, so the limit is C/(k*L) episodes/s; we print achieve
 (target >= 0.95) and the client-side CPU time per LLM call (target <= 1 ms), measured inside the
 Ray actors that make the calls.
 
-    python benchmarks/orchestration.py [--concurrency 1000] [--calls 4] [--latency 1.0] [--waves 5] [--actors 2]
+    python benchmarks/orchestration.py [--concurrency 1000] [--calls 4] [--latency 1.0] [--waves 10] [--actors 2]
 
 Two runs, each printed:
 - `sustained`: waves*C episodes with C in flight (the pipeline refills a slot as an episode ends):
@@ -122,7 +122,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=1000, help="C: episodes in flight")
     ap.add_argument("--calls", type=int, default=4, help="k: LLM calls per episode")
     ap.add_argument("--latency", type=float, default=1.0, help="L: seconds per call at the server")
-    ap.add_argument("--waves", type=int, default=5, help="sustained run: waves*C episodes")
+    ap.add_argument("--waves", type=int, default=10, help="sustained run: waves*C episodes")
     ap.add_argument("--actors", type=int, default=2, help="the pool splits C between them (2 cores: 2)")
     ap.add_argument("--batch-size", type=int, default=250)
     args = ap.parse_args()
