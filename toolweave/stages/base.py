@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from toolweave.config import RunConfig
+from toolweave.io import to_table
 from toolweave.llm.types import ChatModel, ChatReply, Usage
 from toolweave.schemas import Episode, Record, Reject
 from toolweave.stages import ledger
@@ -201,8 +204,37 @@ async def process_batch(worker: RecordWorker, rows: list[dict[str, Any]],
 
 
 def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[Record]]) -> str:
-    """Exactly-once commit of one processed batch (see ledger.py)."""
-    outputs: dict[Path, tuple[type[Record], list[Record]]] = {}
+    """Exactly-once commit of one processed batch (see ledger.py). A record Parquet cannot hold
+    (a lone surrogate a model wrote, say) becomes a Reject naming it; the rest of the batch lands."""
+    try:
+        return _commit(io, input_ids, by_kind)
+    except (UnicodeError, ValueError, pa.ArrowException) as e:
+        first_error = e
+    salvaged: dict[type[Record], list[Record]] = {}
+    for kind, records in by_kind.items():
+        for r in records:
+            try:
+                to_table([r], kind)
+            except (UnicodeError, ValueError, pa.ArrowException) as e:
+                salvaged.setdefault(Reject, []).append(_unwritable(io.stage, r, e))
+            else:
+                salvaged.setdefault(kind, []).append(r)
+    if salvaged == by_kind:
+        raise first_error  # not a record's fault
+    return _commit(io, input_ids, salvaged)
+
+
+def _unwritable(stage: str, record: Record, error: BaseException) -> Reject:
+    import json
+    preview = json.dumps(record.to_row(), ensure_ascii=True, default=str)[:2000]  # escapes what broke it
+    return Reject(id=f"{stage}:unwritable:{record.id}", stage=stage,
+                  reason=f"{type(record).__name__} {record.id!r} cannot be written: {type(error).__name__}: {error}"[:2000],
+                  record=preview)
+
+
+def _commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[Record]]) -> str:
+    # every output dataset, with no records too: the commit clears a first attempt's part there
+    outputs: dict[Path, tuple[type[Record], list[Record]]] = {io.output: (io.output_cls, []), io.rejects: (Reject, [])}
     for kind, records in by_kind.items():
         if kind is Reject:
             outputs[io.rejects] = (Reject, records)

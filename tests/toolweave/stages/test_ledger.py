@@ -16,6 +16,18 @@ def test_commit_marks_inputs_done_and_retry_replaces(tmp_path):
     assert sorted(r["id"] for r in io.iter_rows(out)) == ["a", "b"]
 
 
+def test_a_retry_that_makes_other_kinds_clears_the_first_attempts_parts(tmp_path):
+    from toolweave.schemas import Instruction
+    out, rejects, led = tmp_path / "out", tmp_path / "rejects", tmp_path / "ledger"
+    # first attempt: "a" was rejected, then the actor died before the ledger part
+    io.write_part([_rej("a")], rejects, Reject, name=ledger.batch_key("t", ["a"]))
+    # the retry (same ids, same key) makes an output for "a" and no reject
+    ledger.commit_batch("t", led, ["a"], {out: (Instruction, [Instruction(id="a", text="q")]),
+                                          rejects: (Reject, [])})
+    assert [r["id"] for r in io.iter_rows(out)] == ["a"]
+    assert not list(io.iter_rows(rejects)), "the first attempt's reject survived the retry"
+
+
 def test_remove_orphans_keeps_committed_and_foreign_parts(tmp_path):
     out, led = tmp_path / "out", tmp_path / "ledger"
     ledger.commit_batch("t", led, ["a"], {out: (Reject, [_rej("a")])})

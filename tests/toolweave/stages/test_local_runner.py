@@ -70,6 +70,24 @@ def test_failures_become_records_and_duplicates_are_rejected(tmp_path):
     assert summary["failures_by_reason"] == {"ConnectionError": 1}
     rejects, _ = io.read_records(tmp_path / "episodes_rejects", Reject)
     assert [r.record for r in rejects] == [instrs[0].id] and "occurs 2 times" in rejects[0].reason
+    _run(cfg, FakeChatModel(handler=handler))  # a rerun names the duplicate once, still
+    assert [r.record for r in io.read_records(tmp_path / "episodes_rejects", Reject)[0]] == [instrs[0].id]
+
+
+def test_a_record_parquet_cannot_hold_becomes_a_reject_and_the_batch_lands(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path), ray={"batch_size": 4})
+    instrs = _instructions(tmp_path)
+    broken = instrs[2].text
+    # a lone surrogate: valid in JSON ("\ud83d"), not encodable as UTF-8, so not in Parquet
+    summary = _run(cfg, FakeChatModel(handler=lambda req: "\ud83d" if req["messages"][0]["content"] == broken
+                                      else "ok"))
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    assert not bad and sorted(e.instruction_id for e in eps) == sorted(i.id for i in instrs if i.text != broken)
+    rejects, _ = io.read_records(tmp_path / "episodes_rejects", Reject)
+    (rej,) = rejects
+    assert instrs[2].id in rej.reason and "UnicodeEncodeError" in rej.reason and "\\ud83d" in rej.record
+    assert ledger.done_inputs(tmp_path / "_ledger" / "probe") == {i.id for i in instrs}
+    assert summary["processed"] == len(instrs)
 
 
 def test_rerun_after_a_kill_between_output_and_ledger_writes_nothing_twice(tmp_path):
