@@ -2,7 +2,9 @@
 
 The LLM-simulated executor asks the cache before the LLM, so the same tool call gets the same
 response across episodes, actors and reruns (the SQLite file lives under the run dir). One named
-actor per cache file, created by the driver and found by name in each worker actor.
+actor per stage run, created by that run's driver (which alone kills it) and found by name in its
+worker actors; two jobs over one run dir each have their own, over the same SQLite file (WAL;
+first write wins). The actor restarts after a crash: its state is the file.
 """
 from __future__ import annotations
 
@@ -12,16 +14,18 @@ from typing import Any
 
 import ray
 
+from toolweave.executors.base import ExecutorUnavailable
+
 NAMESPACE = "toolweave"
 
 
-def cache_actor_name(path: str | Path) -> str:
-    return "tool-cache-" + hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+def cache_actor_name(path: str | Path, run_token: str) -> str:
+    return f"tool-cache-{hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]}-{run_token[:12]}"
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_concurrency=1000, max_restarts=-1, max_task_retries=3)
 class ToolCacheActor:
-    """Owns the SQLite store: a single writer, so concurrent puts never contend on the file."""
+    """Owns this run's connection to the SQLite store (get/put run in threads, WAL + busy timeout)."""
 
     def __init__(self, path: str):
         from toolweave.executors import SqliteResponseCache
@@ -45,10 +49,9 @@ class ToolCacheActor:
         return {"hits": self.hits, "misses": self.misses, "puts": self.puts}
 
 
-def start_tool_cache(path: str | Path):
-    """The driver's call: the job's cache actor (created, or found when it already runs)."""
-    return ToolCacheActor.options(name=cache_actor_name(path), namespace=NAMESPACE,
-                                  get_if_exists=True).remote(str(path))
+def start_tool_cache(path: str | Path, run_token: str):
+    """The driver's call: this stage run's cache actor (the driver kills it when the stage ends)."""
+    return ToolCacheActor.options(name=cache_actor_name(path, run_token), namespace=NAMESPACE).remote(str(path))
 
 
 class ActorResponseCache:
@@ -62,7 +65,13 @@ class ActorResponseCache:
         return cls(ray.get_actor(name, namespace=NAMESPACE))
 
     async def get(self, key: str) -> Any:
-        return await self.handle.get.remote(key)
+        try:
+            return await self.handle.get.remote(key)
+        except ray.exceptions.RayError as e:
+            raise ExecutorUnavailable(f"the shared tool-response cache failed: {type(e).__name__}: {e}") from e
 
     async def put(self, key: str, value: Any) -> None:
-        await self.handle.put.remote(key, value)
+        try:
+            await self.handle.put.remote(key, value)
+        except ray.exceptions.RayError as e:
+            raise ExecutorUnavailable(f"the shared tool-response cache failed: {type(e).__name__}: {e}") from e

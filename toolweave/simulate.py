@@ -21,6 +21,7 @@ from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
 from toolweave.parsing import parse_arguments, parse_react
 from toolweave.prompts import render
 from toolweave.schemas import Episode, Instruction, Tool
+from toolweave.executors.base import ExecutorUnavailable
 from toolweave.search.env import ToolEnv
 from toolweave.toolsets.export import FINISH
 
@@ -78,6 +79,8 @@ async def _call_tool(env: ToolEnv, run: _Run, name: str, arguments: dict[str, An
     call_id = run.call_id()
     try:
         result = await env.step(name, arguments)
+    except ExecutorUnavailable:
+        raise  # the episode fails and says why (see ToolEnv.step)
     except Exception as e:  # a broken environment is this step's failure, never the episode's crash
         observation, status, code, answer = f"Tool execution failed: {type(e).__name__}: {e}", "error", None, None
     else:

@@ -181,6 +181,23 @@ def test_assistant_failure_ends_the_episode_with_status_error(axolotl):
     assert ep.status == "error" and "endpoint down" in ep.errors[0]
 
 
+def test_a_failing_executor_llm_fails_the_episode_instead_of_answering_the_tool_call(axolotl, names):
+    from toolweave.executors import ExecutorUnavailable, LLMSimulatedExecutor, MemoryResponseCache
+
+    class Down:
+        async def chat(self, *a, **k):
+            raise LLMError("executor endpoint down after 4 attempts")
+
+    assistant = FakeChatModel([{"content": None, "tool_calls": [tool_call(names["getAxolotlFacts"], {})]},
+                               "Axolotls live in lakes."])
+    executor = LLMSimulatedExecutor(Down(), MemoryResponseCache())
+    # an observation would teach the model to answer an outage; the runner records the error instead
+    with pytest.raises(ExecutorUnavailable, match="executor endpoint down"):
+        run(INSTRUCTION, [axolotl], assistant, FakeChatModel([]), SimulateConfig(protocol="function_calling"),
+            executor=executor)
+    assert len(assistant.requests) == 1
+
+
 def test_user_agent_done_ends_the_episode(axolotl):
     assistant = FakeChatModel(["Final Answer: Axolotls are salamanders. Anything else?"])
     user = FakeChatModel(["[DONE]"])

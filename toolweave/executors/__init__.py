@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from toolweave.config import ExecutorConfig
-from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, Executor, MemoryResponseCache, Observation,
-                                      ResponseCache, cache_key, canonical_json)
+from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, Executor, ExecutorUnavailable, MemoryResponseCache,
+                                      Observation, ResponseCache, cache_key, canonical_json)
 from toolweave.executors.cache import SqliteResponseCache
 from toolweave.executors.http import HttpExecutor
 from toolweave.executors.llm_sim import LLMSimulatedExecutor
@@ -32,4 +32,5 @@ def make_executor(cfg: ExecutorConfig, *, llm: ChatModel | None = None,
 
 __all__ = ["Observation", "Executor", "ResponseCache", "SqliteResponseCache", "MemoryResponseCache",
            "LLMSimulatedExecutor", "SchemaMockExecutor", "HttpExecutor", "make_executor", "probe_functions",
-           "ProbeResult", "example_arguments", "cache_key", "canonical_json", "TIMEOUT", "NO_RESPONSE"]
+           "ProbeResult", "example_arguments", "cache_key", "canonical_json", "TIMEOUT", "NO_RESPONSE",
+           "ExecutorUnavailable"]

@@ -12,6 +12,12 @@ TIMEOUT = 408  # the status code we give a call that ran out of time (client sid
 NO_RESPONSE = 0  # no HTTP exchange happened (blocked host, connection refused, executor failure)
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The machinery behind a simulated tool failed (its LLM after all retries, the shared response
+    cache): not an API answer, so it fails the episode instead of becoming an observation the
+    model would be trained to react to."""
+
+
 @dataclass
 class Observation:
     status_code: int

@@ -13,8 +13,8 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, MemoryResponseCache, Observation,
-                                      ResponseCache, cache_key, canonical_json)
+from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, ExecutorUnavailable, MemoryResponseCache,
+                                      Observation, ResponseCache, cache_key, canonical_json)
 from toolweave.llm.types import CallTag, ChatModel, LLMError
 from toolweave.parsing import parse_executor_reply
 from toolweave.prompts import render
@@ -82,7 +82,7 @@ class LLMSimulatedExecutor:
             return Observation(TIMEOUT, "", f"timeout: the simulated API did not answer in {self.timeout_s:g} s",
                                time.monotonic() - start)
         except LLMError as e:
-            return Observation(NO_RESPONSE, "", f"executor LLM failed: {e}", time.monotonic() - start)
+            raise ExecutorUnavailable(f"the executor LLM failed: {e}") from e
         code, body, err = parse_executor_reply(reply.content)
         if err:  # garbage is not cached: a retry may do better
             return Observation(code, body, f"executor reply unusable: {err}", time.monotonic() - start)

@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from toolweave.executors.base import TIMEOUT, Executor, Observation
+from toolweave.executors.base import TIMEOUT, Executor, ExecutorUnavailable, Observation
 from toolweave.llm.types import CallTag, ChatModel, LLMError
 from toolweave.parsing import parse_arguments
 from toolweave.prompts import render
@@ -101,6 +101,8 @@ class ToolEnv:
             return StepResult("invalid_arguments", _observation(f"Invalid arguments: {err}"), 2)
         try:
             obs = await self.executor.execute(tool, fn, args)
+        except ExecutorUnavailable:
+            raise  # the episode fails and names why; an observation would teach the model noise
         except Exception as e:  # a backend bug is an error observation, never a crashed episode
             obs = Observation(0, "", f"executor failed: {type(e).__name__}: {e}")
         body = await self.shorten(fn, obs.body)

@@ -1,0 +1,34 @@
+"""The shared tool-response cache actor: one per stage run, over the run dir's SQLite file."""
+import asyncio
+import os
+
+import pytest
+
+from toolweave.executors import ExecutorUnavailable
+
+pytestmark = pytest.mark.integration
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(tmp_path):
+    import ray
+
+    from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache
+    path = tmp_path / "tool_cache.sqlite"
+    ray.init(num_cpus=4, object_store_memory=100_000_000, include_dashboard=False)
+    try:
+        first = start_tool_cache(path, "run-a")
+        cache = ActorResponseCache.named(cache_actor_name(path, "run-a"))
+        asyncio.run(cache.put("call", '{"status_code": 200, "body": "sunny"}'))
+        # another run over the same run dir: its own actor (killing one never stops the other's
+        # episodes), the same responses
+        start_tool_cache(path, "run-b")
+        other = ActorResponseCache.named(cache_actor_name(path, "run-b"))
+        assert asyncio.run(other.get("call")) == '{"status_code": 200, "body": "sunny"}'
+        ray.kill(first, no_restart=True)
+        # a gone cache is not a tool answer: the episode fails and says why
+        with pytest.raises(ExecutorUnavailable, match="tool-response cache failed"):
+            asyncio.run(cache.get("call"))
+        assert asyncio.run(other.get("call")) == '{"status_code": 200, "body": "sunny"}'
+    finally:
+        ray.shutdown()
