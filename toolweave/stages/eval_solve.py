@@ -9,7 +9,9 @@ serves the model and runs the plan made here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from pathlib import Path
 
 from toolweave.config import EmbeddedEngineConfig, RunConfig
@@ -17,6 +19,7 @@ from toolweave.stages.plan import RecordStagePlan, record_stage_plan
 
 EVAL_EPISODES = "eval_episodes"
 STAGE = "eval_solve"  # progress and `eval_solve_summary.json`
+MODEL_FILE = "MODEL_UNDER_TEST.json"  # in eval_episodes/: which model solved them
 
 
 def model_source(cfg: RunConfig) -> str:
@@ -103,3 +106,40 @@ def pending(cfg: RunConfig) -> int:
 def judging_config(cfg: RunConfig) -> RunConfig:
     """After solving: judge exactly `eval_episodes/` (never the training episodes as a fallback)."""
     return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"episodes": EVAL_EPISODES})})
+
+
+def model_fingerprint(cfg: RunConfig) -> dict:
+    """What identifies the model under test: its source, and for a local dir the size and mtime
+    of each file (a retrain into `model/` changes them)."""
+    src = model_source(cfg)
+    files = {}
+    if Path(src).is_dir():
+        for f in sorted(Path(src).rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                files[str(f.relative_to(src))] = [st.st_size, st.st_mtime_ns]
+    return {"solve_with": cfg.evaluate.solve_with, "source": src, "files": files}
+
+
+def retire_other_models_episodes(cfg: RunConfig) -> str | None:
+    """Before solving: if `eval_episodes/` was solved by another model (a retrain, another
+    `solve_with`), move it and its ledger aside (`<name>.replaced-<time>`) so this model solves every
+    test instruction; then record this model. Returns the name moved to, or None."""
+    out, led = cfg.path(EVAL_EPISODES), solve_plan(cfg).io.ledger
+    marker = out / MODEL_FILE
+    now = model_fingerprint(cfg)
+    moved = None
+    if out.exists() or led.exists():
+        try:
+            before = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            before = None  # written before markers existed, or killed before it: cannot tell
+        if before != now:
+            tag = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{hashlib.sha256(json.dumps(before).encode()).hexdigest()[:6]}"
+            for d in (out, led):
+                if d.exists():
+                    d.rename(d.with_name(f"{d.name}.{tag}"))
+            moved = f"{out.name}.{tag}"
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(now, indent=2))
+    return moved

@@ -112,3 +112,27 @@ def test_roles_on_the_runs_embedded_engine_except_the_assistant(tmp_path):
     assert (ep("assistant").base_url, ep("assistant").model) == ("http://127.0.0.1:2/v1", "trained")
     assert (ep("judge").base_url, ep("judge").model) == ("https://judge.example/v1", "big")  # its own endpoint
     assert scfg.solve.splits == ["test_inst", "test_tool", "test_cat"] and scfg.llm.engine == "endpoints"
+
+
+def test_a_retrained_model_solves_the_test_split_again(tmp_path, scripted_server):
+    _run_dir(tmp_path, test_split=2)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    under_test = scripted_server(handler=_finish)
+    cfg = _cfg(tmp_path, "http://127.0.0.1:9/v1")
+    scan_cfg = eval_solve.solve_config(cfg, None, None)
+    assert eval_solve.retire_other_models_episodes(scan_cfg) is None  # nothing solved yet
+    _solve(eval_solve.solve_config(cfg, None, under_test.base_url))
+    assert eval_solve.retire_other_models_episodes(scan_cfg) is None  # the same model: keep its episodes
+    assert eval_solve.pending(scan_cfg) == 0
+
+    (model / "model.safetensors").write_bytes(b"weights v2, retrained")
+    moved = eval_solve.retire_other_models_episodes(scan_cfg)
+    # the old model's episodes and ledger are kept aside, and this model solves everything again
+    assert moved and moved.startswith("eval_episodes.replaced-")
+    assert len(list(io.iter_rows(tmp_path / moved))) == 2
+    assert not io.part_files(tmp_path / "eval_episodes") and eval_solve.pending(scan_cfg) == 2
+    assert json.loads((tmp_path / "eval_episodes" / eval_solve.MODEL_FILE).read_text())["files"][
+        "model.safetensors"][0] == len(b"weights v2, retrained")
