@@ -13,8 +13,8 @@ import asyncio
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from toolweave.aio import finish_on
 from toolweave.config import RunConfig
 from toolweave.stages.base import StageIO, commit, load_worker_class, process_batch
 from toolweave.stages.clients import build_clients
@@ -31,30 +31,36 @@ class RecordBatchRunner:
                  base_url: str | None = None, cache_actor: str | None = None):
         self.cfg = RunConfig.model_validate_json(cfg_json)
         self.io = io
-        self.skip = pa.array(sorted(skip_ids), pa.string())
+        self.skip = frozenset(skip_ids)  # hashed once, not per batch
         clients = build_clients(self.cfg, base_url)
         self.clients = [c for c in clients.values() if hasattr(c, "close")]
         self.worker = load_worker_class(worker)(self.cfg, clients)
         if cache_actor is not None:
             from actors.tool_cache import ActorResponseCache
             self.worker.response_cache = ActorResponseCache.named(cache_actor)
-        self.sem = asyncio.Semaphore(max(1, self.cfg.ray.max_in_flight))
+        self.sem = asyncio.Semaphore(self.cfg.ray.max_in_flight)
         self._setup: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __del__(self) -> None:
-        # Ray Data drops the callable when the actor exits gracefully: close the HTTP sessions
-        for c in {id(c): c for c in self.clients}.values():
+        # Ray Data drops the callable when the actor exits gracefully: close the worker's
+        # executor and the HTTP sessions (aiohttp reports every connection left open)
+        loop, worker = getattr(self, "_loop", None), getattr(self, "worker", None)
+        if loop is not None and worker is not None:
+            finish_on(loop, worker.close())
+        for c in {id(c): c for c in getattr(self, "clients", [])}.values():
             c.close()
 
     async def _ready(self) -> None:
         if self._setup is None:  # first batch on this actor: load toolsets, executor (once)
+            self._loop = asyncio.get_running_loop()
             self._setup = asyncio.ensure_future(self.worker.setup())
         await self._setup
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         await self._ready()
-        if len(self.skip):  # done in an earlier run, duplicate, or filtered by the driver's scan
-            batch = batch.filter(pc.invert(pc.is_in(batch["id"], value_set=self.skip)))
+        if self.skip:  # done in an earlier run, duplicate, or filtered by the driver's scan
+            batch = batch.filter(pa.array([str(i) not in self.skip for i in batch["id"].to_pylist()], pa.bool_()))
         rows: list[dict[str, Any]] = batch.to_pylist()
         if not rows:
             return OUTCOME_ARROW.empty_table()

@@ -51,7 +51,9 @@ class ToolCacheActor:
 
 def start_tool_cache(path: str | Path, run_token: str):
     """The driver's call: this stage run's cache actor (the driver kills it when the stage ends)."""
-    return ToolCacheActor.options(name=cache_actor_name(path, run_token), namespace=NAMESPACE).remote(str(path))
+    handle = ToolCacheActor.options(name=cache_actor_name(path, run_token), namespace=NAMESPACE).remote(str(path))
+    ray.get(handle.stats.remote())  # up and registered: the workers look it up by name
+    return handle
 
 
 class ActorResponseCache:

@@ -41,14 +41,32 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], st
         return write_summary(cfg, stage, progress, {**notes, **extra})
 
     base_url = _resolve(base_url)
-    rs = cfg.ray
-    cache_actor = None
-    cache = None
-    if plan.worker in (WORKERS["simulate"], WORKERS["solve"]) and cfg.executor.kind == "llm":
-        from actors.tool_cache import cache_actor_name, start_tool_cache
-        cache = start_tool_cache(tool_cache_path(cfg))
-        cache_actor = cache_actor_name(tool_cache_path(cfg))
+    cache = cache_actor = None
+    try:
+        if plan.worker in (WORKERS["simulate"], WORKERS["solve"]) and cfg.executor.kind == "llm":
+            from actors.tool_cache import cache_actor_name, start_tool_cache
+            cache = start_tool_cache(tool_cache_path(cfg), plan.io.run_token)
+            cache_actor = cache_actor_name(tool_cache_path(cfg), plan.io.run_token)
+        ds = _dataset(cfg, plan, scan, base_url, cache_actor)
+        view = ProgressView(progress, enabled=cfg.ray.show_progress)
+        with view:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for row in batch.to_pylist():
+                    progress.add(row)
+                view.update()
+    finally:
+        if cache is not None:
+            ray.kill(cache)  # this run's actors are done with it; the SQLite file keeps the responses
+    # parts a killed earlier run's workers wrote after this run's start-up cleanup
+    ledger.remove_orphans(plan.io.stage, plan.io.ledger, plan.io.outputs())
+    notes = {**plan.notes, **finish_record_stage(cfg, stage)}
+    ledger.release(plan.io.ledger, plan.io.run_token)
+    return write_summary(cfg, stage, progress, {**notes, **extra})
 
+
+def _dataset(cfg: RunConfig, plan: RecordStagePlan, scan: prepare.InputScan, base_url: str | None,
+             cache_actor: str | None) -> ray.data.Dataset:
+    rs = cfg.ray
     # twice the batches the in-flight bound holds: the second half waits on the actor's semaphore,
     # so slots freed by finishing records (often a whole wave at once) are refilled at once,
     # not after Ray Data has seen a batch end and sent the next
@@ -60,7 +78,7 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], st
     # blocks of one batch each: a map task's outcome rows reach the driver when its batch is
     # committed (a whole input file in one block came back, all of it, at the very end)
     ds = ray.data.read_parquet(input_files, columns=None).repartition(target_num_rows_per_block=rs.batch_size)
-    ds = ds.map_batches(
+    return ds.map_batches(
         RecordBatchRunner,
         fn_constructor_kwargs=dict(cfg_json=cfg.model_dump_json(), worker=plan.worker, io=plan.io,
                                    skip_ids=sorted(scan.skip_ids), base_url=base_url, cache_actor=cache_actor),
@@ -73,20 +91,8 @@ def run_record_stage(cfg: RunConfig, stage: str, base_url: str | Callable[[], st
         # read tasks of a small cluster (seen to hang with 2 actors x 1 CPU on 2 CPUs)
         num_cpus=rs.actor_num_cpus,
         resources=rs.actor_resources or None,
+        max_task_retries=rs.max_task_retries,
     )
-    view = ProgressView(progress, enabled=rs.show_progress)
-    try:
-        with view:
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for row in batch.to_pylist():
-                    progress.add(row)
-                view.update()
-    finally:
-        if cache is not None:
-            ray.kill(cache)  # every actor is done with it; the SQLite file keeps the responses
-    notes = {**plan.notes, **finish_record_stage(cfg, stage)}
-    ledger.release(plan.io.ledger, plan.io.run_token)
-    return write_summary(cfg, stage, progress, {**notes, **extra})
 
 
 def solve_for_evaluation(cfg: RunConfig, base_url: str | Callable[[], str | None] | None) -> dict[str, Any]:
@@ -96,12 +102,14 @@ def solve_for_evaluation(cfg: RunConfig, base_url: str | Callable[[], str | None
     from toolweave.llm.engine import EmbeddedEngine
     from toolweave.stages import eval_solve
     scan_cfg = eval_solve.solve_config(cfg, None, None)  # scanning needs no endpoint
-    if eval_solve.pending(scan_cfg) == 0:
-        return run_record_stage(scan_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(scan_cfg))
+    replaced = eval_solve.retire_other_models_episodes(scan_cfg)  # another model's are not this one's
     engine_cfg = eval_solve.engine_config(cfg)
+    about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
+             "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced}
+    if eval_solve.pending(scan_cfg) == 0:
+        return {**run_record_stage(scan_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(scan_cfg)), **about}
     base_url = _resolve(base_url)  # the run's engine first: the executor plays the tools on it
     with EmbeddedEngine(engine_cfg) as engine:
         solve_cfg = eval_solve.solve_config(cfg, base_url, engine.base_url)
         summary = run_record_stage(solve_cfg, eval_solve.STAGE, plan=eval_solve.solve_plan(solve_cfg))
-    return {**summary, "model": engine_cfg.model, "served_name": engine_cfg.served_name,
-            "max_model_len": engine_cfg.max_model_len}
+    return {**summary, **about}

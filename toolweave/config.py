@@ -88,11 +88,14 @@ class RaySettings(Section):
     num_cpus: int | None = 8  # logical CPUs of a local instance; more than cores on purpose
     object_store_memory: int | None = 300_000_000
     actor_num_cpus: float = 0.25
-    min_actors: int = 1
-    max_actors: int = 2
-    batch_size: int = 16
-    max_in_flight: int = 512  # concurrent episodes inside one actor
+    min_actors: int = Field(1, ge=1)
+    max_actors: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_in_flight: int = Field(512, ge=1)  # concurrent episodes inside one actor
     show_progress: bool = True
+    # a batch whose actor died is retried on a replacement this many times, then the stage fails
+    # (Ray Data's default, forever, would loop on a record that kills its actor every time)
+    max_task_retries: int = Field(3, ge=0)
     # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
     # cluster.yaml they land on the CPU simulation workers (see its resources)
     actor_resources: dict[str, float] = Field(default_factory=dict)

@@ -22,7 +22,7 @@ def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(tmp_pat
         asyncio.run(cache.put("call", '{"status_code": 200, "body": "sunny"}'))
         # another run over the same run dir: its own actor (killing one never stops the other's
         # episodes), the same responses
-        start_tool_cache(path, "run-b")
+        second = start_tool_cache(path, "run-b")  # noqa: F841 - its handle keeps it alive
         other = ActorResponseCache.named(cache_actor_name(path, "run-b"))
         assert asyncio.run(other.get("call")) == '{"status_code": 200, "body": "sunny"}'
         ray.kill(first, no_restart=True)

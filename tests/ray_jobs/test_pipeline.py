@@ -84,3 +84,40 @@ def test_sigkilled_driver_then_rerun_writes_every_record_exactly_once(tmp_path):
     assert len(ids) == len(set(ids)), "a record was written twice"
     assert {r["instruction_id"] for r in io.iter_rows(tmp_path / "episodes", columns=["instruction_id"])} == \
         {i.id for i in instrs}, "a record was lost"
+
+
+def test_sigkilled_actor_is_replaced_and_its_batches_retried_exactly_once(tmp_path, local_ray):
+    import threading
+
+    import psutil
+
+    from ray_jobs.pipeline import run_record_stage
+    from toolweave.stages.probe import probe_plan
+    instrs = write_g1_instructions(tmp_path, calls=3)
+    led = tmp_path / "_ledger" / "probe"
+    killed: list[int] = []
+
+    def kill_the_actor_midway():
+        deadline = time.monotonic() + 180
+        while len(ledger.done_inputs(led)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if "MapWorker" in " ".join(p.cmdline()):
+                    p.send_signal(signal.SIGKILL)
+                    killed.append(p.pid)
+            except psutil.Error:
+                pass
+
+    with ScriptedServer(handler=lambda body: "ok", latency_s=0.3) as srv:
+        cfg = probe_config(tmp_path, srv.base_url, batch_size=4, max_in_flight=16, max_actors=1)
+        killer = threading.Thread(target=kill_the_actor_midway, daemon=True)
+        killer.start()
+        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        killer.join()
+    assert killed, "no actor was running midway"
+    # the batches the dead actor held were retried on its replacement: each record once
+    assert summary["processed"] == len(instrs) and summary["failed"] == 0
+    ids = [r["id"] for r in io.iter_rows(tmp_path / "episodes", columns=["id"])]
+    assert len(ids) == len(set(ids)) == len(instrs), "a record was written twice or lost"
+    assert ledger.done_inputs(led) == {i.id for i in instrs}

@@ -1,7 +1,7 @@
 """The one async client for OpenAI-compatible endpoints (vLLM, Ray Serve LLM, OpenAI).
 
 A concurrency bound per endpoint, least-in-flight load balancing over several base URLs of one
-model, a per-call deadline, exponential backoff with jitter on 429 / 5xx / connection errors /
+model, a deadline per attempt, exponential backoff with jitter on 429 / 5xx / connection errors /
 timeouts / malformed replies (Retry-After honoured), a final LLMError naming endpoint, attempts and
 cause, and token accounting.
 
@@ -12,7 +12,7 @@ here (measured with benchmarks/orchestration.py). The request body is sent as gi
 is parsed once with json.loads.
 
 asyncio objects (semaphores, HTTP sessions) belong to one event loop, and callers run several
-loops over a client's life (asyncio.run per batch, a thread per Ray actor), so they are kept
+loops over a client's life (asyncio.run in tests and scripts, a thread per Ray actor), so they are kept
 per loop.
 """
 from __future__ import annotations
@@ -270,28 +270,15 @@ class LLMClient:
     def close(self) -> None:
         """Close every loop's sessions from synchronous code (an actor's teardown): a session
         left open is reported by aiohttp with every connection it holds."""
+        from toolweave.aio import finish_on
         with self._lock:
             states, self._states = list(self._states.items()), weakref.WeakKeyDictionary()
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
         for loop, state in states:
-            if loop.is_closed():
-                continue
-            if loop is running:
-                loop.create_task(state.aclose())
-            elif loop.is_running():  # another thread's loop (Ray runs an async actor's loop in one)
-                try:
-                    asyncio.run_coroutine_threadsafe(state.aclose(), loop).result(timeout=5)
-                except Exception:  # noqa: BLE001 - teardown is best effort
-                    pass
-            else:
-                loop.run_until_complete(state.aclose())
+            finish_on(loop, state.aclose())
 
     def request_kwargs(self, messages, *, tools=None, tool_choice=None, response_format=None,
                        json_schema=None, temperature=None, max_tokens=None, stop=None, n=1) -> dict[str, Any]:
-        """The arguments of chat.completions.create for one call (also what tests inspect)."""
+        """The request of one call (the chat-completions body, `extra_body` still apart; tests inspect it)."""
         kw: dict[str, Any] = {
             "model": self.model, "messages": _outgoing(messages),
             "temperature": self.default_temperature if temperature is None else temperature,
@@ -357,7 +344,7 @@ class LLMClient:
             idx = self._acquire_replica()
             t0 = time.monotonic()
             try:
-                async with asyncio.timeout(self.endpoint.timeout_s):  # a deadline for the whole call
+                async with asyncio.timeout(self.endpoint.timeout_s):  # a deadline for the whole attempt
                     async with state.sessions[idx].post(state.urls[idx], data=data) as resp:
                         body = await resp.read()
                         if resp.status >= 400:

@@ -11,9 +11,14 @@ from rich.text import Text
 from toolweave.stages.base import Progress
 
 
+def _hms(seconds: float) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"  # hours past 24 too
+
+
 def progress_line(p: Progress) -> str:
     eta = p.eta_s()
-    eta_s = "?" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta))
+    eta_s = "?" if eta is None else _hms(eta)
     return (f"{p.stage}: {p.done}/{p.total} records ({p.failed} failed, {p.skipped} done before) | "
             f"{p.llm_calls} LLM calls | {p.tokens_per_s():.0f} tok/s | "
             f"{p.elapsed:.0f}s elapsed | ETA {eta_s}")

@@ -67,7 +67,7 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
     `limit`: rows past the first `limit` wanted ones (done ones included) are skipped.
     """
     done = ledger.done_inputs(io_.ledger)
-    # 8-byte hashes, not a dict of ids: the driver stays flat at 100k+ inputs
+    # duplicates are found on 8-byte hashes (one array), not on a dict of every id
     hashes = array("q")
     scan = InputScan()
     kept = 0
@@ -94,14 +94,12 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
                 if _h64(rid) in dup_hashes:
                     counts[rid] += 1
     dup_ids = {i for i, c in counts.items() if c > 1 and i not in done}
-    already_rejected = io.existing_ids(io_.rejects) if dup_ids else set()
     for i in sorted(dup_ids):
         scan.skip_ids.add(i)
-        rid = f"{io_.stage}:duplicate:{i}"
-        if rid not in already_rejected:
-            scan.duplicates.append(Reject(id=rid, stage=io_.stage, source=",".join(map(str, io_.inputs)),
-                                          reason=f"input id {i!r} occurs {counts[i]} times; none processed "
-                                                 f"(give the records distinct ids)", record=i))
+        scan.duplicates.append(Reject(id=f"{io_.stage}:duplicate:{i}", stage=io_.stage,
+                                      source=",".join(map(str, io_.inputs)),
+                                      reason=f"input id {i!r} occurs {counts[i]} times; none processed "
+                                             f"(give the records distinct ids)", record=i))
     # for progress and ETA (a duplicate that was also past `limit` may be subtracted twice)
     scan.todo = max(0, scan.total - scan.already_done - scan.filtered - sum(counts[i] for i in dup_ids))
     return scan
@@ -118,6 +116,8 @@ def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
     io_.run_token = ledger.claim(io_.ledger)
     ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
     scan = scan_inputs(io_, wants, columns, limit)
-    if scan.duplicates:
-        io.write_part(scan.duplicates, io_.rejects, Reject, name=f"{io_.stage}-duplicates-{len(scan.duplicates)}")
+    # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
+    name = f"duplicates-of-{io_.stage}"
+    if io.write_part(scan.duplicates, io_.rejects, Reject, name=name) is None:  # none (any more)
+        (Path(io_.rejects) / f"part-{name}.parquet").unlink(missing_ok=True)
     return scan

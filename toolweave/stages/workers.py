@@ -104,6 +104,11 @@ class EpisodeWorker(RecordWorker):
             self.response_cache = SqliteResponseCache(tool_cache_path(self.cfg))
         self.executor = make_executor(self.cfg.executor, llm=self.client("executor"), cache=self.response_cache)
 
+    async def close(self) -> None:
+        aclose = getattr(getattr(self, "executor", None), "aclose", None)  # the HTTP executor's client
+        if aclose is not None:
+            await aclose()
+
     def tools_for(self, instruction: Instruction) -> list[Tool]:
         missing = [t for t in instruction.tool_ids if t not in self.tools]
         if missing:
