@@ -19,7 +19,7 @@ from toolweave.stages.plan import RecordStagePlan, record_stage_plan
 
 EVAL_EPISODES = "eval_episodes"
 STAGE = "eval_solve"  # progress and `eval_solve_summary.json`
-MODEL_FILE = "MODEL_UNDER_TEST.json"  # in eval_episodes/: which model solved them
+MODEL_FILE = "eval_episodes_model.json"  # beside eval_episodes/ (a dataset dir holds Parquet only)
 
 
 def model_source(cfg: RunConfig) -> str:
@@ -124,9 +124,10 @@ def model_fingerprint(cfg: RunConfig) -> dict:
 def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     """Before solving: if `eval_episodes/` was solved by another model (a retrain, another
     `solve_with`), move it and its ledger aside (`<name>.replaced-<time>`) so this model solves every
-    test instruction; then record this model. Returns the name moved to, or None."""
+    test instruction; then record this model in `eval_episodes_model.json`. Returns the name moved
+    to, or None."""
     out, led = cfg.path(EVAL_EPISODES), solve_plan(cfg).io.ledger
-    marker = out / MODEL_FILE
+    marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
     if out.exists() or led.exists():
@@ -140,6 +141,6 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
                 if d.exists():
                     d.rename(d.with_name(f"{d.name}.{tag}"))
             moved = f"{out.name}.{tag}"
-    out.mkdir(parents=True, exist_ok=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(now, indent=2))
     return moved

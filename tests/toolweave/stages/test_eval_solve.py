@@ -125,6 +125,8 @@ def test_a_retrained_model_solves_the_test_split_again(tmp_path, scripted_server
     scan_cfg = eval_solve.solve_config(cfg, None, None)
     assert eval_solve.retire_other_models_episodes(scan_cfg) is None  # nothing solved yet
     _solve(eval_solve.solve_config(cfg, None, under_test.base_url))
+    # the record of the model lives beside the dataset: pyarrow.dataset reads a dir of Parquet only
+    assert {f.suffix for f in (tmp_path / "eval_episodes").iterdir()} == {".parquet"}
     assert eval_solve.retire_other_models_episodes(scan_cfg) is None  # the same model: keep its episodes
     assert eval_solve.pending(scan_cfg) == 0
 
@@ -133,6 +135,6 @@ def test_a_retrained_model_solves_the_test_split_again(tmp_path, scripted_server
     # the old model's episodes and ledger are kept aside, and this model solves everything again
     assert moved and moved.startswith("eval_episodes.replaced-")
     assert len(list(io.iter_rows(tmp_path / moved))) == 2
-    assert not io.part_files(tmp_path / "eval_episodes") and eval_solve.pending(scan_cfg) == 2
-    assert json.loads((tmp_path / "eval_episodes" / eval_solve.MODEL_FILE).read_text())["files"][
+    assert not (tmp_path / "eval_episodes").exists() and eval_solve.pending(scan_cfg) == 2
+    assert json.loads((tmp_path / eval_solve.MODEL_FILE).read_text())["files"][
         "model.safetensors"][0] == len(b"weights v2, retrained")
