@@ -33,7 +33,7 @@ class RecordBatchRunner:
         self.io = io
         self.skip = frozenset(skip_ids)  # hashed once, not per batch
         clients = build_clients(self.cfg, base_url)
-        self.clients = [c for c in clients.values() if hasattr(c, "close")]
+        self.clients = list({id(c): c for c in clients.values() if hasattr(c, "close")}.values())  # roles share
         self.worker = load_worker_class(worker)(self.cfg, clients)
         if cache_actor is not None:
             from actors.tool_cache import ActorResponseCache
@@ -48,7 +48,7 @@ class RecordBatchRunner:
         loop, worker = getattr(self, "_loop", None), getattr(self, "worker", None)
         if loop is not None and worker is not None:
             finish_on(loop, worker.close())
-        for c in {id(c): c for c in getattr(self, "clients", [])}.values():
+        for c in getattr(self, "clients", []):
             c.close()
 
     async def _ready(self) -> None:

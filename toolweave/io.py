@@ -38,6 +38,15 @@ def write_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record]
     return final
 
 
+def replace_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record], name: str) -> Path | None:
+    """The part `name` holds exactly `records`: written, or removed when there are none (a rerun
+    or a retry that makes fewer kinds of record than the run before)."""
+    path = write_part(records, out_dir, cls, name=name)
+    if path is None:
+        (Path(out_dir) / f"part-{name}.parquet").unlink(missing_ok=True)
+    return path
+
+
 def part_files(path: str | Path) -> list[Path]:
     p = Path(path)
     if p.is_file():

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolweave.config import ExecutorConfig, SimulateConfig
+from toolweave.executors.base import ExecutorUnavailable
 from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
 from toolweave.parsing import parse_arguments, parse_react
 from toolweave.prompts import render
 from toolweave.schemas import Episode, Instruction, Tool
-from toolweave.executors.base import ExecutorUnavailable
 from toolweave.search.env import ToolEnv
 from toolweave.toolsets.export import FINISH
 

@@ -211,15 +211,17 @@ def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[R
     except (UnicodeError, ValueError, pa.ArrowException) as e:
         first_error = e
     salvaged: dict[type[Record], list[Record]] = {}
+    rejected = False
     for kind, records in by_kind.items():
         for r in records:
             try:
                 to_table([r], kind)
             except (UnicodeError, ValueError, pa.ArrowException) as e:
                 salvaged.setdefault(Reject, []).append(_unwritable(io.stage, r, e))
+                rejected = True
             else:
                 salvaged.setdefault(kind, []).append(r)
-    if salvaged == by_kind:
+    if not rejected:
         raise first_error  # not a record's fault
     return _commit(io, input_ids, salvaged)
 

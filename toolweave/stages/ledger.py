@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from toolweave.io import TMP_PREFIX, iter_rows, write_part
+from toolweave.io import TMP_PREFIX, iter_rows, replace_part, write_part
 from toolweave.schemas import Record
 
 STALE_TMP_S = 120.0
@@ -100,9 +100,7 @@ def commit_batch(stage: str, ledger_dir: str | Path, input_ids: list[str],
     key = batch_key(stage, input_ids)
     for out_dir, (cls, records) in outputs.items():
         check_owner(ledger_dir, token)
-        if write_part(records, out_dir, cls, name=key) is None:
-            # a retried batch may make no record of a kind its killed first attempt wrote
-            (Path(out_dir) / f"part-{key}.parquet").unlink(missing_ok=True)
+        replace_part(records, out_dir, cls, name=key)  # a retry clears kinds its first attempt wrote
     check_owner(ledger_dir, token)
     write_part([_LedgerRow(id=i) for i in input_ids], ledger_dir, _LedgerRow, name=key)
     return key

@@ -117,7 +117,5 @@ def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
     ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
     scan = scan_inputs(io_, wants, columns, limit)
     # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
-    name = f"duplicates-of-{io_.stage}"
-    if io.write_part(scan.duplicates, io_.rejects, Reject, name=name) is None:  # none (any more)
-        (Path(io_.rejects) / f"part-{name}.parquet").unlink(missing_ok=True)
+    io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{io_.stage}")
     return scan

@@ -323,31 +323,19 @@ def test_embedded_engine_url_keeps_roles_with_their_own_endpoint():
     assert clients["assistant"].model == llm.embedded.served_name
 
 
-def test_hundreds_in_flight_from_one_process(scripted_server):
+@pytest.mark.parametrize("n,limit_s,timeout_s", [
+    (400, 60, 120), pytest.param(1000, 120, 180, marks=pytest.mark.slow)])
+def test_hundreds_in_flight_from_one_process(scripted_server, n, limit_s, timeout_s):
     box: list = []
-    srv = scripted_server(handler=wait_for_in_flight(box, 400, limit_s=60), latency_s=1.0)
+    srv = scripted_server(handler=wait_for_in_flight(box, n, limit_s=limit_s), latency_s=1.0)
     box.append(srv)
-    client = client_for(srv, endpoint={"max_concurrency": 400, "timeout_s": 120})
+    client = client_for(srv, endpoint={"max_concurrency": n, "timeout_s": timeout_s})
 
     async def many():
-        return await asyncio.gather(*[client.chat(USER) for _ in range(400)])
+        return await asyncio.gather(*[client.chat(USER) for _ in range(n)])
 
-    assert len(asyncio.run(many())) == 400
-    assert srv.max_in_flight == 400
-
-
-@pytest.mark.slow
-def test_a_thousand_in_flight_from_one_process(scripted_server):
-    box: list = []
-    srv = scripted_server(handler=wait_for_in_flight(box, 1000, limit_s=120), latency_s=1.0)
-    box.append(srv)
-    client = client_for(srv, endpoint={"max_concurrency": 1000, "timeout_s": 180})
-
-    async def many():
-        return await asyncio.gather(*[client.chat(USER) for _ in range(1000)])
-
-    assert len(asyncio.run(many())) == 1000
-    assert srv.max_in_flight == 1000
+    assert len(asyncio.run(many())) == n
+    assert srv.max_in_flight == n
 
 
 def test_dropped_connection_is_named_not_called_a_timeout(scripted_server):
