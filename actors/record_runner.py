@@ -2,7 +2,7 @@
 asyncio loop, each batch committed exactly once by the actor itself.
 
 Ray Data calls `__call__` with one batch (a pyarrow Table of input rows); several batches of one
-actor run concurrently (async UDF), all sharing one semaphore of `cfg.ray.max_in_flight`, so an
+actor run concurrently (async UDF), all sharing one semaphore of `cfg.run.max_in_flight`, so an
 actor keeps up to that many episodes in flight. The records go straight to Parquet from here
 (atomic part files named by the batch's ids, then the ledger entry: see toolweave/stages/ledger.py);
 what flows back to the driver is one small outcome row per input, for progress and the summary.
@@ -16,29 +16,24 @@ import pyarrow as pa
 
 from toolweave.aio import finish_on
 from toolweave.config import RunConfig
-from toolweave.stages.base import StageIO, commit, load_worker_class, process_batch
+from toolweave.schemas import RecordOutcome
+from toolweave.stages.base import RecordWorker, StageIO, commit, process_batch
 from toolweave.stages.clients import build_clients
-
-OUTCOME_ARROW = pa.schema([
-    ("id", pa.string()), ("ok", pa.bool_()), ("reason", pa.string()), ("n_out", pa.int64()),
-    ("llm_calls", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-    ("model", pa.string()),
-])
 
 
 class RecordBatchRunner:
-    def __init__(self, cfg_json: str, worker: str, io: StageIO, skip_ids: list[str],
+    def __init__(self, cfg_json: str, worker: type[RecordWorker], io: StageIO, skip_ids: list[str],
                  base_url: str | None = None, cache_actor: str | None = None):
         self.cfg = RunConfig.model_validate_json(cfg_json)
         self.io = io
         self.skip = frozenset(skip_ids)  # hashed once, not per batch
         clients = build_clients(self.cfg, base_url)
         self.clients = list({id(c): c for c in clients.values() if hasattr(c, "close")}.values())  # roles share
-        self.worker = load_worker_class(worker)(self.cfg, clients)
+        self.worker = worker(self.cfg, clients)
         if cache_actor is not None:
             from actors.tool_cache import ActorResponseCache
             self.worker.response_cache = ActorResponseCache.named(cache_actor)
-        self.sem = asyncio.Semaphore(self.cfg.ray.max_in_flight)
+        self.sem = asyncio.Semaphore(self.cfg.run.max_in_flight)
         self._setup: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -63,8 +58,8 @@ class RecordBatchRunner:
             batch = batch.filter(pa.array([str(i) not in self.skip for i in batch["id"].to_pylist()], pa.bool_()))
         rows: list[dict[str, Any]] = batch.to_pylist()
         if not rows:
-            return OUTCOME_ARROW.empty_table()
+            return RecordOutcome.ARROW.empty_table()
         by_kind, outcomes = await process_batch(self.worker, rows, self.sem)
         # Parquet writing is blocking: off the loop, so the other batches' episodes keep going
-        await asyncio.to_thread(commit, self.io, [str(r["id"]) for r in rows], by_kind)
-        return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=OUTCOME_ARROW)
+        await asyncio.to_thread(commit, self.io, outcomes, by_kind)
+        return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=RecordOutcome.ARROW)

@@ -45,9 +45,9 @@ def run_one(n: int, base_url: str) -> dict:
     import psutil
 
     from benchmarks.orchestration import make_config, write_instructions
-    from ray_jobs.pipeline import run_record_stage
+    from ray_jobs.pipeline import run_records
     from ray_jobs.runtime import ray_session
-    from toolweave.stages.probe import probe_plan
+    from toolweave.stages import probe
 
     run_dir = tempfile.mkdtemp(prefix=f"tw-bench-mem-{n}-")
     write_instructions(run_dir, n, calls=1)
@@ -69,7 +69,7 @@ def run_one(n: int, base_url: str) -> dict:
     t.start()
     t0 = time.monotonic()
     with ray_session(cfg):
-        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        summary = run_records(cfg, probe.STAGE)
         time.sleep(1.0)
     stop.set()
     t.join()

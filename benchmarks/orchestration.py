@@ -36,7 +36,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from toolweave import io  # noqa: E402
 from toolweave.config import RunConfig  # noqa: E402
 from toolweave.schemas import Instruction  # noqa: E402
-from toolweave.stages.probe import CALLS_PER_EPISODE, probe_plan  # noqa: E402
+from toolweave.stages import probe  # noqa: E402
+from toolweave.stages.probe import CALLS_PER_EPISODE  # noqa: E402
 
 # The server process: prints its URL, then on each line of stdin answers with the count and the
 # first and last reply times (CLOCK_MONOTONIC, shared by every process) since the previous line.
@@ -63,8 +64,8 @@ def make_config(run_dir: str, base_url: str, in_flight: int, batch_size: int, ac
         "base_url": base_url, "model": "scripted", "is_vllm": False, "max_concurrency": in_flight * 2,
         "timeout_s": 120}}},
         ray={"num_cpus": 8, "object_store_memory": 200_000_000, "actor_num_cpus": 0.5,
-             "min_actors": actors, "max_actors": actors, "batch_size": batch_size, "max_in_flight": in_flight,
-             "show_progress": False})
+             "min_actors": actors, "max_actors": actors},
+        run={"batch_size": batch_size, "max_in_flight": in_flight, "show_progress": False})
 
 
 def write_instructions(run_dir: str, n: int, calls: int) -> None:
@@ -93,14 +94,14 @@ class ServerProcess:
 
 
 def measure(server: ServerProcess, episodes: int, args) -> dict:
-    from ray_jobs.pipeline import run_record_stage
+    from ray_jobs.pipeline import run_records
     run_dir = tempfile.mkdtemp(prefix="tw-bench-orch-")
     write_instructions(run_dir, episodes, args.calls)
     per_actor = args.concurrency // args.actors
     cfg = make_config(run_dir, server.base_url, per_actor, args.batch_size, args.actors)
     server.take()  # reset
     with _CpuSampler() as cpu_log:
-        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        summary = run_records(cfg, probe.STAGE)
     replies, first, last, peak = server.take()
     # the window of LLM work: first request in (first reply - L) .. last reply out
     start = first - args.latency

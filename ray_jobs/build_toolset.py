@@ -1,12 +1,10 @@
-"""Stage build_toolset: catalogue/ -> toolsets/: toolweave.build_toolset.build_tool per catalogue entry
-(toolweave.stages.workers.BuildToolsetWorker), plus `toolsets.sources` imports.
+"""Stage build_toolset: catalogue/ -> toolsets/ (declared in toolweave/stages/build_toolset.py).
 
-    python -m ray_jobs.build_toolset --config configs/quickstart.yaml [key=value ...]
+    python -m ray_jobs.build_toolset --config configs/quickstart.yaml [key=value ...] [--retry-failed] [--verbose]
     ray job submit --working-dir . -- python -m ray_jobs.build_toolset --config configs/quickstart.yaml
 """
-import sys
-
-from ray_jobs.launch import main
+from ray_jobs.cli import stage_main
+from toolweave.stages import build_toolset
 
 if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("build_toolset"))
+    stage_main(build_toolset.STAGE)

@@ -1,12 +1,10 @@
-"""Stage instructions: toolsets/ -> instructions/: toolweave.instructions.toolalpaca_instructions per tool or
-toolbench_instructions per API sample (toolweave.stages.workers), then dedupe and splits.
+"""Stage instructions: toolsets/ -> instructions/ (declared in toolweave/stages/instructions.py).
 
-    python -m ray_jobs.instructions --config configs/quickstart.yaml [key=value ...]
+    python -m ray_jobs.instructions --config configs/quickstart.yaml [key=value ...] [--retry-failed] [--verbose]
     ray job submit --working-dir . -- python -m ray_jobs.instructions --config configs/quickstart.yaml
 """
-import sys
-
-from ray_jobs.launch import main
+from ray_jobs.cli import stage_main
+from toolweave.stages import instructions
 
 if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("instructions"))
+    stage_main(instructions.STAGE)

@@ -1,4 +1,6 @@
-"""What every job does around its stage: connect to Ray, start the embedded engine if configured."""
+"""What every job does around its stages: connect to Ray (the one start-up of every path: the CLI,
+the trainer, the sweep, the tests), start the embedded engine when a stage first needs it, and
+hand the stages a `Runtime` whose per-record stages run on Ray Data."""
 from __future__ import annotations
 
 import contextlib
@@ -7,10 +9,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import ray
 
 from toolweave.config import RunConfig
+from toolweave.stages.declaration import Runtime
 
 log = logging.getLogger("toolweave.jobs")
 
@@ -21,19 +25,23 @@ _PASSED_ENV = ("HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "VLLM_CPU_KVCACHE_SPA
 def init_ray(cfg: RunConfig) -> bool:
     """Connect to the configured cluster (`ray.address`, or RAY_ADDRESS as set by `ray job submit`),
     else start a local instance with `ray.num_cpus` logical CPUs. Returns True when this call
-    started Ray (then the caller shuts it down)."""
+    started Ray (then the caller shuts it down). The workers' output reaches this terminal only
+    with `run.verbose`; it is in Ray's session logs either way."""
     if ray.is_initialized():
         return False
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    common: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=cfg.run.verbose,
+                                  configure_logging=True,
+                                  logging_level=logging.INFO if cfg.run.verbose else logging.ERROR)
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+        ray.init(address=address, **common)
     else:
-        # a local instance: token auth off unless the user asked for it (nothing listens off-host)
+        # a local instance of our own ("local": never one another `ray start` left on this machine);
+        # token auth off unless the user asked for it (nothing listens off-host)
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
-                 include_dashboard=False, runtime_env={"env_vars": env} if env else None,
-                 configure_logging=True, logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
+                 include_dashboard=False, **common)
     return True
 
 
@@ -98,3 +106,10 @@ class LazyEngine:
             stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
+
+
+def ray_runtime(engine: LazyEngine | None) -> Runtime:
+    """Per-record stages on Ray Data; the run's engine started by the first stage that asks."""
+    from ray_jobs.pipeline import run_records
+    base_url = engine if engine is not None else (lambda: None)
+    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url))

@@ -1,11 +1,8 @@
-"""Stage serve: start the configured engine and print its base URL (toolweave.llm.engine / actors.serve).
+"""`serve`: start the configured engine and print its base URL (toolweave.llm.engine / actors.serve).
 
     python -m ray_jobs.serve --config configs/quickstart.yaml [key=value ...]
-    ray job submit --working-dir . -- python -m ray_jobs.serve --config configs/quickstart.yaml
 """
-import sys
+from ray_jobs.cli import stage_main
 
-from ray_jobs.launch import main
-
-if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("serve"))
+if __name__ == "__main__":  # the engine spawns processes: keep the guard
+    stage_main("serve")

@@ -1,12 +1,10 @@
-"""Stage simulate: instructions/ -> episodes/: toolweave.simulate.simulate_episode per instruction
-(toolweave.stages.workers.SimulateWorker; ToolAlpaca's user / assistant / executor agents).
+"""Stage simulate: instructions/ -> episodes/ (declared in toolweave/stages/simulate.py).
 
-    python -m ray_jobs.simulate --config configs/quickstart.yaml [key=value ...]
+    python -m ray_jobs.simulate --config configs/quickstart.yaml [key=value ...] [--retry-failed] [--verbose]
     ray job submit --working-dir . -- python -m ray_jobs.simulate --config configs/quickstart.yaml
 """
-import sys
-
-from ray_jobs.launch import main
+from ray_jobs.cli import stage_main
+from toolweave.stages import simulate
 
 if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("simulate"))
+    stage_main(simulate.STAGE)

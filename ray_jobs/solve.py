@@ -1,12 +1,10 @@
-"""Stage solve: instructions/ -> episodes/: toolweave.search.solve_instruction per instruction (DFSDT or CoT;
-toolweave.stages.workers.SolveWorker).
+"""Stage solve: instructions/ -> episodes/ (declared in toolweave/stages/solve.py).
 
-    python -m ray_jobs.solve --config configs/quickstart.yaml [key=value ...]
+    python -m ray_jobs.solve --config configs/quickstart.yaml [key=value ...] [--retry-failed] [--verbose]
     ray job submit --working-dir . -- python -m ray_jobs.solve --config configs/quickstart.yaml
 """
-import sys
-
-from ray_jobs.launch import main
+from ray_jobs.cli import stage_main
+from toolweave.stages import solve
 
 if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("solve"))
+    stage_main(solve.STAGE)

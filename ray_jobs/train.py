@@ -1,11 +1,10 @@
-"""Stage train: sft/ -> train/, model/: training.trainer.run (Ray Train + DeepSpeed).
+"""Stage train: sft/ -> train/, model/ (declared in toolweave/stages/train.py).
 
-    python -m ray_jobs.train --config configs/quickstart.yaml [key=value ...]
+    python -m ray_jobs.train --config configs/quickstart.yaml [key=value ...] [--retry-failed] [--verbose]
     ray job submit --working-dir . -- python -m ray_jobs.train --config configs/quickstart.yaml
 """
-import sys
-
-from ray_jobs.launch import main
+from ray_jobs.cli import stage_main
+from toolweave.stages import train
 
 if __name__ == "__main__":  # the engine and Ray Data spawn processes: keep the guard
-    sys.exit(main("train"))
+    stage_main(train.STAGE)

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from toolweave.cli import main
+from ray_jobs.cli import main
 from toolweave.io import read_records
 from toolweave.schemas import CatalogueEntry, Reject, Tool
 

@@ -6,13 +6,14 @@ here: an endpoint names the *environment variable* that holds its key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-STAGES = ("build_toolset", "instructions", "simulate", "solve", "sft_data", "train", "sweep",
-          "retriever", "evaluate", "serve")
+# who an LLM call is for; each role may have its own endpoint (`llm.endpoints`)
+Role = Literal["default", "assistant", "user", "executor", "judge", "builder"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class Section(BaseModel):
@@ -70,8 +71,7 @@ class ServeDeploymentConfig(Section):
 class LLMSettings(Section):
     engine: Literal["embedded", "endpoints"] = "embedded"
     embedded: EmbeddedEngineConfig = Field(default_factory=EmbeddedEngineConfig)
-    # role -> endpoint; roles: default, assistant, user, executor, judge, builder
-    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    endpoints: dict[Role, EndpointConfig] = Field(default_factory=dict)
     deployments: list[ServeDeploymentConfig] = Field(default_factory=list)
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)  # model -> {prompt, completion} per 1M tokens
     temperature: float = 0.0
@@ -84,24 +84,52 @@ class LLMSettings(Section):
 # --- Ray -------------------------------------------------------------------------------------
 
 class RaySettings(Section):
+    """Ray resources only; how records are run (batches, limits) is the `run:` section."""
+
     address: str | None = None  # None: local instance (or RAY_ADDRESS when submitted)
     num_cpus: int | None = 8  # logical CPUs of a local instance; more than cores on purpose
     object_store_memory: int | None = 300_000_000
     actor_num_cpus: float = 0.25
     min_actors: int = Field(1, ge=1)
     max_actors: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=1)
-    max_in_flight: int = Field(512, ge=1)  # concurrent episodes inside one actor
-    show_progress: bool = True
     # a batch whose actor died is retried on a replacement this many times, then the stage fails
     # (Ray Data's default, forever, would loop on a record that kills its actor every time)
     max_task_retries: int = Field(3, ge=0)
     # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
     # cluster.yaml they land on the CPU simulation workers (see its resources)
     actor_resources: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        check_moved_keys({"ray": data})
+        return data
+
+
+# --- runners ---------------------------------------------------------------------------------
+
+class RunSettings(Section):
+    """How a stage runs its records, the same on Ray and in-process (`toolweave.stages.local`)."""
+
+    batch_size: int = Field(16, ge=1)  # records committed together (one ledger entry)
+    max_in_flight: int = Field(512, ge=1)  # concurrent records inside one worker (a Ray actor, or the process)
     # quick runs: at most this many input records per per-record stage, in file order (records
     # done by an earlier run count, so a rerun does not go on to the next N)
     limit: int | None = None
+    show_progress: bool = True
+    verbose: bool = False  # Ray, vLLM, DeepSpeed and torch output on the terminal too, not only in <run_dir>/logs/
+    retry_failed: bool = False  # rerun exactly the records that failed before, replacing their error rows
+
+
+MOVED_KEYS = {f"ray.{k}": f"run.{k}" for k in ("batch_size", "max_in_flight", "limit", "show_progress")}
+
+
+def check_moved_keys(data: Any) -> None:
+    """A key of an older config says where it went, in one line."""
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(data, dict) and isinstance(data.get(section), dict) and key in data[section]:
+            raise ValueError(f"config key {old} moved to {new}")
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -145,8 +173,6 @@ class SolveConfig(Section):
     max_llm_calls: int = 200
     # "required" forces a function call every turn (small models never call one under "auto")
     tool_choice: Literal["auto", "required"] = "required"
-    retriever_model: str | None = None  # open-domain: only the top-k retrieved APIs are shown
-    retriever_top_k: int = 5
     splits: list[str] = Field(default_factory=list)  # empty = all
 
 
@@ -160,7 +186,6 @@ class ExecutorConfig(Section):
     allow_hosts: list[str] = Field(default_factory=list)
     auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key
     rate_limit_per_s: float = 5.0
-    probe: bool = False
 
 
 class SFTConfig(Section):
@@ -240,7 +265,7 @@ class RetrieverConfig(Section):
 
 
 class EvaluateConfig(Section):
-    judge_role: str = "judge"
+    judge_role: Role = "judge"
     votes: int = 4
     reference: str | None = None  # episodes dataset of the reference run (win rate)
     solvable_pass_rate: bool = True
@@ -264,6 +289,7 @@ class RunConfig(Section):
     stages: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
     simulate: SimulateConfig = Field(default_factory=SimulateConfig)
@@ -297,4 +323,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ValueError(f"override {item!r} is not key=value")
         k, v = item.split("=", 1)
         _set_dotted(data, k.strip(), yaml.safe_load(v))
+    check_moved_keys(data)
     return RunConfig.model_validate(data)

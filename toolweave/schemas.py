@@ -1,4 +1,4 @@
-"""Record kinds: one pydantic model and one Arrow schema each.
+"""Record kinds: one pydantic model each; its Arrow schema is derived from the model's fields.
 
 Parquet is the storage between stages. Free-form JSON (JSON Schemas, chat messages, DFSDT trees)
 is stored as JSON text so that any stage, another tool or a person can write a valid dataset
@@ -7,10 +7,12 @@ without nested-struct gymnastics; the pydantic models hold it parsed.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal
+import types
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic.fields import FieldInfo
 
 
 class RecordError(ValueError):
@@ -19,6 +21,38 @@ class RecordError(ValueError):
     def __init__(self, kind: str, record_id: str, reason: str):
         self.kind, self.record_id, self.reason = kind, record_id, reason
         super().__init__(f"{kind} record {record_id!r}: {reason}")
+
+
+_SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def arrow_type(annotation: Any, info: FieldInfo | None = None) -> pa.DataType:
+    """The Arrow type of a field: a `pa.DataType` in its `Annotated` metadata wins; dicts and `Any`
+    are JSON text; a nested model is a struct of its fields; `X | None` is a nullable X."""
+    explicit = next((m for m in (info.metadata if info else ()) if isinstance(m, pa.DataType)), None)
+    if explicit is not None:
+        return explicit
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return arrow_type(args[0], FieldInfo.from_annotation(annotation))
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        return arrow_type(inner)
+    if origin is Literal:
+        (kind,) = {type(a) for a in args}
+        return _SCALARS[kind]
+    if origin is list:
+        return pa.list_(arrow_type(args[0]))
+    if origin is dict or annotation is Any:
+        return pa.string()
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(_arrow_fields(annotation))
+    return _SCALARS[annotation]
+
+
+def _arrow_fields(model: type[BaseModel], as_json: tuple[str, ...] = ()) -> list[pa.Field]:
+    return [pa.field(name, pa.string() if name in as_json else arrow_type(f.annotation, f))
+            for name, f in model.model_fields.items()]
 
 
 def _json_load(v: Any) -> Any:
@@ -33,9 +67,14 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
     KIND: ClassVar[str] = "record"
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
-    ARROW: ClassVar[pa.Schema]
+    ARROW: ClassVar[pa.Schema]  # derived from the fields when the class is made
 
     id: str
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.ARROW = pa.schema(_arrow_fields(cls, cls.JSON_FIELDS))
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Record":
@@ -81,12 +120,6 @@ class CatalogueEntry(Record):
     link: str = ""
 
 
-CatalogueEntry.ARROW = pa.schema([
-    ("id", pa.string()), ("name", pa.string()), ("description", pa.string()),
-    ("category", pa.string()), ("auth", pa.string()), ("https", pa.bool_()),
-    ("cors", pa.string()), ("link", pa.string()),
-])
-
 
 # --- tools -----------------------------------------------------------------------------------
 
@@ -116,12 +149,6 @@ class Function(BaseModel):
         return list(self.parameters.get("required", []))
 
 
-FUNCTION_ARROW = pa.struct([
-    ("name", pa.string()), ("description", pa.string()), ("method", pa.string()),
-    ("path", pa.string()), ("parameters", pa.string()), ("response_schema", pa.string()),
-    ("response_examples", pa.list_(pa.string())),
-])
-
 
 class Tool(Record):
     """A tool (one API product) and its functions: the row of a toolset dataset.
@@ -148,13 +175,6 @@ class Tool(Record):
         return next((f for f in self.functions if f.name == name), None)
 
 
-Tool.ARROW = pa.schema([
-    ("id", pa.string()), ("name", pa.string()), ("category", pa.string()),
-    ("description", pa.string()), ("auth", pa.string()), ("base_url", pa.string()),
-    ("source", pa.string()), ("functions", pa.list_(FUNCTION_ARROW)), ("openapi", pa.string()),
-    ("nl_documentation", pa.string()), ("extra", pa.string()),
-])
-
 
 # --- instructions ----------------------------------------------------------------------------
 
@@ -163,8 +183,6 @@ class FunctionRef(BaseModel):
     tool: str  # tool id
     function: str
 
-
-FUNCTION_REF_ARROW = pa.struct([("tool", pa.string()), ("function", pa.string())])
 
 Mode = Literal["single", "I1", "I2", "I3"]
 Split = Literal["train", "test_inst", "test_tool", "test_cat"]
@@ -182,12 +200,6 @@ class Instruction(Record):
     hidden_details: str = ""  # what the simulated user knows but did not say (ToolAlpaca)
     extra: dict[str, Any] = Field(default_factory=dict)
 
-
-Instruction.ARROW = pa.schema([
-    ("id", pa.string()), ("source", pa.string()), ("mode", pa.string()), ("text", pa.string()),
-    ("tool_ids", pa.list_(pa.string())), ("relevant_functions", pa.list_(FUNCTION_REF_ARROW)),
-    ("split", pa.string()), ("hidden_details", pa.string()), ("extra", pa.string()),
-])
 
 
 # --- episodes --------------------------------------------------------------------------------
@@ -214,22 +226,13 @@ class Episode(Record):
     tools: list[dict[str, Any]] = Field(default_factory=list)
     tree: list[dict[str, Any]] | None = None
     model: str = ""
-    split: str = "train"
+    split: Split = "train"
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors: list[str] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
-
-Episode.ARROW = pa.schema([
-    ("id", pa.string()), ("instruction_id", pa.string()), ("method", pa.string()),
-    ("query", pa.string()), ("status", pa.string()), ("final_answer", pa.string()),
-    ("messages", pa.string()), ("tools", pa.string()), ("tree", pa.string()),
-    ("model", pa.string()), ("split", pa.string()), ("llm_calls", pa.int64()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-    ("errors", pa.list_(pa.string())), ("extra", pa.string()),
-])
 
 
 # --- training --------------------------------------------------------------------------------
@@ -240,19 +243,12 @@ class SFTExample(Record):
 
     KIND: ClassVar[str] = "sft"
     episode_ids: list[str]
-    input_ids: list[int]
-    labels: list[int]
-    position_ids: list[int]
-    seq_lens: list[int]
+    input_ids: Annotated[list[int], pa.list_(pa.int32())]
+    labels: Annotated[list[int], pa.list_(pa.int32())]
+    position_ids: Annotated[list[int], pa.list_(pa.int32())]
+    seq_lens: Annotated[list[int], pa.list_(pa.int32())]
     format: str = ""
 
-
-SFTExample.ARROW = pa.schema([
-    ("id", pa.string()), ("episode_ids", pa.list_(pa.string())),
-    ("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())),
-    ("position_ids", pa.list_(pa.int32())), ("seq_lens", pa.list_(pa.int32())),
-    ("format", pa.string()),
-])
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -275,13 +271,6 @@ class EvalResult(Record):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-EvalResult.ARROW = pa.schema([
-    ("id", pa.string()), ("query_id", pa.string()), ("run", pa.string()), ("method", pa.string()),
-    ("split", pa.string()), ("metric", pa.string()), ("label", pa.string()), ("score", pa.float64()),
-    ("votes", pa.string()), ("judge_model", pa.string()), ("prompt_version", pa.string()),
-    ("details", pa.string()),
-])
-
 
 # --- rejects ---------------------------------------------------------------------------------
 
@@ -295,12 +284,42 @@ class Reject(Record):
     record: str = ""  # the offending input, as text (truncated)
 
 
-Reject.ARROW = pa.schema([
-    ("id", pa.string()), ("stage", pa.string()), ("source", pa.string()),
-    ("reason", pa.string()), ("record", pa.string()),
-])
+
+# --- the stage machinery's own rows --------------------------------------------------------------
+
+class ApiSampleRow(Record):
+    """One ToolBench API sample as a dataset row (the input of toolbench-style generation)."""
+
+    KIND: ClassVar[str] = "api_sample"
+    mode: str
+    group: str
+    tools: str  # JSON list of Tool rows (only the sampled functions)
+
+
+class LedgerEntry(Record):
+    """One committed input of a per-record stage (`_ledger/<stage>/`, see toolweave/stages/ledger.py):
+    `ok` false when it failed (an error episode or a Reject), `outputs` the ids of what it wrote."""
+
+    KIND: ClassVar[str] = "ledger"
+    ok: bool = True
+    outputs: list[str] = Field(default_factory=list)
+
+
+class RecordOutcome(Record):
+    """The driver's view of one processed input (what flows back for progress, not the data)."""
+
+    KIND: ClassVar[str] = "outcome"
+    ok: bool
+    reason: str = ""
+    n_out: int = 0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    outputs: list[str] = Field(default_factory=list)
 
 
 RECORD_KINDS: dict[str, type[Record]] = {
-    c.KIND: c for c in (CatalogueEntry, Tool, Instruction, Episode, SFTExample, EvalResult, Reject)
+    c.KIND: c for c in (CatalogueEntry, Tool, Instruction, Episode, SFTExample, EvalResult, Reject, ApiSampleRow,
+                        LedgerEntry, RecordOutcome)
 }

@@ -97,9 +97,9 @@ def run(cfg: RunConfig) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from training.trainer import ensure_ray
+    from ray_jobs.runtime import init_ray
 
-    ensure_ray(cfg)
+    init_ray(cfg)
     sw = cfg.sweep
     out = cfg.path("sweep")
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -229,16 +228,6 @@ def finished_model(cfg: RunConfig, model_dir: Path, n_rows: int) -> dict | None:
 
 # --- driver ------------------------------------------------------------------------------------
 
-def ensure_ray(cfg: RunConfig) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        kw: dict[str, Any] = {"address": cfg.ray.address} if cfg.ray.address else {
-            "num_cpus": cfg.ray.num_cpus, "object_store_memory": cfg.ray.object_store_memory}
-        ray.init(**kw, runtime_env={"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}},
-                 log_to_driver=True)
-
-
 def count_rows(data: Path) -> int:
     """Rows of a Parquet dataset from the file footers (no Ray Data job for a count)."""
     import pyarrow.parquet as pq
@@ -259,7 +248,7 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
     storage, data = storage.expanduser().resolve(), data.expanduser().resolve()
     model_dir = model_dir.expanduser().resolve() if model_dir is not None else None
     cfg = cfg.model_copy(update={"run_dir": str(cfg.path().resolve())})
-    ray.data.DataContext.get_current().enable_progress_bars = cfg.ray.show_progress
+    ray.data.DataContext.get_current().enable_progress_bars = cfg.run.show_progress
     n_rows = count_rows(data)
     if n_rows == 0:
         raise ValueError(f"no SFT rows in {data}: run the sft_data stage first")
@@ -286,7 +275,8 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
 
 def run(cfg: RunConfig) -> dict:
     """SFT rows (`sft/` or `train.data`) → checkpoints under `train/`, final model in `model/`."""
-    ensure_ray(cfg)
+    from ray_jobs.runtime import init_ray
+    init_ray(cfg)
     data = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
     model_dir = cfg.path("model") if cfg.train.save_model else None
     if model_dir is not None and (done := finished_model(cfg, model_dir, count_rows(data))):

@@ -14,8 +14,10 @@ def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(tmp_pat
     import ray
 
     from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache
+    from ray_jobs.runtime import init_ray
+    from toolweave.config import RunConfig
     path = tmp_path / "tool_cache.sqlite"
-    ray.init(num_cpus=4, object_store_memory=100_000_000, include_dashboard=False)
+    init_ray(RunConfig(ray={"num_cpus": 4, "object_store_memory": 100_000_000}))
     try:
         first = start_tool_cache(path, "run-a")
         cache = ActorResponseCache.named(cache_actor_name(path, "run-a"))

@@ -2,12 +2,12 @@
 import json
 import sys
 
-from ray_jobs.pipeline import run_record_stage
+from ray_jobs.pipeline import run_records
 from ray_jobs.runtime import ray_session
 from toolweave.config import RunConfig
-from toolweave.stages.probe import probe_plan
+from toolweave.stages import probe
 
 if __name__ == "__main__":
     cfg = RunConfig.model_validate_json(sys.argv[1])
     with ray_session(cfg):
-        print("SUMMARY " + json.dumps(run_record_stage(cfg, "probe", plan=probe_plan(cfg))), flush=True)
+        print("SUMMARY " + json.dumps(run_records(cfg, probe.STAGE)), flush=True)

@@ -53,7 +53,7 @@ def test_submitted_build_toolset_job_runs_on_the_cluster(tmp_path):
             "run_dir": str(tmp_path / "run"), "stages": ["build_toolset"],
             "llm": {"engine": "endpoints", "endpoints": {"default": {
                 "base_url": srv.base_url, "model": "scripted", "is_vllm": False, "max_retries": 0}}},
-            "ray": {"actor_num_cpus": 0.25, "show_progress": False},
+            "ray": {"actor_num_cpus": 0.25}, "run": {"show_progress": False},
             "toolsets": {"sources": [str(DATA / "toolalpaca" / "eval_simulated.json")],
                          "catalogue": str(DATA / "toolalpaca" / "public_apis.json"),
                          "catalogue_limit": 2, "max_attempts": 1}}))

@@ -14,25 +14,25 @@ from toolweave.schemas import Episode
 from toolweave.stages import ledger
 from toolweave.testing.scripted_server import ScriptedServer
 
-from .conftest import probe_config, write_g1_instructions
+from toolweave.testing.probe_run import probe_config, write_g1_instructions
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
 def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_path, local_ray, monkeypatch):
-    import ray_jobs.pipeline as pipeline
-    from ray_jobs.pipeline import run_record_stage
-    from toolweave.stages.probe import probe_plan
+    import toolweave.stages.lifecycle as lifecycle
+    from ray_jobs.pipeline import run_records
+    from toolweave.stages import probe
     instrs = write_g1_instructions(tmp_path, calls=2)  # one part file: one Parquet block
     seen: list[int] = []  # records done each time outcome rows reach the driver
 
-    class RecordingView(pipeline.ProgressView):
+    class RecordingView(lifecycle.ProgressView):
         def update(self):
             seen.append(self.p.done)
             super().update()
 
-    monkeypatch.setattr(pipeline, "ProgressView", RecordingView)
+    monkeypatch.setattr(lifecycle, "ProgressView", RecordingView)
     doomed = instrs[5].text
 
     def handler(body):  # one instruction's calls fail for good (500 after the client's retries)
@@ -41,7 +41,7 @@ def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_p
     faults = lambda i, body: 500 if body["messages"][0]["content"] == doomed else None  # noqa: E731
     with ScriptedServer(handler=handler, latency_s=0.2, faults=faults) as srv:
         cfg = probe_config(tmp_path, srv.base_url, batch_size=8, max_in_flight=256, max_actors=2)
-        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        summary = run_records(cfg, probe.STAGE)
         peak = srv.max_in_flight
     eps, bad = io.read_records(tmp_path / "episodes", Episode)
     assert not bad and len(eps) == len(instrs) == 163
@@ -91,8 +91,8 @@ def test_sigkilled_actor_is_replaced_and_its_batches_retried_exactly_once(tmp_pa
 
     import psutil
 
-    from ray_jobs.pipeline import run_record_stage
-    from toolweave.stages.probe import probe_plan
+    from ray_jobs.pipeline import run_records
+    from toolweave.stages import probe
     instrs = write_g1_instructions(tmp_path, calls=3)
     led = tmp_path / "_ledger" / "probe"
     killed: list[int] = []
@@ -113,7 +113,7 @@ def test_sigkilled_actor_is_replaced_and_its_batches_retried_exactly_once(tmp_pa
         cfg = probe_config(tmp_path, srv.base_url, batch_size=4, max_in_flight=16, max_actors=1)
         killer = threading.Thread(target=kill_the_actor_midway, daemon=True)
         killer.start()
-        summary = run_record_stage(cfg, "probe", plan=probe_plan(cfg))
+        summary = run_records(cfg, probe.STAGE)
         killer.join()
     assert killed, "no actor was running midway"
     # the batches the dead actor held were retried on its replacement: each record once

@@ -15,19 +15,20 @@ DATASETS = ("catalogue", "toolsets", "instructions", "episodes", "sft", "eval_ep
 
 
 def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path, embedded_base_url, monkeypatch):
-    from ray_jobs.launch import run_stages
+    from ray_jobs.cli import run_stages
+    from toolweave.stages.registry import chain
     monkeypatch.chdir(ROOT)  # the config's inputs are repository paths
     cfg = load_config(ROOT / "configs" / "quickstart.yaml", [
-        f"run_dir={tmp_path}", "ray.show_progress=false",
+        f"run_dir={tmp_path}", "run.show_progress=false",
         # the session engine instead of a second SmolLM2 engine (the trained model still gets its own)
         "llm.engine=endpoints", f"llm.endpoints.default.base_url={embedded_base_url}",
         "llm.endpoints.default.model=smollm2", "llm.endpoints.default.timeout_s=600",
-        "ray.limit=2", "toolsets.max_tokens=256", "llm.max_tokens=128", "instructions.per_tool=1",
+        "run.limit=2", "toolsets.max_tokens=256", "llm.max_tokens=128", "instructions.per_tool=1",
         "simulate.max_steps=2", "solve.max_llm_calls=4", "evaluate.votes=1",
         # one unpacked row is one optimizer step of one worker: SFT data from two episodes is enough
         "sft.pack=false", "sft.max_len=1024", "train.max_len=1024", "train.num_workers=1", "train.max_steps=1",
     ])
-    results = run_stages(cfg, cfg.stages)
+    results = run_stages(cfg, chain(cfg.stages))
 
     assert list(results) == cfg.stages and cfg.stages[-1] == "evaluate"
     for name in DATASETS:

@@ -27,7 +27,7 @@ def test_zero3_1b_at_8192_tokens_reports_mfu(tmp_path):
         ids = torch.randint(10, 49000, (n,), generator=g).tolist()
         exs.append(Example(f"e{i}", ids, ids))
     cfg = RunConfig.model_validate({
-        "name": "gpu", "run_dir": str(tmp_path), "ray": {"show_progress": False},
+        "name": "gpu", "run_dir": str(tmp_path), "run": {"show_progress": False},
         "train": {"model": "tiny", "tiny": LLAMA_1B, "num_workers": torch.cuda.device_count(), "use_gpu": True,
                   "zero_stage": 3, "bf16": True, "gradient_checkpointing": True, "max_len": 8192,
                   "max_steps": 8, "checkpoint_every": 8, "save_model": False, "lr": 1e-4}})

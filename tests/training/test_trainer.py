@@ -14,14 +14,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=8, object_store_memory=200_000_000, include_dashboard=False)
-    yield ray
-    ray.shutdown()
+    from ray_jobs.runtime import ray_session
+    with ray_session(RunConfig(ray={"num_cpus": 8, "object_store_memory": 200_000_000})):
+        yield ray
 
 
 def _cfg(tmp_path, **train):
     return RunConfig.model_validate({
-        "name": "t", "run_dir": str(tmp_path), "ray": {"show_progress": False},
+        "name": "t", "run_dir": str(tmp_path), "run": {"show_progress": False},
         "sft": {"max_len": 2048, "truncate": True},
         "train": {"max_len": 2048, "epochs": 3, "lr": 3e-3, "warmup_ratio": 0.0, "checkpoint_every": 2,
                   "num_cpus_per_worker": 0.5, "zero_stage": 3, **train}})

@@ -30,13 +30,11 @@ from typing import Any
 
 import aiohttp
 
-from toolweave.config import EndpointConfig, LLMSettings
+from toolweave.config import ROLES, EndpointConfig, LLMSettings
 from toolweave.llm.accounting import Accountant
 from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
 
 log = logging.getLogger("toolweave.llm")
-
-ROLES = ("default", "assistant", "user", "executor", "judge", "builder")
 
 
 class MalformedReply(Exception):

@@ -1,26 +1,25 @@
-"""What a per-record stage is, Ray-free: inputs, outputs, and a worker that turns one input row
-into output records. The Ray side (`actors/record_runner.py`) and the in-process runner
-(`toolweave/stages/local.py`) both drive workers through `process_batch` and `commit_batch`, so
-error handling and exactly-once commits are the same code everywhere.
+"""The worker of a per-record stage, Ray-free: it turns one input row into output records. The Ray
+side (`actors/record_runner.py`) and the in-process runner (`toolweave/stages/local.py`) both drive
+workers through `process_batch` and `commit`, so error handling and exactly-once commits are the
+same code everywhere.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
 import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from toolweave.config import RunConfig
 from toolweave.io import to_table
 from toolweave.llm.types import ChatModel, ChatReply, Usage
-from toolweave.schemas import Episode, Record, Reject
+from toolweave.schemas import Episode, LedgerEntry, Record, RecordOutcome, Reject
 from toolweave.stages import ledger
 
 # usage of the record being processed: each record runs in its own asyncio task, which copies
@@ -63,13 +62,6 @@ class StageIO:
         return [self.output, self.rejects]
 
 
-def stage_io(cfg: RunConfig, stage: str, inputs: list[str], output: str, cls: type[Record],
-             rejects: str | None = None) -> StageIO:
-    return StageIO(stage=stage, inputs=[cfg.path(i) for i in inputs], output=cfg.path(output),
-                   output_cls=cls, rejects=cfg.path(rejects or f"{output}_rejects"),
-                   ledger=cfg.path("_ledger", stage))
-
-
 class RecordWorker(ABC):
     """Turns one input row into output records (the stage's kind, or Rejects).
 
@@ -78,7 +70,10 @@ class RecordWorker(ABC):
     """
 
     stage: str = ""
-    input_cls: type[Record] | None = None
+    # simulate / solve: the LLM-simulated tools of one stage run share one response cache (the
+    # Ray runner starts it as an actor and sets `response_cache`)
+    uses_tool_cache: ClassVar[bool] = False
+    response_cache: Any = None
 
     def __init__(self, cfg: RunConfig, clients: dict[str, ChatModel]):
         self.cfg = cfg
@@ -124,23 +119,6 @@ def _preview(row: dict[str, Any], limit: int = 2000) -> str:
     return text[:limit]
 
 
-@dataclass
-class RecordOutcome:
-    """The driver's view of one processed input (what flows back for progress, not the data)."""
-
-    id: str
-    ok: bool
-    reason: str = ""
-    n_out: int = 0
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    model: str = ""
-
-    def to_row(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 async def process_one(worker: RecordWorker, row: dict[str, Any],
                       sem: asyncio.Semaphore | None = None) -> tuple[list[Record], RecordOutcome]:
     usage = Usage()
@@ -181,7 +159,8 @@ def _outcome(rid: str, records: list[Record], usage: Usage) -> RecordOutcome:
             calls, pt, ct = max(calls, r.llm_calls), max(pt, r.prompt_tokens), max(ct, r.completion_tokens)
     good = sum(not isinstance(r, Reject) for r in records)
     return RecordOutcome(id=rid, ok=not reasons, reason=_reason_class(reasons[0]) if reasons else "",
-                         n_out=good, llm_calls=calls, prompt_tokens=pt, completion_tokens=ct, model=model)
+                         n_out=good, llm_calls=calls, prompt_tokens=pt, completion_tokens=ct, model=model,
+                         outputs=[r.id for r in records])
 
 
 def _reason_class(reason: str) -> str:
@@ -203,11 +182,12 @@ async def process_batch(worker: RecordWorker, rows: list[dict[str, Any]],
     return by_kind, outcomes
 
 
-def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[Record]]) -> str:
+def commit(io: StageIO, outcomes: list[RecordOutcome], by_kind: dict[type[Record], list[Record]]) -> str:
     """Exactly-once commit of one processed batch (see ledger.py). A record Parquet cannot hold
     (a lone surrogate a model wrote, say) becomes a Reject naming it; the rest of the batch lands."""
+    entries = [LedgerEntry(id=o.id, ok=o.ok, outputs=o.outputs) for o in outcomes]
     try:
-        return _commit(io, input_ids, by_kind)
+        return _commit(io, entries, by_kind)
     except (UnicodeError, ValueError, pa.ArrowException) as e:
         first_error = e
     salvaged: dict[type[Record], list[Record]] = {}
@@ -223,7 +203,7 @@ def commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[R
                 salvaged.setdefault(kind, []).append(r)
     if not rejected:
         raise first_error  # not a record's fault
-    return _commit(io, input_ids, salvaged)
+    return _commit(io, entries, salvaged)
 
 
 def _unwritable(stage: str, record: Record, error: BaseException) -> Reject:
@@ -234,7 +214,7 @@ def _unwritable(stage: str, record: Record, error: BaseException) -> Reject:
                   record=preview)
 
 
-def _commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[Record]]) -> str:
+def _commit(io: StageIO, entries: list[LedgerEntry], by_kind: dict[type[Record], list[Record]]) -> str:
     # every output dataset, with no records too: the commit clears a first attempt's part there
     outputs: dict[Path, tuple[type[Record], list[Record]]] = {io.output: (io.output_cls, []), io.rejects: (Reject, [])}
     for kind, records in by_kind.items():
@@ -245,13 +225,7 @@ def _commit(io: StageIO, input_ids: list[str], by_kind: dict[type[Record], list[
         else:
             raise TypeError(f"{io.stage}: worker returned {kind.__name__} records; expected "
                             f"{io.output_cls.__name__} or Reject")
-    return ledger.commit_batch(io.stage, io.ledger, input_ids, outputs, token=io.run_token or None)
-
-
-def load_worker_class(path: str) -> type[RecordWorker]:
-    """'package.module:ClassName' -> the class (actors build workers from this string)."""
-    mod, _, name = path.partition(":")
-    return getattr(importlib.import_module(mod), name)
+    return ledger.commit_batch(io.stage, io.ledger, entries, outputs, token=io.run_token or None)
 
 
 @dataclass

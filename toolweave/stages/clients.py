@@ -5,10 +5,8 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from toolweave.config import RunConfig
+from toolweave.config import ROLES, RunConfig
 from toolweave.llm.types import ChatModel
-
-ROLES = ("default", "assistant", "user", "executor", "judge", "builder")
 
 
 def build_clients(cfg: RunConfig, base_url: str | None = None) -> dict[str, ChatModel]:
@@ -17,7 +15,6 @@ def build_clients(cfg: RunConfig, base_url: str | None = None) -> dict[str, Chat
     clients = dict(clients_for(cfg.llm, base_url))
     default = clients.get("default") or next(iter(clients.values()))
     return {role: clients.get(role, default) for role in ROLES}
-
 
 
 class _OnFirstUse:

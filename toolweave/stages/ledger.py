@@ -17,37 +17,36 @@ for a commit already past its check before it scans what is done. `release` ends
 
 Parts other writers put in the same dataset (imports, another stage) are never touched: only
 names `part-<stage>-<hash>` of this stage are ours.
+
+Resume is keyed by the settings that shape the output (`Stage.shaped_by`, kept in `SETTINGS.json`):
+a rerun with other values stops with a one-line message naming them (`check_settings`), rather than
+calling records made another way "done". Each ledger entry says whether its input failed and which
+records it wrote, so `--retry-failed` (`forget_failed`) can remove exactly the failed inputs' rows
+and entries; the rerun then does them again, once. That removal is planned in `RETRY.json` first
+and finished by the next run if this one is killed midway (`finish_retry`).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from toolweave.io import TMP_PREFIX, iter_rows, replace_part, write_part
-from toolweave.schemas import Record
+from toolweave.schemas import LedgerEntry, Record
 
 STALE_TMP_S = 120.0
-LEDGER_ARROW = pa.schema([("id", pa.string())])
-
-
-class _LedgerRow(Record):
-    """One committed input id (the ledger is a dataset of these)."""
-
-    KIND: ClassVar[str] = "ledger"
-
-
-_LedgerRow.ARROW = LEDGER_ARROW
-
-
 FENCE_GRACE_S = 5.0
 OWNER_FILE = "OWNER"
+SETTINGS_FILE = "SETTINGS.json"
+RETRY_FILE = "RETRY.json"
 
 
 class StaleRunError(RuntimeError):
@@ -93,16 +92,18 @@ def batch_key(stage: str, input_ids: Iterable[str]) -> str:
     return f"{stage}-{h}"
 
 
-def commit_batch(stage: str, ledger_dir: str | Path, input_ids: list[str],
+def commit_batch(stage: str, ledger_dir: str | Path, inputs: list[str] | list[LedgerEntry],
                  outputs: Mapping[str | Path, tuple[type[Record], list[Record]]], token: str | None = None) -> str:
-    """Write `outputs` ({dataset dir: (record class, records)}) then the ledger part; returns the key.
-    With `token`, each write first checks that this run still owns the stage."""
-    key = batch_key(stage, input_ids)
+    """Write `outputs` ({dataset dir: (record class, records)}) then the ledger part listing `inputs`
+    (ids, or entries saying whether each failed); returns the key. With `token`, each write first
+    checks that this run still owns the stage."""
+    entries = [e if isinstance(e, LedgerEntry) else LedgerEntry(id=e) for e in inputs]
+    key = batch_key(stage, [e.id for e in entries])
     for out_dir, (cls, records) in outputs.items():
         check_owner(ledger_dir, token)
         replace_part(records, out_dir, cls, name=key)  # a retry clears kinds its first attempt wrote
     check_owner(ledger_dir, token)
-    write_part([_LedgerRow(id=i) for i in input_ids], ledger_dir, _LedgerRow, name=key)
+    write_part(entries, ledger_dir, LedgerEntry, name=key)
     return key
 
 
@@ -132,3 +133,76 @@ def remove_orphans(stage: str, ledger_dir: str | Path, dataset_dirs: Iterable[st
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
+
+
+class SettingsChanged(ValueError):
+    """The run dir holds this stage's records made with other output-shaping settings."""
+
+
+def check_settings(ledger_dir: str | Path, stage: str, settings: dict) -> None:
+    """Stop when committed records were made with other values of the settings that shape the
+    output; otherwise record these values. A ledger from before settings were recorded is taken
+    as made with these."""
+    d = Path(ledger_dir)
+    path = d / SETTINGS_FILE
+    if committed_keys(d) and path.exists():
+        before = json.loads(path.read_text())
+        changed = [f"{k} was {before.get(k)!r}, now {settings.get(k)!r}"
+                   for k in sorted({*before, *settings}) if before.get(k) != settings.get(k)]
+        if changed:
+            raise SettingsChanged(f"stage {stage}: this run dir's records were made with other settings "
+                                  f"({'; '.join(changed)}): use another run_dir, or move the stage's "
+                                  f"datasets and {d} aside")
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(settings, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def forget_failed(ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> int:
+    """`--retry-failed`: remove the failed inputs' output rows and ledger entries (so this run does
+    them again); returns how many inputs were forgotten."""
+    d = Path(ledger_dir)
+    plan: dict[str, dict[str, list[str]]] = {}
+    for part in sorted(d.glob("part-*.parquet")):
+        failed = [r for r in pq.read_table(part).to_pylist() if not r.get("ok", True)]
+        if failed:
+            plan[part.stem.removeprefix("part-")] = {"inputs": [r["id"] for r in failed],
+                                                     "outputs": [o for r in failed for o in r["outputs"]]}
+    if plan:
+        tmp = d / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(plan))
+        os.replace(tmp, d / RETRY_FILE)
+    finish_retry(d, dataset_dirs)
+    return sum(len(p["inputs"]) for p in plan.values())
+
+
+def finish_retry(ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> None:
+    """Carry out a planned removal (idempotent): output rows first, then the ledger entries, so an
+    input is never "not done" while its old rows are still there."""
+    d = Path(ledger_dir)
+    path = d / RETRY_FILE
+    if not path.exists():
+        return
+    plan = json.loads(path.read_text())
+    dirs = [Path(p) for p in dataset_dirs]
+    for key, drop in plan.items():
+        for out in dirs:
+            _drop_rows(out / f"part-{key}.parquet", set(drop["outputs"]))
+        _drop_rows(d / f"part-{key}.parquet", set(drop["inputs"]))
+    path.unlink()
+
+
+def _drop_rows(part: Path, ids: set[str]) -> None:
+    if not part.exists() or not ids:
+        return
+    table = pq.read_table(part)
+    kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=pa.array(sorted(ids), pa.string()))))
+    if kept.num_rows == table.num_rows:
+        return
+    if kept.num_rows == 0:
+        part.unlink()
+        return
+    tmp = part.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet")
+    pq.write_table(kept, tmp)
+    os.replace(tmp, part)

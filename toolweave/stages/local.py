@@ -1,50 +1,57 @@
-"""Run a per-record stage in this process on asyncio (no Ray): the same workers, batches and
-exactly-once commits as the Ray pipeline. Used by unit tests and for small runs."""
+"""Run a per-record stage in this process on asyncio (no Ray): the same lifecycle, workers, batches
+and exactly-once commits as the Ray pipeline. Used by unit tests and for small runs."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.llm.types import ChatModel
-from toolweave.stages import ledger, prepare
-from toolweave.stages.base import Progress, commit, load_worker_class, process_batch
-from toolweave.stages.plan import RecordStagePlan, finish_record_stage, record_stage_plan, write_summary
+from toolweave.schemas import RecordOutcome
+from toolweave.stages.base import commit, process_batch
+from toolweave.stages.declaration import Runtime, Stage, Summary
+from toolweave.stages.lifecycle import RecordJob, run_record_stage
 
 
-async def run_record_stage_local(cfg: RunConfig, stage: str, clients: dict[str, ChatModel],
-                                 response_cache: Any = None, plan: RecordStagePlan | None = None) -> dict[str, Any]:
-    plan = plan or record_stage_plan(cfg, stage)
-    scan = prepare.begin(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
-    progress = Progress(stage=stage, total=scan.todo, skipped=scan.already_done)
-    worker = load_worker_class(plan.worker)(cfg, clients)
+def run_local(cfg: RunConfig, stage: Stage, clients: dict[str, ChatModel], response_cache: Any = None) -> Summary:
+    """One per-record stage here, its LLM calls through `clients`; returns (and writes) its summary."""
+    return run_record_stage(cfg, stage, lambda job: _outcomes(job, clients, response_cache), runner="local")
+
+
+def local_runtime(clients: dict[str, ChatModel], base_url: str | None = None) -> Runtime:
+    """A runtime whose per-record stages run here, all with `clients`."""
+    return Runtime(base_url=lambda: base_url, run_records=lambda cfg, stage: run_local(cfg, stage, clients))
+
+
+def _outcomes(job: RecordJob, clients: dict[str, ChatModel], response_cache: Any) -> Iterator[RecordOutcome]:
+    assert job.stage.worker is not None
+    worker = job.stage.worker(job.cfg, clients)
     if response_cache is not None:
         worker.response_cache = response_cache
-    await worker.setup()
-    sem = asyncio.Semaphore(cfg.ray.max_in_flight)
-    batch: list[dict[str, Any]] = []
-
-    async def flush(rows: list[dict[str, Any]]) -> None:
-        by_kind, outcomes = await process_batch(worker, rows, sem)
-        commit(plan.io, [str(r["id"]) for r in rows], by_kind)
-        for o in outcomes:
-            progress.add(o)
-
+    loop = asyncio.new_event_loop()
+    sem = asyncio.Semaphore(job.cfg.run.max_in_flight)
     try:
-        for path in plan.io.inputs:
-            for row in io.iter_rows(path):
-                if str(row.get("id")) in scan.skip_ids:
-                    continue
-                batch.append(row)
-                if len(batch) >= cfg.ray.batch_size:
-                    await flush(batch)
-                    batch = []
-        if batch:
-            await flush(batch)
+        loop.run_until_complete(worker.setup())
+        for rows in _batches(job):
+            by_kind, outcomes = loop.run_until_complete(process_batch(worker, rows, sem))
+            commit(job.io, outcomes, by_kind)
+            yield from outcomes
     finally:
-        await worker.close()
-    notes = {**plan.notes, **finish_record_stage(cfg, stage)}
-    ledger.release(plan.io.ledger, plan.io.run_token)
-    return write_summary(cfg, stage, progress, {**notes, "filtered": scan.filtered,
-                                                 "duplicate_ids": len(scan.duplicates), "runner": "local"})
+        loop.run_until_complete(worker.close())
+        loop.close()
+
+
+def _batches(job: RecordJob) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for path in job.io.inputs:
+        for row in io.iter_rows(path):
+            if str(row.get("id")) in job.scan.skip_ids:
+                continue
+            batch.append(row)
+            if len(batch) >= job.cfg.run.batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch

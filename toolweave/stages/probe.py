@@ -3,14 +3,12 @@
 server, through the same pipeline, clients and commits as the real episode stages."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from toolweave.config import RunConfig
 from toolweave.llm.types import CallTag
 from toolweave.schemas import Episode, Instruction, Record
-from toolweave.stages.base import stage_io
-from toolweave.stages.plan import RecordStagePlan
-from toolweave.stages.workers import EpisodeWorker, episode_id
+from toolweave.stages.declaration import Dataset, Stage
+from toolweave.stages.episodes import EpisodeWorker, episode_id
 
 CALLS_PER_EPISODE = "probe_calls"  # Instruction.extra key; default 1
 
@@ -18,6 +16,7 @@ CALLS_PER_EPISODE = "probe_calls"  # Instruction.extra key; default 1
 class ProbeWorker(EpisodeWorker):
     stage = "probe"
     method = "probe"
+    uses_tool_cache: ClassVar[bool] = False
 
     async def setup(self) -> None:
         pass  # no tools, no executor
@@ -40,6 +39,6 @@ class ProbeWorker(EpisodeWorker):
                         llm_calls=k, prompt_tokens=pt, completion_tokens=ct)]
 
 
-def probe_plan(cfg: RunConfig, inputs: str = "instructions", output: str = "episodes") -> RecordStagePlan:
-    return RecordStagePlan(stage_io(cfg, "probe", [inputs], output, Episode),
-                           "toolweave.stages.probe:ProbeWorker")
+# not in the registry: benchmarks and tests run it by this declaration
+STAGE = Stage("probe", reads=(Dataset("instructions", Instruction),), writes=(Dataset("episodes", Episode),),
+              roles=("assistant",), worker=ProbeWorker)

@@ -1,20 +1,20 @@
 """Imported ToolBench queries join the generated instructions' dedupe and holdout, so a run whose
 generation yields nothing still has a test split (the quickstart's evaluation needs one)."""
-import asyncio
 from collections import Counter
 from pathlib import Path
 
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import Instruction, Reject
-from toolweave.stages.local import run_record_stage_local
+from toolweave.stages import instructions
+from toolweave.stages.local import run_local
 from toolweave.testing.fake_llm import FakeChatModel
 
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
 
 
 def _run(cfg, llm):
-    return asyncio.run(run_record_stage_local(cfg, "instructions", {"default": llm}))
+    return run_local(cfg, instructions.STAGE, {"default": llm})
 
 
 def test_imported_queries_are_split_by_the_holdout_and_rerun_writes_nothing_twice(tmp_path):

@@ -1,5 +1,4 @@
 """The in-process runner over real ToolBench queries: outputs, failures as records, resume."""
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -8,8 +7,9 @@ from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import Episode, Instruction, Reject
 from toolweave.stages import ledger
-from toolweave.stages.local import run_record_stage_local
-from toolweave.stages.probe import CALLS_PER_EPISODE, probe_plan
+from toolweave.stages import probe
+from toolweave.stages.local import run_local
+from toolweave.stages.probe import CALLS_PER_EPISODE
 from toolweave.testing.fake_llm import FakeChatModel
 
 DATA = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction"
@@ -27,11 +27,11 @@ def _instructions(run_dir: Path) -> list[Instruction]:
 
 
 def _run(cfg, llm):
-    return asyncio.run(run_record_stage_local(cfg, "probe", {"default": llm}, plan=probe_plan(cfg)))
+    return run_local(cfg, probe.STAGE, {"default": llm})
 
 
 def test_probe_stage_writes_one_episode_per_instruction_and_resumes(tmp_path):
-    cfg = RunConfig(run_dir=str(tmp_path), ray={"batch_size": 3})
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 3})
     instrs = _instructions(tmp_path)
     assert len(instrs) == 10
     llm = FakeChatModel(handler=lambda req: "ok")
@@ -50,7 +50,7 @@ def test_probe_stage_writes_one_episode_per_instruction_and_resumes(tmp_path):
 
 
 def test_failures_become_records_and_duplicates_are_rejected(tmp_path):
-    cfg = RunConfig(run_dir=str(tmp_path), ray={"batch_size": 4})
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 4})
     instrs = _instructions(tmp_path)
     io.write_part([instrs[0]], tmp_path / "instructions", Instruction, name="dup")  # same id twice
     doomed = instrs[3].text
@@ -75,7 +75,7 @@ def test_failures_become_records_and_duplicates_are_rejected(tmp_path):
 
 
 def test_a_record_parquet_cannot_hold_becomes_a_reject_and_the_batch_lands(tmp_path):
-    cfg = RunConfig(run_dir=str(tmp_path), ray={"batch_size": 4})
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 4})
     instrs = _instructions(tmp_path)
     broken = instrs[2].text
     # a lone surrogate: valid in JSON ("\ud83d"), not encodable as UTF-8, so not in Parquet
@@ -91,7 +91,7 @@ def test_a_record_parquet_cannot_hold_becomes_a_reject_and_the_batch_lands(tmp_p
 
 
 def test_rerun_after_a_kill_between_output_and_ledger_writes_nothing_twice(tmp_path):
-    cfg = RunConfig(run_dir=str(tmp_path), ray={"batch_size": 4})
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 4})
     instrs = _instructions(tmp_path)
     _run(cfg, FakeChatModel(handler=lambda req: "ok"))
     # simulate a kill: drop the ledger entry of one batch, so its outputs look uncommitted
@@ -108,6 +108,6 @@ def test_rerun_after_a_kill_between_output_and_ledger_writes_nothing_twice(tmp_p
 
 @pytest.mark.parametrize("stage", ["simulate", "solve"])
 def test_episode_stage_without_inputs_names_the_missing_dataset(tmp_path, stage):
-    from toolweave.stages.plan import record_stage_plan
+    from toolweave.stages.registry import STAGES
     with pytest.raises(ValueError, match="no input dataset"):
-        record_stage_plan(RunConfig(run_dir=str(tmp_path)), stage)
+        run_local(RunConfig(run_dir=str(tmp_path)), STAGES[stage], {})

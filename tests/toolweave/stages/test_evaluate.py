@@ -1,6 +1,5 @@
 """The evaluate stage's solve step without an engine: the model under test (a scripted server) solves
 only the test splits into eval_episodes/, with its own ledger, and a rerun does nothing."""
-import asyncio
 import json
 from pathlib import Path
 
@@ -9,9 +8,9 @@ import pytest
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import Episode, Instruction, Tool
-from toolweave.stages import eval_solve
+from toolweave.stages import evaluate as eval_solve
 from toolweave.stages.clients import build_clients
-from toolweave.stages.local import run_record_stage_local
+from toolweave.stages.local import run_local
 
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
 
@@ -28,7 +27,7 @@ def _run_dir(tmp_path: Path, test_split: int = 2) -> list[Instruction]:
 def _cfg(tmp_path, main_url: str, **evaluate) -> RunConfig:
     return RunConfig(run_dir=str(tmp_path), llm={"engine": "endpoints", "endpoints": {"default": {
         "base_url": main_url, "model": "main", "is_vllm": False, "max_retries": 1, "timeout_s": 30}}},
-        ray={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
+        run={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
         evaluate={"solve_with": "trained", **evaluate})
 
 
@@ -38,8 +37,7 @@ def _finish(body):  # the model under test answers at once
 
 
 def _solve(cfg):
-    return asyncio.run(run_record_stage_local(cfg, eval_solve.STAGE, build_clients(cfg),
-                                              plan=eval_solve.solve_plan(cfg)))
+    return run_local(cfg, eval_solve.EVAL_SOLVE, build_clients(cfg))
 
 
 def test_model_under_test_solves_only_the_test_split_into_eval_episodes(tmp_path, scripted_server):
@@ -64,7 +62,7 @@ def test_model_under_test_solves_only_the_test_split_into_eval_episodes(tmp_path
     assert all(e.status == "answered" and e.final_answer == "answered by the model under test" for e in eps)
     assert not (tmp_path / "episodes").exists(), "the training episodes dataset was written to"
     assert {b["model"] for b in under_test.requests} == {"trained"} and not main.requests
-    assert (tmp_path / "_ledger" / "solve-eval_episodes").is_dir()
+    assert (tmp_path / "_ledger" / "eval_solve").is_dir()  # its own ledger, not solve's
     assert (tmp_path / "eval_solve_summary.json").exists()
 
     # a rerun finds every test instruction done: nothing pending, no request, no second record
@@ -95,12 +93,6 @@ def test_no_test_split_is_a_clear_error(tmp_path):
     cfg = _cfg(tmp_path, "http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match=r"no instruction in the splits \['test_inst', 'test_tool', 'test_cat'\]"):
         eval_solve.pending(eval_solve.solve_config(cfg, None, None))
-
-
-def test_other_stages_take_no_output_override(tmp_path):
-    from toolweave.stages.plan import record_stage_plan
-    with pytest.raises(ValueError, match="only simulate and solve"):
-        record_stage_plan(RunConfig(run_dir=str(tmp_path)), "instructions", output="eval_episodes")
 
 
 def test_roles_on_the_runs_embedded_engine_except_the_assistant(tmp_path):

@@ -1,25 +1,33 @@
-"""The model under test solves the test splits: the first step of `evaluate` when
-`evaluate.solve_with` is set (DESIGN: checkpoint -> serve -> endpoint -> solve(test split) -> episodes).
+"""Stage evaluate: eval_episodes/ (else episodes/) -> eval/, report/ (`toolweave.evaluation.run`).
 
-It is the solve stage with three changes: the assistant role talks to the served model under test,
-only the instructions of `evaluate.splits` are solved, and the episodes go to `eval_episodes/` with
-their own ledger (ids, resume and exactly-once commits as for `episodes/`, never mixed with it). The
-other roles (executor, user) stay on the run's own engine. Ray-free: the runner (`ray_jobs.pipeline`)
-serves the model and runs the plan made here.
+With `evaluate.solve_with` the model under test first solves the test splits (DESIGN: checkpoint ->
+serve -> endpoint -> solve(test split) -> episodes): a second embedded engine serves it, and the
+solve stage runs with three changes (`EVAL_SOLVE`): the assistant role talks to the model under
+test, only the instructions of `evaluate.splits` are solved, and the episodes go to
+`eval_episodes/` with their own ledger (resume and exactly-once commits as for `episodes/`, never
+mixed with it). The other roles (executor, user) stay on the run's own engine. Then exactly those
+episodes are judged.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
-from toolweave.config import EmbeddedEngineConfig, RunConfig
-from toolweave.stages.plan import RecordStagePlan, record_stage_plan
+from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
+from toolweave.schemas import Episode, EvalResult, Instruction, Reject
+from toolweave.stages import solve
+from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
+from toolweave.stages.lifecycle import stage_io
+from toolweave.stages.scan import scan_inputs
 
 EVAL_EPISODES = "eval_episodes"
-STAGE = "eval_solve"  # progress and `eval_solve_summary.json`
 MODEL_FILE = "eval_episodes_model.json"  # beside eval_episodes/ (a dataset dir holds Parquet only)
+# solve, by the model under test, into eval_episodes/ (progress and `eval_solve_summary.json`)
+EVAL_SOLVE = dataclasses.replace(solve.STAGE, name="eval_solve", writes=(Dataset(EVAL_EPISODES, Episode),))
 
 
 def model_source(cfg: RunConfig) -> str:
@@ -67,7 +75,7 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) ->
     assistant, which is the model under test at `model_url`."""
     llm = cfg.llm
     endpoints = {}
-    for role in ("default", "assistant", "user", "executor", "judge", "builder"):
+    for role in ROLES:
         ep = llm.endpoint(role)
         if base_url is not None and (role == "default" or role not in llm.endpoints):
             update: dict = {"base_url": base_url, "extra_base_urls": []}
@@ -85,18 +93,12 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) ->
     })
 
 
-def solve_plan(cfg: RunConfig) -> RecordStagePlan:
-    """The solve plan over `evaluate.splits`, writing `eval_episodes/` (cfg: from `solve_config`)."""
-    return record_stage_plan(cfg, "solve", output=EVAL_EPISODES)
-
-
 def pending(cfg: RunConfig) -> int:
-    """Instructions of the test splits not solved yet (within `ray.limit`); 0: no engine is needed.
+    """Instructions of the test splits not solved yet (within `run.limit`); 0: no engine is needed.
     Raises ValueError when the splits hold no instruction at all: judging would have nothing of the
     model under test (and must not fall back to the training episodes)."""
-    from toolweave.stages.prepare import scan_inputs
-    plan = solve_plan(cfg)
-    scan = scan_inputs(plan.io, plan.wants(cfg), plan.filter_columns, cfg.ray.limit)
+    scan = scan_inputs(stage_io(cfg, EVAL_SOLVE), lambda row: solve.in_solved_splits(cfg, row),
+                       list(EVAL_SOLVE.select_columns), cfg.run.limit)
     if scan.todo + scan.already_done == 0:
         raise ValueError(f"evaluate.solve_with: no instruction in the splits {cfg.evaluate.splits} "
                          f"({scan.total} instructions in all); give instructions.holdout a test split")
@@ -126,7 +128,7 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     `solve_with`), move it and its ledger aside (`<name>.replaced-<time>`) so this model solves every
     test instruction; then record this model in `eval_episodes_model.json`. Returns the name moved
     to, or None."""
-    out, led = cfg.path(EVAL_EPISODES), solve_plan(cfg).io.ledger
+    out, led = cfg.path(EVAL_EPISODES), stage_io(cfg, EVAL_SOLVE).ledger
     marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
@@ -144,3 +146,36 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(now, indent=2))
     return moved
+
+
+def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
+    """Serve the model under test on a second embedded engine, solve the test splits with it as the
+    assistant into `eval_episodes/`, stop it. The engine is started only when some test instruction
+    is still unsolved (a rerun of a finished run starts nothing)."""
+    from toolweave.llm.engine import EmbeddedEngine
+    scan_cfg = solve_config(cfg, None, None)  # scanning needs no endpoint
+    replaced = retire_other_models_episodes(scan_cfg)  # another model's are not this one's
+    engine_cfg = engine_config(cfg)
+    about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
+             "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced}
+    if pending(scan_cfg) == 0:
+        return {**runtime.run_records(scan_cfg, EVAL_SOLVE), **about}
+    base_url = runtime.base_url()  # the run's engine first: the executor plays the tools on it
+    with EmbeddedEngine(engine_cfg) as engine:
+        summary = runtime.run_records(solve_config(cfg, base_url, engine.base_url), EVAL_SOLVE)
+    return {**summary, **about}
+
+
+def run(cfg: RunConfig, runtime: Runtime) -> Summary:
+    from toolweave.evaluation import run as judge_episodes
+    extra: dict[str, Any] = {}
+    if cfg.evaluate.solve_with:
+        extra["solve"] = solve_with_model_under_test(cfg, runtime)
+        cfg = judging_config(cfg)
+    return {**judge_episodes(cfg, runtime.clients(cfg)), **extra}
+
+
+STAGE = Stage("evaluate", reads=(Dataset(EVAL_EPISODES, Episode), Dataset("episodes", Episode),
+                                 Dataset("instructions", Instruction)),
+              writes=(Dataset("eval", EvalResult), Dataset("eval_rejects", Reject), Dataset("report")),
+              roles=("judge", "assistant", "executor"), driver=run)

@@ -1,48 +1,20 @@
-"""Driver-side steps around the per-record pipelines: turn input files into datasets, and scan an
-input dataset to decide which rows still need work (resume, duplicates, filters).
-
-Everything here is deterministic and written under fixed part names, so rerunning it after a kill
-replaces its earlier output instead of adding to it.
-"""
+"""The driver's scan of a per-record stage's input: which rows still need work (resume, duplicates,
+filters), read from the id column (and the columns a filter needs), never the whole records."""
 from __future__ import annotations
 
-import json
 import hashlib
 from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from toolweave import io
-from toolweave.config import RunConfig
-from toolweave.schemas import CatalogueEntry, Reject
+from toolweave.schemas import Reject
 from toolweave.stages import ledger
 from toolweave.stages.base import StageIO
-
-
-def prepare_catalogue(cfg: RunConfig) -> dict[str, int]:
-    """`toolsets.catalogue` (public_apis.json) -> the `catalogue/` dataset (skipped when not set).
-    Deterministic and under a fixed part name: a rerun rewrites the same part."""
-    if not cfg.toolsets.catalogue:
-        return {}
-    from toolweave.toolsets.catalogue import import_catalogue
-    path = Path(cfg.toolsets.catalogue)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"toolsets.catalogue {str(path)!r}: cannot read it: {e}") from None
-    entries, rejects, _ = import_catalogue(doc, path)
-    wanted = {c.lower() for c in cfg.toolsets.catalogue_categories}
-    if wanted:
-        entries = [e for e in entries if e.category.lower() in wanted]
-    entries = entries[:cfg.toolsets.catalogue_limit] if cfg.toolsets.catalogue_limit is not None else entries
-    io.write_part(entries, cfg.path("catalogue"), CatalogueEntry, name="catalogue-import")
-    io.write_part(rejects, cfg.path("catalogue_rejects"), Reject, name="catalogue-import")
-    return {"catalogue_entries": len(entries), "catalogue_rejects": len(rejects)}
 
 
 @dataclass
@@ -107,15 +79,3 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
 
 def _h64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little", signed=True)
-
-
-def begin(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = None,
-          columns: list[str] | None = None, limit: int | None = None) -> InputScan:
-    """Before a (re)run: take the stage (fencing off a killed run's workers), remove that run's
-    orphans, reject duplicate ids, scan the inputs. `io_.run_token` is set here."""
-    io_.run_token = ledger.claim(io_.ledger)
-    ledger.remove_orphans(io_.stage, io_.ledger, io_.outputs())
-    scan = scan_inputs(io_, wants, columns, limit)
-    # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
-    io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{io_.stage}")
-    return scan

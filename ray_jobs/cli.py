@@ -1,0 +1,143 @@
+"""`toolweave` command line (the console script) and `python -m ray_jobs.<stage>`: one subcommand per
+declared stage (`toolweave.stages.registry`), `run` (the chain a config lists), `serve` and `toolset`.
+Local and submitted jobs run the same code: `ray.init` starts a local instance, or joins the cluster
+`ray job submit` put us on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from toolweave.config import RunConfig, load_config
+from toolweave.stages.declaration import Stage
+from toolweave.stages.registry import STAGES, chain
+
+
+def _add_run_args(p: argparse.ArgumentParser, config_flag: bool = False) -> None:
+    if config_flag:  # python -m ray_jobs.<stage> --config FILE
+        p.add_argument("--config", help="YAML run config (configs/...)")
+    else:
+        p.add_argument("config", nargs="?", help="YAML run config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. solve.width=3 run.limit=4")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="rerun exactly the records that failed before (their error rows are replaced)")
+    p.add_argument("--verbose", action="store_true", help="show Ray, vLLM, DeepSpeed and torch output live too")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolweave", description="tool-use training data, fine-tuning and evaluation on Ray")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ts = sub.add_parser("toolset", help="import tool catalogues into a toolset dataset")
+    ts_sub = ts.add_subparsers(dest="toolset_command", required=True)
+    imp = ts_sub.add_parser("import", help="import tool files (ToolAlpaca, OpenAPI, ToolBench, OpenAI tools)")
+    imp.add_argument("paths", nargs="+")
+    imp.add_argument("--out", required=True, help="output dataset directory (Parquet)")
+    _add_run_args(sub.add_parser("run", help="run the chain of stages a config lists"))
+    _add_run_args(sub.add_parser("serve", help="start the configured engine and print its base URL"))
+    for name in STAGES:
+        _add_run_args(sub.add_parser(name.replace("_", "-"), help=f"run the {name} stage"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "toolset":
+        from toolweave.toolsets.command import import_command
+        return import_command(args.paths, args.out)
+    return run_from_cli(args.command.replace("-", "_"), args.config, _overrides(args))
+
+
+def stage_main(stage: Stage | str) -> None:
+    """`python -m ray_jobs.<stage> --config FILE [key=value ...]` (a Stage, or "serve")."""
+    name = stage if isinstance(stage, str) else stage.name
+    p = argparse.ArgumentParser(prog=f"python -m ray_jobs.{name}")
+    _add_run_args(p, config_flag=True)
+    args = p.parse_args()
+    sys.exit(run_from_cli(name, args.config, _overrides(args)))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    flags = {"run.retry_failed=true": args.retry_failed, "run.verbose=true": args.verbose}
+    return [*args.overrides, *(k for k, on in flags.items() if on)]
+
+
+def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
+    """`toolweave run CONFIG` (the chain `cfg.stages`), `toolweave serve CONFIG` or `toolweave <stage> CONFIG`."""
+    try:
+        cfg = load_config(config, overrides)
+        stages = chain(cfg.stages if command == "run" else [] if command == "serve" else [command])
+    except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
+        print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
+        return 2
+    if command == "serve":
+        return serve_forever(cfg)
+    if not stages:
+        print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
+        return 2
+    try:
+        results = run_stages(cfg, stages)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"toolweave {command}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def _one_line(e: Exception) -> str:
+    from pydantic import ValidationError
+    if isinstance(e, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+    return str(e)
+
+
+def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
+    """Stages in order, sharing one Ray session and (when any calls an LLM) one engine start."""
+    from ray_jobs.runtime import LazyEngine, ray_runtime, ray_session
+    results: dict[str, Any] = {}
+    with ray_session(cfg):
+        # started by the first stage with LLM work left, shared by the rest of the chain
+        engine = LazyEngine(cfg) if any(s.roles for s in stages) else None
+        runtime = ray_runtime(engine)
+        try:
+            for stage in stages:
+                t0 = time.monotonic()
+                results[stage.name] = stage.run(cfg, runtime)
+                results[stage.name].setdefault("elapsed_s", round(time.monotonic() - t0, 1))
+        finally:
+            if engine is not None:
+                engine.close()
+    cfg.path().mkdir(parents=True, exist_ok=True)
+    cfg.path("run_summary.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+class _no_engine:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def serve_forever(cfg: RunConfig) -> int:
+    """`toolweave serve`: start the configured engine, print its base URL, wait for Ctrl-C."""
+    from ray_jobs.runtime import llm_engine, ray_session
+    if cfg.llm.engine != "embedded":
+        print(json.dumps({role: e.base_url for role, e in cfg.llm.endpoints.items()}))
+        return 0
+    with ray_session(cfg) if cfg.llm.embedded.backend == "serve" else _no_engine():
+        with llm_engine(cfg) as base_url:
+            print(base_url, flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""What a stage is: the one `Stage` each `toolweave/stages/<stage>.py` declares, and the `Runtime` a
+runner hands a stage (the run's engine, and how per-record stages run here: Ray Data or asyncio).
+
+A stage is either per-record (a `worker` turns each input row into records; the runner streams the
+rows through it and commits each batch exactly once) or a driver (`driver(cfg, runtime)` does the
+whole job and returns its summary). `toolweave.stages.registry` lists every declared stage.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from toolweave.config import Role, RunConfig
+from toolweave.llm.types import ChatModel
+from toolweave.schemas import Record
+from toolweave.stages.base import RecordWorker
+from toolweave.stages.clients import lazy_clients
+
+Summary = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset under the run dir and the record kind of its rows (None: files, e.g. a model dir)."""
+
+    name: str
+    kind: type[Record] | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    reads: tuple[Dataset, ...]
+    # a per-record stage writes its records to writes[0], its Rejects to `<writes[0]>_rejects`
+    writes: tuple[Dataset, ...]
+    roles: tuple[Role, ...] = ()  # LLM roles it calls; none: the run's engine is not started for it
+    worker: type[RecordWorker] | None = None  # per-record stage
+    driver: Callable[[RunConfig, Runtime], Summary] | None = None  # driver stage
+    # driver-side steps of a per-record stage, before and after its records (imports, dedupe, splits)
+    prepare: Callable[[RunConfig], Summary] | None = None
+    finish: Callable[[RunConfig], Summary] | None = None
+    # config keys whose values shape the output: a rerun with other values stops and says which changed
+    shaped_by: tuple[str, ...] = ()
+    input: Callable[[RunConfig], str] | None = None  # the input dataset, when the config picks it; else reads[0]
+    select: Callable[[RunConfig, dict[str, Any]], bool] | None = None  # input rows to run (others: filtered)
+    select_columns: tuple[str, ...] = ()  # the columns `select` reads
+    inputs_optional: bool = False  # no input dataset is no error (build_toolset may only import)
+
+    def __post_init__(self) -> None:
+        if (self.worker is None) == (self.driver is None):
+            raise TypeError(f"stage {self.name}: declare exactly one of worker (per record) or driver")
+
+    @property
+    def per_record(self) -> bool:
+        return self.worker is not None
+
+    def input_dataset(self, cfg: RunConfig) -> str:
+        return self.input(cfg) if self.input is not None else self.reads[0].name
+
+    def shaping_settings(self, cfg: RunConfig) -> dict[str, Any]:
+        """{dotted key: value} of `shaped_by` in this config."""
+        out = {}
+        for key in self.shaped_by:
+            value: Any = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            out[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        return out
+
+    def run(self, cfg: RunConfig, runtime: Runtime) -> Summary:
+        if self.worker is not None:
+            return runtime.run_records(cfg, self)
+        assert self.driver is not None
+        return self.driver(cfg, runtime)
+
+
+@dataclass
+class Runtime:
+    """What the runner gives a stage. `base_url()` starts the run's engine on first call (None with
+    `llm.engine: endpoints`); `run_records(cfg, stage)` runs a per-record stage on this runner."""
+
+    base_url: Callable[[], str | None]
+    run_records: Callable[[RunConfig, Stage], Summary]
+
+    def clients(self, cfg: RunConfig) -> dict[str, ChatModel]:
+        """A client per role; the engine starts on the first request (a rerun with nothing left starts none)."""
+        return lazy_clients(cfg, self.base_url)

@@ -1,0 +1,112 @@
+"""Stage instructions: toolsets/ -> instructions/. `instructions.style` picks the generator:
+toolalpaca (`toolweave.instructions.toolalpaca_instructions`, one tool per record) or toolbench
+(`toolbench_instructions`, one sampled API group per record; the samples are drawn once, before the
+records, into `instructions_samples/`). ToolBench query files (`instructions.import_queries`) are
+imported beside them. After the records: dedupe and the holdout splits over all of them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import ApiSampleRow, Instruction, Record, RecordError, Reject, Tool
+from toolweave.stages.base import RecordWorker, reject_for
+from toolweave.stages.declaration import Dataset, Stage
+from toolweave.stages.episodes import record_rng
+
+
+class InstructionWorker(RecordWorker):
+    """A Tool row (toolalpaca style) or an ApiSampleRow (toolbench style) -> Instructions."""
+
+    stage = "instructions"
+
+    async def setup(self) -> None:
+        from toolweave.instructions import load_seeds
+        if self.cfg.instructions.style == "toolbench":
+            self.seeds = load_seeds(self.cfg.instructions.seed_file)
+
+    async def process(self, row: dict[str, Any]) -> list[Record]:
+        from toolweave.instructions import ApiSample, toolalpaca_instructions, toolbench_instructions
+        rng = record_rng(self.cfg.seed, str(row.get("id")))
+        if self.cfg.instructions.style == "toolbench":
+            s = ApiSampleRow.from_row(row)
+            sample = ApiSample(s.mode, s.group, [Tool.from_row(t) for t in json.loads(s.tools)])
+            return list(await toolbench_instructions(sample, self.client("builder"), self.seeds,
+                                                     self.cfg.instructions, rng=rng))
+        try:
+            tool = Tool.from_row(row)
+        except RecordError as e:
+            return [reject_for(self.stage, row, str(e))]
+        return list(await toolalpaca_instructions(tool, self.client("builder"), self.cfg.instructions, rng=rng))
+
+
+def input_dataset(cfg: RunConfig) -> str:
+    return "toolsets" if cfg.instructions.style == "toolalpaca" else "instructions_samples"
+
+
+def prepare(cfg: RunConfig) -> dict[str, int]:
+    notes = _import_queries(cfg)
+    if cfg.instructions.style == "toolbench":
+        notes.update(_write_api_samples(cfg))
+    return notes
+
+
+def _import_queries(cfg: RunConfig) -> dict[str, int]:
+    """ToolBench query files (`instructions.import_queries`) -> tools, and instructions as they are
+    beside the generated ones in `instructions_raw/`: the dedupe and the holdout splits (`finish`)
+    cover them too, so a run whose generation yields little still has a test split."""
+    if not cfg.instructions.import_queries:
+        return {}
+    from toolweave.instructions import import_toolbench_queries
+    counts = {"imported_instructions": 0, "imported_query_tools": 0, "import_rejects": 0}
+    for n, path in enumerate(cfg.instructions.import_queries):
+        tools, instructions, rejects = import_toolbench_queries(path)
+        key = f"queries-import-{n}-{Path(path).stem}"
+        io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
+        io.write_part(instructions, cfg.path("instructions_raw"), Instruction, name=key)
+        io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name=key)
+        counts["imported_instructions"] += len(instructions)
+        counts["imported_query_tools"] += len(tools)
+        counts["import_rejects"] += len(rejects)
+    return counts
+
+
+def _write_api_samples(cfg: RunConfig) -> dict[str, int]:
+    """ToolBench style: sample API groups (I1/I2/I3) once, deterministically, as the inputs."""
+    from toolweave.instructions import sample_api_groups
+    out = cfg.path("instructions_samples")
+    if io.part_files(out):  # sampled by an earlier (killed) run: keep its samples
+        return {"api_samples": len(io.existing_ids(out))}
+    tools, _ = io.read_records(cfg.path("toolsets"), Tool)
+    samples = sample_api_groups(tools, cfg.instructions, rng=record_rng(cfg.seed, "api-samples"))
+    # the position keeps ids unique when the sampler draws one group twice
+    rows = [ApiSampleRow(id=f"{i:06d}-{s.id}", mode=s.mode, group=s.group,
+                         tools=json.dumps([t.to_row() for t in s.tools])) for i, s in enumerate(samples)]
+    io.write_part(rows, out, ApiSampleRow, name="samples")
+    return {"api_samples": len(rows)}
+
+
+def finish(cfg: RunConfig) -> dict[str, Any]:
+    """Global steps after generation: dedupe the generated instructions and assign the splits,
+    written as one deterministic part of `instructions/` (a rerun rewrites it)."""
+    from toolweave.instructions import assign_splits, dedupe_instructions
+    raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
+    tools, _ = io.read_records(cfg.path("toolsets"), Tool)
+    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id))
+    final = assign_splits(kept, tools, cfg.instructions, cfg.seed)
+    rejects = dups + [Reject(id=f"instructions:unreadable:{e.record_id}", stage="instructions",
+                             reason=str(e)) for e in bad]
+    io.write_part(final, cfg.path("instructions"), Instruction, name="generated")
+    io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name="dedupe")
+    splits: dict[str, int] = {}
+    for i in final:
+        splits[i.split] = splits.get(i.split, 0) + 1
+    return {"instructions": len(final), "duplicates": len(dups), "splits": splits}
+
+
+STAGE = Stage("instructions", reads=(Dataset("toolsets", Tool), Dataset("instructions_samples", ApiSampleRow)),
+              writes=(Dataset("instructions_raw", Instruction), Dataset("instructions", Instruction)),
+              roles=("builder",), worker=InstructionWorker, input=input_dataset, prepare=prepare, finish=finish,
+              shaped_by=("instructions.style",))

@@ -1,0 +1,102 @@
+"""The life of a per-record stage, the same for every runner (Ray Data in `ray_jobs/pipeline.py`,
+asyncio in `toolweave/stages/local.py`): prepare, claim the stage, sweep orphans, scan the inputs,
+stream the records through the runner's `execute` while showing progress, sweep again, finish,
+release, and write the summary. A runner supplies only `execute`: the rows in, outcomes out.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import RecordOutcome, Reject
+from toolweave.stages import ledger
+from toolweave.stages.base import Progress, StageIO
+from toolweave.stages.declaration import Stage, Summary
+from toolweave.stages.display import ProgressView
+from toolweave.stages.scan import InputScan, scan_inputs
+
+
+@dataclass
+class RecordJob:
+    """One run of a per-record stage, as its runner sees it: the rows of `io.inputs` whose ids are
+    not in `scan.skip_ids` go through `stage.worker`, committed batch by batch to `io`."""
+
+    cfg: RunConfig
+    stage: Stage
+    io: StageIO
+    scan: InputScan
+
+
+Execute = Callable[[RecordJob], Iterable[RecordOutcome | dict[str, Any]]]
+
+
+def stage_io(cfg: RunConfig, stage: Stage) -> StageIO:
+    assert stage.worker is not None, f"{stage.name} is not a per-record stage"
+    out = stage.writes[0]
+    assert out.kind is not None
+    # generated instructions land in instructions_raw/ until dedupe; their rejects beside the final set
+    return StageIO(stage=stage.name, inputs=[cfg.path(stage.input_dataset(cfg))], output=cfg.path(out.name),
+                   output_cls=out.kind, rejects=cfg.path(f"{out.name.removesuffix('_raw')}_rejects"),
+                   ledger=cfg.path("_ledger", stage.name))
+
+
+def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str) -> Summary:
+    """Run a per-record stage with `execute` (called only when some input is left); its summary."""
+    notes = stage.prepare(cfg) if stage.prepare is not None else {}
+    job = begin(cfg, stage)
+    progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
+    if job.scan.todo:
+        with ProgressView(progress, enabled=cfg.run.show_progress) as view:
+            for outcome in execute(job):
+                progress.add(outcome)
+                view.update()
+        # parts a killed earlier run's workers wrote after this run's start-up sweep
+        ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
+    if stage.finish is not None:
+        notes.update(stage.finish(cfg))
+    ledger.release(job.io.ledger, job.io.run_token)
+    return write_summary(cfg, stage.name, progress, {**notes, "filtered": job.scan.filtered,
+                                                     "duplicate_ids": len(job.scan.duplicates), "runner": runner})
+
+
+def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
+    """Before a (re)run: check the inputs exist, take the stage (fencing off a killed run's workers),
+    remove that run's orphans, check the settings that shape the output, reject duplicate ids, scan."""
+    io_ = stage_io(cfg, stage)
+    check_inputs(stage, io_)
+    ledger.check_settings(io_.ledger, stage.name, stage.shaping_settings(cfg))
+    io_.run_token = ledger.claim(io_.ledger)
+    ledger.remove_orphans(stage.name, io_.ledger, io_.outputs())
+    ledger.finish_retry(io_.ledger, io_.outputs())  # a killed --retry-failed run's removal
+    if cfg.run.retry_failed:
+        ledger.forget_failed(io_.ledger, io_.outputs())
+    scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit)
+    # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
+    io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{stage.name}")
+    return RecordJob(cfg, stage, io_, scan)
+
+
+def _selector(cfg: RunConfig, stage: Stage) -> Callable[[dict[str, Any]], bool] | None:
+    select = stage.select
+    return None if select is None else (lambda row: select(cfg, row))
+
+
+def check_inputs(stage: Stage, io_: StageIO) -> None:
+    if not stage.inputs_optional and not any(io.part_files(p) for p in io_.inputs):
+        names = ", ".join(str(p) for p in io_.inputs)
+        raise ValueError(f"stage {stage.name}: no input dataset at {names}; run the stage that "
+                         f"writes it first (or point run_dir at a run that has it)")
+
+
+def write_summary(cfg: RunConfig, stage: str, progress: Progress, extra: dict[str, Any] | None = None) -> Summary:
+    """The end-of-stage summary, also written as JSON beside the stage's dataset."""
+    summary = progress.summary(cfg.llm.prices, cfg.llm.endpoint("default").model)
+    summary.update(extra or {})
+    path = cfg.path(f"{stage}_summary.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,35 @@
+"""The stages, in chain order: the one list of them. Config checks, the CLI (`toolweave <stage>`,
+`toolweave run`), the chains and the runners all read `STAGES`. A new stage is a new
+`toolweave/stages/<stage>.py` declaring `STAGE`, one line here, and its `ray_jobs/<stage>.py`."""
+from __future__ import annotations
+
+from toolweave.config import RunConfig
+from toolweave.stages import (build_toolset, evaluate, instructions, retriever, sft_data, simulate, solve, sweep,
+                              train)
+from toolweave.stages.declaration import Stage
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    build_toolset.STAGE,
+    instructions.STAGE,
+    simulate.STAGE,
+    solve.STAGE,
+    sft_data.STAGE,
+    train.STAGE,
+    sweep.STAGE,
+    retriever.STAGE,
+    evaluate.STAGE,
+)}
+
+
+def chain(names: list[str]) -> list[Stage]:
+    """The stages `names` lists, in that order; an unknown name is a one-line error listing the known."""
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    return [STAGES[n] for n in names]
+
+
+def check_config(cfg: RunConfig) -> RunConfig:
+    """A config's `stages:` must name declared stages."""
+    chain(cfg.stages)
+    return cfg
