@@ -76,13 +76,5 @@ def read_records(path: str | Path, cls: type[Record]) -> tuple[list[Record], lis
     return good, bad
 
 
-def load(path: str | Path, cls: type[Record]) -> list[Record]:
-    """Like read_records, but a misfit row is an error (for inputs a stage cannot do without)."""
-    good, bad = read_records(path, cls)
-    if bad:
-        raise bad[0]
-    return good
-
-
 def existing_ids(path: str | Path) -> set[str]:
     return {r["id"] for r in iter_rows(path, columns=["id"])}

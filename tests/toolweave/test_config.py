@@ -31,3 +31,25 @@ def test_bad_overrides_and_unknown_keys_fail_clearly(tmp_path):
         load_config(None, ["toolsets.sorces=[x]"])
     with pytest.raises(ValidationError, match="solve.width"):
         load_config(None, ["solve.width=wide"])
+
+
+def test_runner_knobs_live_in_run_and_an_old_ray_key_names_its_new_place(tmp_path):
+    cfg = load_config(None, ["run.batch_size=4", "run.limit=2", "ray.max_actors=3"])
+    assert (cfg.run.batch_size, cfg.run.limit, cfg.ray.max_actors) == (4, 2, 3)
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"ray": {"num_cpus": 4, "max_in_flight": 8}}))
+    with pytest.raises(ValueError) as e:
+        load_config(path)
+    assert str(e.value) == "config key ray.max_in_flight moved to run.max_in_flight"
+    with pytest.raises(ValidationError, match="config key ray.limit moved to run.limit"):
+        RunConfig(ray={"limit": 3})
+    for dead in ("solve.retriever_model=x", "solve.retriever_top_k=3", "executor.probe=true"):
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            load_config(None, [dead])
+
+
+def test_roles_are_one_literal():
+    with pytest.raises(ValidationError, match="llm.endpoints.judges"):
+        load_config(None, ["llm.endpoints.judges.model=big"])
+    with pytest.raises(ValidationError, match="evaluate.judge_role"):
+        load_config(None, ["evaluate.judge_role=referee"])

@@ -43,3 +43,51 @@ def test_defaults_fill_missing_fields():
     ex = SFTExample(id="s", episode_ids=["e"], input_ids=[1, 2], labels=[-100, 2], position_ids=[0, 1], seq_lens=[2])
     assert SFTExample.from_row(ex.to_row()) == ex
     assert isinstance(Record, type) and json.loads(Tool(id="t", name="T").to_row()["extra"]) == {}
+
+
+def test_arrow_schemas_are_derived_with_their_types():
+    from toolweave.schemas import EvalResult, LedgerEntry, RecordOutcome
+    string, strings, ints32 = pa.string(), pa.list_(pa.string()), pa.list_(pa.int32())
+    expected = {
+        "catalogue": {"id": string, "name": string, "description": string, "category": string, "auth": string,
+                      "https": pa.bool_(), "cors": string, "link": string},
+        "tool": {"id": string, "name": string, "category": string, "description": string, "auth": string,
+                 "base_url": string, "source": string, "openapi": string, "nl_documentation": string,
+                 "extra": string, "functions": pa.list_(pa.struct([
+                     ("name", string), ("description", string), ("method", string), ("path", string),
+                     ("parameters", string), ("response_schema", string), ("response_examples", strings)]))},
+        "instruction": {"id": string, "source": string, "mode": string, "text": string, "tool_ids": strings,
+                        "relevant_functions": pa.list_(pa.struct([("tool", string), ("function", string)])),
+                        "split": string, "hidden_details": string, "extra": string},
+        "episode": {"id": string, "instruction_id": string, "method": string, "query": string, "status": string,
+                    "final_answer": string, "messages": string, "tools": string, "tree": string, "model": string,
+                    "split": string, "llm_calls": pa.int64(), "prompt_tokens": pa.int64(),
+                    "completion_tokens": pa.int64(), "errors": strings, "extra": string},
+        "sft": {"id": string, "episode_ids": strings, "input_ids": ints32, "labels": ints32,
+                "position_ids": ints32, "seq_lens": ints32, "format": string},
+        "eval": {"id": string, "query_id": string, "run": string, "method": string, "split": string,
+                 "metric": string, "label": string, "score": pa.float64(), "votes": string, "judge_model": string,
+                 "prompt_version": string, "details": string},
+        "reject": {"id": string, "stage": string, "source": string, "reason": string, "record": string},
+        "api_sample": {"id": string, "mode": string, "group": string, "tools": string},
+        "ledger": {"id": string, "ok": pa.bool_(), "outputs": strings},
+        "outcome": {"id": string, "ok": pa.bool_(), "reason": string, "n_out": pa.int64(), "llm_calls": pa.int64(),
+                    "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "model": string,
+                    "outputs": strings},
+    }
+    assert set(RECORD_KINDS) == set(expected)
+    for kind, cls in RECORD_KINDS.items():
+        assert {f.name: f.type for f in cls.ARROW} == expected[kind], kind
+        assert cls.ARROW.names == list(cls.model_fields), kind  # the models' field order
+    # rows of every kind fit their schema: outcome and ledger rows as the runners write them
+    rows = [(RecordOutcome, RecordOutcome(id="i", ok=False, reason="ValueError", outputs=["e"])),
+            (LedgerEntry, LedgerEntry(id="i", ok=False, outputs=["e"])),
+            (EvalResult, EvalResult(id="r", query_id="q", metric="pass_rate", label="Pass", score=1.0, votes=[1]))]
+    for cls, rec in rows:
+        table = pa.Table.from_pylist([rec.to_row()], schema=cls.ARROW)
+        assert cls.from_row(table.to_pylist()[0]) == rec
+
+
+def test_episode_split_is_a_split():
+    with pytest.raises(RecordError, match="split"):
+        Episode.from_row({"id": "e", "instruction_id": "i", "method": "dfsdt", "status": "answered", "split": "dev"})

@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from toolweave.config import RunConfig, SFTConfig
-from toolweave.io import load, write_part
+from toolweave.io import read_records, write_part
 from toolweave.schemas import Episode, Reject, SFTExample
 from training.formats import render
 from training.sft_data import build, episode_example, run, sft_tokenizer
@@ -111,8 +111,9 @@ def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episode
     cfg.path("episodes").mkdir(exist_ok=True)
     pq.write_table(pa.table({"id": ["bad-row"], "status": ["answered"]}), cfg.path("episodes", "part-bad.parquet"))
     s = run(cfg)
-    rows = load(cfg.path("sft"), SFTExample)
-    rejects = load(cfg.path("sft_rejects"), Reject)
+    rows, bad = read_records(cfg.path("sft"), SFTExample)
+    rejects, bad_rejects = read_records(cfg.path("sft_rejects"), Reject)
+    assert bad == bad_rejects == []
     assert s["rows"] == len(rows) and s["rejected"] == len(rejects) == 7
     assert any(r.id == "bad-row" and "not an Episode" in r.reason for r in rejects)
     for r in rows:
@@ -121,4 +122,4 @@ def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episode
         assert all(r.position_ids[a] == 0 and r.labels[a] == IGNORE for a in starts)
     again = run(cfg)
     assert again["rows"] == 0 and again["already_done"] == len(toolbench_episodes)
-    assert len(load(cfg.path("sft"), SFTExample)) == len(rows)
+    assert len(read_records(cfg.path("sft"), SFTExample)[0]) == len(rows)

@@ -19,7 +19,6 @@ from typing import Any
 from toolweave.schemas import Episode, RecordError
 
 FINISH = "Finish"
-HALLUCINATED = "invalid_hallucination_function_name"
 
 # ToolBench's observation codes (Downstream_tasks/rapidapi.py) -> our step statuses
 OBSERVATION_STATUS = {

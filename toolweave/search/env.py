@@ -23,8 +23,6 @@ from toolweave.schemas import Function, Tool
 from toolweave.toolsets.export import FINISH, finish_function, openai_tools
 
 HALLUCINATED_NAME = "invalid_hallucination_function_name"  # ToolBench's stand-in in the context
-CODES = {"ok": 0, "hallucinated_function": 1, "invalid_arguments": 2, "finish_answer": 3,
-         "finish_give_up": 4, "timeout": 5, "error": 12}
 _HTTP_CODE = {404: 6, 401: 8, 403: 8, 429: 9}
 
 

@@ -23,10 +23,7 @@ from toolweave.toolsets.common import FileResult, make_reject
 from toolweave.toolsets.naming import api_name, tool_id
 
 SOURCE = "toolbench"
-QUERY_API_KEYS = ("category_name", "tool_name", "api_name", "api_description", "required_parameters",
-                  "optional_parameters", "method", "template_response")
 REF_KEYS = {"category_name", "tool_name", "api_name"}  # an entry with only these names a doc elsewhere
-TOOLENV_API_KEYS = ("name", "url", "description", "method", "required_parameters", "optional_parameters")
 PARAM_KEYS = ("name", "type", "description", "default")
 TYPE_X = "x-toolbench-type"
 TEMPLATE_X = "x-toolbench-template"
