@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from typing import Any
 
 from toolweave.config import RunConfig, load_config
+from toolweave.stages import display
 from toolweave.stages.declaration import Stage
 from toolweave.stages.registry import STAGES, chain
 
@@ -77,12 +79,18 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     if not stages:
         print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
         return 2
-    try:
-        results = run_stages(cfg, stages)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"toolweave {command}: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(results, indent=2, default=str))
+    with display.quiet_terminal(cfg.path("logs"), verbose=cfg.run.verbose) as logs:
+        try:
+            results = run_stages(cfg, stages)
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            display.console.print(f"toolweave {command}: {e}", markup=False, highlight=False)
+            return 1
+        except BaseException as e:
+            logging.getLogger("toolweave.jobs").exception("toolweave %s failed", command)
+            display.console.print(f"toolweave {command}: {type(e).__name__}: {e} (traceback in "
+                                  f"{logs / 'toolweave.log'})", markup=False, highlight=False)
+            raise SystemExit(1) from None
+        display.summary_table(results, cfg.path())
     return 0
 
 
@@ -106,6 +114,8 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
                 t0 = time.monotonic()
                 results[stage.name] = stage.run(cfg, runtime)
                 results[stage.name].setdefault("elapsed_s", round(time.monotonic() - t0, 1))
+                if not stage.per_record:  # a per-record stage's bar ends in its own line
+                    display.stage_done(stage.name, time.monotonic() - t0)
         finally:
             if engine is not None:
                 engine.close()

@@ -16,7 +16,6 @@ import ray
 from toolweave.config import RunConfig
 from toolweave.stages.declaration import Runtime
 
-log = logging.getLogger("toolweave.jobs")
 
 # env vars a job's workers need too (never secrets: API keys stay in the environment they are in)
 _PASSED_ENV = ("HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "VLLM_CPU_KVCACHE_SPACE")
@@ -35,14 +34,28 @@ def init_ray(cfg: RunConfig) -> bool:
                                   logging_level=logging.INFO if cfg.run.verbose else logging.ERROR)
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, **common)
+        ctx = ray.init(address=address, **common)
     else:
         # a local instance of our own ("local": never one another `ray start` left on this machine);
         # token auth off unless the user asked for it (nothing listens off-host)
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(address="local", num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
-                 include_dashboard=False, **common)
+        ctx = ray.init(address="local", num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
+                       include_dashboard=False, **common)
+    _link_worker_logs(cfg, ctx.address_info.get("session_dir"))
     return True
+
+
+def _link_worker_logs(cfg: RunConfig, session_dir: str | None) -> None:
+    """`<run_dir>/logs/ray`: the Ray workers' output (actors, Ray Train workers: DeepSpeed, torch)
+    lives in Ray's session logs; a link puts it beside the run's other logs."""
+    if not session_dir:
+        return
+    link = cfg.path("logs", "ray")
+    with contextlib.suppress(OSError):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(os.path.join(session_dir, "logs"), target_is_directory=True)
 
 
 @contextlib.contextmanager
@@ -71,7 +84,7 @@ def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
             serve.shutdown()
         return
     from toolweave.llm.engine import EmbeddedEngine
-    engine = EmbeddedEngine(cfg.llm.embedded)
+    engine = EmbeddedEngine(cfg.llm.embedded, log_path=cfg.path("logs", "engine.log"))
     with engine:
         yield engine.base_url
 
@@ -98,7 +111,8 @@ class LazyEngine:
                 self._url = stack.enter_context(llm_engine(self.cfg))
                 self._stack = stack
                 if self.cfg.llm.engine == "embedded":  # part of the stage that asked: said apart
-                    log.warning("embedded engine ready in %.1fs at %s", time.monotonic() - t0, self._url)
+                    from toolweave.stages.display import console
+                    console.print(f"engine ready in {time.monotonic() - t0:.0f}s at {self._url}", highlight=False)
             return self._url
 
     def close(self) -> None:

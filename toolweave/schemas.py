@@ -310,7 +310,8 @@ class RecordOutcome(Record):
 
     KIND: ClassVar[str] = "outcome"
     ok: bool
-    reason: str = ""
+    reason: str = ""  # the kind of failure (for "failures by reason")
+    message: str = ""  # the failure itself, shortened (shown on the terminal)
     n_out: int = 0
     llm_calls: int = 0
     prompt_tokens: int = 0

@@ -71,7 +71,7 @@ def test_arrow_schemas_are_derived_with_their_types():
         "reject": {"id": string, "stage": string, "source": string, "reason": string, "record": string},
         "api_sample": {"id": string, "mode": string, "group": string, "tools": string},
         "ledger": {"id": string, "ok": pa.bool_(), "outputs": strings},
-        "outcome": {"id": string, "ok": pa.bool_(), "reason": string, "n_out": pa.int64(), "llm_calls": pa.int64(),
+        "outcome": {"id": string, "ok": pa.bool_(), "reason": string, "message": string, "n_out": pa.int64(), "llm_calls": pa.int64(),
                     "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "model": string,
                     "outputs": strings},
     }

@@ -159,8 +159,8 @@ def _outcome(rid: str, records: list[Record], usage: Usage) -> RecordOutcome:
             calls, pt, ct = max(calls, r.llm_calls), max(pt, r.prompt_tokens), max(ct, r.completion_tokens)
     good = sum(not isinstance(r, Reject) for r in records)
     return RecordOutcome(id=rid, ok=not reasons, reason=_reason_class(reasons[0]) if reasons else "",
-                         n_out=good, llm_calls=calls, prompt_tokens=pt, completion_tokens=ct, model=model,
-                         outputs=[r.id for r in records])
+                         message=reasons[0][:300] if reasons else "", n_out=good, llm_calls=calls,
+                         prompt_tokens=pt, completion_tokens=ct, model=model, outputs=[r.id for r in records])
 
 
 def _reason_class(reason: str) -> str:

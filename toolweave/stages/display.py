@@ -1,14 +1,29 @@
-"""The driver's live progress line: records done/failed, LLM calls, tokens/s, ETA (rich)."""
+"""What a run shows on the terminal: a rich progress bar per per-record stage (records done/failed,
+LLM calls, tokens/s, ETA), each failed record with its reason (the first few of a stage), a line
+per finished stage, and one summary table at the end. Everything else (Ray, vLLM, DeepSpeed, torch,
+warnings, our own logs) goes to `<run_dir>/logs/` unless `run.verbose` (`quiet_terminal`).
+"""
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
 
 from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
+from toolweave.schemas import RecordOutcome
 from toolweave.stages.base import Progress
+
+# where the run's own output goes; `quiet_terminal` points it at the terminal it saved
+console = Console(stderr=True)
+SHOWN_FAILURES = 3  # per stage; the rest are counted, and all are in the summary and the datasets
 
 
 def _hms(seconds: float) -> str:
@@ -25,34 +40,125 @@ def progress_line(p: Progress) -> str:
 
 
 class ProgressView:
-    """A live line on a terminal; a plain line every `every_s` seconds otherwise (logs, Ray jobs)."""
+    """A live bar on a terminal; elsewhere (logs, Ray jobs) a plain line every `every_s` seconds."""
 
-    def __init__(self, progress: Progress, enabled: bool = True, every_s: float = 10.0):
+    def __init__(self, progress: Progress, enabled: bool = True, every_s: float = 60.0):
         self.p = progress
         self.enabled = enabled
         self.every_s = every_s
-        self.console = Console(stderr=True)
-        self._live: Live | None = None
-        self._last = 0.0
+        self.console = console
+        self._bar: Bar | None = None
+        self._last = time.monotonic()
+        self._shown_failures = 0
 
     def __enter__(self) -> "ProgressView":
         if self.enabled and self.console.is_terminal:
-            self._live = Live(Text(progress_line(self.p)), console=self.console, refresh_per_second=4)
-            self._live.__enter__()
+            self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[failed]} failed | {task.fields[calls]} LLM calls | "
+                                       "{task.fields[tok_s]:.0f} tok/s | ETA"), TimeRemainingColumn(),
+                            console=self.console, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.p.stage, total=self.p.total, failed=0, calls=0, tok_s=0.0)
         return self
 
     def update(self) -> None:
         if not self.enabled:
             return
-        if self._live is not None:
-            self._live.update(Text(progress_line(self.p)))
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.p.done, failed=self.p.failed, calls=self.p.llm_calls,
+                             tok_s=self.p.tokens_per_s())
         elif time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
-            print(progress_line(self.p), file=sys.stderr, flush=True)
+            self.console.print(progress_line(self.p), markup=False, highlight=False)
+
+    def failure(self, outcome: RecordOutcome | dict[str, Any]) -> None:
+        """A failed record and its reason, on the terminal (the first `SHOWN_FAILURES` of a stage)."""
+        row = outcome if isinstance(outcome, dict) else outcome.to_row()
+        self._shown_failures += 1
+        if self._shown_failures <= SHOWN_FAILURES:
+            why = row.get("message") or row.get("reason") or "failed"
+            self.console.print(f"  {self.p.stage}: record {row['id']!r} failed: {why}"[:200], markup=False,
+                               highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc) -> None:
-        if self._live is not None:
-            self._live.update(Text(progress_line(self.p)))
-            self._live.__exit__(*exc)
-        elif self.enabled:
-            print(progress_line(self.p), file=sys.stderr, flush=True)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        more = self._shown_failures - SHOWN_FAILURES
+        if more > 0:
+            self.console.print(f"  {self.p.stage}: {more} more failed records (reasons in "
+                               f"{self.p.stage}_summary.json and the stage's datasets)", markup=False)
+        if self.enabled:
+            self.console.print(progress_line(self.p), markup=False, highlight=False)
+
+
+def stage_done(name: str, elapsed_s: float) -> None:
+    console.print(f"[green]done[/green] {name} in {elapsed_s:.1f}s", highlight=False)
+
+
+_COUNTS = ("processed", "failed", "skipped_already_done", "llm_calls", "tokens_per_s")
+_NOT_NOTES = (*_COUNTS, "elapsed_s", "stage", "inputs", "runner", "outputs", "prompt_tokens", "completion_tokens",
+              "cost_usd", "filtered", "duplicate_ids")
+
+
+def summary_table(results: dict[str, dict[str, Any]], run_dir: Path) -> None:
+    """One screen: a row per stage with its counts and what it made."""
+    table = Table(title=f"run {run_dir}", title_justify="left")
+    for col in ("stage", "records", "failed", "done before", "LLM calls", "tok/s", "s", "notes"):
+        table.add_column(col, justify="left" if col in ("stage", "notes") else "right", no_wrap=True,
+                         overflow="ellipsis")
+    for name, s in results.items():
+        counts = [_short(s.get(k, "")) for k in _COUNTS]
+        notes = ", ".join(f"{k} {_short(v)}" for k, v in s.items()
+                          if k not in _NOT_NOTES and isinstance(v, (int, float, str)) and v not in ("", None, 0))
+        table.add_row(name, *counts, f"{s.get('elapsed_s', 0):.0f}", notes)
+    console.print(table)
+    console.print(f"summaries: {run_dir / 'run_summary.json'}; logs: {run_dir / 'logs'}", highlight=False)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)[:40]
+
+
+@contextlib.contextmanager
+def quiet_terminal(log_dir: Path, verbose: bool = False) -> Iterator[Path]:
+    """While a run lasts: Python logging and warnings go to `log_dir/toolweave.log`; unless
+    `verbose`, this process's stdout and stderr (file descriptors 1 and 2, so C libraries and the
+    processes it starts too: Ray, the vLLM engine, DeepSpeed) go to `log_dir/output.log`, and only
+    `console` (the bars, failed records, the summary) reaches the terminal."""
+    global console
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_dir / "toolweave.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    before = (root.level, console)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    terminal: TextIO | None = None
+    saved: list[int] = []
+    try:
+        if not verbose:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = [os.dup(1), os.dup(2)]
+            terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+            # not a terminal (a log, a Ray job): lines as wide as a summary row needs
+            console = Console(file=terminal, width=None if terminal.isatty() else 160)
+            out = os.open(log_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.close(out)
+        yield log_dir
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved_fd in zip((1, 2), saved):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+        if terminal is not None:
+            terminal.close()
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(before[0])
+        console = before[1]

@@ -161,7 +161,7 @@ def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
     if pending(scan_cfg) == 0:
         return {**runtime.run_records(scan_cfg, EVAL_SOLVE), **about}
     base_url = runtime.base_url()  # the run's engine first: the executor plays the tools on it
-    with EmbeddedEngine(engine_cfg) as engine:
+    with EmbeddedEngine(engine_cfg, log_path=cfg.path("logs", "engine-under-test.log")) as engine:
         summary = runtime.run_records(solve_config(cfg, base_url, engine.base_url), EVAL_SOLVE)
     return {**summary, **about}
 

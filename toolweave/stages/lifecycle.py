@@ -49,12 +49,13 @@ def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str
     notes = stage.prepare(cfg) if stage.prepare is not None else {}
     job = begin(cfg, stage)
     progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
-    if job.scan.todo:
-        with ProgressView(progress, enabled=cfg.run.show_progress) as view:
-            for outcome in execute(job):
-                progress.add(outcome)
-                view.update()
-        # parts a killed earlier run's workers wrote after this run's start-up sweep
+    with ProgressView(progress, enabled=cfg.run.show_progress) as view:
+        for outcome in execute(job) if job.scan.todo else ():
+            progress.add(outcome)
+            if not (outcome["ok"] if isinstance(outcome, dict) else outcome.ok):
+                view.failure(outcome)
+            view.update()
+    if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
         ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
     if stage.finish is not None:
         notes.update(stage.finish(cfg))
