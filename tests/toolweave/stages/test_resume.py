@@ -1,0 +1,100 @@
+"""Resume keyed by the settings that shape a stage's output, and `--retry-failed`."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.schemas import Episode, Instruction
+from toolweave.stages import ledger, probe
+from toolweave.stages.local import run_local
+from toolweave.stages.probe import CALLS_PER_EPISODE
+from toolweave.stages.registry import STAGES
+from toolweave.testing.fake_llm import FakeChatModel
+
+DATA = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction"
+# the probe, declared as shaped by solve.method (its records do not depend on it: the mechanism does)
+SHAPED_PROBE = dataclasses.replace(probe.STAGE, shaped_by=("solve.method", "solve.width"))
+
+
+def _instructions(run_dir: Path) -> list[Instruction]:
+    from toolweave.instructions import import_toolbench_queries
+    _, instrs, _ = import_toolbench_queries(DATA / "G1_query.json")
+    instrs = [i.model_copy(update={"extra": {CALLS_PER_EPISODE: 1}}) for i in instrs]
+    io.write_part(instrs, run_dir / "instructions", Instruction, name="input")
+    return instrs
+
+
+def test_stages_declare_the_settings_that_shape_their_output():
+    assert "solve.method" in STAGES["solve"].shaped_by and "simulate.protocol" in STAGES["simulate"].shaped_by
+    cfg = RunConfig(solve={"method": "cot"})
+    assert STAGES["solve"].shaping_settings(cfg) == {"solve.method": "cot"}
+
+
+def test_a_rerun_with_other_output_settings_stops_and_says_what_changed(tmp_path):
+    _instructions(tmp_path)
+    llm = FakeChatModel(handler=lambda req: "ok")
+    first = run_local(RunConfig(run_dir=str(tmp_path), solve={"method": "dfsdt"}), SHAPED_PROBE, {"default": llm})
+    assert first["processed"] == 5
+    cfg = RunConfig(run_dir=str(tmp_path), solve={"method": "cot", "width": 3})
+    with pytest.raises(ledger.SettingsChanged) as e:
+        run_local(cfg, SHAPED_PROBE, {"default": llm})
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("stage probe: this run dir's records were made with other settings")
+    assert "solve.method was 'dfsdt', now 'cot'; solve.width was 2, now 3" in msg
+    assert len(llm.requests) == 5  # nothing was run again under the other settings
+    # the same settings resume as before; settings that shape nothing (solve.splits) change nothing
+    same = RunConfig(run_dir=str(tmp_path), solve={"method": "dfsdt", "splits": ["train"]})
+    assert run_local(same, SHAPED_PROBE, {"default": llm})["skipped_already_done"] == 5
+
+
+def test_retry_failed_reruns_exactly_the_failed_records_once(tmp_path):
+    instrs = _instructions(tmp_path)
+    doomed = {instrs[1].text, instrs[3].text}
+
+    def flaky(req):
+        if req["messages"][0]["content"] in doomed:
+            raise ConnectionError("endpoint went away")
+        return "ok"
+
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2})
+    first = run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=flaky)})
+    assert first["failed"] == 2
+    led = tmp_path / "_ledger" / "probe"
+    assert {r["id"] for r in io.iter_rows(led) if not r["ok"]} == {instrs[1].id, instrs[3].id}
+
+    plain = FakeChatModel(handler=lambda req: "fixed")
+    assert run_local(cfg, probe.STAGE, {"default": plain})["processed"] == 0  # failures are final by default
+    retry = cfg.model_copy(update={"run": cfg.run.model_copy(update={"retry_failed": True})})
+    again = run_local(retry, probe.STAGE, {"default": plain})
+    assert again["processed"] == 2 and again["failed"] == 0 and again["skipped_already_done"] == 3
+    assert sorted(r["messages"][0]["content"] for r in plain.requests) == sorted(doomed)
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    assert not bad and len(eps) == len({e.id for e in eps}) == 5, "an error row was kept beside its retry"
+    assert all(e.status == "answered" for e in eps)
+    assert {e.instruction_id: e.final_answer for e in eps}[instrs[1].id] == "fixed"
+    assert all(r["ok"] for r in io.iter_rows(led)) and ledger.done_inputs(led) == {i.id for i in instrs}
+    assert not (led / ledger.RETRY_FILE).exists()
+    assert run_local(retry, probe.STAGE, {"default": plain})["processed"] == 0  # nothing failed: nothing rerun
+
+
+def test_a_killed_retry_is_finished_by_the_next_run(tmp_path):
+    instrs = _instructions(tmp_path)
+
+    def first_fails(req):
+        if req["messages"][0]["content"] == instrs[0].text:
+            raise ConnectionError("down")
+        return "ok"
+
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 5})
+    run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=first_fails)})
+    led = tmp_path / "_ledger" / "probe"
+    # a --retry-failed run killed right after planning the removal: nothing removed yet
+    (key,) = [p.stem.removeprefix("part-") for p in led.glob("part-*.parquet")]
+    (led / ledger.RETRY_FILE).write_text(
+        '{"%s": {"inputs": ["%s"], "outputs": ["%s--probe"]}}' % (key, instrs[0].id, instrs[0].id))
+    summary = run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
+    assert summary["processed"] == 1 and summary["failed"] == 0
+    eps, _ = io.read_records(tmp_path / "episodes", Episode)
+    assert len(eps) == 5 and all(e.status == "answered" for e in eps)
