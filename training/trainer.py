@@ -17,6 +17,7 @@ import logging
 import math
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,54 @@ def _micro_batches(shard, micro: int, pad_id: int):
             buf = []
 
 
+@dataclass
+class WorkerRun:
+    """What one Ray Train worker's loop needs, made by `_setup`."""
+
+    cfg: RunConfig
+    engine: Any  # the DeepSpeed engine
+    tokenizer: Any
+    rank: int
+    world: int
+    device: Any
+    steps_per_epoch: int
+    total_steps: int
+    n_params: int
+    n_trainable: int
+    peak_flops: float | None
+
+
+@dataclass
+class Window:
+    """Counters since the last logged step (summed over the workers when logged)."""
+
+    loss: float = 0.0
+    n: int = 0
+    tokens: int = 0  # real tokens
+    computed: int = 0  # tokens computed, padding included
+    t: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss: float, real: int, computed: int) -> None:
+        self.loss += loss
+        self.n += 1
+        self.tokens += real
+        self.computed += computed
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Set up, resume from Ray Train's checkpoint, train to `total_steps`, save the model."""
+    run = _setup(config)
+    step = _resume(run)
+    metrics = _train(run, config, step)
+    if config["save_model"]:
+        save_hf_model(run.engine, run.cfg, run.tokenizer, Path(config["model_dir"]), run.rank,
+                      done={"sft_rows": config["n_rows"], "metrics": metrics})
+
+
+def _setup(config: dict[str, Any]) -> WorkerRun:
+    """The model and its DeepSpeed engine (optimizer, cosine schedule) on this worker."""
     import deepspeed
     import ray.train
-    import torch.distributed as dist
     from transformers import get_cosine_schedule_with_warmup
 
     cfg = RunConfig.model_validate(config["cfg"])
@@ -81,7 +126,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
     tokenizer = sft_tokenizer(cfg.sft)
     steps_per_epoch, total_steps = plan_steps(train, config["n_rows"], world)
     ds_cfg = deepspeed_config(train, world)
@@ -106,76 +150,97 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         lr_scheduler=(lambda opt: get_cosine_schedule_with_warmup(opt, warmup, total)))
     del hf_ds
     log.info("rank %d: model and DeepSpeed engine ready in %.1f s", rank, time.perf_counter() - t0)
+    return WorkerRun(cfg, engine, tokenizer, rank, world, ray.train.torch.get_device(), steps_per_epoch,
+                     total_steps, n_params, n_trainable,
+                     train.peak_tflops * 1e12 if train.peak_tflops else peak_flops())
 
-    step = 0
+
+def _resume(run: WorkerRun) -> int:
+    """The optimizer step of Ray Train's latest checkpoint (0 without one), restored into the engine."""
+    import ray.train
     ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            _, client = engine.load_checkpoint(d, tag=CKPT_TAG)
-        step = int(client["step"])
-        log.info("rank %d resumed from step %d", rank, step)
-    resumed_from = step
+    if not ckpt:
+        return 0
+    with ckpt.as_directory() as d:
+        _, client = run.engine.load_checkpoint(d, tag=CKPT_TAG)
+    log.info("rank %d resumed from step %d", run.rank, int(client["step"]))
+    return int(client["step"])
 
+
+def _train(run: WorkerRun, config: dict[str, Any], step: int) -> dict[str, Any]:
+    """Optimizer steps from `step` to the end, epoch after epoch over this worker's shard; returns
+    the last logged metrics."""
+    import ray.train
+    train, engine = run.cfg.train, run.engine
     shard = ray.train.get_dataset_shard("train")
-    peak = train.peak_tflops * 1e12 if train.peak_tflops else peak_flops()
-    cfgm = engine.module.config
-    attn_flops = 12 * cfgm.num_hidden_layers * cfgm.hidden_size  # per token per context token
-    window = {"loss": 0.0, "n": 0, "tokens": 0, "computed": 0, "t": time.perf_counter()}
-    micro_per_epoch = steps_per_epoch * train.grad_accum
+    resumed_from = step
+    window = Window()
+    micro_per_epoch = run.steps_per_epoch * train.grad_accum
     metrics: dict[str, Any] = {}
-    while step < total_steps:
-        skip = (step % steps_per_epoch) * train.grad_accum  # micro batches this epoch already trained
-        for i, (batch, real) in enumerate(_micro_batches(shard, train.micro_batch_size, tokenizer.pad_token_id)):
+    while step < run.total_steps:
+        skip = (step % run.steps_per_epoch) * train.grad_accum  # micro batches this epoch already trained
+        for i, (batch, real) in enumerate(_micro_batches(shard, train.micro_batch_size, run.tokenizer.pad_token_id)):
             if i < skip:
                 continue
             if i >= micro_per_epoch:
                 break
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = {k: v.to(run.device) for k, v in batch.items()}
             # no attention mask and no KV cache: restarting position ids give the packed block mask
             loss = engine(**batch, use_cache=False).loss
             engine.backward(loss)
             engine.step()
-            window["loss"] += float(loss.detach())
-            window["n"] += 1
-            window["tokens"] += real
-            window["computed"] += batch["input_ids"].numel()
+            window.add(float(loss.detach()), real, batch["input_ids"].numel())
             if (i + 1) % train.grad_accum:
                 continue
             step += 1
-            last = step >= total_steps
+            last = step >= run.total_steps
             if step % train.log_every and step % train.checkpoint_every and not last:
                 continue
-            stats = torch.tensor([window["loss"], window["n"], window["tokens"], window["computed"]],
-                                 dtype=torch.float64)
-            dist.all_reduce(stats)
-            elapsed = time.perf_counter() - window["t"]
-            tok_s = stats[2].item() / elapsed
-            seq = stats[3].item() / max(stats[1].item(), 1) / train.micro_batch_size
-            metrics = {"step": step, "epoch": step / steps_per_epoch, "loss": stats[0].item() / stats[1].item(),
-                       "lr": engine.get_lr()[0], "tokens_per_s": tok_s,
-                       "packing_efficiency": stats[2].item() / stats[3].item(),
-                       "resumed_from": resumed_from, "total_steps": total_steps,
-                       "params": n_params, "trainable_params": n_trainable}
-            if peak:
-                metrics["mfu"] = tok_s * (6 * n_params + attn_flops * seq) / (peak * world)
-            window = {"loss": 0.0, "n": 0, "tokens": 0, "computed": 0, "t": time.perf_counter()}
-            if rank == 0:  # the whole history (Ray keeps only checkpointed reports' metrics)
-                Path(config["metrics_log"]).parent.mkdir(parents=True, exist_ok=True)
-                with open(config["metrics_log"], "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-            if step % train.checkpoint_every == 0 or last:
-                with tempfile.TemporaryDirectory() as tmp:
-                    engine.save_checkpoint(tmp, tag=CKPT_TAG, client_state={"step": step})
-                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-                if train.fail_at_step == step and rank == 0 and _first_failure(config["fault_marker"]):
-                    raise RuntimeError(f"injected failure after the checkpoint of step {step} (train.fail_at_step)")
-            else:
-                ray.train.report(metrics)
+            metrics = _step_metrics(run, window, step, resumed_from)
+            window = Window()
+            _report(run, config, metrics, checkpoint=step % train.checkpoint_every == 0 or last)
             if last:
                 break
-    if config["save_model"]:
-        save_hf_model(engine, cfg, tokenizer, Path(config["model_dir"]), rank,
-                      done={"sft_rows": config["n_rows"], "metrics": metrics})
+    return metrics
+
+
+def _step_metrics(run: WorkerRun, w: Window, step: int, resumed_from: int) -> dict[str, Any]:
+    """Loss, lr, tokens/s, packing efficiency and MFU since the last logged step, over all workers."""
+    import torch.distributed as dist
+    train = run.cfg.train
+    stats = torch.tensor([w.loss, w.n, w.tokens, w.computed], dtype=torch.float64)
+    dist.all_reduce(stats)
+    tok_s = stats[2].item() / (time.perf_counter() - w.t)
+    metrics = {"step": step, "epoch": step / run.steps_per_epoch, "loss": stats[0].item() / stats[1].item(),
+               "lr": run.engine.get_lr()[0], "tokens_per_s": tok_s,
+               "packing_efficiency": stats[2].item() / stats[3].item(),
+               "resumed_from": resumed_from, "total_steps": run.total_steps,
+               "params": run.n_params, "trainable_params": run.n_trainable}
+    if run.peak_flops:
+        cfgm = run.engine.module.config
+        attn_flops = 12 * cfgm.num_hidden_layers * cfgm.hidden_size  # per token per context token
+        seq = stats[3].item() / max(stats[1].item(), 1) / train.micro_batch_size
+        metrics["mfu"] = tok_s * (6 * run.n_params + attn_flops * seq) / (run.peak_flops * run.world)
+    return metrics
+
+
+def _report(run: WorkerRun, config: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
+    """Metrics to `metrics.jsonl` (rank 0) and to Ray Train, with a checkpoint of every worker's
+    shard when `checkpoint`; the fault drill fails once after its step's checkpoint."""
+    import ray.train
+    if run.rank == 0:  # the whole history (Ray keeps only checkpointed reports' metrics)
+        Path(config["metrics_log"]).parent.mkdir(parents=True, exist_ok=True)
+        with open(config["metrics_log"], "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+    if not checkpoint:
+        ray.train.report(metrics)
+        return
+    step = metrics["step"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run.engine.save_checkpoint(tmp, tag=CKPT_TAG, client_state={"step": step})
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    if run.cfg.train.fail_at_step == step and run.rank == 0 and _first_failure(config["fault_marker"]):
+        raise RuntimeError(f"injected failure after the checkpoint of step {step} (train.fail_at_step)")
 
 
 def _first_failure(marker: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,108 +112,146 @@ async def _pass_rate(answers: list[Answer], run: str, judge: Judge, cfg: RunConf
     return old + new, _pass_records(new, run, judge, cfg.evaluate.solvable_pass_rate)
 
 
-async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
-    ev = cfg.evaluate
+@dataclass
+class Scoring:
+    """One evaluate run's state: the inputs, the records scored before (`done`), and what this run
+    adds (`new` records, `rejects`, the `summary`)."""
+
+    cfg: RunConfig
+    judge: Judge
+    source: Path
+    episodes: list[Episode]
+    instructions: dict[str, Instruction]
+    by_method: dict[str, list[Answer]]
+    done: dict[str, EvalResult]
+    rejects: list[Reject]
+    new: list[EvalResult] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_inputs(cfg: RunConfig, judge: Judge) -> Scoring:
     src = episodes_path(cfg)
     episodes, bad_eps = read_records(src, Episode)
     instructions, bad_ins = read_records(cfg.path("instructions"), Instruction)
     rejects = [_reject(str(e), e.record_id, e.kind) for e in [*bad_eps, *bad_ins]]
     ins = {i.id: i for i in instructions}
     by_method, rej = build_answers(episodes, ins, str(src))  # type: ignore[arg-type]
-    rejects += rej
     done_list, _ = read_records(cfg.path("eval"), EvalResult)
-    done = {r.id: r for r in done_list}
-    new: list[EvalResult] = []
-    summary: dict[str, Any] = {"episodes": str(src), "methods": {}, "judge": judge.name,
-                               "prompt_version": judge.prompt_version}
+    return Scoring(cfg, judge, src, episodes, ins, by_method, {r.id: r for r in done_list},  # type: ignore[arg-type]
+                   rejects + rej, summary={"episodes": str(src), "methods": {}, "judge": judge.name,
+                                           "prompt_version": judge.prompt_version})
 
+
+async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
+    s = _read_inputs(cfg, judge)
+    passes = await _score_pass_rates(s)
+    if cfg.evaluate.reference:
+        await _score_win_rates(s, passes)
+    if cfg.evaluate.toolalpaca:
+        await _score_toolalpaca(s)
+    return _write(s)
+
+
+async def _score_pass_rates(s: Scoring) -> dict[str, list[QueryPass]]:
+    """ToolEval pass rate (and solvable pass rate) of each method's answers."""
     passes: dict[str, list[QueryPass]] = {}
-    for method, answers in sorted(by_method.items()):
-        passes[method], recs = await _pass_rate(answers, cfg.name, judge, cfg, done)
-        new += recs
-        summary["methods"][method] = {"pass_rate": summarize(passes[method])}
-        write_pass_rate_results(passes[method], cfg.path("report", "toolbench", "pass_rate_results"), cfg.name,
-                                method)
+    for method, answers in sorted(s.by_method.items()):
+        passes[method], recs = await _pass_rate(answers, s.cfg.name, s.judge, s.cfg, s.done)
+        s.new += recs
+        s.summary["methods"][method] = {"pass_rate": summarize(passes[method])}
+        write_pass_rate_results(passes[method], s.cfg.path("report", "toolbench", "pass_rate_results"),
+                                s.cfg.name, method)
+    return passes
 
-    # win rate against a reference: "method:<name>" in the same episodes, or another episodes dataset
-    if ev.reference:
-        if ev.reference.startswith("method:"):
-            ref_name, ref = ev.reference.split(":", 1)[1], passes.get(ev.reference.split(":", 1)[1], [])
-        else:
-            ref_eps, bad = read_records(_dataset(cfg, ev.reference), Episode)
-            rejects += [_reject(str(e), e.record_id, "reference") for e in bad]
-            ref_by, rej = build_answers(ref_eps, ins, ev.reference)  # type: ignore[arg-type]
-            rejects += rej
-            ref_name, ref = "reference", []
-            for answers in ref_by.values():
-                got, recs = await _pass_rate(answers, "reference", judge, cfg, done)
-                ref += got
-                new += recs
-        if not ref:
-            rejects.append(_reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
-                                   "reference"))
-        for method, cand in passes.items():
-            if not ref or method == ref_name:
+
+async def _score_win_rates(s: Scoring, passes: dict[str, list[QueryPass]]) -> None:
+    """Win rate against `evaluate.reference`: "method:<name>" in the same episodes, or another
+    episodes dataset (its answers get a pass rate first)."""
+    cfg, ev, judge = s.cfg, s.cfg.evaluate, s.judge
+    assert ev.reference is not None
+    if ev.reference.startswith("method:"):
+        ref_name, ref = ev.reference.split(":", 1)[1], passes.get(ev.reference.split(":", 1)[1], [])
+    else:
+        ref_eps, bad = read_records(_dataset(cfg, ev.reference), Episode)
+        s.rejects += [_reject(str(e), e.record_id, "reference") for e in bad]
+        ref_by, rej = build_answers(ref_eps, s.instructions, ev.reference)  # type: ignore[arg-type]
+        s.rejects += rej
+        ref_name, ref = "reference", []
+        for answers in ref_by.values():
+            got, recs = await _pass_rate(answers, "reference", judge, cfg, s.done)
+            ref += got
+            s.new += recs
+    if not ref:
+        s.rejects.append(_reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
+                                 "reference"))
+    for method, cand in passes.items():
+        if not ref or method == ref_name:
+            continue
+        todo = [q for q in cand if _rid("win_rate", cfg.name, method, ref_name, q.answer.query_id) not in s.done]
+        wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency)
+        split_of = {q.answer.query_id: q.answer.split for q in cand}
+        for w in wins:
+            s.new.append(EvalResult(
+                id=_rid("win_rate", cfg.name, method, ref_name, w.query_id), query_id=w.query_id, run=cfg.name,
+                method=method, split=split_of[w.query_id], metric="win_rate", label=w.label,
+                score={"Win": 1.0, "Tie": 0.5, "Lose": 0.0}[w.label], votes=w.rounds,
+                judge_model=judge.name, prompt_version=judge.prompt_version,
+                details={"reference": ref_name, "candidate_wins": w.candidate_wins,
+                         "reference_wins": w.reference_wins}))
+        s.summary["methods"][method]["win_rate"] = summarize_wins(wins)
+
+
+async def _score_toolalpaca(s: Scoring) -> None:
+    """ToolAlpaca's process and response correctness against the golden answers."""
+    cfg, judge = s.cfg, s.judge
+    tools_list, bad = read_records(cfg.path("toolsets"), Tool)
+    s.rejects += [_reject(str(e), e.record_id, e.kind) for e in bad]
+    tools = {t.id: t for t in tools_list}
+    for method, answers in sorted(s.by_method.items()):
+        cases = []
+        for a in answers:
+            i = s.instructions.get(a.query_id)
+            gold = alpaca.golden_answers(i, tools) if i else None  # type: ignore[arg-type]
+            if gold is None:
+                s.rejects.append(_reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
+                                         "evaluation", a.episode_id, "toolalpaca"))
                 continue
-            todo = [q for q in cand if _rid("win_rate", cfg.name, method, ref_name, q.answer.query_id) not in done]
-            wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed,
-                                           concurrency=ev.concurrency)
-            split_of = {q.answer.query_id: q.answer.split for q in cand}
-            for w in wins:
-                new.append(EvalResult(
-                    id=_rid("win_rate", cfg.name, method, ref_name, w.query_id), query_id=w.query_id, run=cfg.name,
-                    method=method, split=split_of[w.query_id], metric="win_rate", label=w.label,
-                    score={"Win": 1.0, "Tie": 0.5, "Lose": 0.0}[w.label], votes=w.rounds,
-                    judge_model=judge.name, prompt_version=judge.prompt_version,
-                    details={"reference": ref_name, "candidate_wins": w.candidate_wins,
-                             "reference_wins": w.reference_wins}))
-            summary["methods"][method]["win_rate"] = summarize_wins(wins)
+            if _rid("toolalpaca", cfg.name, method, a.query_id) in s.done:
+                continue
+            doc = "\n".join(tools[t].nl_documentation for t in i.tool_ids if t in tools)  # type: ignore[union-attr]
+            cases.append(alpaca.AlpacaCase(a, i.text, doc, gold))  # type: ignore[union-attr]
+        results = await alpaca.evaluate_toolalpaca(cases, judge, cfg.evaluate.concurrency)
+        for c, r in zip(cases, results):
+            s.new.append(EvalResult(
+                id=_rid("toolalpaca", cfg.name, method, c.answer.query_id), query_id=c.answer.query_id,
+                run=cfg.name, method=method, split=c.answer.split, metric="toolalpaca",
+                label="Yes" if r["overall"] else "No", score=float(r["overall"]), votes=[r],
+                judge_model=judge.name, prompt_version=judge.prompt_version,
+                details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id}))
+        s.summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(results)
 
-    if ev.toolalpaca:
-        tools_list, bad = read_records(cfg.path("toolsets"), Tool)
-        rejects += [_reject(str(e), e.record_id, e.kind) for e in bad]
-        tools = {t.id: t for t in tools_list}
-        for method, answers in sorted(by_method.items()):
-            cases = []
-            for a in answers:
-                i = ins.get(a.query_id)
-                gold = alpaca.golden_answers(i, tools) if i else None  # type: ignore[arg-type]
-                if gold is None:
-                    rejects.append(_reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
-                                           "evaluation", a.episode_id, "toolalpaca"))
-                    continue
-                if _rid("toolalpaca", cfg.name, method, a.query_id) in done:
-                    continue
-                doc = "\n".join(tools[t].nl_documentation for t in i.tool_ids if t in tools)  # type: ignore[union-attr]
-                cases.append(alpaca.AlpacaCase(a, i.text, doc, gold))  # type: ignore[union-attr]
-            results = await alpaca.evaluate_toolalpaca(cases, judge, ev.concurrency)
-            for c, r in zip(cases, results):
-                new.append(EvalResult(
-                    id=_rid("toolalpaca", cfg.name, method, c.answer.query_id), query_id=c.answer.query_id,
-                    run=cfg.name, method=method, split=c.answer.split, metric="toolalpaca",
-                    label="Yes" if r["overall"] else "No", score=float(r["overall"]), votes=[r],
-                    judge_model=judge.name, prompt_version=judge.prompt_version,
-                    details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id}))
-            summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(results)
 
-    fresh = [r for r in new if r.id not in done]
+def _write(s: Scoring) -> dict[str, Any]:
+    """This run's records and rejects (each once), then the report of every record."""
+    cfg, ev = s.cfg, s.cfg.evaluate
+    fresh = [r for r in s.new if r.id not in s.done]
     if fresh:
         write_part(fresh, cfg.path("eval"), EvalResult)
     # a rerun meets the same bad records again (their ids are deterministic): record each once
     seen = existing_ids(cfg.path("eval_rejects"))
-    rejects = [r for r in {r.id: r for r in rejects}.values() if r.id not in seen]
+    rejects = [r for r in {r.id: r for r in s.rejects}.values() if r.id not in seen]
     if rejects:
         write_part(rejects, cfg.path("eval_rejects"), Reject)
-    everything = list({**done, **{r.id: r for r in fresh}}.values())
+    everything = list({**s.done, **{r.id: r for r in fresh}}.values())
     # say whose answers these are: the report of a chain is the trained model's, not the data's
-    models = sorted({e.model for e in episodes if e.model})  # type: ignore[union-attr]
-    under_test = {"episodes": str(src), "models": models, "solve_with": ev.solve_with,
+    models = sorted({e.model for e in s.episodes if e.model})
+    under_test = {"episodes": str(s.source), "models": models, "solve_with": ev.solve_with,
                   "model_dir": str(cfg.path("model")) if ev.solve_with == "trained" else ev.solve_with}
     title = f"{cfg.name}: evaluation" + (f" of {', '.join(models)}" if models else "")
     if ev.solve_with:
         title += f" ({cfg.path('model') if ev.solve_with == 'trained' else ev.solve_with})"
     write_report(everything, cfg.path("report"), title=title, extra={"under_test": under_test})  # type: ignore[arg-type]
-    summary["under_test"] = under_test
+    summary = {**s.summary, "under_test": under_test}
     summary.update({"written": len(fresh), "reused": len(everything) - len(fresh), "rejects": len(rejects),
                     "report": str(cfg.path("report", "report.md"))})
     return summary
