@@ -91,6 +91,10 @@ class ProgressView:
             self.console.print(progress_line(self.p), markup=False, highlight=False)
 
 
+def console_line(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def stage_done(name: str, elapsed_s: float) -> None:
     console.print(f"[green]done[/green] {name} in {elapsed_s:.1f}s", highlight=False)
 

@@ -24,6 +24,11 @@ calling records made another way "done". Each ledger entry says whether its inpu
 records it wrote, so `--retry-failed` (`forget_failed`) can remove exactly the failed inputs' rows
 and entries; the rerun then does them again, once. That removal is planned in `RETRY.json` first
 and finished by the next run if this one is killed midway (`finish_retry`).
+
+Before a rerun trusts what is committed, `verify` reads each batch's ledger part and its output
+parts' footers and compares their rows with what the ledger entries list: a batch that fails
+(a truncated part, say) loses its ledger part, so its outputs are orphans and its inputs are redone,
+and the run says which file it was.
 """
 from __future__ import annotations
 
@@ -114,6 +119,40 @@ def done_inputs(ledger_dir: str | Path) -> set[str]:
 def committed_keys(ledger_dir: str | Path) -> set[str]:
     d = Path(ledger_dir)
     return {p.stem.removeprefix("part-") for p in d.glob("part-*.parquet")} if d.exists() else set()
+
+
+def verify(stage: str, ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> list[str]:
+    """Check every committed batch (see the module doc); returns a line per batch redone."""
+    d, dirs = Path(ledger_dir), [Path(p) for p in dataset_dirs]
+    redone = []
+    for part in sorted(d.glob("part-*.parquet")) if d.exists() else []:
+        why = _batch_problem(part, dirs)
+        if why:
+            part.unlink()
+            redone.append(f"{why}: its inputs are done again")
+    if redone:
+        remove_orphans(stage, d, dirs)
+    return redone
+
+
+def _batch_problem(ledger_part: Path, dirs: list[Path]) -> str | None:
+    try:
+        entries = pq.ParquetFile(ledger_part)
+        listed = (sum(len(o) for o in entries.read(columns=["outputs"])["outputs"].to_pylist())
+                  if "outputs" in entries.schema_arrow.names else None)  # a ledger from before it listed them
+    except (OSError, pa.ArrowException) as e:
+        return f"ledger part {ledger_part} cannot be read ({type(e).__name__}: {e})"
+    rows = 0
+    for out in dirs:
+        part = out / ledger_part.name
+        if part.exists():
+            try:
+                rows += pq.ParquetFile(part).metadata.num_rows
+            except (OSError, pa.ArrowException) as e:
+                return f"committed part {part} cannot be read ({type(e).__name__}: {e})"
+    if listed is not None and rows != listed:
+        return f"committed parts {ledger_part.name} hold {rows} rows, the ledger lists {listed}"
+    return None
 
 
 def remove_orphans(stage: str, ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> list[Path]:

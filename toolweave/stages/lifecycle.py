@@ -6,6 +6,7 @@ release, and write the summary. A runner supplies only `execute`: the rows in, o
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,10 @@ from toolweave.schemas import RecordOutcome, Reject
 from toolweave.stages import ledger
 from toolweave.stages.base import Progress, StageIO
 from toolweave.stages.declaration import Stage, Summary
-from toolweave.stages.display import ProgressView
+from toolweave.stages.display import ProgressView, console_line
 from toolweave.stages.scan import InputScan, scan_inputs
+
+log = logging.getLogger("toolweave.stages")
 
 
 @dataclass
@@ -29,6 +32,7 @@ class RecordJob:
     stage: Stage
     io: StageIO
     scan: InputScan
+    redone: list[str]  # committed batches found broken on resume (named), done again by this run
 
 
 Execute = Callable[[RecordJob], Iterable[RecordOutcome | dict[str, Any]]]
@@ -61,7 +65,8 @@ def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str
         notes.update(stage.finish(cfg))
     ledger.release(job.io.ledger, job.io.run_token)
     return write_summary(cfg, stage.name, progress, {**notes, "filtered": job.scan.filtered,
-                                                     "duplicate_ids": len(job.scan.duplicates), "runner": runner})
+                                                     "duplicate_ids": len(job.scan.duplicates),
+                                                     "redone_batches": job.redone, "runner": runner})
 
 
 def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
@@ -73,12 +78,16 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
     io_.run_token = ledger.claim(io_.ledger)
     ledger.remove_orphans(stage.name, io_.ledger, io_.outputs())
     ledger.finish_retry(io_.ledger, io_.outputs())  # a killed --retry-failed run's removal
+    redone = ledger.verify(stage.name, io_.ledger, io_.outputs())
+    for line in redone:
+        log.warning("%s: %s", stage.name, line)
+        console_line(f"{stage.name}: {line}")
     if cfg.run.retry_failed:
         ledger.forget_failed(io_.ledger, io_.outputs())
     scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit)
     # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
     io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{stage.name}")
-    return RecordJob(cfg, stage, io_, scan)
+    return RecordJob(cfg, stage, io_, scan, redone)
 
 
 def _selector(cfg: RunConfig, stage: Stage) -> Callable[[dict[str, Any]], bool] | None:

@@ -98,3 +98,32 @@ def test_a_killed_retry_is_finished_by_the_next_run(tmp_path):
     assert summary["processed"] == 1 and summary["failed"] == 0
     eps, _ = io.read_records(tmp_path / "episodes", Episode)
     assert len(eps) == 5 and all(e.status == "answered" for e in eps)
+
+
+@pytest.mark.parametrize("broken", ["episodes", "_ledger/probe"])
+def test_a_truncated_committed_part_is_named_and_its_batch_done_again(tmp_path, broken, caplog):
+    instrs = _instructions(tmp_path)
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2})
+    run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
+    victim = sorted((tmp_path / broken).glob("part-probe-*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:-30])  # cut off the footer, as a full disk or a kill might
+    llm = FakeChatModel(handler=lambda req: "again")
+    with caplog.at_level("WARNING", logger="toolweave.stages"):
+        summary = run_local(cfg, probe.STAGE, {"default": llm})
+    (line,) = summary["redone_batches"]
+    assert str(victim) in line and "cannot be read" in line and str(victim) in caplog.text
+    assert summary["processed"] == 2 and len(llm.requests) == 2
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    assert not bad and sorted(e.instruction_id for e in eps) == sorted(i.id for i in instrs)
+
+
+def test_a_part_with_missing_rows_is_done_again(tmp_path):
+    import pyarrow.parquet as pq
+    _instructions(tmp_path)
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2})
+    run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
+    victim = sorted((tmp_path / "episodes").glob("part-probe-*.parquet"))[0]
+    pq.write_table(pq.read_table(victim).slice(0, 1), victim)  # readable, one row short
+    summary = run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "again")})
+    assert "hold 1 rows, the ledger lists 2" in summary["redone_batches"][0] and summary["processed"] == 2
+    assert len(io.existing_ids(tmp_path / "episodes")) == len(list(io.iter_rows(tmp_path / "episodes"))) == 5
