@@ -17,6 +17,7 @@ import pyarrow as pa
 from toolweave.aio import finish_on
 from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome
+from toolweave.stages import ledger
 from toolweave.stages.base import RecordWorker, StageIO, commit, process_batch
 from toolweave.stages.clients import build_clients
 
@@ -59,7 +60,11 @@ class RecordBatchRunner:
         rows: list[dict[str, Any]] = batch.to_pylist()
         if not rows:
             return RecordOutcome.ARROW.empty_table()
+        ids = [str(r["id"]) for r in rows]
+        # outlives this process if a record kills it: the driver then finds that record (pipeline.py)
+        marker = ledger.mark_in_flight(self.io.ledger, ledger.batch_key(self.io.stage, ids), ids)
         by_kind, outcomes = await process_batch(self.worker, rows, self.sem)
         # Parquet writing is blocking: off the loop, so the other batches' episodes keep going
         await asyncio.to_thread(commit, self.io, outcomes, by_kind)
+        marker.unlink(missing_ok=True)
         return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=RecordOutcome.ARROW)

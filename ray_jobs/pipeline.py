@@ -3,21 +3,33 @@
 read the input Parquet -> (actor pool) drop already-done ids, run many records concurrently per
 actor, commit each batch's records exactly once -> stream small outcome rows to the driver, which
 shows progress and writes the summary. Nothing accumulates on the driver but counters.
+
+A record that kills its actor every time (a crash in native code, memory) makes Ray Data give up
+after `ray.max_task_retries`. The batches that were in flight then (their markers outlived the
+actor) are run again alone, in fresh actors, split in halves until the record that kills them is
+found; it is rejected by id with the reason, and the pipeline goes on with the rest.
 """
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import ray
 
 from actors.record_runner import RecordBatchRunner
 from toolweave import io
 from toolweave.config import RunConfig
+from toolweave.schemas import RecordOutcome
+from toolweave.stages import ledger
+from toolweave.stages.base import commit, failed_record
 from toolweave.stages.declaration import Stage, Summary
 from toolweave.stages.episodes import tool_cache_path
 from toolweave.stages.lifecycle import RecordJob, run_record_stage
+from toolweave.stages.scan import id_hash
 
 BaseURL = str | Callable[[], str | None] | None  # a URL, or a function that starts the engine and gives it
 
@@ -30,22 +42,72 @@ def run_records(cfg: RunConfig, stage: Stage, base_url: BaseURL = None) -> Summa
 
 def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
     url = base_url() if callable(base_url) else base_url
-    cfg, cache = job.cfg, None
-    cache_actor = None
+    cfg, cache, cache_actor = job.cfg, None, None
     try:
         if job.stage.worker.uses_tool_cache and cfg.executor.kind == "llm":
             from actors.tool_cache import cache_actor_name, start_tool_cache
             cache = start_tool_cache(tool_cache_path(cfg), job.io.run_token)
             cache_actor = cache_actor_name(tool_cache_path(cfg), job.io.run_token)
-        for batch in _dataset(job, url, cache_actor).iter_batches(batch_size=None, batch_format="pyarrow"):
-            yield from batch.to_pylist()
+        runner_kwargs = dict(cfg_json=cfg.model_dump_json(), worker=job.stage.worker, io=job.io, base_url=url,
+                             cache_actor=cache_actor)
+        skip = set(job.scan.skip_ids)
+        seen = array("q")  # hashes of the ids whose outcome came back (8 bytes a record)
+        while True:
+            try:
+                for batch in _dataset(job, runner_kwargs, skip).iter_batches(batch_size=None, batch_format="pyarrow"):
+                    rows = batch.to_pylist()
+                    seen.extend(id_hash(r["id"]) for r in rows)
+                    yield from rows
+                return
+            except ray.exceptions.RayError as e:
+                suspects = ledger.in_flight(job.io.ledger)
+                if not suspects:
+                    raise
+                # batches committed whose outcome rows were lost with the pipeline: from their ledger entries
+                yield from _committed_unseen(job, skip, seen)
+                ids = {i for batch_ids in suspects.values() for i in batch_ids} - ledger.done_inputs(job.io.ledger)
+                yield from _isolate(job, runner_kwargs, ids, e)
+                ledger.clear_in_flight(job.io.ledger)  # the dead actors' batches, all committed now
+                skip |= ledger.done_inputs(job.io.ledger)  # then the rest, in a new pipeline
     finally:
         if cache is not None:
             ray.kill(cache)  # this run's actors are done with it; the SQLite file keeps the responses
 
 
-def _dataset(job: RecordJob, base_url: str | None, cache_actor: str | None) -> ray.data.Dataset:
-    cfg, rs, run = job.cfg, job.cfg.ray, job.cfg.run
+def _committed_unseen(job: RecordJob, skip: set[str], seen: array) -> Iterator[dict[str, Any]]:
+    known = set(np.frombuffer(seen, dtype=np.int64).tolist()) if seen else set()
+    for e in ledger.entries(job.io.ledger):
+        if e.id not in skip and id_hash(e.id) not in known:
+            seen.append(id_hash(e.id))
+            yield RecordOutcome(id=e.id, ok=e.ok, reason="" if e.ok else "failed", n_out=len(e.outputs)).to_row()
+
+
+def _isolate(job: RecordJob, runner_kwargs: dict[str, Any], ids: set[str], error: Exception) -> Iterator[dict[str, Any]]:
+    """Run the records `ids` in fresh actors, halving each group whose actor dies, down to the one
+    record that kills it: that one is rejected by id, with the reason."""
+    groups = [[r for p in job.io.inputs for r in io.iter_rows(p) if str(r.get("id")) in ids]]
+    runner = ray.remote(num_cpus=job.cfg.ray.actor_num_cpus, max_restarts=0)(RecordBatchRunner)
+    while groups:
+        rows = groups.pop()
+        actor = runner.remote(skip_ids=[], **runner_kwargs)
+        try:
+            yield from ray.get(actor.__call__.remote(pa.Table.from_pylist(rows))).to_pylist()
+        except ray.exceptions.RayActorError as e:
+            if len(rows) > 1:
+                groups += [rows[:len(rows) // 2], rows[len(rows) // 2:]]
+                continue
+            worker = job.stage.worker(job.cfg, {})
+            reason = (f"record {rows[0].get('id')!r} killed its worker process every time it ran "
+                      f"({type(error).__name__}, then {type(e).__name__} alone)")
+            records, outcome = failed_record(worker, rows[0], reason)
+            commit(job.io, [outcome], records)
+            yield outcome.to_row()
+        finally:
+            ray.kill(actor)
+
+
+def _dataset(job: RecordJob, runner_kwargs: dict[str, Any], skip: set[str]) -> ray.data.Dataset:
+    rs, run = job.cfg.ray, job.cfg.run
     # twice the batches the in-flight bound holds: the second half waits on the actor's semaphore,
     # so slots freed by finishing records (often a whole wave at once) are refilled at once,
     # not after Ray Data has seen a batch end and sent the next
@@ -59,8 +121,7 @@ def _dataset(job: RecordJob, base_url: str | None, cache_actor: str | None) -> r
     ds = ray.data.read_parquet(input_files, columns=None).repartition(target_num_rows_per_block=run.batch_size)
     return ds.map_batches(
         RecordBatchRunner,
-        fn_constructor_kwargs=dict(cfg_json=cfg.model_dump_json(), worker=job.stage.worker, io=job.io,
-                                   skip_ids=sorted(job.scan.skip_ids), base_url=base_url, cache_actor=cache_actor),
+        fn_constructor_kwargs=dict(skip_ids=sorted(skip), **runner_kwargs),
         batch_size=run.batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(min_size=rs.min_actors, max_size=rs.max_actors,

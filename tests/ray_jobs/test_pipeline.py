@@ -121,3 +121,23 @@ def test_sigkilled_actor_is_replaced_and_its_batches_retried_exactly_once(tmp_pa
     ids = [r["id"] for r in io.iter_rows(tmp_path / "episodes", columns=["id"])]
     assert len(ids) == len(set(ids)) == len(instrs), "a record was written twice or lost"
     assert ledger.done_inputs(led) == {i.id for i in instrs}
+
+
+def test_a_record_that_kills_its_actor_every_time_is_found_and_rejected_and_the_stage_finishes(tmp_path, local_ray):
+    from ray_jobs.pipeline import run_records
+    from toolweave.testing.probe_run import POISON, POISON_PROBE
+    instrs = write_g1_instructions(tmp_path, calls=1, limit=8)
+    poison = instrs[5]
+    io.write_part([i.model_copy(update={"extra": {**i.extra, POISON: i.id == poison.id}}) for i in instrs],
+                  tmp_path / "instructions", type(poison), name="input")
+    with ScriptedServer(handler=lambda body: "ok") as srv:
+        cfg = probe_config(tmp_path, srv.base_url, batch_size=4, max_in_flight=8, max_actors=1, max_task_retries=1)
+        summary = run_records(cfg, POISON_PROBE)
+    assert summary["processed"] == 8 and summary["failed"] == 1
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    assert not bad and len(eps) == len({e.id for e in eps}) == 8
+    (failed,) = [e for e in eps if e.status == "error"]
+    assert failed.instruction_id == poison.id
+    assert f"record {poison.id!r} killed its worker process every time it ran" in failed.errors[0]
+    assert ledger.done_inputs(tmp_path / "_ledger" / "probe") == {i.id for i in instrs}
+    assert not ledger.in_flight(tmp_path / "_ledger" / "probe")

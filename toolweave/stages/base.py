@@ -138,6 +138,14 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
     return records, _outcome(str(row.get("id", "?")), records, usage)
 
 
+def failed_record(worker: RecordWorker, row: dict[str, Any],
+                  reason: str) -> tuple[dict[type[Record], list[Record]], RecordOutcome]:
+    """The records (by kind) and outcome of an input that could not be processed at all: the
+    worker's own failure record (an error episode or a Reject) naming it and the reason."""
+    records = worker.on_error(row, RuntimeError(reason))
+    return by_kind(records), _outcome(str(row.get("id", "?")), records, Usage())
+
+
 def _log_unexpected(stage: str, row: dict[str, Any], e: BaseException) -> None:
     import logging
     logging.getLogger("toolweave.stages").warning(
@@ -173,13 +181,14 @@ async def process_batch(worker: RecordWorker, rows: list[dict[str, Any]],
                         sem: asyncio.Semaphore | None = None) -> tuple[dict[type[Record], list[Record]], list[RecordOutcome]]:
     """All rows of a batch concurrently (bounded by `sem`); records grouped by kind."""
     results = await asyncio.gather(*(process_one(worker, r, sem) for r in rows))
-    by_kind: dict[type[Record], list[Record]] = {}
-    outcomes = []
-    for records, outcome in results:
-        outcomes.append(outcome)
-        for r in records:
-            by_kind.setdefault(type(r), []).append(r)
-    return by_kind, outcomes
+    return by_kind([r for records, _ in results for r in records]), [outcome for _, outcome in results]
+
+
+def by_kind(records: list[Record]) -> dict[type[Record], list[Record]]:
+    grouped: dict[type[Record], list[Record]] = {}
+    for r in records:
+        grouped.setdefault(type(r), []).append(r)
+    return grouped
 
 
 def commit(io: StageIO, outcomes: list[RecordOutcome], by_kind: dict[type[Record], list[Record]]) -> str:

@@ -52,6 +52,7 @@ FENCE_GRACE_S = 5.0
 OWNER_FILE = "OWNER"
 SETTINGS_FILE = "SETTINGS.json"
 RETRY_FILE = "RETRY.json"
+IN_FLIGHT = "INFLIGHT-"  # + batch key: the ids of a batch a worker is running (removed at its commit)
 
 
 class StaleRunError(RuntimeError):
@@ -110,6 +111,30 @@ def commit_batch(stage: str, ledger_dir: str | Path, inputs: list[str] | list[Le
     check_owner(ledger_dir, token)
     write_part(entries, ledger_dir, LedgerEntry, name=key)
     return key
+
+
+def mark_in_flight(ledger_dir: str | Path, key: str, input_ids: list[str]) -> Path:
+    """A batch a worker starts: if its process dies, the marker outlives it and names the batch's
+    records (the Ray runner isolates the record that kills its worker)."""
+    path = Path(ledger_dir) / f"{IN_FLIGHT}{key}.json"
+    path.write_text(json.dumps(input_ids))
+    return path
+
+
+def in_flight(ledger_dir: str | Path) -> dict[str, list[str]]:
+    """{batch key: input ids} of batches started and not committed (their worker died, or runs still)."""
+    d = Path(ledger_dir)
+    return {p.stem.removeprefix(IN_FLIGHT): json.loads(p.read_text()) for p in d.glob(f"{IN_FLIGHT}*.json")}
+
+
+def clear_in_flight(ledger_dir: str | Path) -> None:
+    for p in Path(ledger_dir).glob(f"{IN_FLIGHT}*.json"):
+        p.unlink(missing_ok=True)
+
+
+def entries(ledger_dir: str | Path) -> Iterable[LedgerEntry]:
+    for row in iter_rows(ledger_dir):
+        yield LedgerEntry.from_row(row)
 
 
 def done_inputs(ledger_dir: str | Path) -> set[str]:

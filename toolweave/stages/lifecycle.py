@@ -77,6 +77,7 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
     ledger.check_settings(io_.ledger, stage.name, stage.shaping_settings(cfg))
     io_.run_token = ledger.claim(io_.ledger)
     ledger.remove_orphans(stage.name, io_.ledger, io_.outputs())
+    ledger.clear_in_flight(io_.ledger)  # a killed run's batches: their parts were orphans, just removed
     ledger.finish_retry(io_.ledger, io_.outputs())  # a killed --retry-failed run's removal
     redone = ledger.verify(stage.name, io_.ledger, io_.outputs())
     for line in redone:

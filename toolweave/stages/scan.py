@@ -47,7 +47,7 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
         for row in io.iter_rows(path, columns=["id", *(columns or [])]):
             scan.total += 1
             rid = str(row.get("id"))
-            hashes.append(_h64(rid))
+            hashes.append(id_hash(rid))
             if rid in done:
                 scan.already_done += 1
                 scan.skip_ids.add(rid)
@@ -63,7 +63,7 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
         for path in io_.inputs:
             for row in io.iter_rows(path, columns=["id"]):
                 rid = str(row.get("id"))
-                if _h64(rid) in dup_hashes:
+                if id_hash(rid) in dup_hashes:
                     counts[rid] += 1
     dup_ids = {i for i, c in counts.items() if c > 1 and i not in done}
     for i in sorted(dup_ids):
@@ -77,5 +77,5 @@ def scan_inputs(io_: StageIO, wants: Callable[[dict[str, Any]], bool] | None = N
     return scan
 
 
-def _h64(s: str) -> int:
+def id_hash(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little", signed=True)

@@ -1,14 +1,19 @@
-"""Inputs for probe-stage runs (`toolweave.stages.probe`) against a scripted server: the Ray pipeline
-tests' config and StableToolBench's 163 solvable G1 queries as instructions. Needs a source checkout
-(the queries are under tests/data)."""
+"""Probe-stage runs (`toolweave.stages.probe`) against a scripted server, for the Ray pipeline tests:
+their config, StableToolBench's 163 solvable G1 queries as instructions (needs a source checkout:
+the queries are under tests/data), and a probe whose worker dies on a marked record."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 from toolweave import io
 from toolweave.config import RunConfig
-from toolweave.schemas import Instruction
-from toolweave.stages.probe import CALLS_PER_EPISODE
+from toolweave.schemas import Instruction, Record
+from toolweave.stages import probe
+from toolweave.stages.probe import CALLS_PER_EPISODE, ProbeWorker
 
 G1 = Path(__file__).parents[2] / "tests" / "data" / "stabletoolbench" / "solvable_queries" / "G1_instruction.json"
 
@@ -28,3 +33,19 @@ def write_g1_instructions(run_dir, calls: int = 2, limit: int | None = None) -> 
     instrs = [i.model_copy(update={"extra": {**i.extra, CALLS_PER_EPISODE: calls}}) for i in instrs[:limit]]
     io.write_part(instrs, Path(run_dir) / "instructions", Instruction, name="input")
     return instrs
+
+
+POISON = "probe_poison"  # Instruction.extra key: the poison probe's worker process dies on this record
+
+
+class PoisonProbeWorker(ProbeWorker):
+    """The probe, except that a record marked `POISON` kills the process running it (as a crash in
+    native code would), every time."""
+
+    async def process(self, row: dict[str, Any]) -> list[Record]:
+        if json.loads(row.get("extra") or "{}").get(POISON):
+            os._exit(1)
+        return await super().process(row)
+
+
+POISON_PROBE = dataclasses.replace(probe.STAGE, worker=PoisonProbeWorker)
