@@ -11,18 +11,13 @@ from toolweave.config import RunConfig
 from toolweave.llm.types import ChatModel
 from toolweave.schemas import RecordOutcome
 from toolweave.stages.base import commit, process_batch
-from toolweave.stages.declaration import Runtime, Stage, Summary
+from toolweave.stages.declaration import Stage, Summary
 from toolweave.stages.lifecycle import RecordJob, run_record_stage
 
 
 def run_local(cfg: RunConfig, stage: Stage, clients: dict[str, ChatModel], response_cache: Any = None) -> Summary:
     """One per-record stage here, its LLM calls through `clients`; returns (and writes) its summary."""
     return run_record_stage(cfg, stage, lambda job: _outcomes(job, clients, response_cache), runner="local")
-
-
-def local_runtime(clients: dict[str, ChatModel], base_url: str | None = None) -> Runtime:
-    """A runtime whose per-record stages run here, all with `clients`."""
-    return Runtime(base_url=lambda: base_url, run_records=lambda cfg, stage: run_local(cfg, stage, clients))
 
 
 def _outcomes(job: RecordJob, clients: dict[str, ChatModel], response_cache: Any) -> Iterator[RecordOutcome]:
