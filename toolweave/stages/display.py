@@ -117,6 +117,9 @@ def summary_table(results: dict[str, dict[str, Any]], run_dir: Path) -> None:
         table.add_row(name, *counts, f"{s.get('elapsed_s', 0):.0f}", notes)
     console.print(table)
     console.print(f"summaries: {run_dir / 'run_summary.json'}; logs: {run_dir / 'logs'}", highlight=False)
+    report = run_dir / "report" / "report.md"
+    if report.exists():
+        console.print(f"report: {report}", highlight=False)
 
 
 def _short(v: Any) -> str:
