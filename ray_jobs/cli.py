@@ -82,7 +82,8 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     with display.quiet_terminal(cfg.path("logs"), verbose=cfg.run.verbose) as logs:
         try:
             results = run_stages(cfg, stages)
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
+        except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
+            logging.getLogger("toolweave.jobs").info("toolweave %s stopped", command, exc_info=True)
             display.console.print(f"toolweave {command}: {e}", markup=False, highlight=False)
             return 1
         except BaseException as e:
