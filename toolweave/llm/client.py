@@ -21,7 +21,6 @@ import asyncio
 import email.utils
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -33,6 +32,7 @@ import aiohttp
 from toolweave.config import EndpointConfig, LLMSettings
 from toolweave.llm.accounting import Accountant
 from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
+from toolweave.secrets import read_secret, redact
 
 log = logging.getLogger("toolweave.llm")
 
@@ -105,13 +105,14 @@ class HTTPStatusError(Exception):
 
     def __init__(self, status: int, body: bytes, retry_after: float | None):
         self.status, self.retry_after = status, retry_after
-        text = body[:300].decode("utf-8", "replace")
+        # redacted whole, then cut: a cut could leave a key's head that no longer looks like it
+        text = redact(body[:64_000].decode("utf-8", "replace"))
         try:  # OpenAI-style {"error": {"message": ...}}
             err = json.loads(body).get("error")
-            text = (err.get("message") if isinstance(err, dict) else err) or text
-        except (ValueError, AttributeError):
+            text = redact(str((err.get("message") if isinstance(err, dict) else err) or text))
+        except (ValueError, AttributeError, RecursionError):
             pass
-        super().__init__(f"HTTP {status}: {str(text)[:200]}")
+        super().__init__(f"HTTP {status}: {text[:200]}")
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -137,7 +138,8 @@ def _retry_after(headers: Any) -> float | None:
 def _describe(e: BaseException) -> str:
     if isinstance(e, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout"
-    return str(e)[:300] if isinstance(e, (HTTPStatusError, MalformedReply)) else f"{type(e).__name__}: {str(e)[:200]}"
+    text = redact(str(e))  # library errors may carry request headers
+    return text[:300] if isinstance(e, (HTTPStatusError, MalformedReply)) else f"{type(e).__name__}: {text[:200]}"
 
 
 _RETRIED = (HTTPStatusError, aiohttp.ClientError, OSError, asyncio.TimeoutError, MalformedReply)
@@ -195,10 +197,10 @@ class LLMClient:
         self.default_temperature = default_temperature
         self.default_max_tokens = default_max_tokens
         if endpoint.api_key_env:
-            key = os.environ.get(endpoint.api_key_env)
+            key = read_secret(endpoint.api_key_env)  # stripped and registered for redaction
             if not key:
                 raise ValueError(f"endpoint {endpoint.base_url} ({endpoint.model}): environment variable "
-                                 f"{endpoint.api_key_env} is not set")
+                                 f"{endpoint.api_key_env} is not set (nor {endpoint.api_key_env}_FILE)")
         else:
             key = "EMPTY"  # local servers ignore it
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
@@ -331,7 +333,7 @@ class LLMClient:
             if attempt + 1 < attempts:
                 delay = self.backoff_s(attempt, retry_after)
                 log.info("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.name, attempt + 1, attempts,
-                         cause, delay)
+                         redact(cause), delay)
                 await asyncio.sleep(delay)
         if self.accountant is not None:
             self.accountant.record_failure(model=self.model, tag=tag, retries=attempts - 1)
