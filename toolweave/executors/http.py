@@ -131,11 +131,15 @@ class HttpExecutor:
         self.limiter = RateLimiter(rate_limit_per_s)
         self.transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def client(self) -> httpx.AsyncClient:
-        if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, transport=self.transport,
-                                             follow_redirects=False)
+        """This loop's client: pooled connections belong to the loop that opened them, and callers
+        run several loops over an executor's life (asyncio.run in scripts and tests)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._loop is not loop:
+            self._client, self._loop = httpx.AsyncClient(timeout=self.timeout_s, transport=self.transport,
+                                                         follow_redirects=False), loop
         return self._client
 
     async def aclose(self) -> None:
