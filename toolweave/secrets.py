@@ -30,11 +30,6 @@ MASK = "***"
 PREFIX_MIN = 8  # shortest prefix of a secret's form that is redacted (shorter ones are too common)
 MIN_SECRET = 4  # shorter values are not secrets worth the damage redacting them would do
 
-_lock = threading.Lock()
-_secrets: set[str] = set()
-_forms: list[str] = []  # every form of every secret
-_pattern: re.Pattern[str] | None = None
-
 
 def _base64_cores(data: bytes) -> list[str]:
     """The base64 characters that depend only on `data`, for each of the 3 byte alignments it can
@@ -59,20 +54,81 @@ def forms(secret: str) -> list[str]:
     return sorted({f for f in found if len(f) >= MIN_SECRET}, key=len, reverse=True)
 
 
-def register(value: str | None) -> str:
-    """Add a secret (stripped); returns the stripped value. Installs log redaction on first use."""
-    value = (value or "").strip()
-    if len(value) < MIN_SECRET:
-        return value
-    global _pattern
-    with _lock:
-        if value in _secrets:
+def _match_len(text: str, at: int, form: str) -> int:
+    """How many characters of `form` (any case) `text` holds from `at` on."""
+    k, n = 0, min(len(form), len(text) - at)
+    while k < n and (text[at + k] == form[k] or text[at + k].casefold() == form[k].casefold()):
+        k += 1
+    return k
+
+
+class Redactor:
+    """A set of secrets and the redaction of their forms (one per process: `DEFAULT`; tests and
+    fuzzers make their own, so that thousands of random keys do not slow every later redaction)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.secrets: set[str] = set()
+        self._forms: list[str] = []  # every form of every secret
+        self.pattern: re.Pattern[str] | None = None
+
+    def register(self, value: str | None) -> str:
+        """Add a secret (stripped); returns the stripped value."""
+        value = (value or "").strip()
+        if len(value) < MIN_SECRET:
             return value
-        _secrets.add(value)
-        _forms.extend(forms(value))
-        heads = sorted({f[:PREFIX_MIN] for f in _forms}, key=len, reverse=True)
-        _pattern = re.compile("|".join(map(re.escape, heads)), re.IGNORECASE)
-    install_logging()
+        with self._lock:
+            if value not in self.secrets:
+                self.secrets.add(value)
+                self._forms = self._forms + forms(value)
+                heads = sorted({f[:PREFIX_MIN] for f in self._forms}, key=len, reverse=True)
+                self.pattern = re.compile("|".join(map(re.escape, heads)), re.IGNORECASE)
+        return value
+
+    def redact(self, text: Any) -> Any:
+        """`text` with every secret (any form above, or a prefix of one) replaced by ***.
+        Non-strings come back unchanged."""
+        pattern, all_forms = self.pattern, self._forms
+        if pattern is None or not isinstance(text, str) or not text:
+            return text
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        while (m := pattern.search(text, pos)) is not None:
+            at = m.start()
+            best = max(_match_len(text, at, f) for f in all_forms)
+            best = best if best >= min(PREFIX_MIN, len(text) - at) else len(m.group(0))
+            spans.append((at, at + best))
+            pos = at + max(best, 1)
+        if not spans:
+            return text
+        out, last = [], 0
+        for start, end in spans:
+            out += [text[last:start], MASK]
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+    def redact_obj(self, obj: Any) -> Any:
+        """`redact` applied to every string inside dicts / lists / tuples (keys included)."""
+        if self.pattern is None:
+            return obj
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, dict):
+            return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return type(obj)(self.redact_obj(v) for v in obj)
+        return obj
+
+
+DEFAULT = Redactor()
+
+
+def register(value: str | None) -> str:
+    """Add a secret to this process's redactor (stripped); installs log redaction on first use."""
+    value = DEFAULT.register(value)
+    if DEFAULT.pattern is not None:
+        install_logging()
     return value
 
 
@@ -91,58 +147,22 @@ def read_secret(env_name: str) -> str:
 
 
 def registered() -> int:
-    return len(_secrets)
-
-
-def _match_len(text: str, at: int, form: str) -> int:
-    """How many characters of `form` (any case) `text` holds from `at` on."""
-    k, n = 0, min(len(form), len(text) - at)
-    while k < n and (text[at + k] == form[k] or text[at + k].casefold() == form[k].casefold()):
-        k += 1
-    return k
+    return len(DEFAULT.secrets)
 
 
 def redact(text: Any) -> Any:
-    """`text` with every registered secret (any form above, or a prefix of one) replaced by ***.
-    Non-strings come back unchanged."""
-    pattern = _pattern
-    if pattern is None or not isinstance(text, str) or not text:
-        return text
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    while (m := pattern.search(text, pos)) is not None:
-        at = m.start()
-        best = max(_match_len(text, at, f) for f in _forms)
-        best = best if best >= min(PREFIX_MIN, len(text) - at) else len(m.group(0))
-        spans.append((at, at + best))
-        pos = at + max(best, 1)
-    if not spans:
-        return text
-    out, last = [], 0
-    for start, end in spans:
-        out += [text[last:start], MASK]
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+    """This process's secrets redacted from `text` (see Redactor.redact)."""
+    return DEFAULT.redact(text)
 
 
 def redact_obj(obj: Any) -> Any:
-    """`redact` applied to every string inside dicts / lists / tuples (keys included)."""
-    if _pattern is None:
-        return obj
-    if isinstance(obj, str):
-        return redact(obj)
-    if isinstance(obj, dict):
-        return {redact_obj(k): redact_obj(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(redact_obj(v) for v in obj)
-    return obj
+    return DEFAULT.redact_obj(obj)
 
 
 # --- logs --------------------------------------------------------------------------------------
 
 def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    if _pattern is None or getattr(record, "_redacted", False):
+    if DEFAULT.pattern is None or getattr(record, "_redacted", False):
         return record
     try:
         message = record.getMessage()
