@@ -7,8 +7,10 @@ every encoding, trickles, sends gzip bombs and huge bodies, answers LLM calls wi
 
 Paths: `/echo...` echoes the request's credentials (Authorization, X-Key, `key` query) in all forms
 of `leak_forms`; `/trickle` sends a byte every 0.2 s for ~10 s; `/bomb` a gzip body inflating to
-`BOMB_BYTES`; `/huge` an endless plain body; `/v1/chat/completions` 502 with an HTML page of the
-request headers, or 401 "Incorrect API key provided: KEY" when the body asks for model `fatal`.
+`BOMB_BYTES`; `/huge` an endless plain body; `/drop` closes without answering; `/badgzip`, `/brotli`,
+`/shortbody`, `/charset` send broken or unexpected encodings; `/status/NNN` answers NNN;
+`/v1/chat/completions` 502 with an HTML page of the request headers, or 401 "Incorrect API key
+provided: KEY" when the body asks for model `fatal`.
 Anything else echoes method, path and headers as JSON.
 """
 from __future__ import annotations
@@ -103,6 +105,24 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"a" * 65536)
             except OSError:
                 return
+        elif path == "/drop":  # the connection closes without a response
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif path == "/badgzip":
+            self._send(200, b"\x1f\x8b\x08\x00garbage that is not deflate", extra={"Content-Encoding": "gzip"})
+        elif path == "/brotli":
+            self._send(200, b"\x0b\x02\x80hello\x03", extra={"Content-Encoding": "br"})
+        elif path == "/shortbody":  # promises more than it sends, then closes
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"partial": ')
+            self.close_connection = True
+        elif path == "/charset":
+            self._send(200, "caf\u00e9".encode("latin-1"), "text/plain; charset=no-such-charset")
+        elif path.startswith("/status/"):
+            code = int(path.rsplit("/", 1)[1])
+            self._send(code, json.dumps({"status": code}).encode())
         elif path.endswith("/chat/completions"):
             key = self.headers.get("Authorization", "").removeprefix("Bearer ")
             model = json.loads(payload or b"{}").get("model") if payload else None
