@@ -49,7 +49,8 @@ def reject_changed_tools(result: ImportResult, out: Path) -> None:
     keep = []
     for tool in result.tools:
         if tool.id in old and old[tool.id] != tool_fingerprint(tool):
-            result.rejects.append(make_reject(tool.extra.get("source_file", "import"), f"tool {tool.name!r}",
+            source = tool.extra.get("source_file") or ", ".join(tool.extra.get("source_files") or []) or "import"
+            result.rejects.append(make_reject(source, f"tool {tool.name!r}",
                                               f"tool id {tool.id!r} is already in {out} with different content; "
                                               "the old one is kept (import into a new folder to replace it)"))
         else:

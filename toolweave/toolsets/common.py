@@ -78,7 +78,7 @@ MAX_NODES = 500_000  # values in a document with YAML aliases expanded (billion 
 JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-class _YamlLoader(yaml.SafeLoader):
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built with it
     """SafeLoader without the timestamp type: `example: 2021-01-01` stays the string it is in JSON
     (a date object is no JSON value and would fail every later step)."""
 
