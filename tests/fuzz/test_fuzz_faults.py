@@ -3,7 +3,6 @@ cache (with corruption): 0 crashes, 0 hangs, 0 leaks."""
 import asyncio
 import base64
 import json
-import multiprocessing as mp
 import random
 import string
 import time
@@ -11,10 +10,11 @@ from urllib.parse import quote
 
 import pytest
 
-from toolweave.executors import HttpExecutor, SqliteResponseCache
+from toolweave.executors import HttpExecutor
 from toolweave.schemas import Function, Tool
 from toolweave.secrets import Redactor
 from toolweave.testing.hostile_server import HostileServer, leak_forms
+from toolweave.testing.processes import concurrent_cache_opens
 
 from .conftest import report
 
@@ -106,18 +106,6 @@ def test_secret_canaries_are_redacted_in_every_form():
     assert leaks == []
 
 
-def _open_write_read(path, i, start_at, q):
-    try:
-        while time.time() < start_at:
-            time.sleep(0.0005)
-        cache = SqliteResponseCache(path, timeout_s=30)
-        for k in range(10):
-            cache.put_sync(f"k{k}", f"v{i}")
-        q.put(("ok", tuple(cache.get_sync(f"k{k}") for k in range(10))))
-    except Exception as e:  # reported to the test
-        q.put(("error", f"{type(e).__name__}: {e}"))
-
-
 def _corrupt(rng: random.Random, path) -> str:
     if not path.exists() or rng.random() < 0.3:
         return "new file"
@@ -137,7 +125,6 @@ def _corrupt(rng: random.Random, path) -> str:
 
 def test_concurrent_cache_opens_with_corruption_never_fail(tmp_path):
     rng = random.Random(9)
-    ctx = mp.get_context("fork")
     rounds, procs_per_round = 10, 10
     errors, disagreements = [], 0
     path = tmp_path / "cache.sqlite"
@@ -145,14 +132,7 @@ def test_concurrent_cache_opens_with_corruption_never_fail(tmp_path):
         for suffix in ("-wal", "-shm"):
             (tmp_path / f"cache.sqlite{suffix}").unlink(missing_ok=True)  # as after a crash and a copy
         _corrupt(rng, path) if r % 2 else path.unlink(missing_ok=True)
-        q = ctx.Queue()
-        start_at = time.time() + 0.3
-        procs = [ctx.Process(target=_open_write_read, args=(path, i, start_at, q)) for i in range(procs_per_round)]
-        for p in procs:
-            p.start()
-        results = [q.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
+        results = concurrent_cache_opens(path, processes=procs_per_round, keys=10)
         errors += [res for kind, res in results if kind != "ok"]
         disagreements += len({res for kind, res in results if kind == "ok"}) > 1
     report("cache", opens=rounds * procs_per_round, errors=len(errors), disagreements=disagreements,

@@ -30,7 +30,7 @@ from toolweave.schemas import Function, Tool
 from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, check_tree, json_pointer, one_line, \
     pointer_target, read_document
 from toolweave.toolsets.naming import standardize, tool_id
-from toolweave.toolsets.openapi_repair import repair_openapi
+from toolweave.toolsets.openapi_repair import ref_paths, repair_openapi
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 MAX_REF_DEPTH = 24  # nested $ref expansions per branch; deeper ones stay as a stub (bounds blow-up)
@@ -46,18 +46,9 @@ class OpenAPIError(ValueError):
 
 # --- validation ------------------------------------------------------------------------------
 
-def _find_refs(node: Any, path: tuple = ()) -> list[tuple[str, str]]:
+def _find_refs(doc: Any) -> list[tuple[str, str]]:
     """(pointer of the $ref, target) for every $ref in a document."""
-    out: list[tuple[str, str]] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            out.append((json_pointer((*path, "$ref")), node["$ref"]))
-        for k, v in node.items():
-            out.extend(_find_refs(v, (*path, k)))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out.extend(_find_refs(v, (*path, i)))
-    return out
+    return [(json_pointer((*path, "$ref")), ref) for path, ref in ref_paths(doc)]
 
 
 def _resolves_locally(doc: Any, ref: str) -> bool:

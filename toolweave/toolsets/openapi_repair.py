@@ -26,17 +26,17 @@ SCHEMA_KEYWORDS = ("type", "format", "enum", "default", "items", "minimum", "max
                    "minLength", "maxLength", "collectionFormat")
 
 
-def _ref_parts(node: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+def ref_paths(node: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
     """(path of the object holding the $ref, the ref) for every string $ref."""
     out: list[tuple[tuple, str]] = []
     if isinstance(node, dict):
         if isinstance(node.get("$ref"), str):
             out.append((path, node["$ref"]))
         for k, v in node.items():
-            out.extend(_ref_parts(v, (*path, k)))
+            out.extend(ref_paths(v, (*path, k)))
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            out.extend(_ref_parts(v, (*path, i)))
+            out.extend(ref_paths(v, (*path, i)))
     return out
 
 
@@ -45,7 +45,7 @@ def _exists(doc: Any, fragment: str) -> bool:
 
 
 def _repair_missing_refs(doc: dict, repairs: list[str]) -> None:
-    missing = [(p, ref) for p, ref in _ref_parts(doc) if p and not urldefrag(ref).url
+    missing = [(p, ref) for p, ref in ref_paths(doc) if p and not urldefrag(ref).url
                and urldefrag(ref).fragment.startswith("/components/") and not _exists(doc, urldefrag(ref).fragment)]
     # deepest and last first, so removing a list item does not shift the ones still to do
     for path, ref in sorted(missing, key=lambda m: [str(x).zfill(9) if isinstance(x, int) else x for x in m[0]],
