@@ -19,24 +19,9 @@ from toolweave.secrets import redact_obj
 TMP_PREFIX = ".tmp-"
 
 
-def _utf8(obj):
-    """Strings made writable as UTF-8: a lone surrogate (a model or server wrote `\\ud800` in JSON)
-    becomes the text `\\ud800` instead of failing the whole part."""
-    if isinstance(obj, str):
-        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(obj, dict):
-        return {_utf8(k): _utf8(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_utf8(v) for v in obj]
-    return obj
-
-
 def to_table(records: Iterable[Record], cls: type[Record]) -> pa.Table:
     rows = [redact_obj(r.to_row()) for r in records]  # every Parquet row passes here: no key is written
-    try:
-        return pa.Table.from_pylist(rows, schema=cls.ARROW)
-    except UnicodeEncodeError:  # rare: cleaned only then, so the common case costs nothing
-        return pa.Table.from_pylist([_utf8(r) for r in rows], schema=cls.ARROW)
+    return pa.Table.from_pylist(rows, schema=cls.ARROW)
 
 
 def write_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record],

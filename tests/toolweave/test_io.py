@@ -49,13 +49,3 @@ def test_half_written_parts_are_invisible(tmp_path):
     (tmp_path / f"{TMP_PREFIX}junk.parquet").write_bytes(b"half")
     assert len(part_files(tmp_path)) == 1 and existing_ids(tmp_path) == {"r"}
 
-
-def test_a_lone_surrogate_does_not_lose_the_part(tmp_path):
-    from toolweave.io import read_records, write_part
-    from toolweave.schemas import Episode
-
-    ep = Episode(id="e", instruction_id="i", method="cot", status="answered", final_answer="a\ud800b",
-                 errors=["\udcff"])  # what json.loads makes of a reply holding "\\ud800"
-    write_part([ep], tmp_path / "eps", Episode)
-    (back,), bad = read_records(tmp_path / "eps", Episode)
-    assert bad == [] and back.final_answer == "a\\ud800b" and back.errors == ["\\udcff"]
