@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,9 @@ def _literal(s: str) -> Any:
     i, j = s.find("{"), s.rfind("}")
     if i < 0 or j <= i:
         raise ValueError("no dict literal")
-    return ast.literal_eval(s[i:j + 1])
+    with warnings.catch_warnings():  # "invalid escape sequence" in model text is not our warning
+        warnings.simplefilter("ignore")
+        return ast.literal_eval(s[i:j + 1])
 
 
 def _as_json(obj: dict) -> tuple[dict[str, Any] | None, str | None]:
@@ -194,7 +197,9 @@ def parse_react(text: str | None) -> ReActStep:
 def _kwargs_to_json(raw: str) -> str:
     """`city='Paris', days=3` (a call written Python style) -> a JSON object text, else raw."""
     try:
-        call = ast.parse(f"f({raw})", mode="eval").body
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call = ast.parse(f"f({raw})", mode="eval").body
         if isinstance(call, ast.Call) and not call.args:
             return json.dumps({k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
