@@ -321,7 +321,8 @@ def config_error(e: ValidationError) -> str:
     for err in e.errors():
         key = ".".join(str(x) for x in err["loc"]) or "(top level)"
         if err["type"] in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-            parts.append(f"{key}: {err['input']!r} is out of range; allowed: {_allowed(err['loc'], err.get('ctx', {}))}")
+            allowed = _allowed(err["loc"], err.get("ctx", {}))
+            parts.append(f"{key}: {err['input']!r} is out of range; allowed: {allowed}")
         else:
             parts.append(f"{key}: {err['msg']} (got {str(err.get('input'))[:60]!r})")
     return "; ".join(parts)

