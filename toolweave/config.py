@@ -6,14 +6,18 @@ here: an endpoint names the *environment variable* that holds its key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # who an LLM call is for; each role may have its own endpoint (`llm.endpoints`)
 Role = Literal["default", "assistant", "user", "executor", "judge", "builder"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Section(BaseModel):
@@ -26,11 +30,11 @@ class EndpointConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "smollm2"
     api_key_env: str | None = None  # name of the env var holding the key; never the key
-    max_concurrency: int = 64
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
+    max_concurrency: int = Field(64, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
     extra_base_urls: list[str] = Field(default_factory=list)  # more replicas, load-balanced
     is_vllm: bool = True  # allows vLLM-only request fields (structured_outputs)
 
@@ -42,14 +46,14 @@ class EmbeddedEngineConfig(Section):
     served_name: str = "smollm2"
     backend: Literal["serve", "subprocess"] = "subprocess"
     dtype: str = "float32"
-    max_model_len: int = 4096
+    max_model_len: int = Field(4096, ge=16)
     host: str = "127.0.0.1"
-    port: int = 0  # 0 = pick a free port
+    port: int = Field(0, ge=0, le=65535)  # 0 = pick a free port
     cache_dir: str = "~/.cache/toolweave"
-    kv_cache_gb: int = 1
+    kv_cache_gb: int = Field(1, ge=1)
     enforce_eager: bool = True
     tool_call_parser: str = "hermes"
-    startup_timeout_s: float = 600.0
+    startup_timeout_s: float = Field(600.0, gt=0)
     extra_engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -58,10 +62,10 @@ class ServeDeploymentConfig(Section):
 
     model_id: str = "toolllama"
     model_source: str = ""
-    min_replicas: int = 1
-    max_replicas: int = 4
-    tensor_parallel_size: int = 1
-    max_model_len: int = 8192
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(4, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int = Field(8192, ge=16)
     enable_prefix_caching: bool = True
     prefix_aware_router: bool = True
     accelerator_type: str | None = None
@@ -73,9 +77,9 @@ class LLMSettings(Section):
     embedded: EmbeddedEngineConfig = Field(default_factory=EmbeddedEngineConfig)
     endpoints: dict[Role, EndpointConfig] = Field(default_factory=dict)
     deployments: list[ServeDeploymentConfig] = Field(default_factory=list)
-    prices: dict[str, dict[str, float]] = Field(default_factory=dict)  # model -> {prompt, completion} per 1M tokens
-    temperature: float = 0.0
-    max_tokens: int = 512
+    prices: dict[str, dict[str, NonNegative]] = Field(default_factory=dict)  # model -> {prompt, completion} per 1M tokens
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
 
     def endpoint(self, role: str) -> EndpointConfig:
         return self.endpoints.get(role) or self.endpoints.get("default") or EndpointConfig()
@@ -87,9 +91,9 @@ class RaySettings(Section):
     """Ray resources only; how records are run (batches, limits) is the `run:` section."""
 
     address: str | None = None  # None: local instance (or RAY_ADDRESS when submitted)
-    num_cpus: int | None = 8  # logical CPUs of a local instance; more than cores on purpose
-    object_store_memory: int | None = 300_000_000
-    actor_num_cpus: float = 0.25
+    num_cpus: int | None = Field(8, ge=1)  # logical CPUs of a local instance; more than cores on purpose
+    object_store_memory: int | None = Field(300_000_000, ge=78_643_200)  # Ray's minimum, 75 MiB
+    actor_num_cpus: float = Field(0.25, ge=0)
     min_actors: int = Field(1, ge=1)
     max_actors: int = Field(2, ge=1)
     # a batch whose actor died is retried on a replacement this many times, then the stage fails
@@ -97,7 +101,7 @@ class RaySettings(Section):
     max_task_retries: int = Field(3, ge=0)
     # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
     # cluster.yaml they land on the CPU simulation workers (see its resources)
-    actor_resources: dict[str, float] = Field(default_factory=dict)
+    actor_resources: dict[str, NonNegative] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -115,7 +119,7 @@ class RunSettings(Section):
     max_in_flight: int = Field(512, ge=1)  # concurrent records inside one worker (a Ray actor, or the process)
     # quick runs: at most this many input records per per-record stage, in file order (records
     # done by an earlier run count, so a rerun does not go on to the next N)
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1)
     show_progress: bool = True
     verbose: bool = False  # Ray, vLLM, DeepSpeed and torch output on the terminal too, not only in <run_dir>/logs/
     retry_failed: bool = False  # rerun exactly the records that failed before, replacing their error rows
@@ -137,40 +141,40 @@ def check_moved_keys(data: Any) -> None:
 class ToolsetsConfig(Section):
     sources: list[str] = Field(default_factory=list)  # files / dirs to import as toolsets
     catalogue: str | None = None  # public_apis.json style catalogue to build from
-    catalogue_limit: int | None = None
+    catalogue_limit: int | None = Field(None, ge=1)
     catalogue_categories: list[str] = Field(default_factory=list)
-    max_attempts: int = 5
-    max_tokens: int | None = 2048  # build replies: OpenAPI documents are long
+    max_attempts: int = Field(5, ge=1)
+    max_tokens: int | None = Field(2048, ge=1)  # build replies: OpenAPI documents are long
 
 
 class InstructionsConfig(Section):
     style: Literal["toolalpaca", "toolbench"] = "toolbench"
-    per_tool: int = 5  # toolalpaca: instructions per tool
+    per_tool: int = Field(5, ge=1)  # toolalpaca: instructions per tool
     modes: list[Literal["I1", "I2", "I3"]] = Field(default_factory=lambda: ["I1", "I2", "I3"])
-    samples_per_mode: int = 10
-    per_sample: int = 5  # toolbench: instructions asked for per API sample
-    max_apis_per_tool: int = 3
-    min_tools: int = 2
-    max_tools: int = 5
+    samples_per_mode: int = Field(10, ge=1)
+    per_sample: int = Field(5, ge=1)  # toolbench: instructions asked for per API sample
+    max_apis_per_tool: int = Field(3, ge=1)
+    min_tools: int = Field(2, ge=1)
+    max_tools: int = Field(5, ge=1)
     collections: dict[str, list[str]] = Field(default_factory=dict)  # I3 grouping: name -> tool ids
     seed_file: str | None = None  # None: the packaged seed set
-    num_seed_examples: int = 3
-    holdout: dict[str, float] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
+    num_seed_examples: int = Field(3, ge=0)
+    holdout: dict[str, Fraction] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
     import_queries: list[str] = Field(default_factory=list)  # ToolBench query files used as instructions
 
 
 class SimulateConfig(Section):
     protocol: Literal["react", "function_calling"] = "react"
-    max_steps: int = 8
-    max_user_turns: int = 2  # clarifying questions the user agent answers per episode
+    max_steps: int = Field(8, ge=1)
+    max_user_turns: int = Field(2, ge=0)  # clarifying questions the user agent answers per episode
     naming: Literal["plain", "toolbench"] = "plain"  # function names the assistant sees (plain: ToolAlpaca's own)
 
 
 class SolveConfig(Section):
     method: Literal["dfsdt", "cot"] = "dfsdt"
-    width: int = 2
-    max_steps: int = 12
-    max_llm_calls: int = 200
+    width: int = Field(2, ge=1)
+    max_steps: int = Field(12, ge=1)
+    max_llm_calls: int = Field(200, ge=1)
     # "required" forces a function call every turn (small models never call one under "auto")
     tool_choice: Literal["auto", "required"] = "required"
     splits: list[str] = Field(default_factory=list)  # empty = all
@@ -179,13 +183,13 @@ class SolveConfig(Section):
 class ExecutorConfig(Section):
     kind: Literal["llm", "mock", "http"] = "llm"
     cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
-    max_examples: int = 5
-    observation_limit: int = 2048  # characters
+    max_examples: int = Field(5, ge=0)
+    observation_limit: int = Field(2048, ge=1)  # characters
     compress: Literal["truncate", "llm"] = "truncate"
-    timeout_s: float = 30.0
+    timeout_s: float = Field(30.0, gt=0)
     allow_hosts: list[str] = Field(default_factory=list)
     auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key
-    rate_limit_per_s: float = 5.0
+    rate_limit_per_s: float = Field(5.0, ge=0)  # 0: no limit
 
 
 class SFTConfig(Section):
@@ -196,7 +200,7 @@ class SFTConfig(Section):
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
     include_give_up: bool = False
     splits: list[str] = Field(default_factory=lambda: ["train"])  # episode splits trained on
-    max_len: int = 8192
+    max_len: int = Field(8192, ge=1)
     truncate: bool = False  # False: longer examples are rejected; True: cut at max_len
     pack: bool = True
     cache_dir: str = "~/.cache/toolweave"
@@ -207,73 +211,73 @@ class TrainConfig(Section):
     tiny: dict[str, Any] = Field(default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128,
                                                            "num_hidden_layers": 2, "num_attention_heads": 4,
                                                            "num_key_value_heads": 2})
-    num_workers: int = 2
+    num_workers: int = Field(2, ge=1)
     use_gpu: bool = False
-    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+    resources_per_worker: dict[str, NonNegative] = Field(default_factory=dict)
     zero_stage: Literal[2, 3] = 3
     offload_optimizer: bool = False
     offload_params: bool = False
     bf16: bool | Literal["auto"] = "auto"
     gradient_checkpointing: bool = False
-    micro_batch_size: int = 1
-    grad_accum: int = 1
-    epochs: float = 1
-    max_steps: int | None = None
-    lr: float = 5e-5
-    warmup_ratio: float = 0.04
-    weight_decay: float = 0.0
-    max_len: int = 8192
-    rope_original_max_len: int | None = None  # set to stretch: factor = max_len / original
+    micro_batch_size: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    epochs: float = Field(1, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    warmup_ratio: float = Field(0.04, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_len: int = Field(8192, ge=1)
+    rope_original_max_len: int | None = Field(None, ge=1)  # set to stretch: factor = max_len / original
     lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}
     merge_lora: bool = True
-    checkpoint_every: int = 50
-    max_failures: int = 1
+    checkpoint_every: int = Field(50, ge=1)
+    max_failures: int = Field(1, ge=-1)  # -1: retry forever (Ray Train)
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs that have it
     ds_config: dict[str, Any] = Field(default_factory=dict)  # merged over the generated one
     optimizer: Literal["auto", "torch", "deepspeed"] = "auto"  # auto: DeepSpeed's fused/CPU Adam on GPU, torch AdamW on CPU
     data: str | None = None  # SFT dataset dir; None: <run_dir>/sft
     save_model: bool = True  # final Hugging Face model to <run_dir>/model
-    log_every: int = 1
-    num_cpus_per_worker: float = 1.0
-    peak_tflops: float | None = None  # per device, for MFU; None: looked up from the GPU name
-    fail_at_step: int | None = None  # fault drill: rank 0 raises once after this step's checkpoint
+    log_every: int = Field(1, ge=1)
+    num_cpus_per_worker: float = Field(1.0, ge=0)
+    peak_tflops: float | None = Field(None, gt=0)  # per device, for MFU; None: looked up from the GPU name
+    fail_at_step: int | None = Field(None, ge=0)  # fault drill: rank 0 raises once after this step's checkpoint
 
 
 class SweepConfig(Section):
-    num_samples: int = 2
+    num_samples: int = Field(2, ge=1)
     # dotted train/sft keys -> {grid: [...]} | {choice: [...]} | {loguniform: [lo, hi]} | {uniform: [lo, hi]}
     # e.g. {"train.lr": {"loguniform": [1e-5, 1e-4]}, "train.lora.r": {"choice": [8, 16]}, "sft.max_len": {"grid": [1024, 2048]}}
     space: dict[str, Any] = Field(default_factory=dict)
     metric: str = "loss"
     mode: Literal["min", "max"] = "min"
-    grace_period: int = 1
-    max_t: int = 100  # ASHA: most reports a trial gets
-    reduction_factor: int = 2
-    max_concurrent: int = 1
-    trial_cpus: float = 0.1  # the trial driver; its TorchTrainer asks for the workers' own resources
+    grace_period: int = Field(1, ge=1)
+    max_t: int = Field(100, ge=1)  # ASHA: most reports a trial gets
+    reduction_factor: int = Field(2, ge=2)
+    max_concurrent: int = Field(1, ge=1)
+    trial_cpus: float = Field(0.1, ge=0)  # the trial driver; its TorchTrainer asks for the workers' own resources
 
 
 class RetrieverConfig(Section):
     base_model: str = "all-MiniLM-L6-v2"  # the shipped encoder; or a local dir
     queries: list[str] = Field(default_factory=list)  # query files with relevant APIs
-    test_fraction: float = 0.2
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 2e-5
-    top_k: int = 5
-    max_seq_length: int = 256  # tokens of an API document the encoder reads
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    top_k: int = Field(5, ge=1)
+    max_seq_length: int = Field(256, ge=1)  # tokens of an API document the encoder reads
 
 
 class EvaluateConfig(Section):
     judge_role: Role = "judge"
-    votes: int = 4
+    votes: int = Field(4, ge=1)
     reference: str | None = None  # episodes dataset of the reference run (win rate)
     solvable_pass_rate: bool = True
     toolalpaca: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
-    judge_retries: int = 2  # garbage verdicts are retried, then scored Unsure with the reason
-    concurrency: int = 16  # judge conversations at once
+    judge_retries: int = Field(2, ge=0)  # garbage verdicts are retried, then scored Unsure with the reason
+    concurrency: int = Field(16, ge=1)  # judge conversations at once
     episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
     # who solves the test splits before judging: "trained" = <run_dir>/model, or a local model dir /
     # hub id, served by a second embedded engine (llm.embedded settings) as the assistant role; the
@@ -285,7 +289,7 @@ class EvaluateConfig(Section):
 class RunConfig(Section):
     name: str = "run"
     run_dir: str = "runs/default"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     stages: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -313,8 +317,46 @@ def _set_dotted(d: dict, key: str, value: Any) -> None:
     d[last] = value
 
 
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _allowed(loc: tuple, ctx: dict) -> str:
+    """The allowed range of the field at `loc` (all its bounds, not only the one broken)."""
+    cls: Any = RunConfig
+    bounds: dict[str, Any] = {}
+    for part in loc:
+        if get_origin(cls) is dict:  # a key of a mapping: go on with its value type
+            cls = get_args(cls)[1]
+            metadata = [m for a in get_args(cls)[1:] for m in getattr(a, "metadata", [a])] \
+                if get_origin(cls) is Annotated else []
+            cls = get_args(cls)[0] if get_origin(cls) is Annotated else cls
+        else:
+            info = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+            if info is None:
+                break
+            metadata, cls = info.metadata, info.annotation
+        bounds = {k: getattr(m, k) for m in metadata for k, _ in _BOUNDS if getattr(m, k, None) is not None}
+    bounds = bounds or {k: ctx[k] for k, _ in _BOUNDS if k in ctx}
+    return " and ".join(f"{op} {bounds[k]}" for k, op in _BOUNDS if k in bounds)
+
+
+def config_error(e: ValidationError) -> str:
+    """One line: `key: what is wrong` for each problem, ranges spelled out (`solve.width: -1 is out
+    of range; allowed: >= 1`)."""
+    parts = []
+    for err in e.errors():
+        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if err["type"] in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            allowed = _allowed(err["loc"], err.get("ctx", {}))
+            parts.append(f"{key}: {err['input']!r} is out of range; allowed: {allowed}")
+        else:
+            parts.append(f"{key}: {err['msg']} (got {str(err.get('input'))[:60]!r})")
+    return "; ".join(parts)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """YAML file plus `a.b.c=value` overrides (values parsed as YAML)."""
+    """YAML file plus `a.b.c=value` overrides (values parsed as YAML). A bad value is a ValueError
+    with one line naming each key and what is allowed."""
     data: dict[str, Any] = {}
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -324,4 +366,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         k, v = item.split("=", 1)
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     check_moved_keys(data)
-    return RunConfig.model_validate(data)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(config_error(e)) from None

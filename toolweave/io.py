@@ -14,12 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolweave.schemas import Record, RecordError
+from toolweave.secrets import redact_obj
 
 TMP_PREFIX = ".tmp-"
 
 
 def to_table(records: Iterable[Record], cls: type[Record]) -> pa.Table:
-    rows = [r.to_row() for r in records]
+    rows = [redact_obj(r.to_row()) for r in records]  # every Parquet row passes here: no key is written
     return pa.Table.from_pylist(rows, schema=cls.ARROW)
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from json_repair import repair_json
 
 MAX_TEXT = 32_000  # longer model output is cut before parsing (endless generations)
-MAX_REPAIR = 8_000  # json_repair is slow on huge garbage; beyond this only strict parsers run
+# json_repair's work grows faster than linearly with nesting ('{"' x 4000 took 17 s): it only sees
+# input of at most MAX_REPAIR characters and MAX_REPAIR_NESTING '{' / '[' (each parse then stays in
+# the tens of ms; tool arguments are far smaller); beyond that only the strict parsers run
+MAX_REPAIR = 2_000
+MAX_REPAIR_NESTING = 16
 
 _MARKER = re.compile(
     r"(?i)(?:\bASSISTANT\s+)?\b(thought|action[ \t]*input|action|final[ \t]*answer|final[ \t]*response"
@@ -60,7 +65,18 @@ def _literal(s: str) -> Any:
     i, j = s.find("{"), s.rfind("}")
     if i < 0 or j <= i:
         raise ValueError("no dict literal")
-    return ast.literal_eval(s[i:j + 1])
+    with warnings.catch_warnings():  # "invalid escape sequence" in model text is not our warning
+        warnings.simplefilter("ignore")
+        return ast.literal_eval(s[i:j + 1])
+
+
+def _as_json(obj: dict) -> tuple[dict[str, Any] | None, str | None]:
+    """`obj` as plain JSON data (tuples -> lists), or why it is none: `{'ids': {1, 2}}` parses as
+    a Python literal but a set or bytes cannot be sent, cached or written."""
+    try:
+        return json.loads(json.dumps(obj)), None
+    except (TypeError, ValueError, RecursionError) as e:
+        return None, f"arguments are not JSON-representable ({type(e).__name__}: {str(e)[:80]})"
 
 
 def parse_arguments(raw: str | dict | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -68,7 +84,7 @@ def parse_arguments(raw: str | dict | None) -> tuple[dict[str, Any] | None, str 
     if raw is None:
         return {}, None
     if isinstance(raw, dict):
-        return raw, None
+        return _as_json(raw)
     if not isinstance(raw, str):
         return None, f"arguments must be a JSON object, got {type(raw).__name__}"
     s = _strip_fence(raw[:MAX_TEXT])
@@ -82,15 +98,15 @@ def parse_arguments(raw: str | dict | None) -> tuple[dict[str, Any] | None, str 
         if isinstance(obj, str) and obj.strip().startswith("{"):
             return parse_arguments(obj)  # double-encoded JSON
         if isinstance(obj, dict):
-            return obj, None
+            return _as_json(obj)
         return None, f"arguments must be a JSON object, got {type(obj).__name__}"
-    if "{" in s and len(s) <= MAX_REPAIR:
+    if "{" in s and len(s) <= MAX_REPAIR and s.count("{") + s.count("[") <= MAX_REPAIR_NESTING:
         try:
             obj = repair_json(s, return_objects=True)
         except Exception:  # the repairer is best effort; its failure is just "not JSON"
             obj = None
         if isinstance(obj, dict) and obj:
-            return obj, None
+            return _as_json(obj)
     return None, f"arguments are not a JSON object: {s[:80]!r}"
 
 
@@ -181,7 +197,9 @@ def parse_react(text: str | None) -> ReActStep:
 def _kwargs_to_json(raw: str) -> str:
     """`city='Paris', days=3` (a call written Python style) -> a JSON object text, else raw."""
     try:
-        call = ast.parse(f"f({raw})", mode="eval").body
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call = ast.parse(f"f({raw})", mode="eval").body
         if isinstance(call, ast.Call) and not call.args:
             return json.dumps({k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):

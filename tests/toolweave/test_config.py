@@ -27,9 +27,10 @@ def test_defaults_without_a_file():
 def test_bad_overrides_and_unknown_keys_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="override 'solve.width' is not key=value"):
         load_config(None, ["solve.width"])
-    with pytest.raises(ValidationError, match="toolsets.sorces"):
+    # one line naming the key (a ValueError; pydantic's multi-line ValidationError stays inside)
+    with pytest.raises(ValueError, match="^toolsets.sorces: Extra inputs are not permitted"):
         load_config(None, ["toolsets.sorces=[x]"])
-    with pytest.raises(ValidationError, match="solve.width"):
+    with pytest.raises(ValueError, match="^solve.width: Input should be a valid integer"):
         load_config(None, ["solve.width=wide"])
 
 
@@ -44,12 +45,48 @@ def test_runner_knobs_live_in_run_and_an_old_ray_key_names_its_new_place(tmp_pat
     with pytest.raises(ValidationError, match="config key ray.limit moved to run.limit"):
         RunConfig(ray={"limit": 3})
     for dead in ("solve.retriever_model=x", "solve.retriever_top_k=3", "executor.probe=true"):
-        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        with pytest.raises(ValueError, match="Extra inputs are not permitted"):
             load_config(None, [dead])
 
 
 def test_roles_are_one_literal():
-    with pytest.raises(ValidationError, match="llm.endpoints.judges"):
+    with pytest.raises(ValueError, match="llm.endpoints.judges"):
         load_config(None, ["llm.endpoints.judges.model=big"])
-    with pytest.raises(ValidationError, match="evaluate.judge_role"):
+    with pytest.raises(ValueError, match="evaluate.judge_role"):
         load_config(None, ["evaluate.judge_role=referee"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("llm.endpoints.default.max_concurrency=0", "llm.endpoints.default.max_concurrency: 0 is out of range; allowed: >= 1"),
+    ("solve.width=-1", "solve.width: -1 is out of range; allowed: >= 1"),
+    ("executor.timeout_s=-5", "executor.timeout_s: -5 is out of range; allowed: > 0"),
+    ("evaluate.votes=0", "evaluate.votes: 0 is out of range; allowed: >= 1"),
+    ("retriever.test_fraction=1.5", "retriever.test_fraction: 1.5 is out of range; allowed: >= 0 and < 1"),
+    ("instructions.holdout.test_inst=2.0", "instructions.holdout.test_inst: 2.0 is out of range; allowed: >= 0 and <= 1"),
+    ("llm.endpoints.default.max_retries=-1", "llm.endpoints.default.max_retries: -1 is out of range; allowed: >= 0"),
+    ("llm.embedded.port=70000", "llm.embedded.port: 70000 is out of range; allowed: >= 0 and <= 65535"),
+])
+def test_numbers_out_of_range_give_one_line_naming_key_and_range(override, message):
+    with pytest.raises(ValueError) as e:
+        load_config(None, [override])
+    assert str(e.value) == message and "\n" not in str(e.value)
+
+
+def test_every_number_in_the_config_has_a_range():
+    from pydantic import BaseModel
+
+    from toolweave.config import RunConfig
+
+    unbounded = []
+
+    def walk(cls, prefix):
+        for name, info in cls.model_fields.items():
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+            elif ann in (int, float, int | None, float | None) and not any(
+                    getattr(m, k, None) is not None for m in info.metadata for k in ("ge", "gt", "le", "lt")):
+                unbounded.append(prefix + name)
+
+    walk(RunConfig, "")
+    assert unbounded == []

@@ -46,3 +46,4 @@ def test_half_written_parts_are_invisible(tmp_path):
     write_part([Reject(id="r", stage="s", reason="x")], tmp_path, Reject)
     (tmp_path / f"{TMP_PREFIX}junk.parquet").write_bytes(b"half")
     assert len(part_files(tmp_path)) == 1 and existing_ids(tmp_path) == {"r"}
+

@@ -136,3 +136,22 @@ def test_executor_reply_with_infinite_status_is_an_error_not_a_crash():
     # found by the property test: json.loads reads Infinity as a float that int() cannot take
     code, body, err = parse_executor_reply('{"status_code": Infinity, "body": {}}')
     assert code == 500 and err and "not a number" in err
+
+
+def test_parser_work_is_bounded_on_pathological_replies():
+    import time
+
+    for text in ('{"' * 4000, "Action: f\nAction Input: " + '{"' * 4000, "Action Input: " + "[" * 20000,
+                 '{"a": "' + '"' * 1990):
+        start = time.process_time()
+        parse_react(text)
+        parse_arguments(text)
+        parse_executor_reply(text)
+        assert time.process_time() - start < 0.1, text[:40]
+
+
+def test_arguments_that_are_no_json_are_an_error():
+    args, err = parse_arguments("{'ids': {1, 2}}")
+    assert args is None and "JSON-representable" in err
+    assert parse_arguments({"b": b"x"})[0] is None
+    assert parse_arguments("{'t': (1, 2)}") == ({"t": [1, 2]}, None)  # a tuple is a list in JSON

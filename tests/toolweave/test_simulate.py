@@ -265,3 +265,15 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
                     executor=executor)
         assert ep.status in ("answered", "max_steps") and ep.llm_calls >= 1 and ep.completion_tokens > 0
         assert ep.messages[1]["content"] == instrs[0].text
+
+
+def test_react_arguments_that_are_no_json_are_a_step_error_not_an_episode_failure(axolotl, names):
+    search = names["searchAxolotlImages"]
+    assistant = FakeChatModel([
+        f"Thought: search\nAction: {search}\nAction Input: {{'ids': {{1, 2}}}}",  # a Python set
+        "Thought: ok\nFinal Answer: I could not search.",
+    ])
+    ep, executor = run(INSTRUCTION, [axolotl], assistant, FakeChatModel([]), SimulateConfig())
+    assert ep.status == "answered" and executor.calls == []
+    step = ep.extra["steps"][0]
+    assert step["status"] == "invalid_arguments" and "JSON-representable" in step["observation"]

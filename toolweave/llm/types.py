@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from toolweave.secrets import redact
+
 
 @dataclass
 class Usage:
@@ -63,5 +65,5 @@ class LLMError(RuntimeError):
     """The final error after retries: names the endpoint, the attempts and the last cause."""
 
     def __init__(self, message: str, *, endpoint: str = "", attempts: int = 0, cause: str = ""):
-        super().__init__(message)
-        self.endpoint, self.attempts, self.cause = endpoint, attempts, cause
+        super().__init__(redact(message))  # servers echo keys ("Incorrect API key provided: sk-...")
+        self.endpoint, self.attempts, self.cause = endpoint, attempts, redact(cause)

@@ -2,19 +2,22 @@
 
 Writes the tools to DIR (a Parquet dataset of `Tool` rows), the rejects beside it in `DIR_rejects`
 (the run layout's `<dataset>_rejects/`), and catalogue entries, if any file was a public-apis
-catalogue, to `catalogue/` beside DIR. A rerun adds only what is not there yet (by id).
+catalogue, to `catalogue/` beside DIR. A rerun adds only what is not there yet (by id); a tool whose id
+is there with other content is rejected with that reason. DIR must be a dataset folder of its own.
 Exit code: 0 all imported, 1 some input rejected, 2 nothing imported or a usage error.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from toolweave.io import existing_ids, write_part
+from toolweave.io import existing_ids, read_records, write_part
 from toolweave.schemas import CatalogueEntry, Reject, Tool
+from toolweave.toolsets.common import make_reject, tool_fingerprint
 from toolweave.toolsets.importers import ImportResult, import_paths
 
 EXIT_OK, EXIT_REJECTS, EXIT_NOTHING = 0, 1, 2
@@ -37,8 +40,27 @@ def _write_new(records: list, out: Path, cls: type) -> int:
     return len(new)
 
 
+def reject_changed_tools(result: ImportResult, out: Path) -> None:
+    """A tool whose id is already in `out` with other content is not silently kept as it was: it
+    becomes a reject saying so (parts are append-only; replacing means importing into a new folder)."""
+    if not out.exists():
+        return
+    old = {t.id: tool_fingerprint(t) for t in read_records(out, Tool)[0]}
+    keep = []
+    for tool in result.tools:
+        if tool.id in old and old[tool.id] != tool_fingerprint(tool):
+            source = tool.extra.get("source_file") or ", ".join(tool.extra.get("source_files") or []) or "import"
+            result.rejects.append(make_reject(source, f"tool {tool.name!r}",
+                                              f"tool id {tool.id!r} is already in {out} with different content; "
+                                              "the old one is kept (import into a new folder to replace it)"))
+        else:
+            keep.append(tool)
+    result.tools[:] = keep
+
+
 def write_result(result: ImportResult, out: str | Path) -> dict[str, int]:
     out = Path(out)
+    reject_changed_tools(result, out)
     written = {"tools": _write_new(result.tools, out, Tool),
                "rejects": _write_new(result.rejects, rejects_dir(out), Reject)}
     if result.catalogue:
@@ -65,14 +87,34 @@ def _print_summary(result: ImportResult, out: Path, written: dict[str, int], con
         console.print(f"note: {note}", markup=False, highlight=False)
 
 
+def out_problem(out: Path, inputs: list[str]) -> str | None:
+    """Why `out` cannot take an import (None if it can): it must be a dataset folder of its own,
+    since reruns read every part under it (`--out /` would scan the whole filesystem)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} exists and is not a folder"
+    real = out.resolve()
+    if real == Path(real.anchor) or real == Path.home().resolve():
+        return f"--out {out} is {real}; give a folder for this dataset"
+    for p in inputs:
+        if Path(p).resolve().is_relative_to(real):
+            return f"--out {out} holds the input {p}; give a folder of its own"
+    if out.is_dir():
+        for entry in os.scandir(out):  # stops at the first stranger
+            if not (entry.is_file() and entry.name.endswith(".parquet")):
+                return f"--out {out} holds {entry.name!r}, which is no dataset part; give a folder of its own"
+    return None
+
+
 def import_command(paths: list[str], out: str) -> int:
     console = Console()
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out_path = Path(out)
-    if out_path.exists() and not out_path.is_dir():
-        err.print(f"error: --out {out} exists and is not a folder", markup=False)
+    problem = out_problem(out_path, paths)
+    if problem:
+        err.print(f"error: {problem}", markup=False)
         return EXIT_NOTHING
     result = import_paths(paths)
+    reject_changed_tools(result, out_path)
     for r in result.rejects:  # one readable line per bad record
         err.print(f"rejected: {r.reason}", markup=False)
     written = write_result(result, out_path)

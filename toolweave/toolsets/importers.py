@@ -14,7 +14,7 @@ from typing import Any
 
 from toolweave.schemas import CatalogueEntry, Reject, Tool
 from toolweave.toolsets import catalogue, openai_format, toolalpaca, toolbench
-from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, FileResult, make_reject, read_document, \
+from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, FileResult, make_reject, one_line, read_document, \
     tool_fingerprint
 from toolweave.toolsets.openapi import OpenAPIError, openapi_tool
 
@@ -36,8 +36,13 @@ def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[Reject]]:
     rejects: list[Reject] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DATA_SUFFIXES
-                                and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+            root = p.resolve()
+            for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DATA_SUFFIXES
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts)):
+                if f.resolve().is_relative_to(root):
+                    files.append(f)
+                else:  # a link out of the folder given: what it points at was not given
+                    rejects.append(make_reject(f, "", "a symbolic link leading out of the folder; not read"))
         elif p.is_file():
             files.append(p)
         else:
@@ -92,6 +97,19 @@ class _Importer:
                                             tool.to_row()))
 
     def add_file(self, path: Path) -> None:
+        """One file's tools and rejects; never raises (one bad file must not lose the folder)."""
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            self.rejects.append(make_reject(path, "", "the file name is not UTF-8; rename the file"))
+            return
+        try:
+            self._add_file(path)
+        except Exception as e:  # a bug of ours or a library's on odd input: this file is rejected, by name
+            self.rejects.append(make_reject(path, "", f"could not be imported: {type(e).__name__}: "
+                                            f"{one_line(str(e), 200)}"))
+
+    def _add_file(self, path: Path) -> None:
         try:
             doc = read_document(path)
         except DocumentError as e:
@@ -107,7 +125,7 @@ class _Importer:
             self.rejects.append(make_reject(path, "", _unknown_reason(doc), doc))
         elif fmt == "openapi":
             try:
-                tool = openapi_tool(doc, base_uri=path.resolve().as_uri())
+                tool = openapi_tool(doc, base_uri=path.resolve().as_uri(), lenient=True)
                 tool.extra["source_file"] = str(path)
                 self._merge(FileResult("openapi", tools=[tool]), path)
             except OpenAPIError as e:

@@ -54,9 +54,14 @@ def import_toolalpaca(doc: Any, source: str | Path) -> FileResult:
             result.rejects.append(make_reject(source, where, f"Documentation is not JSON (line {e.lineno} "
                                               f"column {e.colno}: {e.msg})", item))
             continue
+        except (ValueError, RecursionError) as e:  # 4,300+ digit integers, nesting too deep to parse
+            result.rejects.append(make_reject(source, where, f"Documentation cannot be parsed: "
+                                              f"{type(e).__name__}: {str(e)[:200]}", item))
+            continue
         try:
             projection = _projection(item.get("Function_Projection"))
-            tool = openapi_tool(openapi, name=str(item["Name"]), source="toolalpaca", projection=projection)
+            tool = openapi_tool(openapi, name=str(item["Name"]), source="toolalpaca", projection=projection,
+                                lenient=True)
         except (OpenAPIError, ValueError) as e:
             result.rejects.append(make_reject(source, where, f"Documentation: {e}" if isinstance(e, OpenAPIError)
                                               else str(e), item))
@@ -70,6 +75,7 @@ def import_toolalpaca(doc: Any, source: str | Path) -> FileResult:
         tool.description = str(item.get("Description") or tool.description)
         tool.category = str(item.get("Category") or "")
         tool.nl_documentation = str(item.get("NLDocumentation") or "")
-        tool.extra = {k: item[k] for k in EXTRA_FIELDS if k in item} | {"source_file": str(source)}
+        tool.extra = {k: item[k] for k in EXTRA_FIELDS if k in item} | {"source_file": str(source)} | \
+            ({"repairs": tool.extra["repairs"]} if "repairs" in tool.extra else {})
         result.tools.append(tool)
     return result

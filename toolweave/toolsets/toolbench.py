@@ -245,8 +245,11 @@ def read_toolenv_tool(doc: dict, source: str | Path) -> tuple[list[ApiRecord], l
     category = str(doc.get("category_name") or Path(source).parent.name)
     host = doc.get("host")
     urls = [a.get("url") for a in doc["api_list"] if isinstance(a, dict) and isinstance(a.get("url"), str)]
-    base = f"https://{host}" if isinstance(host, str) and host else \
-        ("{0.scheme}://{0.netloc}".format(urlsplit(urls[0])) if urls else "")
+    try:
+        base = f"https://{host}" if isinstance(host, str) and host else \
+            ("{0.scheme}://{0.netloc}".format(urlsplit(urls[0])) if urls else "")
+    except ValueError as e:  # a malformed URL ("http://[::1")
+        return [], [make_reject(source, "", f"malformed api url {urls[0]!r}: {e}", doc)]
     meta = {"description": _text(doc.get("tool_description")), "base_url": base,
             "extra": {k: v for k, v in doc.items() if k not in ("tool_name", "tool_description", "api_list")}}
     records = []
@@ -270,8 +273,8 @@ def read_toolenv_tool(doc: dict, source: str | Path) -> tuple[list[ApiRecord], l
 
 def is_response_examples(doc: Any, path: str | Path) -> bool:
     return Path(path).parent.parent.name == "response_examples" or (
-        isinstance(doc, dict) and set(doc) == {"api_list"} and all(
-            isinstance(a, dict) and set(a) >= {"name", "schema"} for a in doc["api_list"] or []))
+        isinstance(doc, dict) and set(doc) == {"api_list"} and isinstance(doc["api_list"], list) and all(
+            isinstance(a, dict) and set(a) >= {"name", "schema"} for a in doc["api_list"]))
 
 
 # --- grouping into tools ---------------------------------------------------------------------

@@ -188,7 +188,7 @@ def test_http_executor_calls_scrubs_secrets_and_blocks_other_hosts(loopback, mon
     monkeypatch.setenv("WEATHER_KEY", secret)
     tool = weather_tool().model_copy(update={"base_url": loopback})
     fn = tool.functions[0]
-    ex = HttpExecutor(allow_hosts=["127.0.0.1"], auth_env={"weather": "WEATHER_KEY"}, timeout_s=0.5,
+    ex = HttpExecutor(allow_hosts=["127.0.0.1:*"], auth_env={"weather": "WEATHER_KEY"}, timeout_s=0.5,
                       rate_limit_per_s=1000)
     obs = run(ex.execute(tool, fn, {"city": "Paris", "units": "c"}))
     assert obs.ok and json.loads(obs.body)["path"] == "/weather/Paris?units=c"
@@ -213,7 +213,7 @@ def test_http_executor_calls_scrubs_secrets_and_blocks_other_hosts(loopback, mon
 
 def test_http_rate_limit(loopback):
     tool = weather_tool().model_copy(update={"base_url": loopback})
-    ex = HttpExecutor(allow_hosts=["127.0.0.1"], rate_limit_per_s=20)
+    ex = HttpExecutor(allow_hosts=["127.0.0.1:*"], rate_limit_per_s=20)
 
     async def main():
         t = time.monotonic()

