@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolweave.presets import apply_preset  # `preset: NAME` merges a profile under the user's keys
+
 STAGES = ("build_toolset", "instructions", "simulate", "solve", "sft_data", "train", "sweep",
           "retriever", "evaluate", "serve")
 
@@ -145,6 +147,16 @@ class SolveConfig(Section):
     max_llm_calls: int = 200
     # "required" forces a function call every turn (small models never call one under "auto")
     tool_choice: Literal["auto", "required"] = "required"
+    # sampling of the solving model; None: llm.temperature / llm.max_tokens (toolbench preset: 1.0 / 1024)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    # "turn": max_steps counts assistant turns; "level": ToolBench's tree levels (Thought, Action and
+    # Action Input nodes: 12 levels = 4 calls with thoughts, 6 without)
+    depth_unit: Literal["turn", "level"] = "turn"
+    # system / diversity prompts and function descriptions: toolweave's own or ToolBench's verbatim
+    prompts: Literal["toolweave", "toolbench"] = "toolweave"
+    # "all": every function of the instruction's tools; "api_list": only the query's api_list, in its order
+    functions: Literal["all", "api_list"] = "all"
     retriever_model: str | None = None  # open-domain: only the top-k retrieved APIs are shown
     retriever_top_k: int = 5
     splits: list[str] = Field(default_factory=list)  # empty = all
@@ -155,6 +167,12 @@ class ExecutorConfig(Section):
     cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
     max_examples: int = 5
     observation_limit: int = 2048  # characters
+    # ToolBench fidelity (toolweave.search.env.EnvOptions): what is checked and how observations read
+    argument_check: Literal["schema", "json"] = "schema"  # json: no schema check (ToolBench)
+    finish_check: Literal["strict", "toolbench"] = "strict"  # toolbench: only the final_answer key is needed
+    name_match: Literal["exact", "endswith"] = "exact"
+    observation_format: Literal["toolweave", "toolbench"] = "toolweave"
+    response_limit: int | None = None  # server-side cut of the response text (ToolBench: 2048)
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = 30.0
     allow_hosts: list[str] = Field(default_factory=list)
@@ -258,6 +276,7 @@ class EvaluateConfig(Section):
 
 
 class RunConfig(Section):
+    preset: str | None = None  # a profile from toolweave/presets/ merged under this config (e.g. toolbench)
     name: str = "run"
     run_dir: str = "runs/default"
     seed: int = 0
@@ -297,4 +316,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ValueError(f"override {item!r} is not key=value")
         k, v = item.split("=", 1)
         _set_dotted(data, k.strip(), yaml.safe_load(v))
-    return RunConfig.model_validate(data)
+    return RunConfig.model_validate(apply_preset(data))
