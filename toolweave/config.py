@@ -157,6 +157,9 @@ class SolveConfig(Section):
     prompts: Literal["toolweave", "toolbench"] = "toolweave"
     # "all": every function of the instruction's tools; "api_list": only the query's api_list, in its order
     functions: Literal["all", "api_list"] = "all"
+    # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
+    give_up_pick: Literal["first", "random"] = "first"
+    seed: int = 0
     retriever_model: str | None = None  # open-domain: only the top-k retrieved APIs are shown
     retriever_top_k: int = 5
     splits: list[str] = Field(default_factory=list)  # empty = all

@@ -17,7 +17,8 @@ answer=1, with_filter=False, max_observation_length 1024). Only the edges are re
 Usage (PYTHONPATH must give termcolor and tenacity; torch and transformers for toolbench.utils):
     python scripts/reference/record_toolbench_dfsdt.py --toolbench /tmp/ref/toolbench \
         --data tests/data/reference/toolbench --random 120 --seed 13
-writes `<data>/dfsdt_golden.json.gz`.
+writes `<data>/dfsdt_golden.json.gz` (and, with --answers-out DIR, ToolBench's answer files of the runs
+with valid_data, for record_toolbench_preprocess.py).
 """
 from __future__ import annotations
 
@@ -184,6 +185,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="folder with queries.json and toolenv/")
     ap.add_argument("--random", type=int, default=120)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--answers-out", help="also write ToolBench's answer files of the valid runs here")
     args = ap.parse_args()
     root = Path(args.toolbench).resolve()
     sys.path[:0] = [str(root), str(root / "toolbench" / "inference")]
@@ -194,7 +196,6 @@ def main() -> None:
     from toolbench.inference.LLM.chatgpt_function_model import ChatGPTFunction
     rapidapi.requests.post = server_post(state)
     rapidapi.time.sleep = lambda s: None
-    random.seed(0)  # to_json picks a give-up node at random
 
     data = Path(args.data)
     toolenv = data / "toolenv"
@@ -219,7 +220,13 @@ def main() -> None:
         env = make_env(by_id[s["query"]])
         chain = DFS_tree_search(llm=ChatGPTFunction(model="gpt-3.5-turbo-16k-0613", openai_key=""), io_func=env)
         chain.start(single_chain_max_step=12, tree_beam_size=2, max_query_count=200, answer=1, with_filter=False)
+        random.seed(0)  # to_json picks the kept give-up with random.randint: seeded per script
         answer = chain.to_json(answer=True, process=False)["answer_generation"]
+        answer["query"] = env.input_description
+        if args.answers_out and answer["valid_data"]:
+            Path(args.answers_out).mkdir(parents=True, exist_ok=True)
+            (Path(args.answers_out) / f"{s['name']}_DFS_woFilter_w2.json").write_text(
+                json.dumps({"answer_generation": answer}, indent=2))
         reqs = state["requests"]
         if s["query"] not in first_requests:
             first_requests[s["query"]] = {"messages": normalize_messages(reqs[0]["messages"]),
@@ -234,6 +241,7 @@ def main() -> None:
                   "executed": state["executed"],
                   "valid_data": answer["valid_data"], "finish_type": answer["finish_type"],
                   "final_answer": answer["final_answer"], "query_count": answer["query_count"],
+                  "train_messages_digest": digest(answer.get("train_messages")),
                   }
         if not s["name"].startswith("random_"):
             result["train_messages"] = answer.get("train_messages")

@@ -23,7 +23,7 @@ async def solve_instruction(instruction: Instruction, tools: list[Tool], llm: Ch
     tag = CallTag(stage="solve", episode=eid, role="assistant")
     common = dict(max_steps=cfg.max_steps, max_llm_calls=cfg.max_llm_calls, tool_choice=cfg.tool_choice, tag=tag,
                   temperature=cfg.temperature, max_tokens=cfg.max_tokens, depth_unit=cfg.depth_unit,
-                  prompts=cfg.prompts)
+                  prompts=cfg.prompts, give_up_seed=cfg.seed if cfg.give_up_pick == "random" else None)
     if cfg.method == "cot":
         search = chain_search(env, llm, **common)
     elif cfg.method == "dfsdt":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ class Node:
     expand_num: int | None = None
     llm_call: int | None = None  # index of the request that produced this node
     diversity: bool = False  # that request carried the diversity prompt
+    diversity_text: str | None = None  # ... this one (ToolBench keeps the latest in its train_messages)
     children: list["Node"] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,10 +92,12 @@ class TreeSearch:
     def __init__(self, env: ToolEnv, llm: ChatModel, *, width: int, max_steps: int, max_llm_calls: int,
                  tool_choice: str | dict = "required", temperature: float | None = None,
                  max_tokens: int | None = None, tag: CallTag | None = None, depth_unit: str = "turn",
-                 prompts: str = "toolweave"):
+                 prompts: str = "toolweave", give_up_seed: int | None = None):
+        """`give_up_seed`: without an answer, the episode keeps a give-up picked at random with this
+        seed, as ToolBench's `to_json` does (`random.randint`); None keeps the first one."""
         if depth_unit not in ("turn", "level"):
             raise ValueError(f"depth_unit must be 'turn' or 'level', got {depth_unit!r}")
-        self.depth_unit, self.prompts = depth_unit, prompts
+        self.depth_unit, self.prompts, self.give_up_seed = depth_unit, prompts, give_up_seed
         self.env, self.llm = env, llm
         self.width, self.max_steps, self.max_llm_calls = max(1, width), max_steps, max_llm_calls
         self.tool_choice, self.temperature, self.max_tokens = tool_choice, temperature, max_tokens
@@ -163,6 +167,7 @@ class TreeSearch:
                 self.budget_hit = True
                 return STOP
             child = await self.expand(node, reply, error, diversity is not None)
+            child.diversity_text = diversity["content"] if diversity else None
             result = await self.dfs(child)
             if self.terminal:
                 return STOP
@@ -238,14 +243,52 @@ class TreeSearch:
         else:
             status = "no_answer"
         if self.give_up:
-            return status, self.give_up[0]
+            pick = 0 if self.give_up_seed is None else random.Random(self.give_up_seed).randint(0, len(self.give_up) - 1)
+            return status, self.give_up[pick]
         deepest = max(self.nodes, key=lambda n: (n.depth, -n.id))
         return status, deepest
+
+
+def toolbench_train_layout(chosen: Node) -> dict[str, Any]:
+    """Where ToolBench's `get_train_messages_from_this_node` cuts the chosen path into examples, and
+    which diversity prompts (invalid messages) each sees, in the layout `converters.toolbench` reads.
+
+    ToolBench builds one example per Action Input node (up to its assistant message) and one per
+    Thought node whose context ends with an assistant message after trailing user messages are
+    dropped: a thought-only turn, and the Thought of a thought+call turn that follows one. Each node
+    copies its parent's messages, so every diversity prompt sent from an ancestor before the path's
+    child was made stays in the context, marked invalid; `sift_first_invalid_message` keeps the last.
+    """
+    path = []
+    n: Node | None = chosen
+    while n is not None:
+        path.append(n)
+        n = n.parent
+    path.reverse()
+    invalid, ends = [], []
+    for parent, child in zip(path, path[1:]):
+        for sibling in parent.children[: parent.children.index(child) + 1]:
+            if sibling.diversity_text is not None:
+                invalid.append({"before": len(parent.context),
+                                "message": {"role": "user", "content": sibling.diversity_text, "valid": False}})
+        turn = child.message or {}
+        if child.call_name is None:  # a thought-only turn
+            ends.append(len(child.context))
+            continue
+        if turn.get("content") is not None and parent.parent is not None and parent.call_name is None:
+            ends.append(len(parent.context))  # the Thought node repeats the thought-only turn before it
+        ends.append(len(parent.context) + 1)
+    finish_type = "give_answer" if chosen.terminal else "give_up"
+    return {"invalid_messages": invalid, "train_ends": ends, "null_content_key": True, "has_train_messages": True,
+            # DFS.py's answer_generation: the final answer is the Finish call's arguments as written
+            "answer_generation": {"valid_data": True, "finish_type": finish_type, "final_answer": chosen.arguments}}
 
 
 def search_episode(search: TreeSearch, root: Node, instruction: Instruction, *, method: str,
                    episode_id: str, model: str, extra: dict[str, Any]) -> Episode:
     status, chosen = search.outcome()
+    if search.prompts == "toolbench" and (chosen in search.terminal or chosen in search.give_up):
+        extra = {**extra, "toolbench": toolbench_train_layout(chosen)}
     if all(n.status == "llm_error" for n in search.nodes[1:]) and len(search.nodes) > 1:
         status = "error"  # the model never answered: not the model's fault, a failed run
     return Episode(

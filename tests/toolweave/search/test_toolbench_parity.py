@@ -7,93 +7,14 @@ on the same replies and responses, and every request's messages (normalized to T
 function-calling shape), the function list, the sampling settings, the APIs executed and the outcome
 must be equal.
 """
-import asyncio
-import gzip
-import hashlib
 import json
-from functools import cache
-from pathlib import Path
 
 import pytest
 
 from toolweave.config import RunConfig
-from toolweave.executors import Observation
+from toolweave.converters.toolbench import episode_to_train_messages
 from toolweave.presets import apply_preset
-from toolweave.schemas import Instruction
-from toolweave.search import solve_instruction
-from toolweave.testing.fake_llm import FakeChatModel
-from toolweave.toolsets import import_paths
-from toolweave.toolsets.naming import api_name, standardize
-
-DATA = Path(__file__).parents[2] / "data" / "reference" / "toolbench"
-
-
-@cache
-def golden() -> dict:
-    with gzip.open(DATA / "dfsdt_golden.json.gz", "rt", encoding="utf-8") as f:
-        return json.load(f)
-
-
-@cache
-def tools_by_key():
-    result = import_paths([str(DATA / "toolenv")])
-    assert not result.rejects
-    return {(t.category, standardize(t.name)): t for t in result.tools}
-
-
-def instruction_for(query_id) -> tuple[Instruction, list]:
-    q = next(q for q in json.loads((DATA / "queries.json").read_text()) if q["query_id"] == query_id)
-    tools, refs = [], []
-    for a in q["api_list"]:
-        t = tools_by_key()[(a["category_name"], standardize(a["tool_name"]))]
-        if t not in tools:
-            tools.append(t)
-        refs.append({"tool": t.id, "function": a["api_name"]})
-    inst = Instruction(id=f"q{query_id}", text=q["query"], tool_ids=[t.id for t in tools], extra={"api_list": refs})
-    return inst, tools
-
-
-def preset_config() -> RunConfig:
-    return RunConfig.model_validate(apply_preset({"preset": "toolbench"}))
-
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
-
-
-def toolbench_shape(messages):
-    """toolweave's tool_calls / tool messages as ToolBench's function_call / function messages."""
-    out = []
-    for m in messages:
-        if m["role"] == "tool":
-            out.append({"role": "function", "content": m["content"], "name": m["name"]})
-            continue
-        n = {"role": m["role"], "content": m.get("content")}
-        if m.get("tool_calls"):
-            fn = m["tool_calls"][0]["function"]
-            n["function_call"] = {"name": fn["name"], "arguments": fn["arguments"]}
-        out.append(n)
-    return out
-
-
-def as_reply(i, message):
-    reply = {"content": message.get("content")}
-    if "function_call" in message:
-        reply["tool_calls"] = [{"id": f"call_{i}", "type": "function", "function": dict(message["function_call"])}]
-    return reply
-
-
-class ScriptedServer:
-    """The recorded API responses, in call order, as an executor."""
-
-    def __init__(self, observations):
-        self.observations = [list(o) for o in observations]
-        self.executed = []
-
-    async def execute(self, tool, fn, args):
-        self.executed.append([api_name(fn.name), args])
-        error, response = self.observations.pop(0)
-        return Observation(200, response, error)
+from toolweave.testing.toolbench_golden import digest, golden, run_script, script as named, toolbench_shape
 
 
 def parses(text):
@@ -101,15 +22,6 @@ def parses(text):
         return text == "" or isinstance(json.loads(text), dict)
     except ValueError:
         return False
-
-
-def run_script(script):
-    cfg = preset_config()
-    inst, tools = instruction_for(script["query"])
-    llm = FakeChatModel([as_reply(i, m) for i, m in enumerate(script["replies"])])
-    server = ScriptedServer(script["observations"])
-    ep = asyncio.run(solve_instruction(inst, tools, llm, server, cfg.solve, env_cfg=cfg.executor))
-    return ep, llm, server
 
 
 def check_against_golden(script):
@@ -126,11 +38,14 @@ def check_against_golden(script):
     answered = ep.status == "answered"
     assert answered == (script["valid_data"] and script["finish_type"] == "give_answer")
     assert (not answered and bool(ep.extra["give_up_nodes"])) == (script["finish_type"] == "give_up")
+    # the kept path as ToolBench's train_messages: one example per step, with the latest diversity prompt
+    if script["valid_data"]:
+        train = episode_to_train_messages(ep)
+        if "train_messages" in script:
+            assert train == script["train_messages"]
+        assert digest(train) == script["train_messages_digest"]
+        assert ep.extra["toolbench"]["answer_generation"]["final_answer"] == script["final_answer"]
     return ep
-
-
-def named(name):
-    return next(s for s in golden()["scripts"] if s["name"] == name)
 
 
 def test_first_request_is_toolbench_verbatim():
