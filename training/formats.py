@@ -37,7 +37,7 @@ class Segment:
     turn: int = -1  # index of the assistant turn the segment belongs to (-1: context)
 
 
-FORMATS = ("chat_template", "toolllama", "toolalpaca")
+FORMATS = ("chat_template", "toolllama", "toolalpaca", "toolllama_steps")  # steps: training/toolllama_steps.py
 LOSS_MODES = ("all_assistant", "last_turn", "segments")
 
 TOOLLLAMA_SYSTEM = (
@@ -258,6 +258,15 @@ def render_toolalpaca(ep: Episode, eos_token: str, loss_on: str = "all_assistant
                 segments += [Segment(text, True, turn), Segment(eos_token, loss_on != "segments", turn),
                              Segment("\n")]
     return apply_loss_mode(segments, loss_on)
+
+
+def render_examples(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[list[Segment]]:
+    """Every training example of an episode: one per episode, or one per step for `toolllama_steps`
+    (ToolBench's preprocess: loss on each step's own reply, whatever `loss_on` says)."""
+    if fmt == "toolllama_steps":
+        from training.toolllama_steps import render_steps  # it imports this module
+        return render_steps(ep, tokenizer.eos_token or "")
+    return [render(ep, tokenizer, fmt, loss_on)]
 
 
 def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
