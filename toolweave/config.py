@@ -270,6 +270,14 @@ class EvaluateConfig(Section):
     seed: int = 0
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
     judge_retries: int = 2  # garbage verdicts are retried, then scored Unsure with the reason
+    # ToolEval fidelity (toolbench preset): its verbatim prompts / function specs and inputs, its sampling,
+    # a tie of votes counted as passed, and win rate re-judging the answers' status in each of 2 rounds
+    judge_style: Literal["toolweave", "toolbench"] = "toolweave"
+    judge_temperature: float = 0.0
+    judge_max_tokens: int = 512
+    tie: Literal["coin", "pass"] = "coin"
+    win_votes: int | None = None  # None: `votes`
+    win_status: Literal["pass_rate", "recheck"] = "pass_rate"
     concurrency: int = 16  # judge conversations at once
     episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
     # who solves the test splits before judging: "trained" = <run_dir>/model, or a local model dir /
