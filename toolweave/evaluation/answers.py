@@ -35,6 +35,9 @@ class Answer:
     completion_tokens: int = 0
     episode_id: str = ""
     raw: dict[str, Any] | None = None  # the converted-answer entry it was read from (ToolEval's own input)
+    # how ToolEval's script shows it: "pass_rate" (tool messages rewritten by its hallucination check)
+    # or "preference" (eval_preference.py's process_answer: final answer cut at 1000, no "method")
+    toolbench_view: str = "pass_rate"
 
     @property
     def total_steps(self) -> int:
@@ -43,23 +46,32 @@ class Answer:
     def toolbench_final_answer(self) -> str:
         """ToolEval's `answer["final_answer"]`: Finish's arguments as written (a give-up included)."""
         if self.raw is not None:
-            return str(self.raw["answer"].get("final_answer", ""))
-        if not self.finished:
-            return ""
-        if self.final_answer == GIVE_UP:
-            return json.dumps({"return_type": GIVE_UP}, indent=2)
-        return json.dumps({"return_type": "give_answer", "final_answer": self.final_answer}, indent=2)
+            final = str(self.raw["answer"].get("final_answer", ""))
+        elif not self.finished:
+            final = ""
+        elif self.final_answer == GIVE_UP:
+            final = json.dumps({"return_type": GIVE_UP}, indent=2)
+        else:
+            final = json.dumps({"return_type": "give_answer", "final_answer": self.final_answer}, indent=2)
+        return final[:1000] if self.toolbench_view == "preference" else final
 
     def toolbench_answer(self) -> dict[str, Any]:
         """ToolEval's converted answer (`method, total_steps, final_answer, answer_details`); for our
         own episodes the details are the tool steps as a chain of `tool` nodes."""
         if self.raw is not None:
-            return _as_toolbench_judges_it(self.raw["answer"], self.tool_names)
-        node: list[dict[str, Any]] = []
-        for step in reversed(self.steps):
-            node = [{"role": "tool", "message": step, "next": node}]
-        return {"method": self.method, "total_steps": self.total_steps,
-                "final_answer": self.toolbench_final_answer(), "answer_details": node}
+            answer = copy.deepcopy(self.raw["answer"])
+        else:
+            node: list[dict[str, Any]] = []
+            for step in reversed(self.steps):
+                node = [{"role": "tool", "message": dict(step), "next": node}]
+            answer = {"method": self.method, "total_steps": self.total_steps,
+                      "final_answer": self.toolbench_final_answer(), "answer_details": node}
+        if self.toolbench_view == "preference":
+            answer["final_answer"] = str(answer.get("final_answer", ""))[:1000]
+            answer["answer_details"] = answer.get("answer_details", [])[:3000]
+            answer.pop("method", None)
+            return answer
+        return _as_toolbench_judges_it(answer, self.tool_names)
 
     def for_judge(self, limit: int = 6000) -> str:
         """The answer as JSON for the judge (ToolBench passes `json.dumps(answer)`), cut to `limit` chars."""
@@ -79,7 +91,6 @@ def _as_toolbench_judges_it(answer: dict[str, Any], tool_names: list[str]) -> di
     """eval_pass_rate.py runs `check_has_hallucination` first, which rewrites each `tool` node's dict
     message as `str(dict)` in place, walking in order and stopping after the first node whose function
     is not an available tool; the judge then sees the answer so rewritten."""
-    answer = copy.deepcopy(answer)
     names = set(tool_names)
 
     def walk(nodes: Any) -> bool:
