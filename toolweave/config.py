@@ -176,6 +176,7 @@ class ExecutorConfig(Section):
     name_match: Literal["exact", "endswith"] = "exact"
     observation_format: Literal["toolweave", "toolbench"] = "toolweave"
     response_limit: int | None = None  # server-side cut of the response text (ToolBench: 2048)
+    response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = 30.0
     allow_hosts: list[str] = Field(default_factory=list)

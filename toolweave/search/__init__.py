@@ -42,7 +42,7 @@ def env_options(env_cfg: ExecutorConfig, cfg: SolveConfig) -> EnvOptions:
     return EnvOptions(functions="toolbench" if cfg.prompts == "toolbench" else "openai",
                       argument_check=env_cfg.argument_check, finish_check=env_cfg.finish_check,
                       name_match=env_cfg.name_match, observation_format=env_cfg.observation_format,
-                      response_limit=env_cfg.response_limit)
+                      response_limit=env_cfg.response_limit, response_mode=env_cfg.response_mode)
 
 
 def offered_functions(instruction: Instruction, tools: list[Tool]) -> list[tuple[Tool, Function]]:

@@ -53,6 +53,7 @@ class EnvOptions:
     name_match: Literal["exact", "endswith"] = "exact"  # endswith: ToolBench's first function ending in the name
     observation_format: Literal["toolweave", "toolbench"] = "toolweave"
     response_limit: int | None = None  # the response text is cut here before the observation (ToolBench: 2048)
+    response_mode: Literal["full", "filter"] = "full"  # filter: only the response schema's keys (ToolBench)
 
 
 class ToolEnv:
@@ -153,6 +154,8 @@ class ToolEnv:
             obs = Observation(0, "", f"executor failed: {type(e).__name__}: {e}")
         body = await self.shorten(fn, obs.body)
         if self.options.observation_format == "toolbench":
+            if self.options.response_mode == "filter":
+                body = tb.filter_response(body, fn.response_schema)
             return self._toolbench_result(obs, body)
         if obs.status_code == TIMEOUT or (obs.error or "").startswith("timeout"):
             return StepResult("timeout", self._limit(_observation(obs.error or "timeout", body)), 5)

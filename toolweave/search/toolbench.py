@@ -10,7 +10,7 @@ from typing import Any
 
 from toolweave.schemas import Function, Tool
 from toolweave.toolsets.naming import api_name, function_name, standardize
-from toolweave.toolsets.toolbench import parameter_lists
+from toolweave.toolsets.toolbench import TEMPLATE_X, parameter_lists
 
 DESCRIPTION_LIMIT = 256  # rapidapi.py: function and parameter descriptions are cut here
 TOOL_DESCRIPTION_LIMIT = 512  # rapidapi.py: a tool's line in the system prompt
@@ -105,3 +105,45 @@ def parse_tool_input(arguments: str) -> dict[str, Any] | None:
 def observation(error: str, response: str) -> str:
     """What the client shows: the server's `{"error", "response"}` as `json.dumps` writes it."""
     return json.dumps({"error": error, "response": response})
+
+
+def _as_template(schema: Any) -> Any:
+    """A JSON Schema as ToolBench's example-shaped response schema (keys, lists of one element)."""
+    if not isinstance(schema, dict):
+        return {}
+    if schema.get("type") == "array" or "items" in schema:
+        return [_as_template(schema.get("items"))]
+    if "properties" in schema:
+        return {k: _as_template(v) for k, v in schema["properties"].items()}
+    return schema.get("type", "")
+
+
+def _shorten(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """server.py's dict_shorten: drop keys the schema lacks, recursing into objects and lists of objects."""
+    for key, item in list(value.items()):
+        if key not in schema:
+            del value[key]
+        elif isinstance(item, dict) and isinstance(schema[key], dict):
+            _shorten(item, schema[key])
+        elif isinstance(item, list) and item and isinstance(item[0], dict) and isinstance(schema[key], list) \
+                and schema[key] and isinstance(schema[key][0], dict):
+            for element in item:
+                if isinstance(element, dict):
+                    _shorten(element, schema[key][0])
+    return value
+
+
+def filter_response(body: str, response_schema: dict[str, Any] | None) -> str:
+    """server.py's `filter` response mode: a JSON object response keeps only the keys of the API's
+    response schema and is written with Python `str()`, as the server writes it; any other response
+    (or an API without a schema) passes unchanged."""
+    if not response_schema:
+        return body
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    schema = response_schema[TEMPLATE_X] if TEMPLATE_X in response_schema else _as_template(response_schema)
+    if not isinstance(value, dict) or not isinstance(schema, dict) or not schema:
+        return body
+    return str(_shorten(value, schema))
