@@ -108,10 +108,14 @@ class Judge:
 
     def __init__(self, model: ChatModel, *, name: str = "", output: Literal["tool_call", "json_schema"] = "tool_call",
                  retries: int = 2, temperature: float | None = 0.0, max_tokens: int = 512,
-                 style: Literal["toolweave", "toolbench"] = "toolweave"):
+                 style: Literal["toolweave", "toolbench"] = "toolweave", tie: str = "coin",
+                 win_status: str = "pass_rate", win_votes: int | None = None):
         """`style="toolbench"`: ToolEval's verbatim prompts and function specs (reason after the
-        decision); the caller passes ToolEval's inputs (see pass_rate / win_rate) and sampling."""
+        decision); the caller passes ToolEval's inputs (see pass_rate / win_rate) and sampling.
+        `tie`, `win_status`, `win_votes`: the aggregation the evaluation functions use when their
+        callers do not say (cfg.evaluate travels with the judge: see `judge_options`)."""
         self.model, self.output, self.retries, self.style = model, output, retries, style
+        self.tie, self.win_status, self.win_votes = tie, win_status, win_votes
         self.name = name or getattr(model, "model", "") or type(model).__name__
         self.temperature, self.max_tokens = temperature, max_tokens
         self.prompt_version = _prompt_version(style)
@@ -154,8 +158,9 @@ class Judge:
 
 
 def judge_options(ev: Any) -> dict[str, Any]:
-    """Judge(...) keyword arguments from `cfg.evaluate` (style and sampling)."""
-    return {"style": ev.judge_style, "temperature": ev.judge_temperature, "max_tokens": ev.judge_max_tokens}
+    """Judge(...) keyword arguments from `cfg.evaluate`: style, sampling and aggregation."""
+    return {"style": ev.judge_style, "temperature": ev.judge_temperature, "max_tokens": ev.judge_max_tokens,
+            "tie": ev.tie, "win_status": ev.win_status, "win_votes": ev.win_votes}
 
 
 def _arguments(message: dict[str, Any], function: str) -> Any:

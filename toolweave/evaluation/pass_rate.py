@@ -110,9 +110,11 @@ async def judge_round(judge: Judge, answer: Answer, seed: int, round_no: int) ->
 
 
 async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int = 4, seed: int = 0,
-                             concurrency: int = 16, tie: str = "coin") -> list[QueryPass]:
+                             concurrency: int = 16, tie: str | None = None) -> list[QueryPass]:
     """All rounds of all answers, at most `concurrency` judge conversations at once. `tie`: how a
-    query whose rounds split evenly is labelled ("coin", or "pass" as ToolBench's pass rate counts it)."""
+    query whose rounds split evenly is labelled ("coin", or "pass" as ToolBench's pass rate counts it;
+    None: the judge's `tie`)."""
+    tie = tie or judge.tie
     sem = asyncio.Semaphore(concurrency)
 
     async def one(answer: Answer, r: int) -> Round:

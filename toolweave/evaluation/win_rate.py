@@ -104,9 +104,12 @@ async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no
 
 async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryPass], judge: Judge, *,
                             votes: int = 4, seed: int = 0, concurrency: int = 16,
-                            status: str = "pass_rate") -> list[QueryWin]:
+                            status: str | None = None) -> list[QueryWin]:
     """Queries present in both runs, matched by query id. `status`: "pass_rate" reuses the pass-rate
-    rounds' answer status, "recheck" asks again in every round (ToolBench)."""
+    rounds' answer status, "recheck" asks again in every round (ToolBench); None: the judge's
+    `win_status`. The judge's `win_votes`, when set, is the number of rounds (ToolBench: 2)."""
+    status = status or judge.win_status
+    votes = judge.win_votes or votes
     refs = {q.answer.query_id: q for q in references}
     pairs = [(Side.of(c), Side.of(refs[c.answer.query_id])) for c in candidates if c.answer.query_id in refs]
     sem = asyncio.Semaphore(concurrency)

@@ -48,7 +48,7 @@ def run(seed):
     model = scripted_judge()
     judge = Judge(model, **judge_options(ev))
     answers = [from_converted(c["name"], c["converted_answer"]["1"]) for c in golden()["cases"].values()]
-    results = asyncio.run(evaluate_pass_rate(answers, judge, votes=ev.votes, seed=seed, concurrency=1, tie=ev.tie))
+    results = asyncio.run(evaluate_pass_rate(answers, judge, votes=ev.votes, seed=seed, concurrency=1))
     return {q.answer.query_id: q for q in results}, model
 
 

@@ -85,8 +85,8 @@ def test_toolbench_style_rechecks_status_each_round_and_shows_processed_answers(
     model = judge_kit.make({"check_answer_status": "Unsolved", "check_task_solvable": "Solvable",
                             "select_better_answer": 0})
     cand, ref = [qp("a", long, PASS, "Solved", "dfsdt")], [qp("a", "x" * 50, PASS, "Unsolved", "cot")]
-    res = asyncio.run(evaluate_win_rate(cand, ref, Judge(model, **judge_options(ev)), votes=ev.win_votes, seed=0,
-                                        status=ev.win_status))
+    # the stage passes `votes=cfg.evaluate.votes` (4); the judge built from cfg.evaluate carries 2 and recheck
+    res = asyncio.run(evaluate_win_rate(cand, ref, Judge(model, **judge_options(ev)), votes=ev.votes, seed=0))
     assert len(res[0].rounds) == 2 and all(x["how"].startswith("judge") for x in res[0].rounds)
     checks = [r for r in model.requests if r["tools"][0]["function"]["name"] == "check_answer_status"]
     assert len(checks) == 4  # both answers, both rounds
