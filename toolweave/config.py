@@ -177,6 +177,9 @@ class ExecutorConfig(Section):
     observation_format: Literal["toolweave", "toolbench"] = "toolweave"
     response_limit: int | None = None  # server-side cut of the response text (ToolBench: 2048)
     response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
+    # the LLM-simulated API: toolweave's prompt (status codes, 400/404 invited) or StableToolBench's
+    # (error left empty, {"error", "response"}, its prompt verbatim)
+    simulator: Literal["toolweave", "stabletoolbench"] = "toolweave"
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = 30.0
     allow_hosts: list[str] = Field(default_factory=list)
