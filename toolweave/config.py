@@ -131,6 +131,12 @@ class InstructionsConfig(Section):
     num_seed_examples: int = 3
     holdout: dict[str, float] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
     import_queries: list[str] = Field(default_factory=list)  # ToolBench query files used as instructions
+    # ToolBench fidelity (toolbench preset): in-context seeds of the sample's own mode, whole API docs
+    # in the prompt, I1 over every tool with all its APIs, and I1 queries needing 2 related APIs
+    seed_modes: Literal["any", "own"] = "any"
+    api_docs: Literal["short", "full"] = "short"
+    i1_apis: Literal["sample", "all"] = "sample"
+    i1_min_related: int = 1
 
 
 class SimulateConfig(Section):
