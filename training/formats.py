@@ -260,15 +260,6 @@ def render_toolalpaca(ep: Episode, eos_token: str, loss_on: str = "all_assistant
     return apply_loss_mode(segments, loss_on)
 
 
-def render_examples(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[list[Segment]]:
-    """Every training example of an episode: one per episode, or one per step for `toolllama_steps`
-    (ToolBench's preprocess: loss on each step's own reply, whatever `loss_on` says)."""
-    if fmt == "toolllama_steps":
-        from training.toolllama_steps import render_steps  # it imports this module
-        return render_steps(ep, tokenizer.eos_token or "")
-    return [render(ep, tokenizer, fmt, loss_on)]
-
-
 def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
     if fmt == "chat_template":
         return render_chat_template(ep, tokenizer, loss_on)
@@ -276,4 +267,6 @@ def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
         return render_toolllama(ep, tokenizer.eos_token or "", loss_on)
     if fmt == "toolalpaca":
         return render_toolalpaca(ep, tokenizer.eos_token or "", loss_on)
+    if fmt == "toolllama_steps":
+        raise ValueError("toolllama_steps makes one example per step: use training.sft_data.render_examples")
     raise ValueError(f"unknown SFT format {fmt!r}; one of {FORMATS}")

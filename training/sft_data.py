@@ -12,7 +12,8 @@ import logging
 from toolweave.config import RunConfig, SFTConfig
 from toolweave.io import existing_ids, iter_rows, read_records, write_part
 from toolweave.schemas import Episode, Reject, SFTExample
-from training.formats import RenderError, render_examples
+from training.formats import RenderError, Segment, render
+from training.toolllama_steps import render_steps
 from training.packing import Example, efficiency, pack, to_record
 from training.tokenize import IGNORE, tokenize_segments
 from training.tokenizers import load_tokenizer, tokenizer_for_chat
@@ -47,6 +48,14 @@ def exclusion(ep: Episode, sft: SFTConfig) -> str | None:
 def episode_example(ep: Episode, tokenizer, sft: SFTConfig) -> Example:
     """Render and tokenize one episode (its first example); RenderError names why it cannot be used."""
     return episode_examples(ep, tokenizer, sft)[0]
+
+
+def render_examples(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[list[Segment]]:
+    """Every training example of an episode: one per episode, or one per step for `toolllama_steps`
+    (ToolBench's preprocess: loss on each step's own reply, whatever `loss_on` says)."""
+    if fmt == "toolllama_steps":
+        return render_steps(ep, tokenizer.eos_token or "")
+    return [render(ep, tokenizer, fmt, loss_on)]
 
 
 def episode_examples(ep: Episode, tokenizer, sft: SFTConfig) -> list[Example]:
