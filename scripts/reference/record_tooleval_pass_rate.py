@@ -13,12 +13,9 @@ seed (`random.seed(seed)` first), because Unsure labels are settled by `random.r
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import io
 import json
-import os
 import random
 import re
 import runpy
@@ -26,6 +23,8 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+
+from tooleval_harness import commit_of, install_openai, setup
 
 FINISH_STEP = {"name": "Finish", "arguments": '{"return_type": "give_answer", "final_answer": "It is 42."}',
                "response": ""}
@@ -75,40 +74,12 @@ def converted(test_set: str) -> dict:
                   "answer": _answer(final, steps)}}
 
 
-def install_openai(state: dict) -> None:
-    openai = types.ModuleType("openai")
-
-    class ChatCompletion:
-        @staticmethod
-        def create(messages, **kwargs):
-            kwargs.pop("api_key", None)
-            state["requests"].append({"messages": copy.deepcopy(messages), **copy.deepcopy(kwargs)})
-            case = re.search(r"Query for case (\w+)", messages[0]["content"]).group(1)
-            verdict = state["verdicts"][case].pop(0)
-            msg = types.SimpleNamespace(function_call=types.SimpleNamespace(arguments=json.dumps(verdict)),
-                                        content="")
-            return types.SimpleNamespace(choices=[types.SimpleNamespace(message=msg)])
-
-    openai.ChatCompletion = ChatCompletion
-    sys.modules["openai"] = openai
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--toolbench", required=True)
-    ap.add_argument("--seeds", type=int, default=100)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    root = Path(a.toolbench).resolve()
-    tooleval = root / "toolbench" / "tooleval"
-    sys.path[:0] = [str(tooleval)]
+    a, root, tooleval = setup(100)
     sys.modules.setdefault("backoff", types.SimpleNamespace(on_exception=lambda *x, **k: (lambda f: f),
                                                              expo=None))
     state: dict = {"requests": [], "verdicts": {}}
-    install_openai(state)
-    pool = Path(tempfile.mkdtemp()) / "api_pool.json"
-    pool.write_text(json.dumps([{"api_key": "not-a-key"}]))  # OpenaiPoolRequest needs a pool file
-    os.environ["API_POOL_FILE"] = str(pool)
+    install_openai(state, lambda fn, text: state["verdicts"][re.search(r"Query for case (\w+)", text).group(1)].pop(0))
     import utils  # noqa: F401 - its import seeds random with 42; import it before seeding per run
 
     work = Path(tempfile.mkdtemp())
@@ -142,7 +113,7 @@ def main() -> None:
         runs.append(run)
         if first_requests is None:
             first_requests = state["requests"]
-    commit = (root / ".commit").read_text().strip() if (root / ".commit").exists() else ""
+    commit = commit_of(root)
     doc = {"source": {"repo": "OpenBMB/ToolBench", "commit": commit,
                       "files": ["toolbench/tooleval/eval_pass_rate.py", "toolbench/tooleval/evaluators/"
                                 "registered_cls/rtl.py", "toolbench/tooleval/evaluators/registered_cls/tooleval.py",

@@ -15,20 +15,18 @@ the side the case prefers (by the marker in the shown answers). Run once per see
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import csv
 import io
 import json
-import os
 import random
 import re
 import runpy
 import sys
 import tempfile
-import types
 from pathlib import Path
+
+from tooleval_harness import commit_of, install_openai, setup
 
 REF, OUT = "reference", "candidate"
 # test set -> case: pass-rate labels, each side's answer status per round, who select_better prefers
@@ -68,35 +66,22 @@ def example(case: dict, side: str) -> dict:
     return {"query": f"Query for case {case['name']}.", "available_tools": tools, "answer": answer(case, side)}
 
 
-def install_openai(state: dict) -> None:
-    openai = types.ModuleType("openai")
-
-    class ChatCompletion:
-        @staticmethod
-        def create(messages, **kwargs):
-            kwargs.pop("api_key", None)
-            state["requests"].append({"messages": copy.deepcopy(messages), **copy.deepcopy(kwargs)})
-            fn = kwargs["function_call"]["name"]
-            text = messages[0]["content"]
-            case = next(c for c in CASES.values() if f"Query for case {c['name']}." in text)
-            if fn == "check_answer_status":
-                side = re.search(r"\[(reference|candidate)\]", text).group(1)
-                k = state["rounds"][(case["name"], side)]
-                state["rounds"][(case["name"], side)] += 1
-                verdict = {"answer_status": case["status"][side][k], "reason": "scripted"}
-            elif fn == "check_task_solvable":
-                verdict = {"task_status": "Solvable", "reason": "scripted"}
-            elif fn == "select_better_answer":
-                first = text.index("Answer_0:"), text.index("Answer_1:")
-                shown0 = re.search(r"\[(reference|candidate)\]", text[first[0]:first[1]]).group(1)
-                verdict = {"index": 0 if shown0 == case["prefer"] else 1, "reason": "scripted"}
-            else:
-                verdict = {"answer_status": "Unsure", "reason": "scripted"}
-            msg = types.SimpleNamespace(function_call=types.SimpleNamespace(arguments=json.dumps(verdict)), content="")
-            return types.SimpleNamespace(choices=[types.SimpleNamespace(message=msg)])
-
-    openai.ChatCompletion = ChatCompletion
-    sys.modules["openai"] = openai
+def verdicts(state: dict):
+    def verdict_for(fn: str, text: str) -> dict:
+        case = next(c for c in CASES.values() if f"Query for case {c['name']}." in text)
+        if fn == "check_answer_status":
+            side = re.search(r"\[(reference|candidate)\]", text).group(1)
+            k = state["rounds"][(case["name"], side)]
+            state["rounds"][(case["name"], side)] += 1
+            return {"answer_status": case["status"][side][k], "reason": "scripted"}
+        if fn == "check_task_solvable":
+            return {"task_status": "Solvable", "reason": "scripted"}
+        if fn == "select_better_answer":
+            first = text.index("Answer_0:"), text.index("Answer_1:")
+            shown0 = re.search(r"\[(reference|candidate)\]", text[first[0]:first[1]]).group(1)
+            return {"index": 0 if shown0 == case["prefer"] else 1, "reason": "scripted"}
+        return {"answer_status": "Unsure", "reason": "scripted"}
+    return verdict_for
 
 
 PASS_COLUMNS = ["query", "solvable", "available_tools", "model_intermediate_steps", "model_final_step", "model",
@@ -104,19 +89,9 @@ PASS_COLUMNS = ["query", "solvable", "available_tools", "model_intermediate_step
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--toolbench", required=True)
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    root = Path(a.toolbench).resolve()
-    tooleval = root / "toolbench" / "tooleval"
-    sys.path[:0] = [str(tooleval)]
+    a, root, tooleval = setup(20)
     state: dict = {"requests": []}
-    install_openai(state)
-    pool = Path(tempfile.mkdtemp()) / "api_pool.json"
-    pool.write_text(json.dumps([{"api_key": "not-a-key"}]))
-    os.environ["API_POOL_FILE"] = str(pool)
+    install_openai(state, verdicts(state))
     import utils  # noqa: F401 - seeds random with 42 on import; imported before seeding per run
 
     work = Path(tempfile.mkdtemp())
@@ -157,7 +132,7 @@ def main() -> None:
         runs.append(run)
         if first_requests is None:
             first_requests = state["requests"]
-    commit = (root / ".commit").read_text().strip() if (root / ".commit").exists() else ""
+    commit = commit_of(root)
     doc = {"source": {"repo": "OpenBMB/ToolBench", "commit": commit,
                       "files": ["toolbench/tooleval/eval_preference.py",
                                 "toolbench/tooleval/evaluators/registered_cls/rtl.py",
