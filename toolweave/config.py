@@ -19,6 +19,8 @@ ROLES: tuple[Role, ...] = get_args(Role)
 NonNegative = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
+from toolweave.presets import apply_preset  # `preset: NAME` merges a profile under the user's keys
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -161,6 +163,12 @@ class InstructionsConfig(Section):
     num_seed_examples: int = Field(3, ge=0)
     holdout: dict[str, Fraction] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
     import_queries: list[str] = Field(default_factory=list)  # ToolBench query files used as instructions
+    # ToolBench fidelity (toolbench preset): in-context seeds of the sample's own mode, whole API docs
+    # in the prompt, I1 over every tool with all its APIs, and I1 queries needing 2 related APIs
+    seed_modes: Literal["any", "own"] = "any"
+    api_docs: Literal["short", "full"] = "short"
+    i1_apis: Literal["sample", "all"] = "sample"
+    i1_min_related: int = Field(1, ge=0)
 
 
 class SimulateConfig(Section):
@@ -177,6 +185,19 @@ class SolveConfig(Section):
     max_llm_calls: int = Field(200, ge=1)
     # "required" forces a function call every turn (small models never call one under "auto")
     tool_choice: Literal["auto", "required"] = "required"
+    # sampling of the solving model; None: llm.temperature / llm.max_tokens (toolbench preset: 1.0 / 1024)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    # "turn": max_steps counts assistant turns; "level": ToolBench's tree levels (Thought, Action and
+    # Action Input nodes: 12 levels = 4 calls with thoughts, 6 without)
+    depth_unit: Literal["turn", "level"] = "turn"
+    # system / diversity prompts and function descriptions: toolweave's own or ToolBench's verbatim
+    prompts: Literal["toolweave", "toolbench"] = "toolweave"
+    # "all": every function of the instruction's tools; "api_list": only the query's api_list, in its order
+    functions: Literal["all", "api_list"] = "all"
+    # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
+    give_up_pick: Literal["first", "random"] = "first"
+    seed: int = Field(0, ge=0)
     splits: list[str] = Field(default_factory=list)  # empty = all
 
 
@@ -185,6 +206,16 @@ class ExecutorConfig(Section):
     cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
     max_examples: int = Field(5, ge=0)
     observation_limit: int = Field(2048, ge=1)  # characters
+    # ToolBench fidelity (toolweave.search.env.EnvOptions): what is checked and how observations read
+    argument_check: Literal["schema", "json"] = "schema"  # json: no schema check (ToolBench)
+    finish_check: Literal["strict", "toolbench"] = "strict"  # toolbench: only the final_answer key is needed
+    name_match: Literal["exact", "endswith"] = "exact"
+    observation_format: Literal["toolweave", "toolbench"] = "toolweave"
+    response_limit: int | None = Field(None, ge=1)  # server-side cut of the response text (ToolBench: 2048)
+    response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
+    # the LLM-simulated API: toolweave's prompt (status codes, 400/404 invited) or StableToolBench's
+    # (error left empty, {"error", "response"}, its prompt verbatim)
+    simulator: Literal["toolweave", "stabletoolbench"] = "toolweave"
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = Field(30.0, gt=0)
     allow_hosts: list[str] = Field(default_factory=list)
@@ -194,7 +225,8 @@ class ExecutorConfig(Section):
 
 class SFTConfig(Section):
     tokenizer: str = "smollm2"  # "smollm2" (the shipped GGUF's tokenizer), a local dir or hub id
-    format: Literal["chat_template", "toolllama", "toolalpaca"] = "chat_template"
+    # toolllama_steps: ToolBench's preprocess exactly (one example per step, loss on that reply)
+    format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps"] = "chat_template"
     # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
     chat_template: Literal["auto", "model", "fallback"] = "auto"
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
@@ -277,6 +309,14 @@ class EvaluateConfig(Section):
     seed: int = Field(0, ge=0)
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
     judge_retries: int = Field(2, ge=0)  # garbage verdicts are retried, then scored Unsure with the reason
+    # ToolEval fidelity (toolbench preset): its verbatim prompts / function specs and inputs, its sampling,
+    # a tie of votes counted as passed, and win rate re-judging the answers' status in each of 2 rounds
+    judge_style: Literal["toolweave", "toolbench"] = "toolweave"
+    judge_temperature: float = Field(0.0, ge=0, le=2)
+    judge_max_tokens: int = Field(512, ge=1)
+    tie: Literal["coin", "pass"] = "coin"
+    win_votes: int | None = Field(None, ge=1)  # None: `votes`
+    win_status: Literal["pass_rate", "recheck"] = "pass_rate"
     concurrency: int = Field(16, ge=1)  # judge conversations at once
     episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
     # who solves the test splits before judging: "trained" = <run_dir>/model, or a local model dir /
@@ -287,6 +327,7 @@ class EvaluateConfig(Section):
 
 
 class RunConfig(Section):
+    preset: str | None = None  # a profile from toolweave/presets/ merged under this config (e.g. toolbench)
     name: str = "run"
     run_dir: str = "runs/default"
     seed: int = Field(0, ge=0)
@@ -367,6 +408,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     check_moved_keys(data)
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(apply_preset(data))
     except ValidationError as e:
         raise ValueError(config_error(e)) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from collections import defaultdict
@@ -22,6 +23,9 @@ from toolweave.llm.types import CallTag, ChatModel, LLMError
 from toolweave.prompts import render
 from toolweave.schemas import FunctionRef, Instruction, Reject, Tool
 from toolweave.toolsets.naming import function_name, standardize, tool_id
+from toolweave.toolsets.toolbench import api_list_entries
+
+log = logging.getLogger(__name__)
 
 STAGE = "instructions"
 MULTI_TOOL_MODES = ("I2", "I3")
@@ -150,8 +154,12 @@ class ApiSample:
     def id(self) -> str:
         return f"sample-{_digest(self.mode, self.group, *(f'{r.tool}/{r.function}' for r in self.functions))}"
 
-    def api_docs(self) -> list[dict[str, Any]]:
-        """The APIs as the prompt shows them (ToolBench's api_list, short)."""
+    def api_docs(self, full: bool = False) -> list[dict[str, Any]]:
+        """The APIs as the prompt shows them: ToolBench's api_list entries with their whole
+        documentation (`full`, as the paper's prompt has it), or short (descriptions cut at 300
+        characters, parameter names only)."""
+        if full:
+            return [e for t in self.tools for e in api_list_entries(t, "query")]
         docs = []
         for t in self.tools:
             for f in t.functions:
@@ -190,8 +198,15 @@ def sample_api_groups(tools: list[Tool], cfg: InstructionsConfig, *, rng: random
         "I3": {name: [by_id[i] for i in ids if i in by_id] for name, ids in sorted(cfg.collections.items())},
     }
     groups["I3"] = {k: v for k, v in groups["I3"].items() if len(v) >= 2}
+    if "I3" in cfg.modes and not groups["I3"]:
+        log.warning("instructions: no I3 samples: I3 needs instructions.collections (name -> tool ids) with "
+                    "at least 2 known tools in a collection, and %s",
+                    "none is configured" if not cfg.collections else "no collection has 2 known tools")
     samples: list[ApiSample] = []
     for mode in cfg.modes:
+        if mode == "I1" and cfg.i1_apis == "all":  # ToolBench: every tool, with all its APIs
+            samples += [ApiSample("I1", t.id, [t]) for t in usable]
+            continue
         for _ in range(cfg.samples_per_mode):
             if mode == "I1":
                 if not usable:
@@ -266,10 +281,13 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
     """Instructions for one API sample, with their relevant APIs; those naming APIs outside the
     sample, or fewer than 2 of them in multi-tool modes, are rejected."""
     source = f"toolbench:{sample.mode}:{sample.id}"
-    picked = rng.sample(seeds, k=min(cfg.num_seed_examples, len(seeds)))
+    pool = seeds
+    if cfg.seed_modes == "own":  # ToolBench: the in-context examples come from the query's own mode
+        pool = [s for s in seeds if s.get("mode") == sample.mode] or seeds
+    picked = rng.sample(pool, k=min(cfg.num_seed_examples, len(pool)))
     prompt = render("instructions_toolbench", n=cfg.per_sample,
                     examples="\n\n".join(_format_seed(s) for s in picked),
-                    apis=json.dumps(sample.api_docs(), ensure_ascii=False),
+                    apis=json.dumps(sample.api_docs(full=cfg.api_docs == "full"), ensure_ascii=False),
                     multi_tool="Each query must use APIs of at least two different tools." if sample.mode in MULTI_TOOL_MODES
                     else "Each query may use one or several of the APIs.")
     items = await _ask_items(llm, prompt, TOOLBENCH_SCHEMA, "queries", who=f"sample {sample.id}",
@@ -277,7 +295,7 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
     if isinstance(items, Reject):
         return [items]
     index = _api_index(sample)
-    min_related = 2 if sample.mode in MULTI_TOOL_MODES else 1
+    min_related = 2 if sample.mode in MULTI_TOOL_MODES else cfg.i1_min_related
     sampled = [r.model_dump() for r in sample.functions]
     out: list[Instruction | Reject] = []
     for item in items:

@@ -37,7 +37,7 @@ class Segment:
     turn: int = -1  # index of the assistant turn the segment belongs to (-1: context)
 
 
-FORMATS = ("chat_template", "toolllama", "toolalpaca")
+FORMATS = ("chat_template", "toolllama", "toolalpaca", "toolllama_steps")  # steps: training/toolllama_steps.py
 LOSS_MODES = ("all_assistant", "last_turn", "segments")
 
 TOOLLLAMA_SYSTEM = (
@@ -267,4 +267,6 @@ def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
         return render_toolllama(ep, tokenizer.eos_token or "", loss_on)
     if fmt == "toolalpaca":
         return render_toolalpaca(ep, tokenizer.eos_token or "", loss_on)
+    if fmt == "toolllama_steps":
+        raise ValueError("toolllama_steps makes one example per step: use training.sft_data.render_examples")
     raise ValueError(f"unknown SFT format {fmt!r}; one of {FORMATS}")

@@ -12,7 +12,8 @@ import logging
 from toolweave.config import RunConfig, SFTConfig
 from toolweave.io import existing_ids, iter_rows, read_records, write_part
 from toolweave.schemas import Episode, Reject, SFTExample
-from training.formats import RenderError, render
+from training.formats import RenderError, Segment, render
+from training.toolllama_steps import render_steps
 from training.packing import Example, efficiency, pack, to_record
 from training.tokenize import IGNORE, tokenize_segments
 from training.tokenizers import load_tokenizer, tokenizer_for_chat
@@ -30,6 +31,11 @@ def sft_tokenizer(sft: SFTConfig):
 
 def exclusion(ep: Episode, sft: SFTConfig) -> str | None:
     """Why an episode is not trained on (None: it is)."""
+    toolbench = (ep.extra.get("toolbench") or {}).get("answer_generation") or {}
+    if toolbench.get("valid_data") is True and "train_ends" in (ep.extra.get("toolbench") or {}):
+        # ToolBench's own verdict (a give-up kept when the budget ran out is valid data there too)
+        gave_up = toolbench.get("finish_type") == "give_up"
+        return "excluded: gave up (sft.include_give_up is false)" if gave_up and not sft.include_give_up else None
     if ep.extra.get("valid_data") is False:
         return "excluded: invalid trajectory (valid_data false)"
     if ep.status == "gave_up" and not sft.include_give_up:
@@ -40,8 +46,26 @@ def exclusion(ep: Episode, sft: SFTConfig) -> str | None:
 
 
 def episode_example(ep: Episode, tokenizer, sft: SFTConfig) -> Example:
-    """Render and tokenize one episode; RenderError names the reason it cannot be used."""
-    ids, labels = tokenize_segments(tokenizer, render(ep, tokenizer, sft.format, sft.loss_on))
+    """Render and tokenize one episode (its first example); RenderError names why it cannot be used."""
+    return episode_examples(ep, tokenizer, sft)[0]
+
+
+def render_examples(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[list[Segment]]:
+    """Every training example of an episode: one per episode, or one per step for `toolllama_steps`
+    (ToolBench's preprocess: loss on each step's own reply, whatever `loss_on` says)."""
+    if fmt == "toolllama_steps":
+        return render_steps(ep, tokenizer.eos_token or "")
+    return [render(ep, tokenizer, fmt, loss_on)]
+
+
+def episode_examples(ep: Episode, tokenizer, sft: SFTConfig) -> list[Example]:
+    """All of an episode's examples (one per step for `toolllama_steps`)."""
+    return [_example(ep, tokenizer, sft, segments)
+            for segments in render_examples(ep, tokenizer, sft.format, sft.loss_on)]
+
+
+def _example(ep: Episode, tokenizer, sft: SFTConfig, segments) -> Example:
+    ids, labels = tokenize_segments(tokenizer, segments)
     if len(ids) > sft.max_len:
         if not sft.truncate:
             raise RenderError(f"{len(ids)} tokens > sft.max_len {sft.max_len}")
@@ -69,7 +93,7 @@ def build(episodes: list[Episode], tokenizer, sft: SFTConfig) -> tuple[list[SFTE
         seen.add(ep.id)
         if reason is None:
             try:
-                examples.append(episode_example(ep, tokenizer, sft))
+                examples.extend(episode_examples(ep, tokenizer, sft))
                 continue
             except RenderError as e:
                 reason = f"cannot render ({sft.format}): {e}"

@@ -5,7 +5,9 @@ fails unjudged), the final answer, and the chain of tool calls (name, arguments,
 """
 from __future__ import annotations
 
+import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,44 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     episode_id: str = ""
+    raw: dict[str, Any] | None = None  # the converted-answer entry it was read from (ToolEval's own input)
+    # how ToolEval's script shows it: "pass_rate" (tool messages rewritten by its hallucination check)
+    # or "preference" (eval_preference.py's process_answer: final answer cut at 1000, no "method")
+    toolbench_view: str = "pass_rate"
 
     @property
     def total_steps(self) -> int:
         return len(self.steps)
+
+    def toolbench_final_answer(self) -> str:
+        """ToolEval's `answer["final_answer"]`: Finish's arguments as written (a give-up included)."""
+        if self.raw is not None:
+            final = str(self.raw["answer"].get("final_answer", ""))
+        elif not self.finished:
+            final = ""
+        elif self.final_answer == GIVE_UP:
+            final = json.dumps({"return_type": GIVE_UP}, indent=2)
+        else:
+            final = json.dumps({"return_type": "give_answer", "final_answer": self.final_answer}, indent=2)
+        return final[:1000] if self.toolbench_view == "preference" else final
+
+    def toolbench_answer(self) -> dict[str, Any]:
+        """ToolEval's converted answer (`method, total_steps, final_answer, answer_details`); for our
+        own episodes the details are the tool steps as a chain of `tool` nodes."""
+        if self.raw is not None:
+            answer = copy.deepcopy(self.raw["answer"])
+        else:
+            node: list[dict[str, Any]] = []
+            for step in reversed(self.steps):
+                node = [{"role": "tool", "message": dict(step), "next": node}]
+            answer = {"method": self.method, "total_steps": self.total_steps,
+                      "final_answer": self.toolbench_final_answer(), "answer_details": node}
+        if self.toolbench_view == "preference":
+            answer["final_answer"] = str(answer.get("final_answer", ""))[:1000]
+            answer["answer_details"] = answer.get("answer_details", [])[:3000]
+            answer.pop("method", None)
+            return answer
+        return _as_toolbench_judges_it(answer, self.tool_names)
 
     def for_judge(self, limit: int = 6000) -> str:
         """The answer as JSON for the judge (ToolBench passes `json.dumps(answer)`), cut to `limit` chars."""
@@ -49,6 +85,30 @@ class Answer:
         lines = [f"Step {i}: {_step_repr(s)}" for i, s in enumerate(self.steps, 1)]
         final = f"Final step: {_step_repr(self.steps[-1])}" if self.steps else ""
         return "\n".join(lines), final
+
+
+def _as_toolbench_judges_it(answer: dict[str, Any], tool_names: list[str]) -> dict[str, Any]:
+    """eval_pass_rate.py runs `check_has_hallucination` first, which rewrites each `tool` node's dict
+    message as `str(dict)` in place, walking in order and stopping after the first node whose function
+    is not an available tool; the judge then sees the answer so rewritten."""
+    names = set(tool_names)
+
+    def walk(nodes: Any) -> bool:
+        for node in nodes if isinstance(nodes, list) else [nodes]:
+            if not isinstance(node, dict):
+                return False
+            if node.get("role") == "tool":
+                if isinstance(node.get("message"), dict):
+                    node["message"] = str(node["message"])
+                found = re.findall(r"'name':\s*'(.*?)'", str(node.get("message")), re.DOTALL)
+                if not found or found[0] not in names:
+                    return False
+            if not walk(node.get("next", [])):
+                return False
+        return True
+
+    walk(answer.get("answer_details", []))
+    return answer
 
 
 def _step_repr(step: dict[str, Any]) -> str:
@@ -135,7 +195,7 @@ def from_converted(query_id: str, example: dict[str, Any], model: str = "") -> A
         return Answer(query_id=str(query_id), query=str(example["query"]), finished=finished,
                       final_answer=_final_text(ans.get("final_answer", "")) if finished else "",
                       steps=steps, tool_names=[t["name"] for t in tools], available_tools=tools,
-                      method=str(ans.get("method", "")), model=model)
+                      method=str(ans.get("method", "")), model=model, raw=example)
     except (KeyError, TypeError, AttributeError) as e:
         raise RecordError("converted_answer", str(query_id), f"not a ToolEval answer: {e!r}") from None
 

@@ -41,10 +41,40 @@ _DESCRIPTIONS = {
 }
 
 
-def _prompt_version() -> str:
+# ToolEval's own function specs (tooleval_gpt-3.5-turbo_default/config.yaml), for `style="toolbench"`:
+# their descriptions and enum orders; `reason` is appended after the decision field, as
+# OpenAINormalizedEvaluator.function_call(return_reason=True) does.
+_TB_STATUS = {"type": "string", "enum": ["Unsure", "Unsolved", "Solved"]}
+_TB_ANSWER = "Parse the json answer with layerd nodes and return the answer_status about the answer"
+TOOLBENCH_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "check_answer_status": (_TB_ANSWER, {"answer_status": _TB_STATUS}),
+    "parse_answer_status": (_TB_ANSWER, {"answer_status": _TB_STATUS}),
+    "check_task_solvable": ("Parse the task description and return the task_status about the task",
+                            {"task_status": {"type": "string", "enum": ["Unsure", "Unsolvable", "Solvable"]}}),
+    "select_better_answer": ("Select the better answer with a comprehensive investigation on given aspects. You "
+                             "should ignore the impact of the order of candidate answers.",
+                             {"index": {"type": "number", "description": "The `index` value in the selected "
+                                                                         "better answer."}}),
+}
+TOOLBENCH_SAMPLING = {"temperature": 0.2, "max_tokens": 1000}  # the same config.yaml
+
+
+def toolbench_function(function: str) -> dict[str, Any]:
+    description, fields = TOOLBENCH_FUNCTIONS[function]
+    return {"name": function, "description": description,
+            "parameters": {"type": "object",
+                           "properties": {**fields, "reason": {"type": "string", "description": "explain your answer."}},
+                           "required": [*fields, "reason"]}}
+
+
+def _prompt_version(style: str = "toolweave") -> str:
     h = hashlib.sha1()
     for prompt, _ in FUNCTIONS.values():
         h.update(template(prompt).encode())
+    if style == "toolbench":
+        for function in TOOLBENCH_FUNCTIONS:
+            h.update(template(f"toolbench_judge_{function}").encode())
+        return f"tooleval-toolbench+{h.hexdigest()[:8]}"
     return f"tooleval-v1+{h.hexdigest()[:8]}"
 
 
@@ -77,26 +107,40 @@ class Judge:
     """Asks a ChatModel ToolEval's questions. `output`: forced tool call or JSON-schema output."""
 
     def __init__(self, model: ChatModel, *, name: str = "", output: Literal["tool_call", "json_schema"] = "tool_call",
-                 retries: int = 2, temperature: float | None = 0.0, max_tokens: int = 512):
-        self.model, self.output, self.retries = model, output, retries
+                 retries: int = 2, temperature: float | None = 0.0, max_tokens: int = 512,
+                 style: Literal["toolweave", "toolbench"] = "toolweave", tie: str = "coin",
+                 win_status: str = "pass_rate", win_votes: int | None = None):
+        """`style="toolbench"`: ToolEval's verbatim prompts and function specs (reason after the
+        decision); the caller passes ToolEval's inputs (see pass_rate / win_rate) and sampling.
+        `tie`, `win_status`, `win_votes`: the aggregation the evaluation functions use when their
+        callers do not say (cfg.evaluate travels with the judge: see `judge_options`)."""
+        self.model, self.output, self.retries, self.style = model, output, retries, style
+        self.tie, self.win_status, self.win_votes = tie, win_status, win_votes
         self.name = name or getattr(model, "model", "") or type(model).__name__
         self.temperature, self.max_tokens = temperature, max_tokens
-        self.prompt_version = PROMPT_VERSION
+        self.prompt_version = _prompt_version(style)
 
     async def ask(self, function: str, fields: dict[str, Any], *, episode: str = "") -> Verdict:
         prompt, _ = FUNCTIONS[function]
-        messages = [{"role": "user", "content": render(prompt, **fields)}]
+        if self.style == "toolbench" and function in TOOLBENCH_FUNCTIONS:
+            # the template's description keeps its surrounding newlines there
+            messages = [{"role": "user", "content": "\n" + render(f"toolbench_judge_{function}", **fields) + "\n"}]
+            spec = {"type": "function", "function": toolbench_function(function)}
+            schema = spec["function"]["parameters"]
+        else:
+            messages = [{"role": "user", "content": render(prompt, **fields)}]
+            spec, schema = tool_spec(function), parameters(function)
         usage, problems = Usage(), []
         for attempt in range(1, self.retries + 2):
             try:
                 if self.output == "json_schema":
                     reply = await self.model.chat(
-                        messages, json_schema=parameters(function),
+                        messages, json_schema=schema,
                         temperature=self.temperature, max_tokens=self.max_tokens,
                         tag=CallTag(stage="evaluate", episode=episode, role="judge"))
                 else:
                     reply = await self.model.chat(
-                        messages, tools=[tool_spec(function)],
+                        messages, tools=[spec],
                         tool_choice={"type": "function", "function": {"name": function}},
                         temperature=self.temperature, max_tokens=self.max_tokens,
                         tag=CallTag(stage="evaluate", episode=episode, role="judge"))
@@ -111,6 +155,12 @@ class Judge:
             problems.append(f"attempt {attempt}: {problem}")
         return Verdict(False, {}, f"judge gave no usable {function}: " + "; ".join(problems)[:1000],
                        self.retries + 1, usage)
+
+
+def judge_options(ev: Any) -> dict[str, Any]:
+    """Judge(...) keyword arguments from `cfg.evaluate`: style, sampling and aggregation."""
+    return {"style": ev.judge_style, "temperature": ev.judge_temperature, "max_tokens": ev.judge_max_tokens,
+            "tie": ev.tie, "win_status": ev.win_status, "win_votes": ev.win_votes}
 
 
 def _arguments(message: dict[str, Any], function: str) -> Any:

@@ -61,12 +61,17 @@ def resolve(label: str, rng: random.Random) -> str:
     return coin(rng) if label == UNSURE else label
 
 
-def majority(labels: list[str], rng: random.Random) -> str:
-    """Pass if more rounds passed than failed, Fail if fewer, a coin on a tie."""
+def majority(labels: list[str], rng: random.Random, tie: str = "coin") -> str:
+    """Pass if more rounds passed than failed, Fail if fewer; a tie is a coin, or Pass with
+    `tie="pass"` (ToolBench's pass rate counts `failed <= passed`; only its CSV label flips a coin)."""
     passed = sum(1 for x in labels if x == PASS)
     failed = sum(1 for x in labels if x == FAIL)
     if passed != failed:
         return PASS if passed > failed else FAIL
+    if tie == "pass":
+        return PASS
+    if tie != "coin":
+        raise ValueError(f"tie must be 'coin' or 'pass', got {tie!r}")
     return coin(rng)
 
 

@@ -56,28 +56,43 @@ def _task_text(answer: Answer, limit: int = 6000) -> str:
     return text[:limit]
 
 
+def _inputs(judge: Judge, answer: Answer) -> dict[str, Any]:
+    """What each question shows the judge. ToolEval (`style="toolbench"`): Finish's arguments as
+    written, `json.dumps` of the whole converted answer, and the full `available_tools`; toolweave:
+    the answer text, a cut step list and tool names with short descriptions."""
+    if judge.style == "toolbench":
+        return {"final": answer.toolbench_final_answer(), "details": json.dumps(answer.toolbench_answer()),
+                "task": json.dumps({"query": answer.query, "available_tools": answer.available_tools})}
+    return {"final": answer.final_answer[:4000], "details": answer.for_judge(), "task": _task_text(answer)}
+
+
 async def answer_status(judge: Judge, answer: Answer) -> tuple[AnswerStatus, str, int, int]:
     """(status, reason, judge calls, failed verdicts) -- ToolBench's `check_is_solved`."""
-    if not answer.final_answer or GIVE_UP in answer.final_answer:
+    if judge.style == "toolbench":
+        final = answer.toolbench_final_answer()
+        if final == "" or GIVE_UP in final:
+            return AnswerStatus.UNSOLVED, "Empty final answer!", 0, 0
+    elif not answer.final_answer or GIVE_UP in answer.final_answer:
         return AnswerStatus.UNSOLVED, "Empty final answer!" if not answer.final_answer else "Gave up.", 0, 0
-    v = await judge.ask("check_answer_status", {"query": answer.query, "answer": answer.final_answer[:4000]},
+    inputs = _inputs(judge, answer)
+    v = await judge.ask("check_answer_status", {"query": answer.query, "answer": inputs["final"]},
                         episode=answer.episode_id or answer.query_id)
     calls, failures = v.attempts, int(not v.ok)
     status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
     reason = v.reason
     if status is AnswerStatus.UNSURE:  # look at the whole execution
-        v = await judge.ask("parse_answer_status", {"query": answer.query, "answer": answer.for_judge()},
+        v = await judge.ask("parse_answer_status", {"query": answer.query, "answer": inputs["details"]},
                             episode=answer.episode_id or answer.query_id)
         calls, failures = calls + v.attempts, failures + int(not v.ok)
         status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
-        reason = f"{reason}\n{v.reason}".strip()
+        reason = v.reason if judge.style == "toolbench" else f"{reason}\n{v.reason}".strip()
     return status, reason, calls, failures
 
 
 async def task_status(judge: Judge, answer: Answer, solved: bool) -> tuple[TaskStatus, str, int, int]:
     if solved:  # ToolBench: has_been_solved -> Solvable, not asked
         return TaskStatus.SOLVABLE, "Task has been solved.", 0, 0
-    v = await judge.ask("check_task_solvable", {"task": _task_text(answer)},
+    v = await judge.ask("check_task_solvable", {"task": _inputs(judge, answer)["task"]},
                         episode=answer.episode_id or answer.query_id)
     status = TaskStatus(v.values["task_status"]) if v.ok else TaskStatus.UNSURE
     return status, v.reason, v.attempts, int(not v.ok)
@@ -95,8 +110,11 @@ async def judge_round(judge: Judge, answer: Answer, seed: int, round_no: int) ->
 
 
 async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int = 4, seed: int = 0,
-                             concurrency: int = 16) -> list[QueryPass]:
-    """All rounds of all answers, at most `concurrency` judge conversations at once."""
+                             concurrency: int = 16, tie: str | None = None) -> list[QueryPass]:
+    """All rounds of all answers, at most `concurrency` judge conversations at once. `tie`: how a
+    query whose rounds split evenly is labelled ("coin", or "pass" as ToolBench's pass rate counts it;
+    None: the judge's `tie`)."""
+    tie = tie or judge.tie
     sem = asyncio.Semaphore(concurrency)
 
     async def one(answer: Answer, r: int) -> Round:
@@ -108,7 +126,7 @@ async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int 
     for i, qp in enumerate(results):
         qp.rounds = list(rounds[i * votes:(i + 1) * votes])
         qp.label = majority([r.resolved for r in qp.rounds], seeded(seed, "majority", qp.answer.query_id,
-                                                                     qp.answer.method))
+                                                                     qp.answer.method), tie)
     return results
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from toolweave.config import RunConfig
 from toolweave.evaluation import toolalpaca as alpaca
 from toolweave.evaluation.answers import Answer, from_episode
-from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.judge import Judge, judge_options
 from toolweave.evaluation.labels import AnswerStatus, TaskStatus
 from toolweave.evaluation.pass_rate import QueryPass, Round, evaluate_pass_rate, summarize
 from toolweave.evaluation.report import split_label, write_report
@@ -272,6 +272,6 @@ def run(cfg: RunConfig, clients: dict[str, ChatModel]) -> dict[str, Any]:
     if model is None:
         raise ValueError(f"evaluate: no client for role {cfg.evaluate.judge_role!r} (nor 'default')")
     judge = Judge(model, name=judge_name(cfg, model), output=cfg.evaluate.judge_output,
-                  retries=cfg.evaluate.judge_retries)
+                  retries=cfg.evaluate.judge_retries, **judge_options(cfg.evaluate))
     return asyncio.run(_evaluate(cfg, judge))
 

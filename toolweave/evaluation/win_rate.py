@@ -5,10 +5,17 @@ Otherwise the two answers are shown in a seeded random order -- their answer sta
 with them -- and the better one is picked: the only Solved one, else the only Unsure one, else the
 judge's `select_better_answer` (identical answers: a coin). Over N rounds the side with more wins
 takes the query; equal counts are a tie.
+
+`status="recheck"` (ToolBench's eval_preference.py with use_pass_rate false, the toolbench preset)
+asks `check_is_solved` again for both answers in every round instead of reusing the pass-rate
+rounds' most frequent status; with a `toolbench`-style judge the answers are shown as its
+`process_answer` leaves them (final answer cut at 1000 characters, full details, no "method").
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +23,7 @@ from typing import Any
 from toolweave.evaluation.answers import Answer
 from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.labels import PASS, AnswerStatus, seeded
-from toolweave.evaluation.pass_rate import QueryPass
+from toolweave.evaluation.pass_rate import QueryPass, answer_status
 
 WIN, LOSE, TIE = "Win", "Lose", "Tie"
 CANDIDATE, REFERENCE = 0, 1  # positions before shuffling
@@ -59,14 +66,25 @@ async def _select(judge: Judge, query: str, shown: list[Side], rng, episode: str
             return unsure[0], "only one unsure"
     if _identical(shown[0].answer, shown[1].answer):
         return rng.randrange(2), "identical answers: coin"
-    v = await judge.ask("select_better_answer", {"query": query, "answer_0": shown[0].answer.for_judge(3000),
-                                                 "answer_1": shown[1].answer.for_judge(3000)}, episode=episode)
+    if judge.style == "toolbench":
+        texts = [json.dumps(s.answer.toolbench_answer()) for s in shown]
+    else:
+        texts = [s.answer.for_judge(3000) for s in shown]
+    v = await judge.ask("select_better_answer", {"query": query, "answer_0": texts[0], "answer_1": texts[1]},
+                        episode=episode)
     if not v.ok:
         return None, v.reason
     return int(v.values["index"]), f"judge: {v.reason}"[:500]
 
 
-async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no: int) -> dict[str, Any]:
+def _preference_view(side: Side, judge: Judge) -> Side:
+    if judge.style != "toolbench":
+        return side
+    return dataclasses.replace(side, answer=dataclasses.replace(side.answer, toolbench_view="preference"))
+
+
+async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no: int,
+                        status: str = "pass_rate") -> dict[str, Any]:
     """One round; `winner` is "candidate", "reference" or None (judge gave nothing usable)."""
     if cand.passed != ref.passed:
         winner = "candidate" if cand.passed == PASS else "reference"
@@ -74,8 +92,10 @@ async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no
     rng = seeded(seed, "win", cand.answer.query_id, cand.answer.method, round_no)
     order = [CANDIDATE, REFERENCE]
     rng.shuffle(order)
-    sides = (cand, ref)
+    sides = (_preference_view(cand, judge), _preference_view(ref, judge))
     shown = [sides[i] for i in order]  # the statuses travel with their answers
+    if status == "recheck":  # the solved check again, this round, on the answers as shown
+        shown = [dataclasses.replace(s, status=(await answer_status(judge, s.answer))[0]) for s in shown]
     picked, how = await _select(judge, cand.answer.query, shown, rng, cand.answer.episode_id)
     if picked is None:
         return {"winner": None, "how": how, "order": order}
@@ -83,15 +103,20 @@ async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no
 
 
 async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryPass], judge: Judge, *,
-                            votes: int = 4, seed: int = 0, concurrency: int = 16) -> list[QueryWin]:
-    """Queries present in both runs, matched by query id."""
+                            votes: int = 4, seed: int = 0, concurrency: int = 16,
+                            status: str | None = None) -> list[QueryWin]:
+    """Queries present in both runs, matched by query id. `status`: "pass_rate" reuses the pass-rate
+    rounds' answer status, "recheck" asks again in every round (ToolBench); None: the judge's
+    `win_status`. The judge's `win_votes`, when set, is the number of rounds (ToolBench: 2)."""
+    status = status or judge.win_status
+    votes = judge.win_votes or votes
     refs = {q.answer.query_id: q for q in references}
     pairs = [(Side.of(c), Side.of(refs[c.answer.query_id])) for c in candidates if c.answer.query_id in refs]
     sem = asyncio.Semaphore(concurrency)
 
     async def one(c: Side, r: Side, k: int) -> dict[str, Any]:
         async with sem:
-            return await compare_round(judge, c, r, seed, k)
+            return await compare_round(judge, c, r, seed, k, status)
 
     rounds = await asyncio.gather(*(one(c, r, k) for c, r in pairs for k in range(votes)))
     out = []

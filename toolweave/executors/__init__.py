@@ -21,7 +21,8 @@ def make_executor(cfg: ExecutorConfig, *, llm: ChatModel | None = None,
             raise ValueError("executor kind 'llm' needs a chat model (the 'executor' role)")
         if cache is None:
             cache = SqliteResponseCache(cfg.cache_path) if cfg.cache_path else MemoryResponseCache()
-        return LLMSimulatedExecutor(llm, cache, max_examples=cfg.max_examples, timeout_s=cfg.timeout_s)
+        return LLMSimulatedExecutor(llm, cache, max_examples=cfg.max_examples, timeout_s=cfg.timeout_s,
+                                    simulator=cfg.simulator)
     if cfg.kind == "mock":
         return SchemaMockExecutor()
     if cfg.kind == "http":

@@ -4,6 +4,12 @@ The executor LLM sees the function's documentation, its response schema and up t
 `max_examples` example responses (the function's own, then earlier responses of this run);
 its answer is forced to `{"status_code", "body"}` JSON. Responses are cached by
 (tool id, function, canonical arguments) so the same call always gets the same body.
+
+`simulator="stabletoolbench"` asks as StableToolBench's virtual server does (server/main.py
+`fake_response_function_chat`): its system prompt verbatim (leave "error" empty, answer
+`{"error", "response"}`), the user text "API Documentation:{tool description, api name and
+description}\nAPI Examples:{earlier (input, output) pairs, at most 5 and 2048 characters}\nAPI
+Input:{arguments}\n" with Python `str()`, 1024 tokens, JSON-object output.
 """
 from __future__ import annotations
 
@@ -27,11 +33,22 @@ REPLY_SCHEMA = {
     "required": ["status_code", "body"],
 }
 MAX_DOC = 1500  # characters of a tool description shown to the executor
+STB_REPLY_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"},
+                                                     "response": {"anyOf": [{"type": "string"}, {"type": "object"},
+                                                                            {"type": "array"}]}},
+                    "required": ["error", "response"]}
+STB_EXAMPLES = 5  # server/main.py: example_num, then fewer while str(examples) > 2048
 
 
 class LLMSimulatedExecutor:
     def __init__(self, llm: ChatModel, cache: ResponseCache | None = None, *, max_examples: int = 5,
-                 timeout_s: float = 30.0, max_tokens: int = 512, temperature: float = 0.0):
+                 timeout_s: float = 30.0, max_tokens: int = 512, temperature: float = 0.0,
+                 simulator: str = "toolweave"):
+        if simulator not in ("toolweave", "stabletoolbench"):
+            raise ValueError(f"simulator must be 'toolweave' or 'stabletoolbench', got {simulator!r}")
+        self.simulator = simulator
+        if simulator == "stabletoolbench":
+            max_tokens = 1024
         self.llm = llm
         self.cache = cache if cache is not None else MemoryResponseCache()
         self.max_examples = max_examples
@@ -40,6 +57,20 @@ class LLMSimulatedExecutor:
         self.temperature = temperature
         # responses this executor has seen, per function: the "earlier cached examples"
         self.seen: dict[tuple[str, str], deque[str]] = defaultdict(lambda: deque(maxlen=max_examples))
+        self.pairs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (input, output) so far
+
+    def stabletoolbench_messages(self, tool: Tool, function: Function, arguments: dict[str, Any]) -> list[dict]:
+        doc = {"tool_description": tool.description or "",
+               "api_info": [{"name": function.name, "description": function.description or ""}]}
+        pairs = self.pairs[(tool.id, function.name)]
+        n = STB_EXAMPLES
+        examples = pairs[:n]
+        while len(str(examples)) > 2048 and n > 1:
+            n -= 1
+            examples = pairs[:n]
+        user = f"API Documentation:{doc}\nAPI Examples:{str(examples)[:2048]}\nAPI Input:{arguments}\n"
+        return [{"role": "system", "content": "\n" + render("executor_system_stabletoolbench")},
+                {"role": "user", "content": user}]
 
     def examples(self, tool: Tool, function: Function) -> list[str]:
         out = list(function.response_examples[: self.max_examples])
@@ -72,9 +103,12 @@ class LLMSimulatedExecutor:
             obs.cached, obs.latency_s = True, time.monotonic() - start
             self.seen[(tool.id, function.name)].append(obs.body)
             return obs
+        stb = self.simulator == "stabletoolbench"
+        messages = self.stabletoolbench_messages(tool, function, arguments) if stb else \
+            self.messages(tool, function, arguments)
         try:
             reply = await asyncio.wait_for(
-                self.llm.chat(self.messages(tool, function, arguments), json_schema=REPLY_SCHEMA,
+                self.llm.chat(messages, json_schema=STB_REPLY_SCHEMA if stb else REPLY_SCHEMA,
                               temperature=self.temperature, max_tokens=self.max_tokens,
                               tag=CallTag(stage="executor", role="executor")),
                 timeout=self.timeout_s)
@@ -83,16 +117,37 @@ class LLMSimulatedExecutor:
                                time.monotonic() - start)
         except LLMError as e:
             raise ExecutorUnavailable(f"the executor LLM failed: {e}") from e
-        code, body, err = parse_executor_reply(reply.content)
+        if stb:
+            code, body, error, err = _stb_reply(reply.content)
+        else:
+            (code, body, err), error = parse_executor_reply(reply.content), ""
         if err:  # garbage is not cached: a retry may do better
             return Observation(code, body, f"executor reply unusable: {err}", time.monotonic() - start)
-        await self.cache.put(key, json.dumps({"status_code": code, "body": body}, ensure_ascii=False))
+        entry = {"status_code": code, "body": body, **({"error": error} if error else {})}
+        await self.cache.put(key, json.dumps(entry, ensure_ascii=False))
         # first write wins: read back so concurrent callers all return the stored body
         stored = await self.cache.get(key)
         obs = _from_cache(stored) if stored is not None else Observation(code, body)
         obs.latency_s = time.monotonic() - start
         self.seen[(tool.id, function.name)].append(obs.body)
+        if stb:
+            self.pairs[(tool.id, function.name)].append((str(arguments), json.dumps(
+                {"error": obs.error or "", "response": obs.body}, ensure_ascii=False)))
         return obs
+
+
+def _stb_reply(content: str) -> tuple[int, str, str, str | None]:
+    """StableToolBench's reply `{"error", "response"}` -> (200, response text, error, problem)."""
+    text = content.replace("```json", "").replace("```", "").strip() if "```json" in content else content
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        return NO_RESPONSE, "", "", f"not JSON: {e}"
+    if not isinstance(obj, dict) or "response" not in obj:
+        return NO_RESPONSE, "", "", 'no "response" field'
+    response = obj["response"]
+    body = response if isinstance(response, str) else json.dumps(response, ensure_ascii=False)
+    return 200, body, str(obj.get("error") or ""), None
 
 
 def _from_cache(value: str) -> Observation:

@@ -9,16 +9,24 @@ has children is expanded again, the request carries the diversity prompt listing
 children's actions and observations; that prompt stays out of the children's context, so every
 request is its parent's request extended by one assistant turn and its tool result (prefix caching).
 CoT is the same search with width 1: one chain, no backtracking.
+
+Depth: `depth_unit="turn"` (toolweave's default) counts assistant turns. `depth_unit="level"` counts
+ToolBench's tree levels: a turn adds a Thought node when the reply has content (even empty), and an
+Action plus an Action Input node when it calls a function, so ToolBench's 12 levels are 4 calls with
+thoughts and 6 without. `prompts="toolbench"` uses ToolBench's own system and diversity prompts
+(and its `json.dumps` of the earlier candidates).
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError
 from toolweave.prompts import render
+from toolweave.search import toolbench as tb
 from toolweave.search.env import HALLUCINATED_NAME, StepResult, ToolEnv
 from toolweave.schemas import Episode, Instruction, Tool
 
@@ -46,6 +54,7 @@ class Node:
     expand_num: int | None = None
     llm_call: int | None = None  # index of the request that produced this node
     diversity: bool = False  # that request carried the diversity prompt
+    diversity_text: str | None = None  # ... this one (ToolBench keeps the latest in its train_messages)
     children: list["Node"] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,9 +70,20 @@ def tool_descriptions(tools: list[Tool]) -> str:
     return "\n".join(f"{i}.{t.id}: {(t.description or t.name)[:512]}" for i, t in enumerate(tools, 1))
 
 
-def initial_messages(instruction: Instruction, tools: list[Tool]) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": render("assistant_system", tool_descriptions=tool_descriptions(tools))},
-            {"role": "user", "content": f"\n{instruction.text}\nBegin!\n"}]
+def initial_messages(instruction: Instruction, tools: list[Tool], prompts: str = "toolweave") -> list[dict[str, Any]]:
+    if prompts == "toolbench":
+        system = render("toolbench_system", tool_lines=tb.tool_lines(tools))
+    else:
+        system = render("assistant_system", tool_descriptions=tool_descriptions(tools))
+    return [{"role": "system", "content": system}, {"role": "user", "content": f"\n{instruction.text}\nBegin!\n"}]
+
+
+def turn_depth(message: dict[str, Any], called: bool, unit: str) -> int:
+    """How many levels one assistant turn adds (see the module's docstring)."""
+    if unit == "turn":
+        return 1
+    levels = (1 if message.get("content") is not None else 0) + (2 if called else 0)
+    return max(levels, 1)  # ToolBench fails on a reply with neither; here it counts as one level
 
 
 class TreeSearch:
@@ -71,7 +91,13 @@ class TreeSearch:
 
     def __init__(self, env: ToolEnv, llm: ChatModel, *, width: int, max_steps: int, max_llm_calls: int,
                  tool_choice: str | dict = "required", temperature: float | None = None,
-                 max_tokens: int | None = None, tag: CallTag | None = None):
+                 max_tokens: int | None = None, tag: CallTag | None = None, depth_unit: str = "turn",
+                 prompts: str = "toolweave", give_up_seed: int | None = None):
+        """`give_up_seed`: without an answer, the episode keeps a give-up picked at random with this
+        seed, as ToolBench's `to_json` does (`random.randint`); None keeps the first one."""
+        if depth_unit not in ("turn", "level"):
+            raise ValueError(f"depth_unit must be 'turn' or 'level', got {depth_unit!r}")
+        self.depth_unit, self.prompts, self.give_up_seed = depth_unit, prompts, give_up_seed
         self.env, self.llm = env, llm
         self.width, self.max_steps, self.max_llm_calls = max(1, width), max_steps, max_llm_calls
         self.tool_choice, self.temperature, self.max_tokens = tool_choice, temperature, max_tokens
@@ -87,8 +113,9 @@ class TreeSearch:
         self.errors: list[str] = []
         self.requests: list[list[dict[str, Any]]] = []  # kept for tests / debugging (the messages sent)
 
-    def new_node(self, parent: Node | None, context: list[dict[str, Any]], **kw: Any) -> Node:
-        node = Node(id=len(self.nodes), parent=parent, depth=parent.depth + 1 if parent else 0, context=context, **kw)
+    def new_node(self, parent: Node | None, context: list[dict[str, Any]], levels: int = 1, **kw: Any) -> Node:
+        node = Node(id=len(self.nodes), parent=parent, depth=parent.depth + levels if parent else 0, context=context,
+                    **kw)
         self.nodes.append(node)
         if parent is not None:
             parent.children.append(node)
@@ -110,9 +137,12 @@ class TreeSearch:
                               "mento-carlo-action-value": 0.0})
         if not tried:
             return None
-        text = json.dumps(tried, indent=2, ensure_ascii=False) + "\n"
+        toolbench = self.prompts == "toolbench"
+        text = json.dumps(tried, indent=2, ensure_ascii=toolbench) + "\n"
         if node.observation:
             text += f"again, your former observation: {node.observation}\n"
+        if toolbench:
+            return {"role": "user", "content": render("toolbench_diversity", previous_candidate=text)}
         return {"role": "user", "content": render("dfsdt_diversity", previous_candidates=text)}
 
     async def dfs(self, node: Node) -> int:
@@ -137,6 +167,7 @@ class TreeSearch:
                 self.budget_hit = True
                 return STOP
             child = await self.expand(node, reply, error, diversity is not None)
+            child.diversity_text = diversity["content"] if diversity else None
             result = await self.dfs(child)
             if self.terminal:
                 return STOP
@@ -172,12 +203,15 @@ class TreeSearch:
                 self.errors.append(f"LLM call {call_index + 1}: empty reply (no content, no tool call)")
                 status = "empty_reply"
             return self.new_node(node, node.context + [message], message=message, status=status,
-                                 llm_call=call_index, diversity=diversity)
+                                 llm_call=call_index, diversity=diversity,
+                                 levels=turn_depth(reply.message, False, self.depth_unit))
         if len(calls) > 1:
             self.errors.append(f"LLM call {call_index + 1}: {len(calls)} tool calls; only the first is run")
         call = calls[0]
         fn = call.get("function") or {}
         name = str(fn.get("name") or "")
+        if self.env.options.name_match == "endswith" and "." in name:
+            name = name.split(".")[-1]  # ToolBench's model wrapper drops a `functions.` prefix
         raw_args = fn.get("arguments")
         args_text = raw_args if isinstance(raw_args, str) else json.dumps(raw_args, ensure_ascii=False)
         result: StepResult = await self.env.step(name, raw_args)
@@ -191,7 +225,8 @@ class TreeSearch:
             node, node.context + [message, tool_msg], message=message, observation=result.observation,
             status=result.status, status_code=result.status_code, call_name=name, arguments=args_text,
             final_answer=result.final_answer, terminal=result.status == "finish_answer",
-            pruned=result.status == "finish_give_up", llm_call=call_index, diversity=diversity)
+            pruned=result.status == "finish_give_up", llm_call=call_index, diversity=diversity,
+            levels=turn_depth(reply.message, True, self.depth_unit))
 
     # --- outcome ---------------------------------------------------------------------------
 
@@ -208,14 +243,52 @@ class TreeSearch:
         else:
             status = "no_answer"
         if self.give_up:
-            return status, self.give_up[0]
+            pick = 0 if self.give_up_seed is None else random.Random(self.give_up_seed).randint(0, len(self.give_up) - 1)
+            return status, self.give_up[pick]
         deepest = max(self.nodes, key=lambda n: (n.depth, -n.id))
         return status, deepest
+
+
+def toolbench_train_layout(chosen: Node) -> dict[str, Any]:
+    """Where ToolBench's `get_train_messages_from_this_node` cuts the chosen path into examples, and
+    which diversity prompts (invalid messages) each sees, in the layout `converters.toolbench` reads.
+
+    ToolBench builds one example per Action Input node (up to its assistant message) and one per
+    Thought node whose context ends with an assistant message after trailing user messages are
+    dropped: a thought-only turn, and the Thought of a thought+call turn that follows one. Each node
+    copies its parent's messages, so every diversity prompt sent from an ancestor before the path's
+    child was made stays in the context, marked invalid; `sift_first_invalid_message` keeps the last.
+    """
+    path = []
+    n: Node | None = chosen
+    while n is not None:
+        path.append(n)
+        n = n.parent
+    path.reverse()
+    invalid, ends = [], []
+    for parent, child in zip(path, path[1:]):
+        for sibling in parent.children[: parent.children.index(child) + 1]:
+            if sibling.diversity_text is not None:
+                invalid.append({"before": len(parent.context),
+                                "message": {"role": "user", "content": sibling.diversity_text, "valid": False}})
+        turn = child.message or {}
+        if child.call_name is None:  # a thought-only turn
+            ends.append(len(child.context))
+            continue
+        if turn.get("content") is not None and parent.parent is not None and parent.call_name is None:
+            ends.append(len(parent.context))  # the Thought node repeats the thought-only turn before it
+        ends.append(len(parent.context) + 1)
+    finish_type = "give_answer" if chosen.terminal else "give_up"
+    return {"invalid_messages": invalid, "train_ends": ends, "null_content_key": True, "has_train_messages": True,
+            # DFS.py's answer_generation: the final answer is the Finish call's arguments as written
+            "answer_generation": {"valid_data": True, "finish_type": finish_type, "final_answer": chosen.arguments}}
 
 
 def search_episode(search: TreeSearch, root: Node, instruction: Instruction, *, method: str,
                    episode_id: str, model: str, extra: dict[str, Any]) -> Episode:
     status, chosen = search.outcome()
+    if search.prompts == "toolbench" and (chosen in search.terminal or chosen in search.give_up):
+        extra = {**extra, "toolbench": toolbench_train_layout(chosen)}
     if all(n.status == "llm_error" for n in search.nodes[1:]) and len(search.nodes) > 1:
         status = "error"  # the model never answered: not the model's fault, a failed run
     return Episode(

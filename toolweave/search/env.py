@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import best_match
@@ -20,6 +20,7 @@ from toolweave.llm.types import CallTag, ChatModel, LLMError
 from toolweave.parsing import parse_arguments
 from toolweave.prompts import render
 from toolweave.schemas import Function, Tool
+from toolweave.search import toolbench as tb
 from toolweave.toolsets.export import FINISH, finish_function, openai_tools
 
 HALLUCINATED_NAME = "invalid_hallucination_function_name"  # ToolBench's stand-in in the context
@@ -39,9 +40,26 @@ def _observation(error: str, response: str = "") -> str:
     return json.dumps({"error": error, "response": response}, ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class EnvOptions:
+    """How the environment checks calls and writes observations. The defaults are toolweave's own;
+    the `toolbench` preset sets each to ToolBench's (see the README's Fidelity table)."""
+
+    functions: Literal["openai", "toolbench"] = "openai"  # toolbench: rapidapi.py's function JSON
+    argument_check: Literal["schema", "json"] = "schema"  # json: any JSON object goes to the API (ToolBench)
+    finish_check: Literal["strict", "toolbench"] = "strict"  # toolbench: only the final_answer key is needed
+    name_match: Literal["exact", "endswith"] = "exact"  # endswith: ToolBench's first function ending in the name
+    observation_format: Literal["toolweave", "toolbench"] = "toolweave"
+    response_limit: int | None = None  # the response text is cut here before the observation (ToolBench: 2048)
+    response_mode: Literal["full", "filter"] = "full"  # filter: only the response schema's keys (ToolBench)
+
+
 class ToolEnv:
     def __init__(self, tools: list[Tool], executor: Executor, *, observation_limit: int = 2048,
-                 compress: str = "truncate", llm: ChatModel | None = None, naming: str = "toolbench"):
+                 compress: str = "truncate", llm: ChatModel | None = None, naming: str = "toolbench",
+                 options: EnvOptions | None = None, offered: list[tuple[Tool, Function]] | None = None):
+        """`offered`: the (tool, function) pairs the model is shown, in order (None: every function
+        of `tools`)."""
         if compress not in ("truncate", "llm"):
             raise ValueError(f"compress must be 'truncate' or 'llm', got {compress!r}")
         if compress == "llm" and llm is None:
@@ -51,15 +69,30 @@ class ToolEnv:
         self.observation_limit = observation_limit
         self.compress = compress
         self.llm = llm
-        exported, self.mapping = openai_tools(tools, naming)  # type: ignore[arg-type]
+        self.options = options or EnvOptions()
+        if self.options.functions == "toolbench":
+            pairs = offered if offered is not None else [(t, f) for t in tools for f in t.functions]
+            exported = [{"type": "function", "function": tb.toolbench_function(t, f)} for t, f in pairs]
+            # later duplicates overwrite earlier ones, as rapidapi.py's api_name_reflect does
+            self.mapping = {e["function"]["name"]: (t.id, f.name) for e, (t, f) in zip(exported, pairs)}
+        else:
+            exported, self.mapping = openai_tools(tools, naming)  # type: ignore[arg-type]
+            if offered is not None:
+                keep = {(t.id, f.name) for t, f in offered}
+                exported = [e for e in exported if self.mapping[e["function"]["name"]] in keep]
+                self.mapping = {n: ref for n, ref in self.mapping.items() if ref in keep}
         self.openai_tools = exported + [finish_function()]
         self._validators: dict[str, Any] = {}
 
     def resolve(self, name: str) -> tuple[Tool, Function] | None:
-        """Exported name -> (tool, function); a model's `functions.x` prefix is forgiven."""
+        """Exported name -> (tool, function); a model's `functions.x` prefix is forgiven. With
+        `name_match: endswith` the first offered function whose name ends with `name` is taken."""
         name = (name or "").strip()
         if name not in self.mapping and "." in name:
             name = name.rsplit(".", 1)[-1]
+        if self.options.name_match == "endswith":
+            name = next((e["function"]["name"] for e in self.openai_tools[:-1]
+                         if e["function"]["name"].endswith(name)), name)
         if name not in self.mapping:
             return None
         tid, fname = self.mapping[name]
@@ -86,17 +119,31 @@ class ToolEnv:
 
     async def step(self, name: str, arguments: str | dict | None) -> StepResult:
         if name == FINISH:
+            if self.options.finish_check == "toolbench":
+                return self._toolbench_finish(arguments)
             return self._finish(arguments)
         resolved = self.resolve(name)
         if resolved is None:
+            if self.options.observation_format == "toolbench":
+                return StepResult("hallucinated_function", self._limit(tb.observation(
+                    f"No such function name: {name}", "")), 1)
             return StepResult("hallucinated_function", _observation(f"No such function name: {name}"), 1)
         tool, fn = resolved
+        if self.options.argument_check == "json":
+            raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+            args = tb.parse_tool_input(raw)
+            if args is None:  # ToolBench's server answers this itself, with code 0
+                return StepResult("invalid_arguments", self._limit(tb.observation(tb.TOOL_INPUT_ERROR, "")), 0)
+            return await self._execute(tool, fn, args)
         args, err = parse_arguments(arguments)
         if args is None:
             return StepResult("invalid_arguments", _observation(f"Invalid arguments: {err}"), 2)
         err = self.validate(name, fn, args)
         if err:
             return StepResult("invalid_arguments", _observation(f"Invalid arguments: {err}"), 2)
+        return await self._execute(tool, fn, args)
+
+    async def _execute(self, tool: Tool, fn: Function, args: dict[str, Any]) -> StepResult:
         try:
             obs = await self.executor.execute(tool, fn, args)
         except ExecutorUnavailable:
@@ -104,6 +151,10 @@ class ToolEnv:
         except Exception as e:  # a backend bug is an error observation, never a crashed episode
             obs = Observation(0, "", f"executor failed: {type(e).__name__}: {e}")
         body = await self.shorten(fn, obs.body)
+        if self.options.observation_format == "toolbench":
+            if self.options.response_mode == "filter":
+                body = tb.filter_response(body, fn.response_schema)
+            return self._toolbench_result(obs, body)
         if obs.status_code == TIMEOUT or (obs.error or "").startswith("timeout"):
             return StepResult("timeout", self._limit(_observation(obs.error or "timeout", body)), 5)
         if obs.error or not 200 <= obs.status_code < 300:
@@ -128,6 +179,35 @@ class ToolEnv:
         if kind is None:
             return StepResult("invalid_arguments", _observation('must have "return_type"'), 2)
         return StepResult("invalid_arguments", _observation('"return_type" is not a valid choice'), 2)
+
+    def _toolbench_result(self, obs: Observation, body: str) -> StepResult:
+        """The server's `{"error", "response"}` (response cut at `response_limit`), written by
+        json.dumps and cut at `observation_limit`; the code from the error text, as rapidapi.py does."""
+        error = obs.error or ""
+        response = body[: self.options.response_limit] if self.options.response_limit else body
+        text = self._limit(tb.observation(error, response))
+        if obs.status_code == TIMEOUT or error.startswith("timeout"):
+            return StepResult("timeout", text, 5)
+        return StepResult("error" if error else "ok", text, tb.ERROR_CODES.get(error, 0))
+
+    def _toolbench_finish(self, arguments: str | dict | None) -> StepResult:
+        """rapidapi.py's Finish: the same texts and codes; give_answer needs only the final_answer key."""
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+        args = tb.parse_finish(raw)
+        kind = args.get("return_type")
+        if kind is None:
+            return StepResult("invalid_arguments", '{error:"must have "return_type""}', 2)
+        if kind == "give_up_and_restart":
+            return StepResult("finish_give_up", '{"response":"chose to give up and restart"}', 4,
+                              finish="give_up_and_restart")
+        if kind == "give_answer":
+            if "final_answer" not in args:
+                return StepResult("invalid_arguments", '{error:"must have "final_answer""}', 2)
+            answer = args["final_answer"]
+            return StepResult("finish_answer", '{"response":"successfully giving the final answer."}', 3,
+                              finish="give_answer",
+                              final_answer=answer if isinstance(answer, str) else json.dumps(answer))
+        return StepResult("invalid_arguments", '{error:""return_type" is not a valid choice"}', 2)
 
     def _limit(self, text: str) -> str:
         # ToolBench cuts the whole observation string and marks the cut with "..."

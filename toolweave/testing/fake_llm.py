@@ -30,7 +30,8 @@ class FakeChatModel:
                    json_schema=None, temperature=None, max_tokens=None, stop=None, n=1,
                    tag: CallTag | None = None) -> ChatReply:
         req = {"messages": [dict(m) for m in messages], "tools": tools, "tool_choice": tool_choice,
-               "response_format": response_format, "json_schema": json_schema, "tag": tag}
+               "response_format": response_format, "json_schema": json_schema, "tag": tag,
+               "temperature": temperature, "max_tokens": max_tokens}
         self.requests.append(req)
         if self._handler is not None:
             reply = self._handler(req)

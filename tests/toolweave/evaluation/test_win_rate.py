@@ -67,3 +67,36 @@ def test_order_biased_judge_gives_ties_and_garbage_counts_for_nobody(judge_kit):
     assert "judge gave no usable select_better_answer" in res[0].rounds[0]["how"]
     s = summarize(res)
     assert (s["win_rate"], s["tie_rate"], s["lose_rate"]) == (0.0, 1.0, 0.0)
+
+
+def test_toolbench_style_rechecks_status_each_round_and_shows_processed_answers(judge_kit):
+    """ToolBench's eval_preference.py (use_pass_rate false): check_is_solved again in each of the 2
+    rounds, then select_better_answer on answers cut at 1000 characters with full details, no method."""
+    import json
+
+    from toolweave.config import RunConfig
+    from toolweave.evaluation.judge import judge_options
+    from toolweave.presets import apply_preset
+
+    ev = RunConfig.model_validate(apply_preset({"preset": "toolbench"})).evaluate
+    assert (ev.win_votes, ev.win_status) == (2, "recheck")
+    long = "Luigi's " * 300  # 2,400 characters
+    # the pass-rate rounds said Solved for the candidate only; rechecking says both are Unsolved
+    model = judge_kit.make({"check_answer_status": "Unsolved", "check_task_solvable": "Solvable",
+                            "select_better_answer": 0})
+    cand, ref = [qp("a", long, PASS, "Solved", "dfsdt")], [qp("a", "x" * 50, PASS, "Unsolved", "cot")]
+    # the stage passes `votes=cfg.evaluate.votes` (4); the judge built from cfg.evaluate carries 2 and recheck
+    res = asyncio.run(evaluate_win_rate(cand, ref, Judge(model, **judge_options(ev)), votes=ev.votes, seed=0))
+    assert len(res[0].rounds) == 2 and all(x["how"].startswith("judge") for x in res[0].rounds)
+    checks = [r for r in model.requests if r["tools"][0]["function"]["name"] == "check_answer_status"]
+    assert len(checks) == 4  # both answers, both rounds
+    selects = [r for r in model.requests if r["tools"][0]["function"]["name"] == "select_better_answer"]
+    assert len(selects) == 2 and {(r["temperature"], r["max_tokens"]) for r in model.requests} == {(0.2, 1000)}
+    text = selects[0]["messages"][0]["content"]
+    shown = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert len(shown) == 2 and all("method" not in a and len(a["final_answer"]) <= 1000 for a in shown)
+    assert any(a["answer_details"] and a["answer_details"][0]["message"]["response"] == long for a in shown)
+    # toolweave's default reuses the pass-rate status: the Solved candidate wins unjudged
+    model2 = judge_kit.make({})
+    res2 = asyncio.run(evaluate_win_rate(cand, ref, Judge(model2), votes=4, seed=0))
+    assert res2[0].label == WIN and model2.requests == []
