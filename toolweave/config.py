@@ -151,7 +151,7 @@ class SolveConfig(Section):
 
 
 class ExecutorConfig(Section):
-    kind: Literal["llm", "mock", "http"] = "llm"
+    kind: Literal["llm", "mock", "http", "mcp"] = "llm"
     cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
     max_examples: int = 5
     observation_limit: int = 2048  # characters
@@ -161,6 +161,7 @@ class ExecutorConfig(Section):
     auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key
     rate_limit_per_s: float = 5.0
     probe: bool = False
+    mcp: "MCPSettings" = Field(default_factory=lambda: MCPSettings())  # kind mcp (section at the end)
 
 
 class SFTConfig(Section):
@@ -274,6 +275,7 @@ class RunConfig(Section):
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    verify: "VerifyConfig" = Field(default_factory=lambda: VerifyConfig())  # section at the end
 
     def path(self, *parts: str) -> Path:
         """A path under run_dir: the datasets of a run live at run_dir/<stage output>."""
@@ -298,3 +300,48 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         k, v = item.split("=", 1)
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     return RunConfig.model_validate(data)
+
+
+# --- MCP servers and episode verification (appended: resolved by the model_rebuild below) -----
+
+class MCPServerConfig(Section):
+    """How to reach one MCP server: a command over stdio or a streamable-HTTP URL."""
+
+    transport: Literal["stdio", "http"] = "stdio"
+    command: str | None = None  # stdio: must be on MCPSettings.allow_commands, exactly as written
+    args: list[str] = Field(default_factory=list)
+    env_from: list[str] = Field(default_factory=list)  # names of env vars passed through (values never stored)
+    cwd: str | None = None
+    url: str | None = None  # http: its host must be on MCPSettings.allow_hosts
+
+
+class MCPSettings(Section):
+    # tool id -> server, for tools imported from a tools/list *file* (a live import records its server)
+    servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    allow_commands: list[str] = Field(default_factory=list)
+    allow_hosts: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(30.0, gt=0)  # one tools/call
+    connect_timeout_s: float = Field(30.0, gt=0)  # start + handshake of one server
+
+
+class VerifyConfig(Section):
+    """APIGen's checks on each episode (format, execution, semantic) and what sft_data keeps."""
+
+    format: bool = True
+    execution: bool = True
+    semantic: bool = True  # an LLM judge (the `judge_role` endpoint) with `votes` votes
+    judge_role: str = "judge"
+    votes: int = Field(3, ge=1)
+    min_solved_votes: float = Field(0.5, ge=0, le=1)  # share of usable votes that must say Solved
+    # a final answer is required, except a clarifying question ends an episode of these methods
+    clarify_methods: list[str] = Field(default_factory=lambda: ["simulate_react", "simulate_fc"])
+    # sft_data: which checks an episode must have passed; [] trains on unverified episodes too
+    require: list[Literal["format", "execution", "semantic"]] = Field(
+        default_factory=lambda: ["format", "execution", "semantic"])
+    toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
+    dedupe_threshold: float = Field(0.85, gt=0, le=1)  # near-duplicate instructions (MinHash LSH Jaccard)
+    dedupe_num_perm: int = Field(128, ge=16)
+
+
+ExecutorConfig.model_rebuild()
+RunConfig.model_rebuild()
