@@ -333,6 +333,7 @@ class VerifyConfig(Section):
     judge_role: str = "judge"
     votes: int = Field(3, ge=1)
     min_solved_votes: float = Field(0.5, ge=0, le=1)  # share of usable votes that must say Solved
+    require_call: bool = True  # format: an episode that calls no tool fails (no_tool_call)
     # a final answer is required, except a clarifying question ends an episode of these methods
     clarify_methods: list[str] = Field(default_factory=lambda: ["simulate_react", "simulate_fc"])
     # sft_data: which checks an episode must have passed; [] trains on unverified episodes too
