@@ -129,6 +129,7 @@ class InstructionsConfig(Section):
     num_seed_examples: int = 3
     holdout: dict[str, float] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
     import_queries: list[str] = Field(default_factory=list)  # ToolBench query files used as instructions
+    near_dup_threshold: float | None = Field(0.7, gt=0, le=1)  # MinHash LSH, 5-gram Jaccard; None: exact only
 
 
 class SimulateConfig(Section):
@@ -340,8 +341,6 @@ class VerifyConfig(Section):
     require: list[Literal["format", "execution", "semantic"]] = Field(
         default_factory=lambda: ["format", "execution", "semantic"])
     toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
-    dedupe_threshold: float = Field(0.85, gt=0, le=1)  # near-duplicate instructions (MinHash LSH Jaccard)
-    dedupe_num_perm: int = Field(128, ge=16)
 
 
 ExecutorConfig.model_rebuild()
