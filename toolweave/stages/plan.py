@@ -162,7 +162,7 @@ def finish_instructions(cfg: RunConfig) -> dict[str, int]:
     from toolweave.schemas import Reject
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
-    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id))
+    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold)
     final = assign_splits(kept, tools, cfg.instructions, cfg.seed)
     rejects = dups + [Reject(id=f"instructions:unreadable:{e.record_id}", stage="instructions",
                              reason=str(e)) for e in bad]
