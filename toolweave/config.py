@@ -277,6 +277,7 @@ class RunConfig(Section):
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     verify: "VerifyConfig" = Field(default_factory=lambda: VerifyConfig())  # section at the end
+    dataset: "DatasetCardConfig" = Field(default_factory=lambda: DatasetCardConfig())  # section at the end
 
     def path(self, *parts: str) -> Path:
         """A path under run_dir: the datasets of a run live at run_dir/<stage output>."""
@@ -341,6 +342,18 @@ class VerifyConfig(Section):
     require: list[Literal["format", "execution", "semantic"]] = Field(
         default_factory=lambda: ["format", "execution", "semantic"])
     toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
+
+
+class DatasetCardConfig(Section):
+    """RUN_DIR/dataset/: the card's metadata and the optional upload."""
+
+    pretty_name: str = "toolweave tool-use episodes"
+    license: str = "apache-2.0"
+    task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
+    tags: list[str] = Field(default_factory=lambda: ["tool-use", "function-calling", "synthetic", "toolweave"])
+    push_to_hub: str | None = None  # a dataset repo id: uploaded after the card is written
+    token_env: str = "HF_TOKEN"  # the env var holding the Hub token (never stored)
+    private: bool = True
 
 
 ExecutorConfig.model_rebuild()
