@@ -10,7 +10,8 @@
   [[[action, action_input, log], observation], ...]}`, the shape ToolAlpaca's build_dataset reads.
   An instance holds one question: an episode with a clarifying exchange is refused with the reason.
 - ToolBench answer files: `toolweave.converters.toolbench` (written one file a query here); their
-  train_messages end on the Finish call, so Finish's fixed observation is not carried.
+  train_messages end on the Finish call, so Finish's fixed observation is not carried, and the system
+  message gets the step clause ToolBench's preprocess requires (`toolbench_ready`).
 
 Tool-call ids are not carried by ShareGPT or ToolAlpaca: importers number them `call_0`, `call_1`...
 (`renumber_calls` gives an episode's messages in that form, which is what round trips compare).
@@ -278,6 +279,26 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+# ToolBench's preprocess (preprocess_toolllama_data.py) asserts that the system message holds this
+# clause, its spelling included, and rewrites the prompt around it; our own search's prompt is worded
+# differently, so the export puts the clause first where it is missing.
+TOOLBENCH_STEP_CLAUSE = "with a function call to actually excute your step."
+TOOLBENCH_STEP_LINE = f"At each step, give your thought and what to do next, {TOOLBENCH_STEP_CLAUSE}"
+
+
+def toolbench_ready(ep: Episode) -> Episode:
+    """The episode with ToolBench's step clause in its system message (unchanged when it has it)."""
+    messages = [dict(m) for m in ep.messages]
+    system = next((m for m in messages if m.get("role") == "system"), None)
+    if system is None:
+        messages.insert(0, {"role": "system", "content": TOOLBENCH_STEP_LINE})
+    elif TOOLBENCH_STEP_CLAUSE not in str(system.get("content") or ""):
+        system["content"] = f"{TOOLBENCH_STEP_LINE}\n{system.get('content') or ''}"
+    else:
+        return ep
+    return ep.model_copy(update={"messages": messages})
+
+
 def toolbench_answer_name(ep: Episode) -> str:
     kind = "CoT@1" if ep.method == "cot" else "DFS_woFilter_w2"
     return f"{ep.instruction_id}_{(ep.model or 'toolweave').replace('/', '_')}_{kind}.json"
@@ -289,7 +310,8 @@ def write_toolbench_answers(episodes: Iterable[Episode], out_dir: str | Path) ->
     paths = []
     for ep in episodes:
         p = out / toolbench_answer_name(ep)
-        p.write_text(json.dumps(episode_to_toolbench_answer(ep), ensure_ascii=False, indent=2), encoding="utf-8")
+        p.write_text(json.dumps(episode_to_toolbench_answer(toolbench_ready(ep)), ensure_ascii=False, indent=2),
+                     encoding="utf-8")
         paths.append(p)
     return paths
 

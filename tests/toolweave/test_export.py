@@ -11,8 +11,8 @@ from toolweave.converters.toolbench import answer_to_episode
 from toolweave.executors import SchemaMockExecutor
 from toolweave.export import (export_all, from_openai_finetune, from_sharegpt, from_toolalpaca_instances,
                               read_jsonl, read_toolbench_answers, renumber_calls, to_openai_finetune,
-                              to_sharegpt, to_toolalpaca_instance, toolalpaca_entry, write_jsonl,
-                              write_toolbench_answers)
+                              to_sharegpt, to_toolalpaca_instance, toolalpaca_entry, toolbench_ready, write_jsonl,
+                              write_toolbench_answers, TOOLBENCH_STEP_LINE)
 from toolweave.schemas import Episode, Function, Instruction, RecordError, Tool
 from toolweave.search import solve_instruction
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
@@ -116,8 +116,10 @@ def test_toolbench_answer_files_round_trip(tmp_path):
         strip = lambda e: e.model_dump(exclude={"extra"}) | {"extra": {"toolbench": {  # noqa: E731
             k: v for k, v in e.extra["toolbench"].items() if k != "source_file"}}}
         assert strip(b) == strip(ep), ep.id
-    # ToolBench's train_messages end on the Finish call: its fixed observation is not written
-    own, solved = by_id["w1"], carried(ALL[-2])
+    # ToolBench's train_messages end on the Finish call: its fixed observation is not written; the
+    # system message gets the step clause ToolBench's preprocess asserts
+    own, solved = by_id["w1"], carried(toolbench_ready(ALL[-2]))
+    assert solved["messages"][0]["content"].startswith(TOOLBENCH_STEP_LINE + "\n")
     assert solved["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "name": "Finish",
                                       "content": '{"response":"successfully giving the final answer."}'}
     assert carried(own) == dict(solved, messages=solved["messages"][:-1])
@@ -130,3 +132,20 @@ def test_export_all_writes_every_format(tmp_path):
                                                  "(2 user turns)"]}}
     [entry] = json.loads((tmp_path / "toolalpaca.json").read_text())
     assert entry["Name"] == "weather" and entry["Instances"][0]["output"] == "Sunny in Paris."
+
+
+def test_toolbench_answers_meet_what_toolbenchs_preprocess_reads(tmp_path):
+    """ToolBench's preprocess/preprocess_toolllama_data.py (OpenBMB/ToolBench d56fdd8, run outside this
+    repo on these exports: the 15 real answers gave 50 training instances; our own DFSDT episode stopped
+    at its assertion on the system message before `toolbench_ready`, and gave 2 instances after). What it reads: files whose name
+    holds the method, answer_generation.valid_data / query / function / train_messages, a `content`
+    key on every message, the step clause in the system message, an assistant turn last."""
+    paths = write_toolbench_answers(ALL[:-1], tmp_path)
+    for path in paths:
+        assert "DFS_woFilter_w2" in path.name
+        ag = json.loads(path.read_text())["answer_generation"]
+        assert {"valid_data", "query", "function"} <= set(ag)
+        for example in ag.get("train_messages", []) if ag["valid_data"] else []:
+            assert all("role" in m and "content" in m for m in example), path.name
+            assert "with a function call to actually excute your step." in example[0]["content"]
+            assert example[-1]["role"] == "assistant"  # a turn without function_call is skipped there
