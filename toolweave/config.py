@@ -342,6 +342,9 @@ class VerifyConfig(Section):
     require: list[Literal["format", "execution", "semantic"]] = Field(
         default_factory=lambda: ["format", "execution", "semantic"])
     toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
+    # ToolBench / StableToolBench answer files or folders imported into episodes/ (then verified like
+    # the rest), e.g. the real ChatGPT DFSDT answers, so a small model's run still has verified rows
+    import_answers: list[str] = Field(default_factory=list)
 
 
 class DatasetCardConfig(Section):

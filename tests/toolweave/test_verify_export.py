@@ -3,6 +3,7 @@ then export/ with only what sft_data would train on; reruns verify only new epis
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from toolweave.config import RunConfig
@@ -11,9 +12,14 @@ from toolweave.io import read_records, write_part
 from toolweave.schemas import Episode, Reject
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
 from toolweave.verify import VerifiedEpisode
-from toolweave.verify_export import run_export, run_verify
+from toolweave.verify_export import run_export, run_verify as _run_verify
 
 ANSWERS = sorted((Path(__file__).parents[1] / "data/toolbench/data_example/answer").glob("G*_answer/*.json"))
+
+
+def run_verify(cfg, model=None):
+    """The step with a stand-in encoder for the card's embedding spread (MiniLM costs seconds a run)."""
+    return _run_verify(cfg, model, encoder=lambda texts: np.eye(len(texts)))
 
 
 def judge_model():
@@ -65,3 +71,17 @@ def test_unreadable_episode_rows_become_rejects_and_semantic_needs_a_judge(tmp_p
     assert summary["processed"] == 1 and summary["rejected"] == 1
     [reject] = read_records(tmp_path / "verify_rejects", Reject)[0]
     assert "broken" in reject.id and "status" in reject.reason
+
+
+def test_imported_reference_answers_are_verified_with_the_rest(tmp_path):
+    folder = ANSWERS[0].parents[1]
+    bad = tmp_path / "not_an_answer.json"
+    bad.write_text("{}")
+    cfg = RunConfig(run_dir=str(tmp_path / "run"), verify={"votes": 1, "import_answers": [str(folder), str(bad)]})
+    summary = run_verify(cfg, judge_model())
+    assert summary["imported_answers"] == 15 and summary["processed"] == 15 and summary["rejected"] == 1
+    [reject] = read_records(tmp_path / "run" / "verify_rejects", Reject)[0]
+    assert "not_an_answer.json" in reject.reason and "no answer_generation" in reject.reason
+    again = run_verify(cfg, judge_model())  # the same part is rewritten: nothing new to verify
+    assert again["processed"] == 0 and again["skipped_already_done"] == 15
+    assert again["dataset"]["verified"] == 6
