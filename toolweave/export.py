@@ -3,7 +3,9 @@
 - ShareGPT (LLaMA-Factory's tool-use layout): `conversations` of `{from, value}` turns (`human`, `gpt`,
   `function_call`, `observation`), `system`, `tools` (the OpenAI tool list as JSON text), plus the
   episode's id, instruction id, method, status and final answer as metadata columns. A thought that
-  came with a call rides on the `function_call` turn as `thought`.
+  came with a call rides on the `function_call` turn as `thought`; assistant texts directly followed
+  by another assistant turn ride on that turn as `prior_thoughts`, so turns alternate as LLaMA-Factory
+  requires and the round trip stays exact.
 - OpenAI fine-tuning JSONL: one `{"messages": [...], "tools": [...]}` object a line, nothing else.
 - ToolAlpaca instance files: a list of tool entries (the tool's own ToolAlpaca fields where it came
   from ToolAlpaca) whose `Instances` hold `{input, output, Final Thought, intermediate_steps:
@@ -96,9 +98,13 @@ def _first_user(messages: list[dict[str, Any]]) -> str:
 def to_sharegpt(ep: Episode) -> dict[str, Any]:
     system = "\n".join(str(m.get("content") or "") for m in ep.messages if m.get("role") == "system")
     turns: list[dict[str, Any]] = []
-    for m in ep.messages:
+    pending: list[str] = []  # assistant texts directly followed by another assistant turn
+    messages = [m for m in ep.messages if m.get("role") != "system"]
+    for k, m in enumerate(messages):
         role = m.get("role")
-        if role == "system":
+        if role == "assistant" and not m.get("tool_calls") and k + 1 < len(messages) \
+                and messages[k + 1].get("role") == "assistant":
+            pending.append(str(m.get("content") or ""))
             continue
         if role == "tool":
             turns.append({"from": "observation", "value": str(m.get("content") or "")})
@@ -114,9 +120,22 @@ def to_sharegpt(ep: Episode) -> dict[str, Any]:
             turns.append({"from": SHAREGPT_ROLES[role], "value": str(m.get("content") or "")})
         else:
             raise RecordError("episode", ep.id, f"message role {role!r} has no ShareGPT turn")
+        if pending:  # kept on the next assistant turn, so turns alternate and nothing is lost
+            turns[-1]["prior_thoughts"], pending = pending, []
     return {"id": ep.id, "instruction_id": ep.instruction_id, "method": ep.method, "status": ep.status,
             "final_answer": ep.final_answer, "query": ep.query, "system": system, "conversations": turns,
             "tools": json.dumps(ep.tools, ensure_ascii=False)}
+
+
+def sharegpt_alternation_problem(rec: dict[str, Any]) -> str | None:
+    """LLaMA-Factory's ShareGPT reader drops a record whose turns do not alternate human/observation
+    with gpt/function_call (two assistant turns in a row: a thought without a call, several calls
+    answered by several observations). Says where, so export can count such records."""
+    for i, turn in enumerate(rec.get("conversations") or []):
+        expected = ("human", "observation") if i % 2 == 0 else ("gpt", "function_call")
+        if turn.get("from") not in expected:
+            return f"turn {i} is {turn.get('from')!r}, LLaMA-Factory expects one of {expected}"
+    return None
 
 
 def from_sharegpt(rec: dict[str, Any]) -> Episode:
@@ -127,6 +146,7 @@ def from_sharegpt(rec: dict[str, Any]) -> Episode:
         back = {v: k for k, v in SHAREGPT_ROLES.items()}
         for i, turn in enumerate(rec["conversations"]):
             kind, value = turn["from"], turn["value"]
+            messages += [{"role": "assistant", "content": t} for t in turn.get("prior_thoughts") or []]
             if kind == "function_call":
                 calls = json.loads(value)
                 calls = calls if isinstance(calls, list) else [calls]
@@ -322,7 +342,9 @@ def export_all(episodes: list[Episode], out_dir: str | Path, *, tools: list[Tool
     toolalpaca.json); `tool_of` maps an episode id to the tool id its ToolAlpaca instance files under
     (episodes without one are left out of that file). Returns counts for the stage summary."""
     out = Path(out_dir)
-    counts = {"sharegpt": write_jsonl((to_sharegpt(ep) for ep in episodes), out / "sharegpt.jsonl"),
+    sharegpt = [to_sharegpt(ep) for ep in episodes]
+    not_alternating = [f"{r['id']}: {why}" for r in sharegpt if (why := sharegpt_alternation_problem(r))]
+    counts: dict[str, Any] = {"sharegpt": write_jsonl(sharegpt, out / "sharegpt.jsonl"),
               "openai_finetune": write_jsonl((to_openai_finetune(ep) for ep in episodes),
                                              out / "openai_finetune.jsonl"),
               "toolbench": len(write_toolbench_answers(episodes, out / "toolbench"))}
@@ -341,6 +363,8 @@ def export_all(episodes: list[Episode], out_dir: str | Path, *, tools: list[Tool
     counts["toolalpaca"] = sum(len(e["Instances"]) for e in entries)
     if refused:
         counts["refused"] = {"toolalpaca": refused}
+    if not_alternating:  # written all the same (the format holds them); LLaMA-Factory would skip them
+        counts["sharegpt_not_alternating"] = not_alternating
     return counts
 
 

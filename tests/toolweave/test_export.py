@@ -10,7 +10,8 @@ from toolweave.config import SolveConfig
 from toolweave.converters.toolbench import answer_to_episode
 from toolweave.executors import SchemaMockExecutor
 from toolweave.export import (export_all, from_openai_finetune, from_sharegpt, from_toolalpaca_instances,
-                              read_jsonl, read_toolbench_answers, renumber_calls, to_openai_finetune,
+                              read_jsonl, read_toolbench_answers, renumber_calls, sharegpt_alternation_problem,
+                              to_openai_finetune,
                               to_sharegpt, to_toolalpaca_instance, toolalpaca_entry, toolbench_ready, write_jsonl,
                               write_toolbench_answers, TOOLBENCH_STEP_LINE)
 from toolweave.schemas import Episode, Function, Instruction, RecordError, Tool
@@ -129,7 +130,7 @@ def test_export_all_writes_every_format(tmp_path):
     counts = export_all(ALL, tmp_path, tools=[TOOL], tool_of={"w1-dfsdt": "weather", "sim-1": "weather"})
     assert counts == {"sharegpt": 17, "openai_finetune": 17, "toolbench": 17, "toolalpaca": 1,
                       "refused": {"toolalpaca": ["sim-1: a ToolAlpaca instance holds one user question "
-                                                 "(2 user turns)"]}}
+                                                 "(2 user turns)"]}}  # every conversation alternates
     [entry] = json.loads((tmp_path / "toolalpaca.json").read_text())
     assert entry["Name"] == "weather" and entry["Instances"][0]["output"] == "Sunny in Paris."
 
@@ -149,3 +150,15 @@ def test_toolbench_answers_meet_what_toolbenchs_preprocess_reads(tmp_path):
             assert all("role" in m and "content" in m for m in example), path.name
             assert "with a function call to actually excute your step." in example[0]["content"]
             assert example[-1]["role"] == "assistant"  # a turn without function_call is skipped there
+
+
+def test_sharegpt_records_that_do_not_alternate_are_named():
+    thought_then_call = SINGLE_TURN.model_copy(update={"id": "sim-3", "messages": [
+        SINGLE_TURN.messages[0], {"role": "assistant", "content": "Thinking."}, *SINGLE_TURN.messages[1:]]})
+    assert sharegpt_alternation_problem(to_sharegpt(SINGLE_TURN)) is None
+    rec = to_sharegpt(thought_then_call)  # the lone thought rides on the call's turn, and comes back
+    assert sharegpt_alternation_problem(rec) is None and rec["conversations"][1]["prior_thoughts"] == ["Thinking."]
+    assert carried(from_sharegpt(rec)) == carried(thought_then_call)
+    broken = dict(rec, conversations=[rec["conversations"][0], {"from": "gpt", "value": "a"}, *rec["conversations"][1:]])
+    assert sharegpt_alternation_problem(broken) == (
+        "turn 2 is 'function_call', LLaMA-Factory expects one of ('human', 'observation')")
