@@ -20,7 +20,7 @@ from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.report import write_report
 from toolweave.executors import SchemaMockExecutor
 from toolweave.io import write_part
-from toolweave.schemas import EvalResult, Function, Instruction, Tool
+from toolweave.schemas import EvalResult, Episode, Function, Instruction, Tool
 from toolweave.search import solve_instruction
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
 from toolweave.verify import VerifiedEpisode, verify_episodes
@@ -51,7 +51,12 @@ def page(tmp_path_factory):
         {"stage": "solve", "inputs": 6, "outputs": 5, "failed": 1, "failures_by_reason": {"LLMError": 1},
          "llm_calls": 40, "prompt_tokens": 5000, "completion_tokens": 800, "cost_usd": 0.0123, "elapsed_s": 30.2}))
     ours = own_dfsdt()
-    episodes = [ours] + [answer_to_episode(p) for p in sorted((DATA / "answer").glob("G1_answer/*.json"))]
+    chat = Episode(id="sim-1", instruction_id="s1", method="simulate_fc", query="Weather?", status="answered",
+                   final_answer="Sunny.", messages=[{"role": "user", "content": "Weather?"},
+                                                    {"role": "assistant", "content": "Which city?"},
+                                                    {"role": "user", "content": "Paris, please."},
+                                                    {"role": "assistant", "content": "Sunny."}])
+    episodes = [ours, chat] + [answer_to_episode(p) for p in sorted((DATA / "answer").glob("G1_answer/*.json"))]
     solved = {"tool_calls": [tool_call("check_answer_status", {"reason": "ok", "answer_status": "Solved"})]}
     verified = asyncio.run(verify_episodes(episodes, VerifyConfig(votes=1), Judge(FakeChatModel(
         handler=lambda req: solved))))
@@ -73,6 +78,10 @@ def test_the_page_is_one_self_contained_file_readable_without_script(page):
     assert "<table id=verification>" in text and "<table id=evaluation>" in text
     assert f"data-episode='{ours.id}'" in text and text.count("class=tree-node") >= len(ours.tree)
     assert "★ chosen" in text
+    # a simulation reads turn by turn, the clarifying exchange included
+    sim = text[text.index("data-episode='sim-1'"):]
+    sim = sim[: sim.index("</details></details>")]
+    assert sim.count("<li class=turn>") == 4 and "Paris, please." in sim and "no_tool_call" in sim
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
