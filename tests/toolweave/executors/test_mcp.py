@@ -170,3 +170,19 @@ def _tools_file(tmp_path: Path) -> Path:
     path.write_text(json.dumps({"tools": [{"name": "search", "inputSchema": {
         "type": "object", "properties": {"q": {"type": "string"}}}}]}))
     return path
+
+
+def test_concurrent_episodes_share_one_session(http_server):
+    async def go():
+        tool = (await list_server_tools(http_server, SETTINGS)).tools[0]
+        executor = MCPExecutor(SETTINGS)
+        try:
+            results = await asyncio.gather(*(executor.execute(tool, tool.function("to_fahrenheit"), {"celsius": c})
+                                             for c in range(20)))
+            return results, len(executor.connections)
+        finally:
+            await executor.aclose()
+
+    results, connections = asyncio.run(go())
+    assert connections == 1
+    assert [json.loads(r.body)["fahrenheit"] for r in results] == [c * 9 / 5 + 32 for c in range(20)]
