@@ -31,7 +31,7 @@ from toolweave.evaluation.labels import AnswerStatus
 from toolweave.evaluation.pass_rate import answer_status
 from toolweave.schemas import Episode
 from toolweave.simulate import asks_user
-from toolweave.toolsets.export import FINISH
+from toolweave.toolsets.export import FINISH, finish_function
 
 CHECKS = ("format", "execution", "semantic")
 
@@ -74,8 +74,9 @@ def episode_calls(ep: Episode) -> list[Call]:
 
 
 def offered_schemas(ep: Episode) -> dict[str, dict[str, Any]]:
-    """Function name -> parameters schema, as the assistant saw them (Finish included)."""
-    out = {}
+    """Function name -> parameters schema, as the assistant saw them. Finish is always known: the
+    simulations do not offer it (ToolAlpaca ends on a plain answer) but honour it."""
+    out = {FINISH: finish_function()["function"]["parameters"]}
     for t in ep.tools:
         fn = t.get("function", t) if isinstance(t, dict) else {}
         if isinstance(fn, dict) and fn.get("name"):

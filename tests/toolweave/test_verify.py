@@ -166,3 +166,12 @@ def test_sft_takes_only_verified_episodes_by_default_and_each_rule_is_a_setting(
     assert sft_exclusion(no_sem, toolbench).startswith("excluded: not judged solved")
     kept, excluded = select_for_sft([ok, exec_fail, GOOD], default)
     assert kept == [ok] and [e.id for e, _ in excluded] == [exec_fail.id, GOOD.id]
+
+
+def test_a_simulation_that_ends_with_finish_is_well_formed_though_finish_was_not_offered():
+    sim = GOOD.model_copy(update={"method": "simulate_fc", "tools": [WEATHER], "messages": [
+        *GOOD.messages, {"role": "assistant", "content": "Sunny."}]})
+    assert check_format(sim, NO_SEMANTIC).passed
+    bad_finish = episode([("forecast_for_weather", '{"city": "Paris"}', ""),
+                          ("Finish", '{"return_type": "maybe"}', "")], finish=False)
+    assert check_format(bad_finish, NO_SEMANTIC).code == "schema_violation"
