@@ -175,3 +175,37 @@ def test_a_simulation_that_ends_with_finish_is_well_formed_though_finish_was_not
     bad_finish = episode([("forecast_for_weather", '{"city": "Paris"}', ""),
                           ("Finish", '{"return_type": "maybe"}', "")], finish=False)
     assert check_format(bad_finish, NO_SEMANTIC).code == "schema_violation"
+
+
+def test_real_simulations_a_clarified_react_run_passes_and_a_no_call_answer_fails():
+    """Episodes made by simulate_episode itself: the issue's 'SQUAKE' case (an answer without any tool
+    call, status answered) fails format; a ReAct run with a clarifying question and one call passes."""
+    from toolweave.config import SimulateConfig
+    from toolweave.executors import Observation
+    from toolweave.schemas import Instruction
+    from toolweave.simulate import simulate_episode
+    from toolweave.toolsets.toolalpaca import import_toolalpaca
+
+    data = Path(__file__).parents[1] / "data/toolalpaca/eval_simulated.json"
+    axolotl = next(t for t in import_toolalpaca(json.loads(data.read_text()), data.name).tools if t.name == "Axolotl")
+
+    class Facts:
+        async def execute(self, tool, function, arguments):
+            return Observation(200, json.dumps({"facts": ["Axolotls live in Lake Xochimilco."]}))
+
+    def simulate(instruction, replies, user_reply="Two habitat facts, please."):
+        return asyncio.run(simulate_episode(instruction, [axolotl], assistant=FakeChatModel(replies),
+                                            user=FakeChatModel(handler=lambda req: user_reply), executor=Facts(),
+                                            cfg=SimulateConfig(protocol="react")))
+
+    squake = simulate(Instruction(id="i-squake", text="SQUAKE", tool_ids=["axolotl"]), [
+        "Thought: I know this.\nFinal Answer: SQUAKE: 1. A device that is used to generate electromagnetic energy"])
+    assert squake.status == "answered"
+    assert check_format(squake, NO_SEMANTIC).problems == ["no_tool_call: the episode calls no tool"]
+
+    clarified = simulate(Instruction(id="i-ax", text="Tell me axolotl facts.", tool_ids=["axolotl"]), [
+        "Thought: Ask first.\nFinal Answer: Which topic would you like?",
+        'Thought: Look it up.\nAction: getAxolotlFacts\nAction Input: {"category": "habitat", "limit": 2}',
+        "Thought: I now know the final answer.\nFinal Answer: Axolotls live in Lake Xochimilco."])
+    assert [m["role"] for m in clarified.messages].count("user") == 2
+    assert check_format(clarified, NO_SEMANTIC).passed and check_execution(clarified).passed
