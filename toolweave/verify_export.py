@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,22 @@ from toolweave.evaluation.judge import Judge
 from toolweave.export import export_all
 from toolweave.converters.toolbench import answer_to_episode
 from toolweave.io import existing_ids, read_records, replace_part, write_part
-from toolweave.llm.types import ChatModel
+from toolweave.llm.types import CallTag, ChatModel
 from toolweave.schemas import Episode, Instruction, RecordError, Reject, Tool
 from toolweave.verify import VerifiedEpisode, select_for_sft, summarize, verify_episodes
 
 VERIFY = "verify"
+
+
+class StageTagged:
+    """A chat model whose calls are accounted to `stage` (the ToolEval judge tags its calls 'evaluate')."""
+
+    def __init__(self, model: ChatModel, stage: str):
+        self.model, self.stage = model, stage
+        self.name = getattr(model, "model", "") or type(model).__name__
+
+    async def chat(self, messages: Any, *, tag: CallTag | None = None, **kw: Any) -> Any:
+        return await self.model.chat(messages, tag=replace(tag or CallTag(), stage=self.stage), **kw)
 
 
 def make_judge(cfg: RunConfig, model: ChatModel | None) -> Judge | None:
@@ -32,7 +44,8 @@ def make_judge(cfg: RunConfig, model: ChatModel | None) -> Judge | None:
         return None
     if model is None:
         raise ValueError(f"verify.semantic needs a chat model for role {cfg.verify.judge_role!r}")
-    return Judge(model, output=cfg.evaluate.judge_output, retries=cfg.evaluate.judge_retries)
+    return Judge(StageTagged(model, VERIFY), name=getattr(model, "model", ""), output=cfg.evaluate.judge_output,
+                 retries=cfg.evaluate.judge_retries)
 
 
 def import_answers(cfg: RunConfig) -> tuple[int, list[Reject]]:

@@ -41,8 +41,11 @@ def test_verify_then_export_over_a_run_directory(tmp_path):
     assert not bad and len(verified) == 15
     n_ok = sum(v.verified for v in verified)
     assert again["dataset"]["verified"] == n_ok and (tmp_path / "dataset" / "README.md").is_file()
-    # every judge call went to the semantic check of an episode that passed format and execution
+    # every judge call went to the semantic check of an episode that passed format and execution,
+    # accounted to the verify stage, and the record names the judge's model
     assert len(judge.requests) == sum(v.semantic_pass is not None for v in verified) == n_ok
+    assert {r["tag"].stage for r in judge.requests} == {"verify"}
+    assert {v.judge_model for v in verified if v.semantic_pass is not None} == {"judge-m"}
 
     summary = run_export(cfg)
     assert summary["outputs"] == n_ok and summary["excluded"] == 15 - n_ok
