@@ -304,7 +304,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return RunConfig.model_validate(data)
 
 
-# --- MCP servers and episode verification (appended: resolved by the model_rebuild below) -----
+# --- MCP servers, episode verification, the dataset card (appended; see the model_rebuild below) ---
 
 class MCPServerConfig(Section):
     """How to reach one MCP server: a command over stdio or a streamable-HTTP URL."""
