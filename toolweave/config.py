@@ -169,6 +169,7 @@ class InstructionsConfig(Section):
     api_docs: Literal["short", "full"] = "short"
     i1_apis: Literal["sample", "all"] = "sample"
     i1_min_related: int = Field(1, ge=0)
+    near_dup_threshold: float | None = Field(0.7, gt=0, le=1)  # MinHash LSH, 5-gram Jaccard; None: exact only
 
 
 class SimulateConfig(Section):
@@ -202,7 +203,7 @@ class SolveConfig(Section):
 
 
 class ExecutorConfig(Section):
-    kind: Literal["llm", "mock", "http"] = "llm"
+    kind: Literal["llm", "mock", "http", "mcp"] = "llm"
     cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
     max_examples: int = Field(5, ge=0)
     observation_limit: int = Field(2048, ge=1)  # characters
@@ -221,6 +222,7 @@ class ExecutorConfig(Section):
     allow_hosts: list[str] = Field(default_factory=list)
     auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key
     rate_limit_per_s: float = Field(5.0, ge=0)  # 0: no limit
+    mcp: "MCPSettings" = Field(default_factory=lambda: MCPSettings())  # kind mcp (section at the end)
 
 
 class SFTConfig(Section):
@@ -345,6 +347,8 @@ class RunConfig(Section):
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    verify: "VerifyConfig" = Field(default_factory=lambda: VerifyConfig())  # section at the end
+    dataset: "DatasetCardConfig" = Field(default_factory=lambda: DatasetCardConfig())  # section at the end
 
     def path(self, *parts: str) -> Path:
         """A path under run_dir: the datasets of a run live at run_dir/<stage output>."""
@@ -411,3 +415,62 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return RunConfig.model_validate(apply_preset(data))
     except ValidationError as e:
         raise ValueError(config_error(e)) from None
+
+
+# --- MCP servers, episode verification, the dataset card (appended; see the model_rebuild below) ---
+
+class MCPServerConfig(Section):
+    """How to reach one MCP server: a command over stdio or a streamable-HTTP URL."""
+
+    transport: Literal["stdio", "http"] = "stdio"
+    command: str | None = None  # stdio: must be on MCPSettings.allow_commands, exactly as written
+    args: list[str] = Field(default_factory=list)
+    env_from: list[str] = Field(default_factory=list)  # names of env vars passed through (values never stored)
+    cwd: str | None = None
+    url: str | None = None  # http: its host must be on MCPSettings.allow_hosts
+
+
+class MCPSettings(Section):
+    # tool id -> server, for tools imported from a tools/list *file* (a live import records its server)
+    servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    allow_commands: list[str] = Field(default_factory=list)
+    allow_hosts: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(30.0, gt=0)  # one tools/call
+    connect_timeout_s: float = Field(30.0, gt=0)  # start + handshake of one server
+
+
+class VerifyConfig(Section):
+    """APIGen's checks on each episode (format, execution, semantic) and what sft_data keeps."""
+
+    format: bool = True
+    execution: bool = True
+    semantic: bool = True  # an LLM judge (the `judge_role` endpoint) with `votes` votes
+    judge_role: Role = "judge"
+    votes: int = Field(3, ge=1)
+    min_solved_votes: float = Field(0.5, ge=0, le=1)  # share of usable votes that must say Solved
+    require_call: bool = True  # format: an episode that calls no tool fails (no_tool_call)
+    # a final answer is required, except a clarifying question ends an episode of these methods
+    clarify_methods: list[str] = Field(default_factory=lambda: ["simulate_react", "simulate_fc"])
+    # sft_data: which checks an episode must have passed; [] trains on unverified episodes too
+    require: list[Literal["format", "execution", "semantic"]] = Field(
+        default_factory=lambda: ["format", "execution", "semantic"])
+    toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
+    # ToolBench / StableToolBench answer files or folders imported into episodes/ (then verified like
+    # the rest), e.g. the real ChatGPT DFSDT answers, so a small model's run still has verified rows
+    import_answers: list[str] = Field(default_factory=list)
+
+
+class DatasetCardConfig(Section):
+    """RUN_DIR/dataset/: the card's metadata and the optional upload."""
+
+    pretty_name: str = "toolweave tool-use episodes"
+    license: str = "apache-2.0"
+    task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
+    tags: list[str] = Field(default_factory=lambda: ["tool-use", "function-calling", "synthetic", "toolweave"])
+    push_to_hub: str | None = None  # a dataset repo id: uploaded after the card is written
+    token_env: str = "HF_TOKEN"  # the env var holding the Hub token (never stored)
+    private: bool = True
+
+
+ExecutorConfig.model_rebuild()
+RunConfig.model_rebuild()

@@ -20,6 +20,7 @@ from typing import Any
 from toolweave.build_toolset import extract_json
 from toolweave.config import InstructionsConfig
 from toolweave.llm.types import CallTag, ChatModel, LLMError
+from toolweave.near_dup import near_duplicates
 from toolweave.prompts import render
 from toolweave.schemas import FunctionRef, Instruction, Reject, Tool
 from toolweave.toolsets.naming import function_name, standardize, tool_id
@@ -320,8 +321,10 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
 
 # --- dedupe and splits -------------------------------------------------------------------------
 
-def dedupe_instructions(instrs: list[Instruction]) -> tuple[list[Instruction], list[Reject]]:
-    """Keep the first of each normalised text (case, punctuation and spacing ignored)."""
+def dedupe_instructions(instrs: list[Instruction], near_threshold: float | None = None
+                        ) -> tuple[list[Instruction], list[Reject]]:
+    """Keep the first of each normalised text (case, punctuation and spacing ignored); with
+    `near_threshold`, then drop near duplicates too (MinHash LSH, `toolweave.near_dup`)."""
     seen: dict[str, str] = {}
     kept: list[Instruction] = []
     rejects: list[Reject] = []
@@ -334,6 +337,9 @@ def dedupe_instructions(instrs: list[Instruction]) -> tuple[list[Instruction], l
             continue
         seen[key] = ins.id
         kept.append(ins)
+    if near_threshold:
+        kept, near = near_duplicates(kept, near_threshold, normalize=normalize_text, stage=STAGE)
+        rejects += near
     return kept, rejects
 
 

@@ -1,9 +1,8 @@
-"""A run's report: one table per metric (split x method), plots, as Markdown and HTML, plus the numbers
-as JSON and Parquet. Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
+"""A run's report: one table per metric (split x method), plots, as Markdown, the numbers as JSON and
+Parquet, and report.html, the run's front page (`toolweave.front_page`). Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
 """
 from __future__ import annotations
 
-import html
 import json
 import statistics
 from collections import defaultdict
@@ -13,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toolweave.front_page import write_front_page
 from toolweave.schemas import EvalResult
 
 SPLIT_NAMES = {"test_inst": "Inst", "test_tool": "Tool", "test_cat": "Cat", "train": "Train"}
@@ -140,18 +140,12 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
     judges = sorted({f"{r.judge_model} ({r.prompt_version})" for r in results if r.judge_model})
     md = [f"# {title}", "", f"Judge: {', '.join(judges) or 'none'}. Values in %; pass rates: mean over queries of "
           "the majority label ± std over judgment rounds.", ""]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Judge: {html.escape(', '.join(judges) or 'none')}</p>"]
     for metric in sorted({r["metric"] for r in rows}):
         methods, splits, cell = _table(rows, metric)
         md += [f"## {metric}", "", "| split | " + " | ".join(methods) + " |",
                "|---|" + "---|" * len(methods)]
         md += [f"| {s} | " + " | ".join(cell.get((s, m), "") for m in methods) + " |" for s in splits]
         md.append("")
-        body.append(f"<h2>{html.escape(metric)}</h2><table border=1><tr><th>split</th>"
-                    + "".join(f"<th>{html.escape(m)}</th>" for m in methods) + "</tr>")
-        body += ["<tr><td>" + html.escape(s) + "</td>" + "".join(f"<td>{html.escape(cell.get((s, m), ''))}</td>"
-                                                                 for m in methods) + "</tr>" for s in splits]
-        body.append("</table>")
     cost = [r for r in rows if r["metric"] == "pass_rate" and r["split"] == ALL]
     if cost:
         md += ["## cost", "", "| method | LLM calls / solved | tokens / solved |", "|---|---|---|"]
@@ -160,12 +154,10 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
         md.append("")
     for p in pngs:
         md.append(f"![{p}]({p})")
-        body.append(f'<img src="{p}" alt="{p}">')
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>"
-                                     + html.escape(title) + "</title></head><body>" + "\n".join(body)
-                                     + "</body></html>\n", encoding="utf-8")
     summary = {"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    # report.html is the run's front page (chain, dataset, this evaluation, sample episodes), one file
+    write_front_page(out.parent, out / "report.html", title=title)
     pq.write_table(pa.Table.from_pylist(rows), out / "summary.parquet")
     return summary

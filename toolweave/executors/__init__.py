@@ -7,6 +7,7 @@ from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, Executor, ExecutorUn
 from toolweave.executors.cache import SqliteResponseCache
 from toolweave.executors.http import HttpExecutor
 from toolweave.executors.llm_sim import LLMSimulatedExecutor
+from toolweave.executors.mcp import MCPExecutor
 from toolweave.executors.mock import SchemaMockExecutor
 from toolweave.executors.probe import ProbeResult, example_arguments, probe_functions
 from toolweave.llm.types import ChatModel
@@ -28,10 +29,12 @@ def make_executor(cfg: ExecutorConfig, *, llm: ChatModel | None = None,
     if cfg.kind == "http":
         return HttpExecutor(allow_hosts=cfg.allow_hosts, auth_env=cfg.auth_env, timeout_s=cfg.timeout_s,
                             rate_limit_per_s=cfg.rate_limit_per_s)
+    if cfg.kind == "mcp":
+        return MCPExecutor(cfg.mcp)
     raise ValueError(f"unknown executor kind {cfg.kind!r}")
 
 
 __all__ = ["Observation", "Executor", "ResponseCache", "SqliteResponseCache", "MemoryResponseCache",
-           "LLMSimulatedExecutor", "SchemaMockExecutor", "HttpExecutor", "make_executor", "probe_functions",
-           "ProbeResult", "example_arguments", "cache_key", "canonical_json", "TIMEOUT", "NO_RESPONSE",
+           "LLMSimulatedExecutor", "SchemaMockExecutor", "HttpExecutor", "MCPExecutor", "make_executor",
+           "probe_functions", "ProbeResult", "example_arguments", "cache_key", "canonical_json", "TIMEOUT", "NO_RESPONSE",
            "ExecutorUnavailable"]

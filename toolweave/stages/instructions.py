@@ -92,9 +92,10 @@ def finish(cfg: RunConfig) -> dict[str, Any]:
     """Global steps after generation: dedupe the generated instructions and assign the splits,
     written as one deterministic part of `instructions/` (a rerun rewrites it)."""
     from toolweave.instructions import assign_splits, dedupe_instructions
+    from toolweave.near_dup import dedupe_counts
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
-    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id))
+    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold)
     final = assign_splits(kept, tools, cfg.instructions, cfg.seed)
     rejects = dups + [Reject(id=f"instructions:unreadable:{e.record_id}", stage="instructions",
                              reason=str(e)) for e in bad]
@@ -103,7 +104,7 @@ def finish(cfg: RunConfig) -> dict[str, Any]:
     splits: dict[str, int] = {}
     for i in final:
         splits[i.split] = splits.get(i.split, 0) + 1
-    return {"instructions": len(final), "duplicates": len(dups), "splits": splits}
+    return {"instructions": len(final), "duplicates": len(dups), **dedupe_counts(dups), "splits": splits}
 
 
 STAGE = Stage("instructions", reads=(Dataset("toolsets", Tool), Dataset("instructions_samples", ApiSampleRow)),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.schemas import CatalogueEntry, Reject, Tool
-from toolweave.toolsets import catalogue, openai_format, toolalpaca, toolbench
+from toolweave.toolsets import catalogue, mcp, openai_format, toolalpaca, toolbench
 from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, FileResult, make_reject, one_line, read_document, \
     tool_fingerprint
 from toolweave.toolsets.openapi import OpenAPIError, openapi_tool
@@ -63,6 +63,8 @@ def detect_format(doc: Any, path: Path) -> str:
         return "catalogue"
     if openai_format.is_openai_tools(doc):
         return "openai"
+    if mcp.is_mcp_tools(doc):
+        return "mcp"
     return "unknown"
 
 
@@ -70,7 +72,7 @@ def _unknown_reason(doc: Any) -> str:
     shape = f"an object with keys {', '.join(list(doc)[:6])}" if isinstance(doc, dict) else \
         f"a list of {len(doc)} items" if isinstance(doc, list) else f"a {type(doc).__name__}"
     return (f"unrecognised format ({shape}); expected ToolAlpaca tools, an OpenAPI 3 document, a ToolBench "
-            "query or tool file, an OpenAI tool list or a public-apis catalogue")
+            "query or tool file, an OpenAI tool list, an MCP tools/list result or a public-apis catalogue")
 
 
 class _Importer:
@@ -151,6 +153,8 @@ class _Importer:
             self._merge(toolalpaca.import_toolalpaca(doc, path), path)
         elif fmt == "openai":
             self._merge(openai_format.import_openai_tools(doc, path), path)
+        elif fmt == "mcp":
+            self._merge(mcp.import_mcp_tools(doc, path), path)
 
     def _merge(self, result: FileResult, path: Path) -> None:
         self.rejects.extend(result.rejects)

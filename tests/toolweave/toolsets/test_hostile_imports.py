@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from toolweave.cli import main
+from ray_jobs.cli import main
 from toolweave.io import read_records
 from toolweave.schemas import Reject, Tool
 from toolweave.toolsets import import_paths
