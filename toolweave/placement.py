@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from toolweave.config import RunConfig, ServeDeploymentConfig
+# The types are toolweave.config's RunConfig and ServeDeploymentConfig, named only in annotations:
+# config.py runs this check at load, so importing it back would be a cycle.
 
 # Serve LLM adds the replica actor's own resources to its first bundle (LLMServer's default)
 REPLICA_ACTOR_RESOURCES = {"CPU": 1.0}
@@ -29,7 +30,7 @@ class PlacementError(ValueError):
     """A request that no node kind can hold."""
 
 
-def worker_bundles(d: ServeDeploymentConfig) -> list[Resources]:
+def worker_bundles(d: "ServeDeploymentConfig") -> list[Resources]:
     """One placement bundle per tensor-parallel worker of a replica."""
     bundle = {"CPU": d.cpus_per_worker, **d.placement_resources}
     if d.gpus_per_worker:
@@ -37,7 +38,7 @@ def worker_bundles(d: ServeDeploymentConfig) -> list[Resources]:
     return [dict(bundle) for _ in range(d.tensor_parallel_size)]
 
 
-def replica_bundles(d: ServeDeploymentConfig) -> list[Resources]:
+def replica_bundles(d: "ServeDeploymentConfig") -> list[Resources]:
     """What one replica reserves: the workers' bundles, the replica actor folded into the first."""
     bundles = worker_bundles(d)
     for key, value in REPLICA_ACTOR_RESOURCES.items():
@@ -82,7 +83,7 @@ class Request:
     count: int  # how many must be placed at once
 
 
-def requests(cfg: RunConfig) -> list[Request]:
+def requests(cfg: "RunConfig") -> list[Request]:
     """Every kind of work the config places (all of them when `stages` is empty)."""
     stages = set(cfg.stages) or {"solve", "train"}
     out: list[Request] = []
@@ -116,7 +117,7 @@ def _show(r: Resources) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in r.items() if v) + "}"
 
 
-def check_placement(cfg: RunConfig, cluster_yaml: str | Path) -> None:
+def check_placement(cfg: "RunConfig", cluster_yaml: str | Path) -> None:
     """Raise PlacementError (one line) for the first request that no worker node kind holds, or
     that the kinds' max_workers cannot hold `count` times at once."""
     kinds, head = node_kinds(cluster_yaml)
