@@ -38,6 +38,13 @@ APP_NAME = "toolweave-llm"
 TOOL_KWARGS = {"enable_auto_tool_choice": True, "tool_call_parser": "hermes", "tool_strict_level": "parameter"}
 
 
+def autoscaling_config(d: ServeDeploymentConfig) -> dict[str, Any]:
+    """Serve's autoscaling of one deployment's replicas (an explicit target: Serve LLM's default
+    target of 1e9 ongoing requests would never add a replica)."""
+    return {"min_replicas": d.min_replicas, "max_replicas": d.max_replicas,
+            "target_ongoing_requests": d.target_ongoing_requests, **d.autoscaling}
+
+
 def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
     """The LLMConfig of one deployment (GPU bundles, or vLLM's CPU platform with gpus_per_worker 0)."""
     if not d.model_source:
@@ -45,9 +52,7 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
     if d.min_replicas > d.max_replicas:
         raise ValueError(f"deployment {d.model_id!r}: min_replicas {d.min_replicas} > max_replicas {d.max_replicas}")
     source = str(smollm2_hf_dir()) if d.model_source == "smollm2" else d.model_source
-    deployment: dict[str, Any] = {"autoscaling_config": {
-        "min_replicas": d.min_replicas, "max_replicas": d.max_replicas,
-        "target_ongoing_requests": d.target_ongoing_requests, **d.autoscaling}}
+    deployment: dict[str, Any] = {"autoscaling_config": autoscaling_config(d)}
     if d.prefix_aware_router:
         # sends requests sharing a prompt prefix (DFSDT siblings, one agent's turns) to the
         # replica that already holds it in its KV cache, while load stays balanced
@@ -155,7 +160,9 @@ def deploy_app(settings: LLMSettings) -> ServeApp:
     if deployed:
         log.info("deploying Serve LLM app %s (%s) at %s", s.app_name,
                  ", ".join(c.model_id for c in configs), base_url)
-        serve.start(http_options={"host": s.host, "port": s.port})
+        # one proxy, on the head: the route resolves to it, and proxies on other nodes would only
+        # duplicate it (on one machine they would fight over the port)
+        serve.start(proxy_location="HeadOnly", http_options={"host": s.host, "port": s.port})
         serve.run(build_openai_app({"llm_configs": configs}), name=s.app_name, route_prefix=f"/{s.app_name}",
                   blocking=False)
     else:
