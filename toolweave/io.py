@@ -84,16 +84,7 @@ def _as_location(fs: pafs.FileSystem, inner: str, like: str | Path) -> str | Pat
 
 def write_text(path: str | Path, text: str) -> None:
     """Write a whole small file atomically (tmp + rename locally, one PUT in an object store)."""
-    fs, inner = filesystem(path)
-    if fs is _LOCAL:
-        target = Path(inner)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        return
-    with fs.open_output_stream(inner) as out:
-        out.write(text.encode())
+    write_bytes(path, text.encode())
 
 
 def read_text(path: str | Path) -> str | None:
@@ -107,7 +98,7 @@ def read_text(path: str | Path) -> str | None:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Like write_text, for bytes (e.g. a SQLite snapshot)."""
+    """Write a whole file atomically (tmp + rename locally, one PUT in an object store)."""
     fs, inner = filesystem(path)
     if fs is _LOCAL:
         target = Path(inner)
