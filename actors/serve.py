@@ -204,3 +204,58 @@ def resolve_endpoints(settings: LLMSettings, base_url: str) -> LLMSettings:
                              f"({', '.join(models)})")
         resolved[role] = ep.model_copy(update={"base_url": base_url, "extra_base_urls": [], "is_vllm": True})
     return settings.model_copy(update={"endpoints": resolved})
+
+
+def model_under_test_settings(settings: LLMSettings, model_source: str, served_name: str = "trained",
+                              max_model_len: int | None = None) -> LLMSettings:
+    """Evaluate's own app for the model under test (a checkpoint dir or hub id): one deployment on
+    the `vllm` nodes, shaped like the run's first deployment (bundles, autoscaling, engine
+    settings), under `<app_name>-under-test`; its `assistant` endpoint is the model. The judge and
+    the simulated tools stay on the run's app."""
+    if not settings.deployments:
+        raise ValueError("llm.deployments is empty: no deployment to shape the model under test's on")
+    base = settings.deployments[0]
+    d = base.model_copy(update={"model_id": served_name, "model_source": model_source,
+                                "max_model_len": max_model_len or base.max_model_len})
+    assistant = settings.endpoint("assistant").model_copy(update={"model": served_name})
+    return settings.model_copy(update={
+        "deployments": [d], "endpoints": {"default": assistant, "assistant": assistant},
+        "serve": settings.serve.model_copy(update={"app_name": f"{settings.serve.app_name}-under-test"})})
+
+
+# --- a held app: deployed once, attached to by every job that names it ------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m actors.serve --config FILE up|down [key=value ...]` on a running cluster: `up`
+    deploys `llm.deployments` as `llm.serve.app_name` (or finds it running) and prints its route;
+    the app outlives this command (Serve's controller holds it) and every job whose config names
+    it attaches to it instead of deploying. `down` deletes it."""
+    import argparse
+    import os
+
+    import ray
+
+    from toolweave.config import load_config
+    ap = argparse.ArgumentParser(prog="python -m actors.serve")
+    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+    args = ap.parse_intermixed_args(argv)  # overrides may follow --config
+    cfg = load_config(args.config, args.overrides)
+    if not ray.is_initialized():
+        ray.init(address=cfg.ray.address or os.environ.get("RAY_ADDRESS") or "auto")
+    name = cfg.llm.serve.app_name
+    if args.action == "down":
+        if name in serve.status().applications:
+            serve.delete(name)
+            print(f"deleted Serve app {name}")
+        else:
+            print(f"no Serve app {name} is running")
+        return 0
+    app = deploy_app(cfg.llm)
+    print(f"{'deployed' if app.deployed else 'attached to running'} Serve app {app.name}: {app.base_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -128,3 +128,18 @@ def test_the_app_route_uses_the_node_address_when_the_proxy_binds_every_interfac
     assert app_base_url(LLMSettings(serve=ServeAppConfig(app_name="a", port=9000))) == "http://127.0.0.1:9000/a/v1"
     monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "10.1.2.3")
     assert app_base_url(LLMSettings(serve=ServeAppConfig(host="0.0.0.0"))) == "http://10.1.2.3:8000/toolweave-llm/v1"
+
+
+def test_the_model_under_test_gets_its_own_app_shaped_like_the_runs():
+    from actors.serve import model_under_test_settings, resolve_endpoints
+    settings = LLMSettings(engine="serve", endpoints={"default": EndpointConfig(model="big", max_concurrency=9)},
+                           deployments=[ServeDeploymentConfig(model_id="big", model_source="/b", tensor_parallel_size=4,
+                                                              min_replicas=2, max_replicas=8, max_model_len=16384)])
+    mut = model_under_test_settings(settings, "/runs/x/model", max_model_len=2048)
+    (d,) = mut.deployments
+    assert (d.model_id, d.model_source, d.max_model_len) == ("trained", "/runs/x/model", 2048)
+    assert (d.tensor_parallel_size, d.min_replicas, d.placement_resources) == (4, 2, {"vllm": 1.0})
+    assert mut.serve.app_name == "toolweave-llm-under-test" and settings.serve.app_name == "toolweave-llm"
+    resolved = resolve_endpoints(mut, "http://h:8000/toolweave-llm-under-test/v1")
+    assert resolved.endpoint("assistant").model == "trained" and resolved.endpoint("assistant").max_concurrency == 9
+    assert settings.deployments[0].model_id == "big"  # the run's own settings are untouched

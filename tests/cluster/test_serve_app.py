@@ -103,6 +103,21 @@ def test_attaching_by_name_deploys_nothing_and_removes_nothing(served):
     assert serve.status().applications[APP].status == "RUNNING"
 
 
+def test_the_held_app_command_attaches_and_down_of_an_unknown_app_is_harmless(served, tmp_path, capsys):
+    import yaml
+    from ray import serve
+
+    from actors.serve import main
+    settings, app, _ = served
+    config = tmp_path / "held.yaml"
+    config.write_text(yaml.safe_dump({"llm": settings.model_dump(mode="json")}))
+    assert main(["up", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"attached to running Serve app {APP}: {app.base_url}"
+    assert main(["down", "--config", str(config), "llm.serve.app_name=not-there"]) == 0
+    assert "no Serve app not-there is running" in capsys.readouterr().out
+    assert list(serve.status().applications) == [APP]
+
+
 def test_the_run_removes_the_app_it_deployed(served):
     from ray import serve
 
