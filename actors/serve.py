@@ -165,11 +165,27 @@ def deploy_app(settings: LLMSettings) -> ServeApp:
         serve.start(proxy_location="HeadOnly", http_options={"host": s.host, "port": s.port})
         serve.run(build_openai_app({"llm_configs": configs}), name=s.app_name, route_prefix=f"/{s.app_name}",
                   blocking=False)
+        for c in configs:
+            wait_healthy(base_url, s.startup_timeout_s, model=c.model_id)
     else:
         log.info("attaching to the running Serve LLM app %s at %s", s.app_name, base_url)
-    for c in configs:  # an attached app must serve every model this config asks for
-        wait_healthy(base_url, s.startup_timeout_s, model=c.model_id)
+        wait_healthy(base_url, s.startup_timeout_s)
+        check_serves(base_url, [c.model_id for c in configs], s.app_name)
     return ServeApp(s.app_name, base_url, deployed)
+
+
+def check_serves(base_url: str, models: list[str], app_name: str) -> None:
+    """An app attached to by name must serve every model this config asks for (another config's
+    app under the same name would otherwise answer with the wrong model, or 404)."""
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"{base_url}/models", timeout=30) as r:
+        served = {m.get("id") for m in json.loads(r.read()).get("data", [])}
+    missing = [m for m in models if m not in served]
+    if missing:
+        raise ValueError(f"Serve app {app_name!r} at {base_url} runs but does not serve {', '.join(missing)} "
+                         f"(it serves {', '.join(sorted(map(str, served))) or 'nothing'}): delete it "
+                         f"(python -m actors.serve down) or set another llm.serve.app_name")
 
 
 def remove_app(app: ServeApp) -> None:

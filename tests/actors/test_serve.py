@@ -143,3 +143,13 @@ def test_the_model_under_test_gets_its_own_app_shaped_like_the_runs():
     resolved = resolve_endpoints(mut, "http://h:8000/toolweave-llm-under-test/v1")
     assert resolved.endpoint("assistant").model == "trained" and resolved.endpoint("assistant").max_concurrency == 9
     assert settings.deployments[0].model_id == "big"  # the run's own settings are untouched
+
+
+def test_an_attached_app_must_serve_the_configs_models(scripted_server):
+    from actors.serve import check_serves, deploy_app
+    url = scripted_server(model="smollm2").base_url
+    check_serves(url, ["smollm2"], "app")
+    with pytest.raises(ValueError, match=r"Serve app 'app' at .* runs but does not serve big \(it serves smollm2\)"):
+        check_serves(url, ["smollm2", "big"], "app")
+    with pytest.raises(ValueError, match="llm.deployments is empty: nothing to serve"):
+        deploy_app(LLMSettings(engine="serve"))
