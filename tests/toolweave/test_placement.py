@@ -75,3 +75,8 @@ def test_a_cpu_replica_reserves_its_bundle_plus_the_replica_actor():
 def test_a_missing_cluster_file_is_named(tmp_path):
     with pytest.raises(PlacementError, match="ray.cluster: nowhere.yaml not found"):
         load_config(None, ["ray.cluster=nowhere.yaml"])
+
+
+def test_the_cluster_file_is_found_beside_the_config_from_any_working_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a job whose working dir is not the repo: configs/../cluster.yaml
+    assert load_config(ROOT / "configs" / "toolalpaca.yaml").ray.cluster == "cluster.yaml"
