@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +90,7 @@ def main() -> None:
         snapshot = stop_tool_cache(handle)
     finally:
         ray.shutdown()
+        shutil.rmtree(run_dir, ignore_errors=True)
     lookups = sum(r["lookups"] for r in results)
     hits = after["hits"] - before["hits"]
     print(json.dumps({

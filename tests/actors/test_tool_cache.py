@@ -3,6 +3,7 @@ snapshots persisted to the run dir (a local path or an s3:// URI) and restored f
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,8 @@ def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(local_r
         asyncio.run(cache.get("call"))
     assert asyncio.run(other.get("call")) == BODY
     stop_tool_cache(second)
+    for suffix in ("", "-wal", "-shm"):  # the killed one's working copy (stop_tool_cache drops its own)
+        Path(f"{local}{suffix}").unlink(missing_ok=True)
 
 
 def test_snapshots_merge_runs_and_survive_a_crash(local_ray, tmp_path):

@@ -8,6 +8,7 @@ autoscaler config in a temp dir of its own, and stopped by the PIDs of its proce
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def fake_autoscaling_head():
         import ray
         ray.shutdown()
         _stop(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _simulate_nodes() -> list[str]:
