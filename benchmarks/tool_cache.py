@@ -7,7 +7,7 @@ asks before simulating a tool call (thousands of episodes share it).
 Client actors (like the pipeline's episode actors) each keep `concurrency` lookups in flight
 through `ActorResponseCache`; a miss is followed by a put, as the LLM-simulated executor does.
 The cache is pre-filled with `keys` responses of ~1 KB. Prints JSON: lookups/s over the whole
-window, the hit rate the actor counted, and the time and size of a snapshot to the run dir.
+window, the hit rate the actor counted, and the time to persist the new entries to the run dir.
 """
 from __future__ import annotations
 
@@ -70,9 +70,9 @@ def main() -> None:
     ray.init(address="local", num_cpus=4, object_store_memory=100_000_000, include_dashboard=False,
              logging_level="WARNING")
     run_dir = tempfile.mkdtemp(prefix="tw-bench-cache-")
-    path = Path(run_dir) / "tool_cache.sqlite"
+    path = Path(run_dir) / "tool_cache"
     try:
-        handle = start_tool_cache(path, "bench", persist_every_s=0)  # snapshots measured apart
+        handle = start_tool_cache(path, "bench", persist_every_s=0)  # the persist is measured apart
         fill = ActorResponseCache.named(cache_actor_name(path, "bench"))
 
         async def prefill():
@@ -87,7 +87,7 @@ def main() -> None:
                            for seed, c in enumerate(clients)])
         window = time.perf_counter() - t0
         after = ray.get(handle.stats.remote())
-        snapshot = stop_tool_cache(handle)
+        persisted = stop_tool_cache(handle)
     finally:
         ray.shutdown()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -98,7 +98,7 @@ def main() -> None:
         "window_s": round(window, 3), "lookups_per_s": round(lookups / window, 1),
         "hit_rate": round(hits / max(1, after["hits"] + after["misses"] - before["hits"] - before["misses"]), 4),
         "puts_after_misses": sum(r["misses"] for r in results),
-        "snapshot": snapshot, "cpu_count": os.cpu_count()}, indent=2))
+        "persist": persisted, "cpu_count": os.cpu_count()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -163,7 +163,11 @@ def to_table(records: Iterable[Record], cls: type[Record]) -> pa.Table:
 def write_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record],
                name: str | None = None) -> Path | str | None:
     """Write one part file; returns its path (None when there was nothing to write)."""
-    table = to_table(records, cls)
+    return write_table_part(to_table(records, cls), out_dir, name)
+
+
+def write_table_part(table: pa.Table, out_dir: str | Path, name: str | None = None) -> Path | str | None:
+    """Write an Arrow table as one part file (atomically); None when it has no rows."""
     if table.num_rows == 0:
         return None
     fs, inner = filesystem(out_dir)

@@ -1,5 +1,6 @@
 """The shared tool-response cache actor: one per stage run, SQLite on the actor's local disk,
-snapshots persisted to the run dir (a local path or an s3:// URI) and restored from it."""
+new entries persisted to the run dir as Parquet parts (a local path or an s3:// URI) and
+restored from them."""
 import asyncio
 import os
 import time
@@ -28,13 +29,13 @@ def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(local_r
     import ray
 
     from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache, stop_tool_cache
-    path = tmp_path / "tool_cache.sqlite"
+    path = tmp_path / "tool_cache"
     first = start_tool_cache(path, "run-a")
     cache = ActorResponseCache.named(cache_actor_name(path, "run-a"))
     asyncio.run(cache.put("call", BODY))
     local = ray.get(first.stats.remote())["local"]
     assert not local.startswith(str(tmp_path))  # SQLite lives on the node's disk, not in the run dir
-    ray.get(first.persist.remote())  # what reaches the run dir: the snapshot
+    assert ray.get(first.persist.remote())["entries"] == 1  # what reaches the run dir: a part
     # another run over the same run dir: its own actor (killing one never stops the other's
     # episodes), the same responses
     second = start_tool_cache(path, "run-b")
@@ -50,11 +51,11 @@ def test_cache_actor_per_run_shares_the_file_and_a_dead_one_fails_loudly(local_r
         Path(f"{local}{suffix}").unlink(missing_ok=True)
 
 
-def test_snapshots_merge_runs_and_survive_a_crash(local_ray, tmp_path):
+def test_runs_persist_parts_of_their_own_and_survive_a_crash(local_ray, tmp_path):
     import ray
 
     from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache, stop_tool_cache
-    path = tmp_path / "tool_cache.sqlite"
+    path = tmp_path / "tool_cache"
     a, b = start_tool_cache(path, "run-a"), start_tool_cache(path, "run-b")
     ca, cb = (ActorResponseCache.named(cache_actor_name(path, t)) for t in ("run-a", "run-b"))
     asyncio.run(ca.put("only-a", "A"))
@@ -62,13 +63,14 @@ def test_snapshots_merge_runs_and_survive_a_crash(local_ray, tmp_path):
     stop_tool_cache(a)
     asyncio.run(cb.put("only-b", "B"))
     asyncio.run(cb.put("both", "second"))  # b never saw a's: its own first write
-    assert stop_tool_cache(b)["added_to_run_dir"] == 1  # only-b: "both" was persisted by a first
+    assert stop_tool_cache(b)["entries"] == 2  # a part of its own: a's is never rewritten
+    assert len(io.part_files(path)) == 2
     c = start_tool_cache(path, "run-c")
     cc = ActorResponseCache.named(cache_actor_name(path, "run-c"))
     assert asyncio.run(cc.get("only-a")) == "A" and asyncio.run(cc.get("only-b")) == "B"
     assert asyncio.run(cc.get("both")) == "first"  # a persisted response never changes
     assert ray.get(c.stats.remote())["restored"] == 3
-    # a crash: the actor restarts on this node and keeps its local copy (and the snapshot)
+    # a crash: the actor restarts on this node and keeps its local copy
     asyncio.run(cc.put("after-restore", "C"))
     ray.kill(c, no_restart=False)
     for _ in range(100):
@@ -78,21 +80,24 @@ def test_snapshots_merge_runs_and_survive_a_crash(local_ray, tmp_path):
         except ray.exceptions.RayError:
             time.sleep(0.2)
     assert asyncio.run(cc.get("after-restore")) == "C"
-    stop_tool_cache(c)
+    stop_tool_cache(c)  # the restarted actor persists what its dead process had not
+    d = start_tool_cache(path, "run-d")
+    assert asyncio.run(ActorResponseCache.named(cache_actor_name(path, "run-d")).get("after-restore")) == "C"
+    stop_tool_cache(d)
 
 
-def test_the_snapshot_goes_to_an_object_store_run_dir(local_ray, tmp_path):
+def test_the_parts_go_to_an_object_store_run_dir(local_ray, tmp_path):
     import ray
 
     from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache, stop_tool_cache
     from toolweave.testing.object_store import moto_s3
     with moto_s3() as root:
-        path = f"{root}/run/tool_cache.sqlite"
+        path = f"{root}/run/tool_cache"
         # the actor's process reads the same endpoint: a fresh actor gets the driver's env
         env = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
         first = start_tool_cache(path, "s3-a", runtime_env={"env_vars": env})
         asyncio.run(ActorResponseCache.named(cache_actor_name(path, "s3-a")).put("k", "v"))
-        assert stop_tool_cache(first)["bytes"] > 0 and io.exists(path)
+        assert stop_tool_cache(first)["entries"] == 1 and len(io.part_files(path)) == 1
         second = start_tool_cache(path, "s3-b", runtime_env={"env_vars": env})
         assert asyncio.run(ActorResponseCache.named(cache_actor_name(path, "s3-b")).get("k")) == "v"
         assert ray.get(second.stats.remote())["restored"] == 1
@@ -103,11 +108,12 @@ def test_new_entries_are_persisted_periodically(local_ray, tmp_path):
     import ray
 
     from actors.tool_cache import ActorResponseCache, cache_actor_name, start_tool_cache, stop_tool_cache
-    path = tmp_path / "tool_cache.sqlite"
+    path = tmp_path / "tool_cache"
     handle = start_tool_cache(path, "run-p", persist_every_s=0.5)
     asyncio.run(ActorResponseCache.named(cache_actor_name(path, "run-p")).put("k", "v"))
     deadline = time.monotonic() + 30
     while ray.get(handle.stats.remote())["persists"] == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert path.exists() and ray.get(handle.stats.remote())["persists"] >= 1
-    stop_tool_cache(handle)
+    assert io.part_files(path) and ray.get(handle.stats.remote())["pending"] == 0
+    assert stop_tool_cache(handle)["entries"] == 0  # nothing new since: an empty persist writes nothing
+    assert len(io.part_files(path)) == 1
