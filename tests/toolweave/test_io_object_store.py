@@ -79,3 +79,22 @@ def test_write_then_marker_readers_trust_only_committed_parts(run_dir):
     for e in orphans:
         io.delete(e.path)
     assert io.existing_ids(data) == {"a"}
+
+
+@pytest.mark.integration
+def test_ray_data_reads_the_parts_io_lists_in_the_object_store(s3_root, tmp_path):
+    """What a record stage's pipeline does with its inputs: read_parquet over io.part_files."""
+    import os
+
+    import ray
+    out = f"{s3_root}/{tmp_path.name}/instructions"
+    io.write_part(_rejects("a", "b"), out, Reject, name="1")
+    io.write_part(_rejects("c"), out, Reject, name="2")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}  # the workers reach the same store
+    ray.init(address="local", num_cpus=2, object_store_memory=80_000_000, include_dashboard=False,
+             runtime_env={"env_vars": env})
+    try:
+        ids = sorted(r["id"] for r in ray.data.read_parquet(io.part_files(out)).iter_rows())
+    finally:
+        ray.shutdown()
+    assert ids == ["a", "b", "c"]
