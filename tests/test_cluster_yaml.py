@@ -36,3 +36,12 @@ def test_node_types_carry_the_custom_resources_the_configs_ask_for():
     # the cluster config's episode actors ask for a resource that only simulation nodes have
     cfg = load_config(ROOT / "configs" / "toolbench_dfsdt.yaml")
     assert set(cfg.ray.actor_resources) <= {"simulate"} and cfg.ray.actor_resources
+
+
+def test_the_head_runs_no_work_and_a_vllm_kind_holds_tensor_parallel_4():
+    c = _cluster()
+    assert c["available_node_types"][c["head_node_type"]]["resources"] == {"CPU": 0}
+    assert any("--num-cpus=0" in cmd for cmd in c["head_start_ray_commands"])
+    vllm_kinds = [t["resources"] for t in c["available_node_types"].values() if "vllm" in t["resources"]]
+    assert all(r["vllm"] == r["GPU"] for r in vllm_kinds)  # one `vllm` unit a GPU: a bundle asks for both
+    assert max(r["GPU"] for r in vllm_kinds) >= 4

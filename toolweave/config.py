@@ -72,11 +72,30 @@ class ServeDeploymentConfig(Section):
     prefix_aware_router: bool = True
     accelerator_type: str | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # autoscaling: Serve LLM's own default target is 1e9 ongoing requests, i.e. it never scales up
+    target_ongoing_requests: float = 64
+    autoscaling: dict[str, Any] = Field(default_factory=dict)  # more autoscaling_config keys (delays, ...)
+    # one placement bundle per tensor-parallel worker: GPUs (0 = vLLM's CPU platform), CPUs and the
+    # custom resources of the node kind that hosts replicas (cluster.yaml's gpu_vllm kinds carry `vllm`)
+    gpus_per_worker: float = Field(1.0, ge=0)
+    cpus_per_worker: float = Field(1.0, ge=0)
+    placement_resources: dict[str, float] = Field(default_factory=lambda: {"vllm": 1.0})
+    env_vars: dict[str, str] = Field(default_factory=dict)  # the replica's env (never secrets)
+
+
+class ServeAppConfig(Section):
+    """The Ray Serve LLM app of `llm.engine: serve`: deployed by name, or attached to when it runs."""
+
+    app_name: str = "toolweave-llm"  # route: http://HOST:PORT/<app_name>/v1
+    host: str = "127.0.0.1"  # the proxies' bind address (0.0.0.0 on a cluster: other nodes call it)
+    port: int = 8000
+    startup_timeout_s: float = 1800.0
 
 
 class LLMSettings(Section):
-    engine: Literal["embedded", "endpoints"] = "embedded"
+    engine: Literal["embedded", "endpoints", "serve"] = "embedded"
     embedded: EmbeddedEngineConfig = Field(default_factory=EmbeddedEngineConfig)
+    serve: ServeAppConfig = Field(default_factory=ServeAppConfig)  # engine: serve (llm.deployments)
     endpoints: dict[Role, EndpointConfig] = Field(default_factory=dict)
     deployments: list[ServeDeploymentConfig] = Field(default_factory=list)
     prices: dict[str, dict[str, NonNegative]] = Field(default_factory=dict)  # model -> {prompt, completion} per 1M tokens
@@ -104,6 +123,9 @@ class RaySettings(Section):
     # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
     # cluster.yaml they land on the CPU simulation workers (see its resources)
     actor_resources: dict[str, NonNegative] = Field(default_factory=dict)
+    # the Ray cluster launcher file this config runs on (e.g. cluster.yaml): load_config checks that
+    # its actors, Serve replicas and train workers each fit a worker node kind (toolweave.placement)
+    cluster: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -412,9 +434,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     check_moved_keys(data)
     try:
-        return RunConfig.model_validate(apply_preset(data))
+        cfg = RunConfig.model_validate(apply_preset(data))
     except ValidationError as e:
         raise ValueError(config_error(e)) from None
+    if cfg.ray.cluster:
+        from toolweave.placement import check_placement, find_cluster_file  # they read RunConfig: imported late
+        check_placement(cfg, find_cluster_file(cfg.ray.cluster, path))
+    return cfg
 
 
 # --- MCP servers, episode verification, the dataset card (appended; see the model_rebuild below) ---

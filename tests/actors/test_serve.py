@@ -24,7 +24,8 @@ def test_gpu_deployments_from_settings():
     ])
     first, second = llm_configs(settings)
     assert first.model_id == "toolllama-7b" and first.model_loading_config.model_source == "/ckpt/7b"
-    assert first.deployment_config["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 8}
+    assert first.deployment_config["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 8,
+                                                             "target_ongoing_requests": 64}
     assert _router_class(first) == PREFIX_AWARE_ROUTER
     e = first.engine_kwargs
     assert e["tensor_parallel_size"] == 2 and e["max_model_len"] == 8192 and e["enable_prefix_caching"] is True
@@ -76,3 +77,79 @@ def test_serve_embedded_answers_through_the_client():
     finally:
         shutdown()
         ray.shutdown()
+
+
+def test_bundles_carry_the_vllm_resource_and_gpus_per_tensor_parallel_worker():
+    from toolweave.placement import replica_bundles
+    d = ServeDeploymentConfig(model_id="big", model_source="/ckpt/70b", tensor_parallel_size=4,
+                              target_ongoing_requests=32, autoscaling={"downscale_delay_s": 60})
+    cfg = deployment_llm_config(d)
+    assert cfg.placement_group_config == {"bundles": [{"CPU": 1.0, "vllm": 1.0, "GPU": 1.0}] * 4,
+                                          "strategy": "STRICT_PACK"}  # a replica never straddles nodes
+    assert cfg.deployment_config["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4,
+                                                           "target_ongoing_requests": 32, "downscale_delay_s": 60}
+    assert cfg.accelerator_config.kind == "gpu"
+    # the replica actor's own CPU is folded into the first bundle, as Serve LLM does
+    assert replica_bundles(d) == [{"CPU": 2.0, "vllm": 1.0, "GPU": 1.0}] + [{"CPU": 1.0, "vllm": 1.0, "GPU": 1.0}] * 3
+    cpu = deployment_llm_config(ServeDeploymentConfig(model_source="/m", gpus_per_worker=0,
+                                                      env_vars={"VLLM_CPU_KVCACHE_SPACE": "1"}))
+    assert cpu.placement_group_config["bundles"] == [{"CPU": 1.0, "vllm": 1.0}]
+    assert cpu.accelerator_config.kind == "cpu" and cpu.runtime_env == {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}
+    with pytest.raises(ValueError, match="'m': min_replicas 3 > max_replicas 2"):
+        deployment_llm_config(ServeDeploymentConfig(model_id="m", model_source="/m", min_replicas=3, max_replicas=2))
+
+
+def test_every_role_resolves_to_the_app_route_with_its_own_model():
+    from actors.serve import resolve_endpoints
+    settings = LLMSettings(engine="serve", endpoints={
+        "default": EndpointConfig(base_url="http://127.0.0.1:8000/v1", model="big", max_concurrency=7),
+        "executor": EndpointConfig(base_url="http://elsewhere/v1", model="small",
+                                   extra_base_urls=["http://other/v1"])},
+        deployments=[ServeDeploymentConfig(model_id="big", model_source="/b"),
+                     ServeDeploymentConfig(model_id="small", model_source="/s")])
+    url = "http://10.0.0.1:8000/toolweave-llm/v1"
+    resolved = resolve_endpoints(settings, url)
+    assert resolved.endpoint("default").base_url == url and resolved.endpoint("default").max_concurrency == 7
+    assert resolved.endpoint("executor").model == "small" and resolved.endpoint("executor").base_url == url
+    assert resolved.endpoint("executor").extra_base_urls == []  # Serve balances its replicas itself
+    assert resolved.endpoint("judge").model == "big"  # no endpoint of its own: the default's
+    bare = resolve_endpoints(LLMSettings(engine="serve", deployments=settings.deployments), url)
+    assert bare.endpoint("assistant").model == "big" and bare.endpoint("assistant").base_url == url
+    wrong = settings.model_copy(update={"endpoints": {"judge": EndpointConfig(model="gpt-4")}})
+    with pytest.raises(ValueError, match="llm.endpoints.judge: model 'gpt-4' is not deployed"):
+        resolve_endpoints(wrong, url)
+
+
+def test_the_app_route_uses_the_node_address_when_the_proxy_binds_every_interface(monkeypatch):
+    import ray
+
+    from actors.serve import app_base_url
+    from toolweave.config import ServeAppConfig
+    assert app_base_url(LLMSettings(serve=ServeAppConfig(app_name="a", port=9000))) == "http://127.0.0.1:9000/a/v1"
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "10.1.2.3")
+    assert app_base_url(LLMSettings(serve=ServeAppConfig(host="0.0.0.0"))) == "http://10.1.2.3:8000/toolweave-llm/v1"
+
+
+def test_the_model_under_test_gets_its_own_app_shaped_like_the_runs():
+    from actors.serve import model_under_test_settings, resolve_endpoints
+    settings = LLMSettings(engine="serve", endpoints={"default": EndpointConfig(model="big", max_concurrency=9)},
+                           deployments=[ServeDeploymentConfig(model_id="big", model_source="/b", tensor_parallel_size=4,
+                                                              min_replicas=2, max_replicas=8, max_model_len=16384)])
+    mut = model_under_test_settings(settings, "/runs/x/model", max_model_len=2048)
+    (d,) = mut.deployments
+    assert (d.model_id, d.model_source, d.max_model_len) == ("trained", "/runs/x/model", 2048)
+    assert (d.tensor_parallel_size, d.min_replicas, d.placement_resources) == (4, 2, {"vllm": 1.0})
+    assert mut.serve.app_name == "toolweave-llm-under-test" and settings.serve.app_name == "toolweave-llm"
+    resolved = resolve_endpoints(mut, "http://h:8000/toolweave-llm-under-test/v1")
+    assert resolved.endpoint("assistant").model == "trained" and resolved.endpoint("assistant").max_concurrency == 9
+    assert settings.deployments[0].model_id == "big"  # the run's own settings are untouched
+
+
+def test_an_attached_app_must_serve_the_configs_models(scripted_server):
+    from actors.serve import check_serves, deploy_app
+    url = scripted_server(model="smollm2").base_url
+    check_serves(url, ["smollm2"], "app")
+    with pytest.raises(ValueError, match=r"Serve app 'app' at .* runs but does not serve big \(it serves smollm2\)"):
+        check_serves(url, ["smollm2", "big"], "app")
+    with pytest.raises(ValueError, match="llm.deployments is empty: nothing to serve"):
+        deploy_app(LLMSettings(engine="serve"))

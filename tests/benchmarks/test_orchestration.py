@@ -1,24 +1,15 @@
 """benchmarks/orchestration.py runs end to end and prints its ratios (small sizes: the numbers
 themselves are measured by running it, not asserted here)."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from tests.benchmarks.conftest import run_benchmark
+
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).parents[2]
 
 
 def test_orchestration_benchmark_prints_both_ratios():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "orchestration.py"), "--concurrency", "40",
-                          "--calls", "2", "--latency", "0.2", "--waves", "2", "--batch-size", "10"],
-                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout[out.stdout.index("{"):])
+    result = run_benchmark("orchestration.py", "--concurrency", "40", "--calls", "2", "--latency", "0.2",
+                           "--waves", "2", "--batch-size", "10")
     assert result["limit_episodes_per_s"] == 40 / (2 * 0.2)
     for run, episodes in (("one_wave", 40), ("sustained", 80)):
         r = result[run]
