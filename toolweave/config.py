@@ -73,13 +73,13 @@ class ServeDeploymentConfig(Section):
     accelerator_type: str | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     # autoscaling: Serve LLM's own default target is 1e9 ongoing requests, i.e. it never scales up
-    target_ongoing_requests: float = 64
+    target_ongoing_requests: float = Field(64, gt=0)
     autoscaling: dict[str, Any] = Field(default_factory=dict)  # more autoscaling_config keys (delays, ...)
     # one placement bundle per tensor-parallel worker: GPUs (0 = vLLM's CPU platform), CPUs and the
     # custom resources of the node kind that hosts replicas (cluster.yaml's gpu_vllm kinds carry `vllm`)
     gpus_per_worker: float = Field(1.0, ge=0)
     cpus_per_worker: float = Field(1.0, ge=0)
-    placement_resources: dict[str, float] = Field(default_factory=lambda: {"vllm": 1.0})
+    placement_resources: dict[str, NonNegative] = Field(default_factory=lambda: {"vllm": 1.0})
     env_vars: dict[str, str] = Field(default_factory=dict)  # the replica's env (never secrets)
 
 
@@ -88,8 +88,8 @@ class ServeAppConfig(Section):
 
     app_name: str = "toolweave-llm"  # route: http://HOST:PORT/<app_name>/v1
     host: str = "127.0.0.1"  # the proxies' bind address (0.0.0.0 on a cluster: other nodes call it)
-    port: int = 8000
-    startup_timeout_s: float = 1800.0
+    port: int = Field(8000, ge=1, le=65535)
+    startup_timeout_s: float = Field(1800.0, gt=0)
 
 
 class LLMSettings(Section):
