@@ -33,7 +33,7 @@ def test_parts_are_written_listed_read_replaced_and_removed(run_dir):
     io.write_part(_rejects("c"), out, Reject, name="solve-2")
     assert str(first).endswith("episodes_rejects/part-solve-1.parquet")
     assert [Path(str(p)).name for p in io.part_files(out)] == ["part-solve-1.parquet", "part-solve-2.parquet"]
-    assert io.load(out, Reject) == _rejects("a", "b", "c") and io.existing_ids(out) == {"a", "b", "c"}
+    assert io.read_records(out, Reject) == (_rejects("a", "b", "c"), []) and io.existing_ids(out) == {"a", "b", "c"}
     io.replace_part(_rejects("b"), out, Reject, name="solve-1")  # a retry: same name, its own rows
     assert io.existing_ids(out) == {"b", "c"}
     io.replace_part([], out, Reject, name="solve-2")  # a retry that made none of these
@@ -63,7 +63,7 @@ def test_a_uri_joined_by_pathlib_is_still_the_uri(s3_root):
     assert str(out).startswith("s3:/") and io.location(out) == f"{s3_root}/joined/instructions"
     io.write_part(_rejects("x"), out, Reject, name="p")
     assert io.part_files(out) == [f"{s3_root}/joined/instructions/part-p.parquet"]
-    assert io.load(out, Reject) == _rejects("x")
+    assert io.read_records(out, Reject) == (_rejects("x"), [])
 
 
 def test_write_then_marker_readers_trust_only_committed_parts(run_dir):
