@@ -39,18 +39,18 @@ def _setup(tmp_path):
     return cfg
 
 
+def _luigi_table(fn, req):
+    text = req["messages"][0]["content"]
+    if fn == "check_answer_status":
+        return "Solved" if "Luigi" in text else "Unsolved"
+    if fn == "check_task_solvable":
+        return "Solvable"
+    return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
+
+
 def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     cfg = _setup(tmp_path)
-
-    def table(fn, req):
-        text = req["messages"][0]["content"]
-        if fn == "check_answer_status":
-            return "Solved" if "Luigi" in text else "Unsolved"
-        if fn == "check_task_solvable":
-            return "Solvable"
-        return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
-
-    judge = judge_kit.make(table)
+    judge = judge_kit.make(_luigi_table)
     summary = run(cfg, {"judge": judge})
     results, bad = read_records(cfg.path("eval"), EvalResult)
     assert bad == []
@@ -94,15 +94,6 @@ def test_solvable_pass_rate_records_can_be_turned_off(tmp_path, judge_kit):
     run(cfg, {"default": judge})  # no "judge" client: the default role judges
     results, _ = read_records(cfg.path("eval"), EvalResult)
     assert {r.metric for r in results} == {"pass_rate"} and len(results) == 8
-
-
-def _luigi_table(fn, req):
-    text = req["messages"][0]["content"]
-    if fn == "check_answer_status":
-        return "Solved" if "Luigi" in text else "Unsolved"
-    if fn == "check_task_solvable":
-        return "Solvable"
-    return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
 
 
 class _JudgeDies(RuntimeError):
