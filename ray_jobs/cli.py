@@ -120,9 +120,8 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
         finally:
             if engine is not None:
                 engine.close()
-    cfg.path().mkdir(parents=True, exist_ok=True)
-    cfg.path("run_summary.json").write_text(json.dumps(results, indent=2, default=str))
-    return results
+    from toolweave.stages.lifecycle import write_summary_file
+    return write_summary_file(cfg.path("run_summary.json"), results)
 
 
 class _no_engine:

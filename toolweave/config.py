@@ -147,6 +147,9 @@ class RunSettings(Section):
     show_progress: bool = True
     verbose: bool = False  # Ray, vLLM, DeepSpeed and torch output on the terminal too, not only in <run_dir>/logs/
     retry_failed: bool = False  # rerun exactly the records that failed before, replacing their error rows
+    # one record's whole processing (all its LLM and tool calls); past it the record fails with that
+    # reason and the stage goes on. None: no limit (each LLM and tool call has its own timeout)
+    record_timeout_s: float | None = Field(None, gt=0)
 
 
 MOVED_KEYS = {f"ray.{k}": f"run.{k}" for k in ("batch_size", "max_in_flight", "limit", "show_progress")}

@@ -146,3 +146,72 @@ def test_canary_key_never_reaches_parquet_logs_or_exceptions(tmp_path, monkeypat
         written.append(json.dumps(pq.read_table(part).to_pylist(), default=str, ensure_ascii=False))
     leaks = [(i, found_leaks(t)) for i, t in enumerate(written) if found_leaks(t)]
     assert not leaks, leaks
+
+
+# One whole stage run in its own process, as `toolweave <stage>` runs it: the terminal and logs as the
+# CLI sets them up, the local runner, the run summary through the one summary writer, the summary table.
+_STAGE_RUN = r"""
+import dataclasses, json, os, sys
+from pathlib import Path
+from toolweave.config import RunConfig
+from toolweave.io import write_part
+from toolweave.schemas import Instruction
+from toolweave.stages import display, probe
+from toolweave.stages.clients import build_clients
+from toolweave.stages.lifecycle import write_summary_file
+from toolweave.stages.local import run_local
+
+url, run_dir = sys.argv[1], Path(sys.argv[2])
+key = os.environ["CANARY_KEY"].strip()
+
+class CarelessProbe(probe.ProbeWorker):
+    async def process(self, row):  # a record whose failure quotes the key raw (a careless worker)
+        if row["id"] == "careless":
+            raise ValueError(f"cannot use {key} / {key.upper()}")
+        return await super().process(row)
+
+stage = dataclasses.replace(probe.STAGE, worker=CarelessProbe,
+                            prepare=lambda cfg: {"endpoint": f"{url}/v1?key={key}"})  # a note quoting a URL
+cfg = RunConfig(run_dir=str(run_dir), llm={"engine": "endpoints", "endpoints": {"default": {
+    "base_url": url + "/v1", "model": sys.argv[3], "api_key_env": "CANARY_KEY", "is_vllm": False,
+    "max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02}}}, run={"batch_size": 2})
+write_part([Instruction(id=i, text=f"say {key}" if i == "pasted" else "hi") for i in ("a", "pasted", "careless")],
+           run_dir / "instructions", Instruction, name="input")
+with display.quiet_terminal(cfg.path("logs")):
+    results = {"probe": run_local(cfg, stage, build_clients(cfg))}
+    display.summary_table(write_summary_file(cfg.path("run_summary.json"), results), cfg.path())
+"""
+
+
+@pytest.mark.parametrize("model", ["gateway", "fatal"])  # 502 page of the headers (retried); 401 echo
+def test_canary_key_never_reaches_a_whole_stage_runs_output(tmp_path, model):
+    """A probe stage on the local runner against an LLM endpoint echoing the key, with a record whose
+    error quotes it raw, an input holding it and a stage note quoting it: grep the datasets, the ledger,
+    the summaries, everything under logs/ and the terminal output."""
+    import os
+    import subprocess
+    import sys
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "CANARY_KEY": CANARY + "\n", "PYTHONPATH": str(Path(__file__).parents[2])}
+    with HostileServer() as srv:
+        done = subprocess.run([sys.executable, "-c", _STAGE_RUN, srv.url, str(run_dir), model], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert any(r[1].endswith("/chat/completions") for r in srv.requests)
+    terminal = done.stdout + done.stderr
+    assert done.returncode == 0, terminal
+    summary = json.loads((run_dir / "run_summary.json").read_text())["probe"]
+    assert summary["processed"] == 3 and summary["failed"] == 3, summary
+    assert "careless" in terminal and "***" in terminal, terminal  # the failure line was shown, redacted
+    logs = {p.name: p.read_text(errors="replace") for p in (run_dir / "logs").iterdir()}
+    assert "careless" in logs["toolweave.log"]  # the failure was logged, redacted
+    written = {"terminal": terminal, **logs}
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            written[str(f)] = f.read_bytes().decode("latin-1")
+            if f.suffix == ".parquet":
+                written[f"{f} rows"] = json.dumps(pq.read_table(f).to_pylist(), default=str, ensure_ascii=False)
+    assert len([n for n in written if n.endswith(".parquet rows")]) >= 3  # episodes, ledger, instructions
+    leaks = {name: found_leaks(text) for name, text in written.items() if found_leaks(text)}
+    # the input holds the key as the user wrote it: only its copy in instructions/ may keep it
+    leaks = {n: v for n, v in leaks.items() if "instructions" not in n}
+    assert not leaks, leaks

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,10 +111,12 @@ async def judge_round(judge: Judge, answer: Answer, seed: int, round_no: int) ->
 
 
 async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int = 4, seed: int = 0,
-                             concurrency: int = 16, tie: str | None = None) -> list[QueryPass]:
+                             concurrency: int = 16, tie: str | None = None,
+                             on_query: Callable[[QueryPass], None] | None = None) -> list[QueryPass]:
     """All rounds of all answers, at most `concurrency` judge conversations at once. `tie`: how a
     query whose rounds split evenly is labelled ("coin", or "pass" as ToolBench's pass rate counts it;
-    None: the judge's `tie`)."""
+    None: the judge's `tie`). `on_query` gets each query as soon as all its rounds are judged (the
+    stage commits it then, so a crash loses only the queries in progress)."""
     tie = tie or judge.tie
     sem = asyncio.Semaphore(concurrency)
 
@@ -121,13 +124,15 @@ async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int 
         async with sem:
             return await judge_round(judge, answer, seed, r)
 
-    results = [QueryPass(a) for a in answers]
-    rounds = await asyncio.gather(*(one(a, r) for a in answers for r in range(votes)))
-    for i, qp in enumerate(results):
-        qp.rounds = list(rounds[i * votes:(i + 1) * votes])
-        qp.label = majority([r.resolved for r in qp.rounds], seeded(seed, "majority", qp.answer.query_id,
-                                                                     qp.answer.method), tie)
-    return results
+    async def query(answer: Answer) -> QueryPass:
+        rounds = list(await asyncio.gather(*(one(answer, r) for r in range(votes))))
+        qp = QueryPass(answer, rounds, majority([r.resolved for r in rounds],
+                                                seeded(seed, "majority", answer.query_id, answer.method), tie))
+        if on_query is not None:
+            on_query(qp)
+        return qp
+
+    return list(await asyncio.gather(*(query(a) for a in answers)))
 
 
 def summarize(results: list[QueryPass]) -> dict[str, Any]:

@@ -3,11 +3,19 @@
 Reads `eval_episodes/` when it holds data (the trained model's runs on the test splits), else
 `episodes/`, and the instructions (query text, split, mode, golden answers). Each episode method is
 one candidate run. Rerunning skips queries already scored (their records are reused for the report).
+
+Judgments are committed as each query finishes (`Scoring.commit`: one Parquet part per query, named
+by its records' ids, written atomically), so a killed run loses only the queries in progress and a
+rerun judges only what is missing. A committed part that cannot be read is moved aside, named in the
+log and the summary (`redone_parts`), and its queries are judged again.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +29,14 @@ from toolweave.evaluation.labels import AnswerStatus, TaskStatus
 from toolweave.evaluation.pass_rate import QueryPass, Round, evaluate_pass_rate, summarize
 from toolweave.evaluation.report import split_label, write_report
 from toolweave.evaluation.toolbench_format import write_pass_rate_results
-from toolweave.evaluation.win_rate import evaluate_win_rate
+from toolweave.evaluation.win_rate import QueryWin, evaluate_win_rate
 from toolweave.evaluation.win_rate import summarize as summarize_wins
-from toolweave.io import existing_ids, part_files, read_records, write_part
+from toolweave.io import delete, existing_ids, iter_rows, part_files, read_records, replace_part, write_part
 from toolweave.llm.types import ChatModel
-from toolweave.schemas import Episode, EvalResult, Instruction, Reject, Tool
+from toolweave.schemas import Episode, EvalResult, Instruction, RecordError, Reject, Tool
 
 STAGE = "evaluate"
+log = logging.getLogger("toolweave.evaluation")
 
 
 def _rid(*parts: str) -> str:
@@ -100,16 +109,17 @@ def _from_record(r: EvalResult, answer: Answer) -> QueryPass:
     return QueryPass(answer, rounds, r.label)
 
 
-async def _pass_rate(answers: list[Answer], run: str, judge: Judge, cfg: RunConfig,
-                     done: dict[str, EvalResult]) -> tuple[list[QueryPass], list[EvalResult]]:
-    """Judge the answers not scored before; rebuild the others from their records."""
+async def _pass_rate(answers: list[Answer], run: str, s: "Scoring") -> list[QueryPass]:
+    """Judge the answers not scored before (each query committed as it finishes); rebuild the
+    others from their records."""
+    ev, judge = s.cfg.evaluate, s.judge
     old, todo = [], []
     for a in answers:
-        rec = done.get(_rid("pass_rate", run, a.method, a.query_id))
+        rec = s.done.get(_rid("pass_rate", run, a.method, a.query_id))
         (old if rec is not None else todo).append(_from_record(rec, a) if rec is not None else a)
-    new = await evaluate_pass_rate(todo, judge, votes=cfg.evaluate.votes, seed=cfg.evaluate.seed,
-                                   concurrency=cfg.evaluate.concurrency)
-    return old + new, _pass_records(new, run, judge, cfg.evaluate.solvable_pass_rate)
+    new = await evaluate_pass_rate(todo, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency,
+                                   on_query=lambda q: s.commit(_pass_records([q], run, judge, ev.solvable_pass_rate)))
+    return old + new
 
 
 @dataclass
@@ -125,8 +135,45 @@ class Scoring:
     by_method: dict[str, list[Answer]]
     done: dict[str, EvalResult]
     rejects: list[Reject]
-    new: list[EvalResult] = field(default_factory=list)
+    new: list[EvalResult] = field(default_factory=list)  # committed by this run
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def commit(self, records: list[EvalResult]) -> None:
+        """One finished query's records, as one part named by their ids: a rerun that judges the
+        query again (killed before this landed) writes the same name, never a second copy."""
+        fresh = [r for r in records if r.id not in self.done]
+        if not fresh:
+            return
+        key = hashlib.sha256("\n".join(sorted(r.id for r in fresh)).encode()).hexdigest()[:24]
+        replace_part(fresh, self.cfg.path("eval"), EvalResult, name=f"{STAGE}-{key}")
+        self.new += fresh
+
+
+def committed_results(cfg: RunConfig) -> tuple[dict[str, EvalResult], list[str]]:
+    """The records of earlier runs, by id, and a line per committed part that cannot be read (moved
+    aside as `<part>.corrupt-<time>`, so its queries are judged again rather than skipped)."""
+    done: dict[str, EvalResult] = {}
+    redone: list[str] = []
+    for part in part_files(cfg.path("eval")):
+        try:
+            rows = list(iter_rows(part))
+        except (OSError, ValueError) as e:  # pyarrow's errors are ValueErrors / OSErrors
+            aside = f"{part}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            if isinstance(part, Path):
+                os.replace(part, aside)
+            else:
+                delete(part)
+            redone.append(f"eval part {part} cannot be read ({type(e).__name__}: {e}); moved to {aside}, "
+                          f"its queries are judged again")
+            log.warning("%s: %s", STAGE, redone[-1])
+            continue
+        for row in rows:
+            try:
+                r = EvalResult.from_row(row)
+            except RecordError:
+                continue  # a row of another shape: its query is judged again
+            done[r.id] = r
+    return done, redone
 
 
 def _read_inputs(cfg: RunConfig, judge: Judge) -> Scoring:
@@ -136,10 +183,10 @@ def _read_inputs(cfg: RunConfig, judge: Judge) -> Scoring:
     rejects = [_reject(str(e), e.record_id, e.kind) for e in [*bad_eps, *bad_ins]]
     ins = {i.id: i for i in instructions}
     by_method, rej = build_answers(episodes, ins, str(src))  # type: ignore[arg-type]
-    done_list, _ = read_records(cfg.path("eval"), EvalResult)
-    return Scoring(cfg, judge, src, episodes, ins, by_method, {r.id: r for r in done_list},  # type: ignore[arg-type]
+    done, redone = committed_results(cfg)
+    return Scoring(cfg, judge, src, episodes, ins, by_method, done,  # type: ignore[arg-type]
                    rejects + rej, summary={"episodes": str(src), "methods": {}, "judge": judge.name,
-                                           "prompt_version": judge.prompt_version})
+                                           "prompt_version": judge.prompt_version, "redone_parts": redone})
 
 
 async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
@@ -156,8 +203,7 @@ async def _score_pass_rates(s: Scoring) -> dict[str, list[QueryPass]]:
     """ToolEval pass rate (and solvable pass rate) of each method's answers."""
     passes: dict[str, list[QueryPass]] = {}
     for method, answers in sorted(s.by_method.items()):
-        passes[method], recs = await _pass_rate(answers, s.cfg.name, s.judge, s.cfg, s.done)
-        s.new += recs
+        passes[method] = await _pass_rate(answers, s.cfg.name, s)
         s.summary["methods"][method] = {"pass_rate": summarize(passes[method])}
         write_pass_rate_results(passes[method], s.cfg.path("report", "toolbench", "pass_rate_results"),
                                 s.cfg.name, method)
@@ -178,27 +224,35 @@ async def _score_win_rates(s: Scoring, passes: dict[str, list[QueryPass]]) -> No
         s.rejects += rej
         ref_name, ref = "reference", []
         for answers in ref_by.values():
-            got, recs = await _pass_rate(answers, "reference", judge, cfg, s.done)
-            ref += got
-            s.new += recs
+            ref += await _pass_rate(answers, "reference", s)
     if not ref:
         s.rejects.append(_reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
                                  "reference"))
     for method, cand in passes.items():
         if not ref or method == ref_name:
             continue
-        todo = [q for q in cand if _rid("win_rate", cfg.name, method, ref_name, q.answer.query_id) not in s.done]
-        wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency)
+        old, todo = [], []
+        for q in cand:
+            rec = s.done.get(_rid("win_rate", cfg.name, method, ref_name, q.answer.query_id))
+            if rec is None:
+                todo.append(q)
+            else:  # judged before: counted in the summary as an uninterrupted run counts it
+                old.append(QueryWin(rec.query_id, rec.label, int(rec.details.get("candidate_wins", 0)),
+                                    int(rec.details.get("reference_wins", 0)), rec.votes))
         split_of = {q.answer.query_id: q.answer.split for q in cand}
-        for w in wins:
-            s.new.append(EvalResult(
+
+        def record(w: QueryWin, method: str = method) -> EvalResult:
+            return EvalResult(
                 id=_rid("win_rate", cfg.name, method, ref_name, w.query_id), query_id=w.query_id, run=cfg.name,
                 method=method, split=split_of[w.query_id], metric="win_rate", label=w.label,
                 score={"Win": 1.0, "Tie": 0.5, "Lose": 0.0}[w.label], votes=w.rounds,
                 judge_model=judge.name, prompt_version=judge.prompt_version,
                 details={"reference": ref_name, "candidate_wins": w.candidate_wins,
-                         "reference_wins": w.reference_wins}))
-        s.summary["methods"][method]["win_rate"] = summarize_wins(wins)
+                         "reference_wins": w.reference_wins})
+
+        wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency,
+                                       on_query=lambda w, record=record: s.commit([record(w)]))
+        s.summary["methods"][method]["win_rate"] = summarize_wins(old + wins)
 
 
 async def _score_toolalpaca(s: Scoring) -> None:
@@ -208,7 +262,7 @@ async def _score_toolalpaca(s: Scoring) -> None:
     s.rejects += [_reject(str(e), e.record_id, e.kind) for e in bad]
     tools = {t.id: t for t in tools_list}
     for method, answers in sorted(s.by_method.items()):
-        cases = []
+        cases, old = [], []
         for a in answers:
             i = s.instructions.get(a.query_id)
             gold = alpaca.golden_answers(i, tools) if i else None  # type: ignore[arg-type]
@@ -216,27 +270,29 @@ async def _score_toolalpaca(s: Scoring) -> None:
                 s.rejects.append(_reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
                                          "evaluation", a.episode_id, "toolalpaca"))
                 continue
-            if _rid("toolalpaca", cfg.name, method, a.query_id) in s.done:
+            rec = s.done.get(_rid("toolalpaca", cfg.name, method, a.query_id))
+            if rec is not None:
+                old += rec.votes[:1]  # the judged result, as the summary counts it
                 continue
             doc = "\n".join(tools[t].nl_documentation for t in i.tool_ids if t in tools)  # type: ignore[union-attr]
             cases.append(alpaca.AlpacaCase(a, i.text, doc, gold))  # type: ignore[union-attr]
-        results = await alpaca.evaluate_toolalpaca(cases, judge, cfg.evaluate.concurrency)
-        for c, r in zip(cases, results):
-            s.new.append(EvalResult(
+        def commit(c: alpaca.AlpacaCase, r: dict[str, Any], method: str = method) -> None:
+            s.commit([EvalResult(
                 id=_rid("toolalpaca", cfg.name, method, c.answer.query_id), query_id=c.answer.query_id,
                 run=cfg.name, method=method, split=c.answer.split, metric="toolalpaca",
                 label="Yes" if r["overall"] else "No", score=float(r["overall"]), votes=[r],
                 judge_model=judge.name, prompt_version=judge.prompt_version,
-                details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id}))
-        s.summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(results)
+                details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id})])
+
+        results = await alpaca.evaluate_toolalpaca(cases, judge, cfg.evaluate.concurrency, on_case=commit)
+        s.summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(old + results)
 
 
 def _write(s: Scoring) -> dict[str, Any]:
-    """This run's records and rejects (each once), then the report of every record."""
+    """This run's rejects (each once), then the report of every record (this run's records were
+    committed as their queries finished)."""
     cfg, ev = s.cfg, s.cfg.evaluate
-    fresh = [r for r in s.new if r.id not in s.done]
-    if fresh:
-        write_part(fresh, cfg.path("eval"), EvalResult)
+    fresh = s.new
     # a rerun meets the same bad records again (their ids are deterministic): record each once
     seen = existing_ids(cfg.path("eval_rejects"))
     rejects = [r for r in {r.id: r for r in s.rejects}.values() if r.id not in seen]

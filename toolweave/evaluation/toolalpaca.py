@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,18 @@ async def judge_case(judge: Judge, case: AlpacaCase) -> dict[str, Any]:
     return {"process": p, "response": r, "overall": p == r == YES, "reason": v.reason[:2000], "judged": True}
 
 
-async def evaluate_toolalpaca(cases: list[AlpacaCase], judge: Judge, concurrency: int = 16) -> list[dict[str, Any]]:
+async def evaluate_toolalpaca(cases: list[AlpacaCase], judge: Judge, concurrency: int = 16,
+                              on_case: Callable[[AlpacaCase, dict[str, Any]], None] | None = None
+                              ) -> list[dict[str, Any]]:
+    """Every case, at most `concurrency` at once; `on_case` gets each as soon as it is judged."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(c: AlpacaCase) -> dict[str, Any]:
         async with sem:
-            return await judge_case(judge, c)
+            result = await judge_case(judge, c)
+        if on_case is not None:
+            on_case(c, result)
+        return result
 
     return list(await asyncio.gather(*(one(c) for c in cases)))
 

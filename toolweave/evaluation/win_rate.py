@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,10 +105,12 @@ async def compare_round(judge: Judge, cand: Side, ref: Side, seed: int, round_no
 
 async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryPass], judge: Judge, *,
                             votes: int = 4, seed: int = 0, concurrency: int = 16,
-                            status: str | None = None) -> list[QueryWin]:
+                            status: str | None = None,
+                            on_query: Callable[[QueryWin], None] | None = None) -> list[QueryWin]:
     """Queries present in both runs, matched by query id. `status`: "pass_rate" reuses the pass-rate
     rounds' answer status, "recheck" asks again in every round (ToolBench); None: the judge's
-    `win_status`. The judge's `win_votes`, when set, is the number of rounds (ToolBench: 2)."""
+    `win_status`. The judge's `win_votes`, when set, is the number of rounds (ToolBench: 2).
+    `on_query` gets each query as soon as its rounds are judged."""
     status = status or judge.win_status
     votes = judge.win_votes or votes
     refs = {q.answer.query_id: q for q in references}
@@ -118,14 +121,16 @@ async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryP
         async with sem:
             return await compare_round(judge, c, r, seed, k, status)
 
-    rounds = await asyncio.gather(*(one(c, r, k) for c, r in pairs for k in range(votes)))
-    out = []
-    for i, (c, _) in enumerate(pairs):
-        mine = list(rounds[i * votes:(i + 1) * votes])
+    async def query(c: Side, r: Side) -> QueryWin:
+        mine = list(await asyncio.gather(*(one(c, r, k) for k in range(votes))))
         cw = sum(x["winner"] == "candidate" for x in mine)
         rw = sum(x["winner"] == "reference" for x in mine)
-        out.append(QueryWin(c.answer.query_id, WIN if cw > rw else LOSE if rw > cw else TIE, cw, rw, mine))
-    return out
+        won = QueryWin(c.answer.query_id, WIN if cw > rw else LOSE if rw > cw else TIE, cw, rw, mine)
+        if on_query is not None:
+            on_query(won)
+        return won
+
+    return list(await asyncio.gather(*(query(c, r) for c, r in pairs)))
 
 
 def summarize(results: list[QueryWin]) -> dict[str, Any]:

@@ -125,10 +125,10 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
     _record_usage.set(usage)
     try:
         if sem is None:
-            records = await worker.process(row)
+            records = await _bounded(worker, row)
         else:
             async with sem:
-                records = await worker.process(row)
+                records = await _bounded(worker, row)
     except Exception as e:  # noqa: BLE001 - any failure of one record is recorded, never raised
         records = worker.on_error(row, e)
         if not records:
@@ -136,6 +136,21 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
         _log_unexpected(worker.stage, row, e)
     worker.forget([str(row.get("id", "?")), *(r.id for r in records)])
     return records, _outcome(str(row.get("id", "?")), records, usage)
+
+
+class RecordTimeout(TimeoutError):
+    """A record ran past `run.record_timeout_s` (a hang in a worker): it fails, the stage goes on."""
+
+
+async def _bounded(worker: RecordWorker, row: dict[str, Any]) -> list[Record]:
+    limit = worker.cfg.run.record_timeout_s
+    if limit is None:
+        return await worker.process(row)
+    try:
+        return await asyncio.wait_for(worker.process(row), limit)
+    except TimeoutError:
+        raise RecordTimeout(f"record {row.get('id')!r} took longer than run.record_timeout_s={limit:g}s; "
+                            f"cancelled") from None
 
 
 def failed_record(worker: RecordWorker, row: dict[str, Any],

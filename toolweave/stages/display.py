@@ -18,11 +18,32 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from toolweave import secrets
 from toolweave.schemas import RecordOutcome
 from toolweave.stages.base import Progress
 
+
+class RedactingFile:
+    """A text stream that redacts every configured secret from what is written to it (rich writes
+    each `print` in one call, so a key is never split between writes). `None`: sys.stderr as it is
+    at each write (tests capture it)."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def _target(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def write(self, text: str) -> int:
+        self._target().write(secrets.redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self._target(), name)
+
+
 # where the run's own output goes; `quiet_terminal` points it at the terminal it saved
-console = Console(stderr=True)
+console = Console(file=RedactingFile())
 SHOWN_FAILURES = 3  # per stage; the rest are counted, and all are in the summary and the datasets
 
 
@@ -150,7 +171,7 @@ def quiet_terminal(log_dir: Path, verbose: bool = False) -> Iterator[Path]:
             saved = [os.dup(1), os.dup(2)]
             terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
             # not a terminal (a log, a Ray job): lines as wide as a summary row needs
-            console = Console(file=terminal, width=None if terminal.isatty() else 160)
+            console = Console(file=RedactingFile(terminal), width=None if terminal.isatty() else 160)
             out = os.open(log_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)

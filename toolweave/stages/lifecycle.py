@@ -9,9 +9,10 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from toolweave import io
+from toolweave import io, secrets
 from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome, Reject
 from toolweave.stages import ledger
@@ -107,7 +108,13 @@ def write_summary(cfg: RunConfig, stage: str, progress: Progress, extra: dict[st
     """The end-of-stage summary, also written as JSON beside the stage's dataset."""
     summary = progress.summary(cfg.llm.prices, cfg.llm.endpoint("default").model)
     summary.update(extra or {})
-    path = cfg.path(f"{stage}_summary.json")
+    return write_summary_file(cfg.path(f"{stage}_summary.json"), summary)
+
+
+def write_summary_file(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """The one writer of summaries (a stage's, the run's): redacted of every configured secret first
+    (a note may quote a URL or an error holding a key); returns what was written, for the terminal."""
+    summary = secrets.redact_obj(json.loads(json.dumps(summary, default=str)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2))
     return summary

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -37,18 +39,18 @@ def _setup(tmp_path):
     return cfg
 
 
+def _luigi_table(fn, req):
+    text = req["messages"][0]["content"]
+    if fn == "check_answer_status":
+        return "Solved" if "Luigi" in text else "Unsolved"
+    if fn == "check_task_solvable":
+        return "Solvable"
+    return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
+
+
 def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     cfg = _setup(tmp_path)
-
-    def table(fn, req):
-        text = req["messages"][0]["content"]
-        if fn == "check_answer_status":
-            return "Solved" if "Luigi" in text else "Unsolved"
-        if fn == "check_task_solvable":
-            return "Solvable"
-        return 0 if "Luigi" in text.split("Answer_1:")[0] else 1
-
-    judge = judge_kit.make(table)
+    judge = judge_kit.make(_luigi_table)
     summary = run(cfg, {"judge": judge})
     results, bad = read_records(cfg.path("eval"), EvalResult)
     assert bad == []
@@ -92,3 +94,55 @@ def test_solvable_pass_rate_records_can_be_turned_off(tmp_path, judge_kit):
     run(cfg, {"default": judge})  # no "judge" client: the default role judges
     results, _ = read_records(cfg.path("eval"), EvalResult)
     assert {r.metric for r in results} == {"pass_rate"} and len(results) == 8
+
+
+class _JudgeDies(RuntimeError):
+    """The judge's process dying midway (not an endpoint error the judge retries)."""
+
+
+def test_a_killed_evaluate_keeps_each_finished_query_and_the_rerun_judges_only_the_rest(tmp_path, judge_kit):
+    import shutil
+    cfg = _setup(tmp_path / "killed")
+    cfg.evaluate.concurrency = 2  # a few queries in flight when it dies, most finished or not started
+    whole_cfg = _setup(tmp_path / "whole")
+    whole_cfg.evaluate.concurrency = 2
+    whole = run(whole_cfg, {"judge": judge_kit.make(_luigi_table)})
+
+    def dying(fn, req):
+        if len(dying_judge.requests) > 9:
+            raise _JudgeDies("killed")
+        return _luigi_table(fn, req)
+
+    dying_judge = judge_kit.make(dying)
+    with pytest.raises(_JudgeDies):
+        run(cfg, {"judge": dying_judge})
+    kept, bad = read_records(cfg.path("eval"), EvalResult)
+    assert bad == [] and 0 < len(kept) < len(read_records(whole_cfg.path("eval"), EvalResult)[0])
+    parts = [p for p in cfg.path("eval").iterdir() if p.name.startswith("part-evaluate-")]
+    assert len(parts) >= 2  # committed query by query, not once at the end
+    kept_episodes = {r.details["episode_id"] for r in kept if r.metric == "pass_rate"}
+
+    # corrupt one committed part: it is named, moved aside, and its query judged again
+    shutil.copy(parts[0], tmp_path / "saved")
+    parts[0].write_bytes(parts[0].read_bytes()[:40])
+    lost = {r.details.get("episode_id") for r in read_records(tmp_path / "saved", EvalResult)[0]}
+
+    asked = []
+
+    def recording(fn, req):
+        asked.append((fn, req["tag"].episode))
+        return _luigi_table(fn, req)
+
+    again = run(cfg, {"judge": judge_kit.make(recording)})
+    assert len(again["redone_parts"]) == 1 and parts[0].name in again["redone_parts"][0]
+    rejudged = {episode for fn, episode in asked if fn != "select_better_answer"}  # pass-rate questions
+    assert not rejudged & (kept_episodes - lost), "the rerun judged a query committed before"
+    assert lost - {None} <= rejudged
+    assert again["written"] == len(read_records(whole_cfg.path("eval"), EvalResult)[0]) - len(kept) + len(
+        read_records(tmp_path / "saved", EvalResult)[0])
+    final, bad = read_records(cfg.path("eval"), EvalResult)
+    reference, _ = read_records(whole_cfg.path("eval"), EvalResult)
+    assert bad == [] and len(final) == len(reference) == len({r.id for r in final})  # none lost, none twice
+    key = lambda r: (r.id, r.label, r.score, json.dumps(r.votes, sort_keys=True))  # noqa: E731
+    assert sorted(map(key, final)) == sorted(map(key, reference))
+    assert again["methods"] == whole["methods"]  # the rerun's numbers are the uninterrupted run's

@@ -111,3 +111,33 @@ def test_episode_stage_without_inputs_names_the_missing_dataset(tmp_path, stage)
     from toolweave.stages.registry import STAGES
     with pytest.raises(ValueError, match="no input dataset"):
         run_local(RunConfig(run_dir=str(tmp_path)), STAGES[stage], {})
+
+
+def test_a_record_that_hangs_or_raises_is_failed_by_id_and_the_stage_finishes(tmp_path):
+    import asyncio
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 4, "record_timeout_s": 0.5})
+    instrs = _instructions(tmp_path)
+    hangs, raises = instrs[1], instrs[6]
+
+    async def handler(req):
+        text = req["messages"][0]["content"]
+        if text == hangs.text:
+            await asyncio.Event().wait()  # never answers (a worker bug, an await without a timeout)
+        if text == raises.text:
+            raise ZeroDivisionError("poison")
+        return "ok"
+
+    class AsyncFake(FakeChatModel):
+        async def chat(self, messages, **kw):
+            await handler({"messages": messages})
+            return await super().chat(messages, **kw)
+
+    summary = _run(cfg, AsyncFake(handler=lambda req: "ok"))
+    eps, bad = io.read_records(tmp_path / "episodes", Episode)
+    by_ins = {e.instruction_id: e for e in eps}
+    assert not bad and len(eps) == 10 and summary["processed"] == 10 and summary["failed"] == 2
+    assert by_ins[hangs.id].status == "error" and "run.record_timeout_s=0.5s" in by_ins[hangs.id].errors[0]
+    assert hangs.id in by_ins[hangs.id].errors[0]
+    assert "ZeroDivisionError: poison" in by_ins[raises.id].errors[0]
+    assert sum(e.status == "answered" for e in eps) == 8
+    assert set(ledger.done_inputs(tmp_path / "_ledger" / "probe")) == {i.id for i in instrs}
