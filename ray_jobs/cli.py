@@ -15,7 +15,7 @@ from typing import Any
 from toolweave.config import RunConfig, load_config
 from toolweave.stages import display
 from toolweave.stages.declaration import Stage
-from toolweave.stages.registry import STAGES, chain
+from toolweave.stages.registry import STAGES, chain, check_config
 
 
 def _add_run_args(p: argparse.ArgumentParser, config_flag: bool = False) -> None:
@@ -71,6 +71,8 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     try:
         cfg = load_config(config, overrides)
         stages = chain(cfg.stages if command == "run" else [] if command == "serve" else [command])
+        if command == "run":  # e.g. sft_data without verify: said before hours of work, not after
+            check_config(cfg)
     except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
         print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
         return 2
