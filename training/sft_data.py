@@ -128,7 +128,7 @@ def verification_required(cfg: RunConfig) -> bool:
     return bool(cfg.verify.require or cfg.verify.toolbench_rule)
 
 
-def episodes_to_use(cfg: RunConfig) -> tuple[list[Episode], list[RecordError], int]:
+def episodes_to_use(cfg: RunConfig, required: bool) -> tuple[list[Episode], list[RecordError], int]:
     """(episodes, unreadable rows, episodes waiting for verify): with verification required, the
     verified ones (verified_episodes/); those verify has not checked yet are left for a later run
     (neither trained on nor rejected). Else every episode, verified where it was checked."""
@@ -136,7 +136,7 @@ def episodes_to_use(cfg: RunConfig) -> tuple[list[Episode], list[RecordError], i
         good, bad = read_records(cfg.path("episodes"), Episode)
         return good, bad, 0
     verified, unchecked, bad = episodes_for_training(cfg)
-    if verification_required(cfg):
+    if required:
         return verified, bad, len(unchecked)
     return [*verified, *unchecked], bad, 0
 
@@ -145,7 +145,7 @@ def run(cfg: RunConfig) -> dict:
     sft = cfg.sft
     out, rej_out = cfg.path("sft"), cfg.path("sft_rejects")
     required = verification_required(cfg)
-    good, bad, waiting = episodes_to_use(cfg)
+    good, bad, waiting = episodes_to_use(cfg, required)
     done = existing_ids(rej_out) | {e for row in iter_rows(out, ["episode_ids"]) for e in row["episode_ids"]}
     todo = [ep for ep in good if ep.id not in done]
     rejects = [_reject(e.record_id, f"not an Episode record: {e.reason}") for e in bad if e.record_id not in done]
