@@ -15,7 +15,7 @@ from typing import Any
 from toolweave.config import RunConfig, load_config
 from toolweave.stages import display
 from toolweave.stages.declaration import Stage
-from toolweave.stages.registry import STAGES, chain
+from toolweave.stages.registry import STAGES, chain, check_config
 
 
 def _add_run_args(p: argparse.ArgumentParser, config_flag: bool = False) -> None:
@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     ts = sub.add_parser("toolset", help="import tool catalogues into a toolset dataset")
     ts_sub = ts.add_subparsers(dest="toolset_command", required=True)
     imp = ts_sub.add_parser("import", help="import tool files (ToolAlpaca, OpenAPI, ToolBench, OpenAI tools)")
-    imp.add_argument("paths", nargs="+")
+    imp.add_argument("paths", nargs="*")
     imp.add_argument("--out", required=True, help="output dataset directory (Parquet)")
+    imp.add_argument("--mcp", action="append", default=[], metavar="SERVER",
+                     help="a live MCP server: a streamable-HTTP URL or a command line over stdio (repeatable)")
     _add_run_args(sub.add_parser("run", help="run the chain of stages a config lists"))
     _add_run_args(sub.add_parser("serve", help="start the configured engine and print its base URL"))
     for name in STAGES:
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "toolset":
         from toolweave.toolsets.command import import_command
-        return import_command(args.paths, args.out)
+        if not args.paths and not args.mcp:
+            print("toolweave toolset import: give files, folders or --mcp SERVER", file=sys.stderr)
+            return 2
+        return import_command(args.paths, args.out, args.mcp)
     return run_from_cli(args.command.replace("-", "_"), args.config, _overrides(args))
 
 
@@ -71,6 +76,8 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     try:
         cfg = load_config(config, overrides)
         stages = chain(cfg.stages if command == "run" else [] if command == "serve" else [command])
+        if command == "run":  # e.g. sft_data without verify: said before hours of work, not after
+            check_config(cfg)
     except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
         print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
         return 2

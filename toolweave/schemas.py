@@ -235,6 +235,30 @@ class Episode(Record):
 
 
 
+class VerifiedEpisode(Episode):
+    """An episode with its verification (`toolweave.verify`): `<check>_pass` (None: not run),
+    `_reason` (`code: detail`), `_problems`, for the checks format, execution and semantic."""
+
+    KIND: ClassVar[str] = "verified_episode"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = (*Episode.JSON_FIELDS, "semantic_votes")
+    format_pass: bool | None = None
+    format_reason: str = ""
+    format_problems: list[str] = Field(default_factory=list)
+    execution_pass: bool | None = None
+    execution_reason: str = ""
+    execution_problems: list[str] = Field(default_factory=list)
+    semantic_pass: bool | None = None
+    semantic_reason: str = ""
+    semantic_score: float | None = None
+    semantic_votes: list[dict[str, Any]] = Field(default_factory=list)
+    judge_model: str = ""
+    judge_prompt_version: str = ""
+    verified: bool = False  # every check that ran passed (and at least one ran)
+    gave_answer: bool = False  # ended on Finish(give_answer): ToolBench's rule looks at this
+    tool_calls: int = 0
+    failed_calls: int = 0
+
+
 # --- training --------------------------------------------------------------------------------
 
 class SFTExample(Record):
@@ -321,6 +345,6 @@ class RecordOutcome(Record):
 
 
 RECORD_KINDS: dict[str, type[Record]] = {
-    c.KIND: c for c in (CatalogueEntry, Tool, Instruction, Episode, SFTExample, EvalResult, Reject, ApiSampleRow,
-                        LedgerEntry, RecordOutcome)
+    c.KIND: c for c in (CatalogueEntry, Tool, Instruction, Episode, VerifiedEpisode, SFTExample, EvalResult, Reject,
+                        ApiSampleRow, LedgerEntry, RecordOutcome)
 }

@@ -17,19 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-import pyarrow as pa
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.validators import validator_for
-from pydantic import Field
 
-from toolweave.config import VerifyConfig
+from toolweave.config import RunConfig, VerifyConfig
 from toolweave.evaluation.answers import from_episode
 from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.labels import AnswerStatus
 from toolweave.evaluation.pass_rate import answer_status
-from toolweave.schemas import Episode
+from toolweave.schemas import Episode, VerifiedEpisode
 from toolweave.simulate import asks_user
 from toolweave.toolsets.export import FINISH, finish_function
 
@@ -211,41 +209,7 @@ async def check_semantic(ep: Episode, judge: Judge, cfg: VerifyConfig) -> CheckR
     return CheckResult(False, [why], score, votes)
 
 
-# --- the record ------------------------------------------------------------------------------
-
-class VerifiedEpisode(Episode):
-    """An episode with its verification: `<check>_pass` (None: not run), `_reason`, `_problems`."""
-
-    KIND: ClassVar[str] = "verified_episode"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = (*Episode.JSON_FIELDS, "semantic_votes")
-    format_pass: bool | None = None
-    format_reason: str = ""
-    format_problems: list[str] = Field(default_factory=list)
-    execution_pass: bool | None = None
-    execution_reason: str = ""
-    execution_problems: list[str] = Field(default_factory=list)
-    semantic_pass: bool | None = None
-    semantic_reason: str = ""
-    semantic_score: float | None = None
-    semantic_votes: list[dict[str, Any]] = Field(default_factory=list)
-    judge_model: str = ""
-    judge_prompt_version: str = ""
-    verified: bool = False  # every check that ran passed (and at least one ran)
-    gave_answer: bool = False  # ended on Finish(give_answer): ToolBench's rule looks at this
-    tool_calls: int = 0
-    failed_calls: int = 0
-
-
-VerifiedEpisode.ARROW = pa.schema(list(Episode.ARROW) + [
-    ("format_pass", pa.bool_()), ("format_reason", pa.string()), ("format_problems", pa.list_(pa.string())),
-    ("execution_pass", pa.bool_()), ("execution_reason", pa.string()),
-    ("execution_problems", pa.list_(pa.string())),
-    ("semantic_pass", pa.bool_()), ("semantic_reason", pa.string()), ("semantic_score", pa.float64()),
-    ("semantic_votes", pa.string()), ("judge_model", pa.string()), ("judge_prompt_version", pa.string()),
-    ("verified", pa.bool_()), ("gave_answer", pa.bool_()), ("tool_calls", pa.int64()),
-    ("failed_calls", pa.int64()),
-])
-
+# --- the record (`VerifiedEpisode`, a record kind of toolweave.schemas) ------------------------
 
 async def verify_episode(ep: Episode, cfg: VerifyConfig, judge: Judge | None = None) -> VerifiedEpisode:
     """Run the enabled checks. The semantic check needs `judge`; it is skipped for an episode that
@@ -327,6 +291,17 @@ def sft_exclusion(ep: Episode, cfg: VerifyConfig) -> str | None:
         if not passed:
             return f"excluded: {name} check failed: {getattr(ep, f'{name}_reason')}"
     return None
+
+
+def unverified_chain(cfg: RunConfig) -> str | None:
+    """Why this config cannot make SFT data as it stands (None: it can): sft_data takes only verified
+    episodes unless `verify.require: []`, so the chain (`stages:`) must have a verify stage."""
+    if not (cfg.verify.require or cfg.verify.toolbench_rule) or "verify" in cfg.stages:
+        return None
+    setting = f"verify.require is {cfg.verify.require}" if cfg.verify.require else "verify.toolbench_rule is true"
+    return (f"{setting} but stages: {cfg.stages} has no verify stage, so no episode is verified; add verify "
+            "before sft_data, or set verify.require: [] (and verify.toolbench_rule: false) to train on "
+            "unverified episodes")
 
 
 def select_for_sft(episodes: list[Episode], cfg: VerifyConfig) -> tuple[list[Episode], list[tuple[Episode, str]]]:

@@ -1,15 +1,15 @@
-"""The verify and export steps over a run directory, Ray-free (a stage wraps them):
+"""The run-directory steps of the verify and export stages, Ray-free (`toolweave/stages/verify.py`
+runs `toolweave.verify.verify_episode` per record between these):
 
-- `run_verify(cfg, judge_model)`: `verify.import_answers` (ToolBench answer files) into `episodes/`,
-  then `episodes/` -> `verified_episodes/` (every episode with its
-  verification columns; a rerun verifies only new ids), unreadable rows -> `verify_rejects/`, then
-  the dataset folder `dataset/` (Parquet + card + plots) from every verified episode of the run.
+- `import_answers(cfg)` (verify's prepare): `verify.import_answers` (ToolBench answer files) into `episodes/`;
+- `write_card(cfg)` (verify's finish): the dataset folder `dataset/` (Parquet + card + plots) from
+  every episode in `verified_episodes/`;
+- `episodes_for_training(cfg)`: each episode once, verified where it was checked (sft_data, export);
 - `run_export(cfg)`: the episodes sft_data would train on (`verify.require` / `verify.toolbench_rule`)
   -> `export/` in every format (ShareGPT, OpenAI fine-tuning JSONL, ToolAlpaca, ToolBench answers).
 """
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -20,12 +20,14 @@ from toolweave.dataset_card import push_to_hub, write_dataset
 from toolweave.evaluation.judge import Judge
 from toolweave.export import export_all
 from toolweave.converters.toolbench import answer_to_episode
-from toolweave.io import existing_ids, read_records, replace_part, write_part
+from toolweave.io import read_records, replace_part
 from toolweave.llm.types import CallTag, ChatModel
-from toolweave.schemas import Episode, Instruction, RecordError, Reject, Tool
-from toolweave.verify import VerifiedEpisode, select_for_sft, summarize, verify_episodes
+from toolweave.schemas import Episode, Instruction, RecordError, Reject, Tool, VerifiedEpisode
+from toolweave.verify import select_for_sft, summarize
 
 VERIFY = "verify"
+VERIFIED = "verified_episodes"  # the verify stage's records
+REJECTS = "verified_episodes_rejects"  # ... and its Rejects (a per-record stage's `<output>_rejects`)
 
 
 class StageTagged:
@@ -48,8 +50,11 @@ def make_judge(cfg: RunConfig, model: ChatModel | None) -> Judge | None:
                  retries=cfg.evaluate.judge_retries)
 
 
-def import_answers(cfg: RunConfig) -> tuple[int, list[Reject]]:
-    """`verify.import_answers` -> one fixed-name part of `episodes/` (a rerun rewrites it: same records)."""
+def import_answers(cfg: RunConfig) -> dict[str, Any]:
+    """`verify.import_answers` -> one fixed-name part of `episodes/` (a rerun rewrites it: same records);
+    a file that is no answer becomes a Reject in `verified_episodes_rejects/` (also one fixed part)."""
+    if not cfg.verify.import_answers:
+        return {}
     files: list[Path] = []
     for name in cfg.verify.import_answers:
         p = Path(name).expanduser()
@@ -61,45 +66,39 @@ def import_answers(cfg: RunConfig) -> tuple[int, list[Reject]]:
         except RecordError as e:
             rejects.append(Reject(id=f"{VERIFY}:import:{f}", stage=VERIFY, source=str(f), reason=str(e)))
     replace_part(episodes, cfg.path("episodes"), Episode, name="imported-answers")
-    return len(episodes), rejects
+    replace_part(rejects, cfg.path(REJECTS), Reject, name="imported-answers")
+    return {"imported_answers": len(episodes), "import_rejects": len(rejects)}
 
 
-def run_verify(cfg: RunConfig, judge_model: ChatModel | None = None, *, concurrency: int | None = None,
-               count_tokens: Any = None, encoder: Any = None) -> dict[str, Any]:
-    """`count_tokens` / `encoder`: the card's token counter and instruction encoder (defaults: an
-    estimate and the shipped MiniLM)."""
-    out = cfg.path("verified_episodes")
-    imported, import_rejects = import_answers(cfg) if cfg.verify.import_answers else (0, [])
-    episodes, bad = read_records(cfg.path("episodes"), Episode)
-    done = existing_ids(out)
-    todo = [ep for ep in episodes if ep.id not in done]
-    judge = make_judge(cfg, judge_model) if todo else None
-    fresh = asyncio.run(verify_episodes(todo, cfg.verify, judge, concurrency=concurrency or cfg.evaluate.concurrency))
-    write_part(fresh, out, VerifiedEpisode)
-    seen = existing_ids(cfg.path("verify_rejects"))
-    rejects = [Reject(id=f"{VERIFY}:unreadable:{e.record_id}", stage=VERIFY, source="episodes",
-                      reason=f"not an Episode record: {e.reason}") for e in bad] + import_rejects
-    write_part([r for r in rejects if r.id not in seen], cfg.path("verify_rejects"), Reject)
-    everything, _ = read_records(out, VerifiedEpisode)
+def write_card(cfg: RunConfig, *, count_tokens: Any = None, encoder: Any = None) -> dict[str, Any]:
+    """After the records: the dataset folder `dataset/` (Parquet + card + plots) from every verified
+    episode of the run, and its counts for the summary. `count_tokens` / `encoder`: the card's token
+    counter and instruction encoder (defaults: an estimate and the shipped MiniLM)."""
+    everything, _ = read_records(cfg.path(VERIFIED), VerifiedEpisode)
     tools, _ = read_records(cfg.path("toolsets"), Tool)
     stats = write_dataset(cfg.path("dataset"), everything, tools, cfg.llm, cfg.dataset,  # type: ignore[arg-type]
                           count_tokens=count_tokens, encoder=encoder)
-    summary = {"stage": VERIFY, "inputs": len(episodes) + len(bad), "skipped_already_done": len(episodes) - len(todo),
-               "processed": len(fresh), "outputs": len(fresh), "rejected": len(rejects), "imported_answers": imported,
-               "verification": summarize(fresh), "dataset": {"episodes": stats["episodes"],
-                                                            "verified": stats["verified"], "splits": stats["splits"]}}
+    notes: dict[str, Any] = {"verification": summarize(everything), "dataset": {
+        "episodes": stats["episodes"], "verified": stats["verified"], "splits": stats["splits"]}}
     if cfg.dataset.push_to_hub:
-        summary["pushed_to"] = push_to_hub(cfg.path("dataset"), cfg.dataset.push_to_hub,
-                                           token_env=cfg.dataset.token_env, private=cfg.dataset.private)
-    return summary
+        notes["pushed_to"] = push_to_hub(cfg.path("dataset"), cfg.dataset.push_to_hub,
+                                         token_env=cfg.dataset.token_env, private=cfg.dataset.private)
+    return notes
+
+
+def episodes_for_training(cfg: RunConfig) -> tuple[list[Episode], list[Episode], list[RecordError]]:
+    """(verified episodes, episodes not verified yet, unreadable rows) of the run: each episode once,
+    as `verified_episodes/` has it where it was checked, else as `episodes/` has it."""
+    verified, bad = read_records(cfg.path(VERIFIED), VerifiedEpisode)
+    plain, bad_plain = read_records(cfg.path("episodes"), Episode)
+    checked = {v.id for v in verified}
+    return list(verified), [ep for ep in plain if ep.id not in checked], [*bad, *bad_plain]
 
 
 def run_export(cfg: RunConfig) -> dict[str, Any]:
-    verified, _ = read_records(cfg.path("verified_episodes"), VerifiedEpisode)
-    plain, _ = read_records(cfg.path("episodes"), Episode)
-    checked = {v.id for v in verified}
+    verified, unchecked, _ = episodes_for_training(cfg)
     # episodes never verified still count: select_for_sft names why each one is left out
-    kept, excluded = select_for_sft([*verified, *(ep for ep in plain if ep.id not in checked)], cfg.verify)
+    kept, excluded = select_for_sft([*verified, *unchecked], cfg.verify)
     tools, _ = read_records(cfg.path("toolsets"), Tool)
     instructions, _ = read_records(cfg.path("instructions"), Instruction)
     first_tool = {i.id: i.tool_ids[0] for i in instructions if i.tool_ids}  # type: ignore[attr-defined]

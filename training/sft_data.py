@@ -1,7 +1,9 @@
 """Episodes → SFT dataset: render, tokenize with exact loss masks, pack, write Parquet (`sft/`).
 
-Episodes that are not used are recorded in `sft_rejects/` with the reason (schema misfits, give-up or
-invalid trajectories unless `sft.include_give_up`, render failures, examples longer than `max_len`).
+Episodes that are not used are recorded in `sft_rejects/` with the reason (schema misfits, failed
+verification checks (`verify.require`, `verify.toolbench_rule`), give-up or invalid trajectories unless
+`sft.include_give_up`, render failures, examples longer than `max_len`). By default only verified
+episodes are used: a chain with a verify stage reads them from `verified_episodes/`.
 A rerun skips episodes already in `sft/` or `sft_rejects/`.
 """
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 
-from toolweave.config import RunConfig, SFTConfig
+from toolweave.config import RunConfig, SFTConfig, VerifyConfig
 from toolweave.io import existing_ids, iter_rows, read_records, write_part
-from toolweave.schemas import Episode, Reject, SFTExample
+from toolweave.schemas import Episode, RecordError, Reject, SFTExample
+from toolweave.verify import sft_exclusion, unverified_chain
+from toolweave.verify_export import episodes_for_training
 from training.formats import RenderError, Segment, render
 from training.toolllama_steps import render_steps
 from training.packing import Example, efficiency, pack, to_record
@@ -79,8 +83,10 @@ def _reject(rid: str, reason: str, record: str = "") -> Reject:
     return Reject(id=rid, stage="sft_data", source="episodes", reason=reason, record=record[:2000])
 
 
-def build(episodes: list[Episode], tokenizer, sft: SFTConfig) -> tuple[list[SFTExample], list[Reject], dict]:
-    """Episodes → packed (or one-per-row) SFT records and rejects, without IO."""
+def build(episodes: list[Episode], tokenizer, sft: SFTConfig,
+          verify: VerifyConfig | None = None) -> tuple[list[SFTExample], list[Reject], dict]:
+    """Episodes → packed (or one-per-row) SFT records and rejects, without IO. With `verify`, an
+    episode must also pass what `verify.require` / `verify.toolbench_rule` ask (`sft_exclusion`)."""
     examples: list[Example] = []
     rejects: list[Reject] = []
     skipped_split = 0
@@ -89,7 +95,8 @@ def build(episodes: list[Episode], tokenizer, sft: SFTConfig) -> tuple[list[SFTE
         if sft.splits and ep.split not in sft.splits:
             skipped_split += 1
             continue
-        reason = "duplicate episode id" if ep.id in seen else exclusion(ep, sft)
+        reason = "duplicate episode id" if ep.id in seen else (
+            (verify is not None and sft_exclusion(ep, verify)) or exclusion(ep, sft))
         seen.add(ep.id)
         if reason is None:
             try:
@@ -112,15 +119,41 @@ def build(episodes: list[Episode], tokenizer, sft: SFTConfig) -> tuple[list[SFTE
     return records, rejects, stats
 
 
+def verification_required(cfg: RunConfig) -> bool:
+    """Whether sft_data may train only on verified episodes (the default); then the chain must
+    verify them: a config without a verify stage stops with one line saying what to do."""
+    problem = unverified_chain(cfg)
+    if problem:
+        raise ValueError(f"sft_data: {problem}")
+    return bool(cfg.verify.require or cfg.verify.toolbench_rule)
+
+
+def episodes_to_use(cfg: RunConfig, required: bool) -> tuple[list[Episode], list[RecordError], int]:
+    """(episodes, unreadable rows, episodes waiting for verify): with verification required, the
+    verified ones (verified_episodes/); those verify has not checked yet are left for a later run
+    (neither trained on nor rejected). Else every episode, verified where it was checked."""
+    if "verify" not in cfg.stages:
+        good, bad = read_records(cfg.path("episodes"), Episode)
+        return good, bad, 0
+    verified, unchecked, bad = episodes_for_training(cfg)
+    if required:
+        return verified, bad, len(unchecked)
+    return [*verified, *unchecked], bad, 0
+
+
 def run(cfg: RunConfig) -> dict:
     sft = cfg.sft
     out, rej_out = cfg.path("sft"), cfg.path("sft_rejects")
-    good, bad = read_records(cfg.path("episodes"), Episode)
+    required = verification_required(cfg)
+    good, bad, waiting = episodes_to_use(cfg, required)
     done = existing_ids(rej_out) | {e for row in iter_rows(out, ["episode_ids"]) for e in row["episode_ids"]}
     todo = [ep for ep in good if ep.id not in done]
     rejects = [_reject(e.record_id, f"not an Episode record: {e.reason}") for e in bad if e.record_id not in done]
-    records, more_rejects, stats = build(todo, sft_tokenizer(sft), sft)
+    records, more_rejects, stats = build(todo, sft_tokenizer(sft), sft, cfg.verify if required else None)
     rejects += more_rejects
+    if waiting:
+        log.warning("sft_data: %d episodes are not verified yet (run the verify stage): left for a later run", waiting)
+    stats.update(verified_only=required, not_verified_yet=waiting)
     for k in range(0, len(records), ROWS_PER_PART):
         write_part(records[k:k + ROWS_PER_PART], out, SFTExample)
     write_part(rejects, rej_out, Reject)

@@ -39,3 +39,13 @@ def test_run_prints_failures_and_the_summary_and_logs_the_rest(tmp_path):
     assert len(lines) <= 20, lines
     assert (run_dir / "logs" / "output.log").stat().st_size > 0  # Ray's own messages went there
     assert (run_dir / "run_summary.json").exists()
+
+
+def test_a_chain_that_trains_on_unverified_episodes_stops_before_any_stage(tmp_path, capsys):
+    from ray_jobs.cli import run_from_cli
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": ["solve", "sft_data", "train"]}))
+    assert run_from_cli("run", str(config), []) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "sft_data: verify.require is" in line and "has no verify stage" in line
+    assert not (tmp_path / "run").exists()  # nothing ran

@@ -1,6 +1,8 @@
 """The whole quickstart chain (configs/quickstart.yaml) with the smallest limits: every stage on a local
 Ray against the session's SmolLM2 engine, ending with the evaluation of the model the chain trained
-(served by a second engine). The one test of the whole chain; the stages have their own tests."""
+(served by a second engine). The one test of the whole chain; the stages have their own tests.
+SmolLM2's episodes are verified beside the imported real ChatGPT answers; sft/ holds only episodes
+that passed what `verify.require` asks, and the dataset card shows the verification table."""
 import json
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from toolweave.config import load_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
-DATASETS = ("catalogue", "toolsets", "instructions", "episodes", "sft", "eval_episodes", "eval")
+DATASETS = ("catalogue", "toolsets", "instructions", "episodes", "verified_episodes", "sft", "eval_episodes", "eval")
 
 
 def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path, embedded_base_url, monkeypatch):
@@ -36,6 +38,25 @@ def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path,
         assert table.num_rows > 0, f"{name}/ is empty"
     assert (cfg.path("model") / "config.json").is_file() and (cfg.path("model") / "chat_template.jinja").is_file()
     assert json.loads(cfg.path("retriever", "report.json").read_text())
+
+    # verify: every episode of the run checked (run.limit does not cut it), the imported answers too
+    from toolweave.io import read_records
+    from toolweave.schemas import Episode, SFTExample, VerifiedEpisode
+    from toolweave.verify import sft_exclusion
+    checked = {v.id: v for v in read_records(cfg.path("verified_episodes"), VerifiedEpisode)[0]}
+    assert set(checked) == {e.id for e in read_records(cfg.path("episodes"), Episode)[0]}
+    assert results["verify"]["imported_answers"] == 15
+    generated = [v for v in checked.values() if v.model == "smollm2"]
+    assert generated and all(v.format_pass is not None for v in generated)
+    # no unverified episode reaches sft/: each one trained on passed the checks verify.require names
+    trained = {e for r in read_records(cfg.path("sft"), SFTExample)[0] for e in r.episode_ids}
+    assert trained and all(e in checked and sft_exclusion(checked[e], cfg.verify) is None for e in trained)
+    card = cfg.path("dataset", "README.md").read_text()
+    assert card.startswith("---\n") and "## Verification" in card and "| format |" in card
+    assert results["export"]["outputs"] == len({e for e in checked if sft_exclusion(checked[e], cfg.verify) is None})
+    for name in ("sharegpt.jsonl", "openai_finetune.jsonl", "toolalpaca.json"):
+        assert cfg.path("export", name).is_file(), name
+    assert "<table id=verification>" in cfg.path("report", "report.html").read_text()  # the front page
 
     solved = results["evaluate"]["solve"]
     assert solved["model"] == str(cfg.path("model")) and solved["processed"] >= 1

@@ -105,7 +105,7 @@ def test_broken_and_too_long_episodes_become_rejects_not_crashes(chat_tok, toolb
 
 
 def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episodes):
-    cfg = RunConfig(run_dir=str(tmp_path), sft=SFTConfig(max_len=16384))
+    cfg = RunConfig(run_dir=str(tmp_path), sft=SFTConfig(max_len=16384), verify={"require": []})  # unverified
     write_part(toolbench_episodes, cfg.path("episodes"), Episode)
     import pyarrow as pa, pyarrow.parquet as pq
     cfg.path("episodes").mkdir(exist_ok=True)
@@ -123,3 +123,60 @@ def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episode
     again = run(cfg)
     assert again["rows"] == 0 and again["already_done"] == len(toolbench_episodes)
     assert len(read_records(cfg.path("sft"), SFTExample)[0]) == len(rows)
+
+
+def _verified(cfg, episodes):
+    """The episodes as the verify stage records them (a stand-in judge that says Solved)."""
+    import asyncio
+
+    from toolweave.testing.fake_llm import FakeChatModel, tool_call
+    from toolweave.verify import verify_episodes
+    from toolweave.verify_export import make_judge
+    solved = {"tool_calls": [tool_call("check_answer_status", {"reason": "fine", "answer_status": "Solved"})]}
+    judge = make_judge(cfg, FakeChatModel(handler=lambda req: solved, model="judge-m"))
+    return asyncio.run(verify_episodes(episodes, cfg.verify, judge))
+
+
+def test_run_trains_only_on_verified_episodes_and_rejects_the_rest_with_reasons(tmp_path, toolbench_episodes):
+    from toolweave.schemas import VerifiedEpisode
+    cfg = RunConfig(run_dir=str(tmp_path), stages=["verify", "sft_data"], sft=SFTConfig(max_len=16384),
+                    verify={"votes": 1})
+    checked = _verified(cfg, toolbench_episodes[:12])
+    write_part(toolbench_episodes, cfg.path("episodes"), Episode)
+    write_part(checked, cfg.path("verified_episodes"), VerifiedEpisode)
+    s = run(cfg)
+    trained = {e for r in read_records(cfg.path("sft"), SFTExample)[0] for e in r.episode_ids}
+    reasons = {r.id: r.reason for r in read_records(cfg.path("sft_rejects"), Reject)[0]}
+    good = {v.id for v in checked if v.verified}
+    assert trained and trained <= good and s["verified_only"]
+    failed = [v for v in checked if not v.verified]
+    first_failed = lambda v: "format" if v.format_pass is False else "execution"  # noqa: E731
+    assert failed and all(reasons[v.id] == f"excluded: {first_failed(v)} check failed: "
+                          f"{getattr(v, first_failed(v) + '_reason')}" for v in failed)
+    # episodes verify has not checked yet are neither trained on nor rejected: a later run takes them
+    waiting = {e.id for e in toolbench_episodes[12:]}
+    assert s["not_verified_yet"] == 3 and not waiting & (trained | set(reasons))
+
+    # ToolBench's rule as the one setting: give_answer paths judged Solved, whatever else is required
+    tb = cfg.model_copy(update={"run_dir": str(tmp_path / "tb"), "verify": cfg.verify.model_copy(
+        update={"require": [], "toolbench_rule": True})})
+    write_part(checked, tb.path("verified_episodes"), VerifiedEpisode)
+    run(tb)
+    tb_trained = {e for r in read_records(tb.path("sft"), SFTExample)[0] for e in r.episode_ids}
+    assert tb_trained == {v.id for v in checked if v.gave_answer and v.semantic_pass}
+
+
+def test_a_chain_without_verify_stops_in_one_line_unless_require_is_empty(tmp_path, toolbench_episodes):
+    from toolweave.stages.registry import check_config
+    cfg = RunConfig(run_dir=str(tmp_path), stages=["solve", "sft_data"], sft=SFTConfig(max_len=16384))
+    write_part(toolbench_episodes[:2], cfg.path("episodes"), Episode)
+    for call in (lambda: run(cfg), lambda: check_config(cfg)):
+        with pytest.raises(ValueError, match=r"^sft_data: verify.require is \['format', 'execution', 'semantic'\] "
+                                             r"but stages: .* has no verify stage") as e:
+            call()
+        assert "\n" not in str(e.value) and "verify.require: []" in str(e.value)
+    with pytest.raises(ValueError, match="verify.toolbench_rule is true"):
+        check_config(cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"require": [], "toolbench_rule": True})}))
+    unverified = cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"require": []})})
+    assert check_config(unverified) is unverified and run(unverified)["rows"] > 0
+    assert check_config(cfg.model_copy(update={"stages": ["solve"]}))  # no sft_data: nothing to say

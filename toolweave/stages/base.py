@@ -174,7 +174,7 @@ def _outcome(rid: str, records: list[Record], usage: Usage) -> RecordOutcome:
     for r in records:
         if isinstance(r, Reject):
             reasons.append(r.reason)
-        elif isinstance(r, Episode):
+        elif type(r) is Episode:  # a VerifiedEpisode's status and counts are its maker's, not verify's
             model = model or r.model
             if r.status == "error":
                 reasons.append((r.errors or ["error"])[0])

@@ -46,6 +46,8 @@ class Stage:
     select: Callable[[RunConfig, dict[str, Any]], bool] | None = None  # input rows to run (others: filtered)
     select_columns: tuple[str, ...] = ()  # the columns `select` reads
     inputs_optional: bool = False  # no input dataset is no error (build_toolset may only import)
+    # run.limit caps its inputs; verify is exempt: it checks every episode the (limited) stages before it made
+    limited: bool = True
 
     def __post_init__(self) -> None:
         if (self.worker is None) == (self.driver is None):

@@ -86,7 +86,7 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
         console_line(f"{stage.name}: {line}")
     if cfg.run.retry_failed:
         ledger.forget_failed(io_.ledger, io_.outputs())
-    scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit)
+    scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit if stage.limited else None)
     # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
     io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{stage.name}")
     return RecordJob(cfg, stage, io_, scan, redone)

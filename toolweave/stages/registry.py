@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from toolweave.config import RunConfig
-from toolweave.stages import (build_toolset, evaluate, instructions, retriever, sft_data, simulate, solve, sweep,
-                              train)
+from toolweave.stages import (build_toolset, evaluate, export, instructions, retriever, sft_data, simulate, solve,
+                              sweep, train, verify)
 from toolweave.stages.declaration import Stage
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -13,7 +13,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     instructions.STAGE,
     simulate.STAGE,
     solve.STAGE,
+    verify.STAGE,
     sft_data.STAGE,
+    export.STAGE,
     train.STAGE,
     sweep.STAGE,
     retriever.STAGE,
@@ -30,6 +32,11 @@ def chain(names: list[str]) -> list[Stage]:
 
 
 def check_config(cfg: RunConfig) -> RunConfig:
-    """A config's `stages:` must name declared stages."""
+    """A config's `stages:` must name declared stages, and a chain that makes SFT data must verify
+    the episodes first unless `verify.require: []` (said before any stage runs)."""
+    from toolweave.verify import unverified_chain
     chain(cfg.stages)
+    problem = unverified_chain(cfg) if "sft_data" in cfg.stages else None
+    if problem:
+        raise ValueError(f"sft_data: {problem}")
     return cfg

@@ -1,4 +1,10 @@
-"""`toolweave toolset import PATH... --out DIR`.
+"""`toolweave toolset import [PATH...] [--mcp SERVER]... --out DIR`.
+
+`--mcp` lists the tools of a live MCP server: a streamable-HTTP URL (`http://127.0.0.1:8000/mcp`) or
+a command line started over stdio (`"python my_server.py"`). Naming a server on the command line is
+what allows it (the allow-list holds exactly that command or host); each imported tool records its
+server (`extra["mcp_server"]`) so the MCP executor can call it. A server that cannot be reached is a
+reject with the reason.
 
 Writes the tools to DIR (a Parquet dataset of `Tool` rows), the rejects beside it in `DIR_rejects`
 (the run layout's `<dataset>_rejects/`), and catalogue entries, if any file was a public-apis
@@ -8,17 +14,22 @@ Exit code: 0 all imported, 1 some input rejected, 2 nothing imported or a usage 
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import shlex
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
+from toolweave.config import MCPServerConfig, MCPSettings
 from toolweave.io import existing_ids, read_records, write_part
 from toolweave.schemas import CatalogueEntry, Reject, Tool
 from toolweave.toolsets.common import make_reject, tool_fingerprint
 from toolweave.toolsets.importers import ImportResult, import_paths
+from toolweave.toolsets.mcp import list_server_tools
 
 EXIT_OK, EXIT_REJECTS, EXIT_NOTHING = 0, 1, 2
 
@@ -105,7 +116,38 @@ def out_problem(out: Path, inputs: list[str]) -> str | None:
     return None
 
 
-def import_command(paths: list[str], out: str) -> int:
+def mcp_server(spec: str) -> tuple[MCPServerConfig, MCPSettings]:
+    """`--mcp SPEC`: a URL (streamable HTTP) or a command line (stdio), allowed because it is named."""
+    if spec.startswith(("http://", "https://")):
+        host = urlsplit(spec).hostname or ""
+        return MCPServerConfig(transport="http", url=spec), MCPSettings(allow_hosts=[host])
+    words = shlex.split(spec)
+    if not words:
+        raise ValueError("--mcp needs a URL or a command")
+    return (MCPServerConfig(transport="stdio", command=words[0], args=words[1:]),
+            MCPSettings(allow_commands=[words[0]]))
+
+
+def add_live_servers(result: ImportResult, specs: list[str]) -> None:
+    """Each server's tools (or a reject naming it and why not) into `result`."""
+    for spec in specs:
+        try:
+            server, settings = mcp_server(spec)
+            listed = asyncio.run(list_server_tools(server, settings))
+        except (ConnectionError, ValueError, OSError) as e:
+            result.rejects.append(make_reject(f"mcp:{spec}", "", f"cannot list its tools: {e}"))
+            result.summary["rejected"] = result.summary.get("rejected", 0) + 1
+            continue
+        result.tools += listed.tools
+        result.rejects += listed.rejects
+        formats = result.summary.setdefault("formats", {})
+        formats["mcp (live)"] = formats.get("mcp (live)", 0) + 1
+        for key, n in (("tools", len(listed.tools)), ("functions", sum(len(t.functions) for t in listed.tools)),
+                       ("rejected", len(listed.rejects))):
+            result.summary[key] = result.summary.get(key, 0) + n
+
+
+def import_command(paths: list[str], out: str, mcp: list[str] | None = None) -> int:
     console = Console()
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out_path = Path(out)
@@ -114,6 +156,7 @@ def import_command(paths: list[str], out: str) -> int:
         err.print(f"error: {problem}", markup=False)
         return EXIT_NOTHING
     result = import_paths(paths)
+    add_live_servers(result, mcp or [])
     reject_changed_tools(result, out_path)
     for r in result.rejects:  # one readable line per bad record
         err.print(f"rejected: {r.reason}", markup=False)
