@@ -136,6 +136,8 @@ class _no_engine:
 def serve_forever(cfg: RunConfig) -> int:
     """`toolweave serve`: start the configured engine, print its base URL, wait for Ctrl-C."""
     from ray_jobs.runtime import llm_engine, ray_session
+    if cfg.llm.engine == "serve":
+        return hold_serve_app(cfg)
     if cfg.llm.engine != "embedded":
         print(json.dumps({role: e.base_url for role, e in cfg.llm.endpoints.items()}))
         return 0
@@ -147,6 +149,29 @@ def serve_forever(cfg: RunConfig) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    return 0
+
+
+def hold_serve_app(cfg: RunConfig) -> int:
+    """`toolweave serve` with `llm.engine: serve`: deploy the app `llm.serve.app_name` (or find it
+    running) and print its route. On a cluster the app outlives this command (Serve's controller
+    holds it) and every job whose config names it attaches to it; `python -m actors.serve --config
+    FILE down` removes it. Without a cluster the Ray instance is this process's: hold it until Ctrl-C."""
+    from actors.serve import deploy_app, remove_app
+    from ray_jobs.runtime import init_ray
+    started = init_ray(cfg)
+    app = deploy_app(cfg.llm)
+    print(app.base_url, flush=True)
+    if started:  # our own local Ray: the app lives as long as this process
+        import ray
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            remove_app(app)
+            ray.shutdown()
     return 0
 
 

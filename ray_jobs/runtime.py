@@ -70,7 +70,15 @@ def ray_session(cfg: RunConfig) -> Iterator[None]:
 
 @contextlib.contextmanager
 def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
-    """The embedded engine's base URL while it runs (None when `llm.engine: endpoints`)."""
+    """The run's engine's base URL while it runs: the embedded engine's, or with `llm.engine: serve`
+    the route of the Serve LLM app `llm.serve.app_name` (deployed here and removed at the end, or
+    attached to when another job or `toolweave serve` holds it: then left running). None when
+    `llm.engine: endpoints`."""
+    if cfg.llm.engine == "serve":
+        from actors.serve import serve_app
+        with serve_app(cfg.llm) as app:
+            yield app.base_url
+        return
     if cfg.llm.engine != "embedded":
         yield None
         return
@@ -110,7 +118,7 @@ class LazyEngine:
                 stack = contextlib.ExitStack()
                 self._url = stack.enter_context(llm_engine(self.cfg))
                 self._stack = stack
-                if self.cfg.llm.engine == "embedded":  # part of the stage that asked: said apart
+                if self.cfg.llm.engine != "endpoints":  # part of the stage that asked: said apart
                     from toolweave.stages.display import console
                     console.print(f"engine ready in {time.monotonic() - t0:.0f}s at {self._url}", highlight=False)
             return self._url
