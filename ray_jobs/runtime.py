@@ -130,8 +130,20 @@ class LazyEngine:
             stack.close()
 
 
+@contextlib.contextmanager
+def serve_model_under_test(cfg: RunConfig, model_source: str, served_name: str,
+                           max_model_len: int | None) -> Iterator[str]:
+    """Evaluate's model under test as its own Serve LLM app on the `vllm` nodes (shaped like the
+    run's first deployment, `<app_name>-under-test`), removed afterwards; its route."""
+    from actors.serve import model_under_test_settings, serve_app
+    settings = model_under_test_settings(cfg.llm, model_source, served_name, max_model_len)
+    with serve_app(settings) as app:
+        yield app.base_url
+
+
 def ray_runtime(engine: LazyEngine | None) -> Runtime:
     """Per-record stages on Ray Data; the run's engine started by the first stage that asks."""
     from ray_jobs.pipeline import run_records
     base_url = engine if engine is not None else (lambda: None)
-    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url))
+    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url),
+                   serve_model=serve_model_under_test)
