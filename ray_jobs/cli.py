@@ -6,10 +6,13 @@ Local and submitted jobs run the same code: `ray.init` starts a local instance, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig, load_config
@@ -79,7 +82,7 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     if not stages:
         print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
         return 2
-    with display.quiet_terminal(cfg.path("logs"), verbose=cfg.run.verbose) as logs:
+    with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
         try:
             results = run_stages(cfg, stages)
         except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
@@ -93,6 +96,24 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
             raise SystemExit(1) from None
         display.summary_table(results, cfg.path())
     return 0
+
+
+@contextlib.contextmanager
+def run_logs(cfg: RunConfig) -> Iterator[Path]:
+    """The local directory the run's logs are written to: `<run_dir>/logs`, or with a run dir in an
+    object store (no appending there) a local one whose files are uploaded to `<run_dir>/logs/` at the end."""
+    from toolweave import io
+    if not io.is_remote(cfg.path()):
+        yield cfg.path("logs")
+        return
+    import hashlib
+    import tempfile
+    local = Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(io.location(cfg.path()).encode()).hexdigest()[:16]
+    try:
+        yield local
+    finally:
+        for f in sorted(local.glob("*.log")):
+            io.write_bytes(io.join(cfg.path("logs"), f.name), f.read_bytes())
 
 
 def _one_line(e: Exception) -> str:
@@ -120,8 +141,8 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
         finally:
             if engine is not None:
                 engine.close()
-    cfg.path().mkdir(parents=True, exist_ok=True)
-    cfg.path("run_summary.json").write_text(json.dumps(results, indent=2, default=str))
+    from toolweave import io
+    io.write_text(cfg.path("run_summary.json"), json.dumps(results, indent=2, default=str))  # a path or s3:// URI
     return results
 
 

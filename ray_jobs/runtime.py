@@ -48,7 +48,8 @@ def init_ray(cfg: RunConfig) -> bool:
 def _link_worker_logs(cfg: RunConfig, session_dir: str | None) -> None:
     """`<run_dir>/logs/ray`: the Ray workers' output (actors, Ray Train workers: DeepSpeed, torch)
     lives in Ray's session logs; a link puts it beside the run's other logs."""
-    if not session_dir:
+    from toolweave import io
+    if not session_dir or io.is_remote(cfg.path()):  # an object store holds no symlink
         return
     link = cfg.path("logs", "ray")
     with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from toolweave import io
 from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
 from toolweave.schemas import Episode, EvalResult, Instruction, Reject
 from toolweave.stages import solve
@@ -144,20 +145,43 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
-    if out.exists() or led.exists():
+    if _has_files(out) or _has_files(led):
         try:
-            before = json.loads(marker.read_text())
-        except (OSError, ValueError):
+            before = json.loads(io.read_text(marker) or "null")
+        except ValueError:
             before = None  # written before markers existed, or killed before it: cannot tell
         if before != now:
             tag = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{hashlib.sha256(json.dumps(before).encode()).hexdigest()[:6]}"
             for d in (out, led):
-                if d.exists():
-                    d.rename(d.with_name(f"{d.name}.{tag}"))
+                _move_dir(d, d.with_name(f"{d.name}.{tag}"))
             moved = f"{out.name}.{tag}"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(now, indent=2))
+    io.write_text(marker, json.dumps(now, indent=2))
     return moved
+
+
+def _files(d: Path) -> list:
+    """Every file under `d` (a local dir or an object-store prefix)."""
+    import pyarrow.fs as pafs
+    fs, inner = io.filesystem(d)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+def _has_files(d: Path) -> bool:
+    return bool(_files(d))
+
+
+def _move_dir(src: Path, dst: Path) -> None:
+    """A rename locally; in an object store (no rename) each file copied, then deleted."""
+    if not io.is_remote(src):
+        if src.exists():
+            src.rename(dst)
+        return
+    fs, inner = io.filesystem(src)
+    _, dst_inner = io.filesystem(dst)
+    for f in _files(src):
+        fs.copy_file(f, dst_inner + f[len(inner):])
+        fs.delete_file(f)
 
 
 def on_serve(cfg: RunConfig, runtime: Runtime) -> bool:

@@ -107,7 +107,5 @@ def write_summary(cfg: RunConfig, stage: str, progress: Progress, extra: dict[st
     """The end-of-stage summary, also written as JSON beside the stage's dataset."""
     summary = progress.summary(cfg.llm.prices, cfg.llm.endpoint("default").model)
     summary.update(extra or {})
-    path = cfg.path(f"{stage}_summary.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2))
+    io.write_text(cfg.path(f"{stage}_summary.json"), json.dumps(summary, indent=2))  # a path or s3:// URI
     return summary
