@@ -178,13 +178,17 @@ def hold_serve_app(cfg: RunConfig) -> int:
     running) and print its route. On a cluster the app outlives this command (Serve's controller
     holds it) and every job whose config names it attaches to it; `python -m actors.serve --config
     FILE down` removes it. Without a cluster the Ray instance is this process's: hold it until Ctrl-C."""
+    import os
+
+    import ray
+
     from actors.serve import deploy_app, remove_app
     from ray_jobs.runtime import init_ray
-    started = init_ray(cfg)
+    on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))  # else init_ray starts a local Ray
+    init_ray(cfg)
     app = deploy_app(cfg.llm)
     print(app.base_url, flush=True)
-    if started:  # our own local Ray: the app lives as long as this process
-        import ray
+    if not on_cluster:  # our own local Ray: the app lives as long as this process
         try:
             while True:
                 time.sleep(3600)

@@ -47,7 +47,8 @@ def test_toolweave_serve_on_a_cluster_deploys_prints_the_route_and_leaves_the_ap
     import ray_jobs.runtime as runtime
     from ray_jobs.cli import serve_forever
     deleted = []
-    monkeypatch.setattr(runtime, "init_ray", lambda cfg: False)  # joined a running cluster
+    monkeypatch.setattr(runtime, "init_ray", lambda cfg: True)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it: a running cluster
     monkeypatch.setattr(serve_mod, "deploy_app", lambda settings: ServeApp("toolweave-llm", ROUTE, True))
     monkeypatch.setattr(serve_mod.serve, "delete", deleted.append)
     assert serve_forever(serve_cfg(tmp_path)) == 0
