@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from toolweave.aio import finish_on
 from toolweave.config import RunConfig
+from toolweave.io import delete as delete_file
 from toolweave.schemas import RecordOutcome
 from toolweave.stages import ledger
 from toolweave.stages.base import RecordWorker, StageIO, commit, process_batch
@@ -66,5 +67,5 @@ class RecordBatchRunner:
         by_kind, outcomes = await process_batch(self.worker, rows, self.sem)
         # Parquet writing is blocking: off the loop, so the other batches' episodes keep going
         await asyncio.to_thread(commit, self.io, outcomes, by_kind)
-        marker.unlink(missing_ok=True)
+        delete_file(marker)
         return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=RecordOutcome.ARROW)

@@ -25,9 +25,10 @@ from ray.serve.config import RequestRouterConfig
 from ray.serve.llm import LLMConfig, build_openai_app
 from ray.serve.schema import ApplicationStatus
 
-from toolweave.config import EmbeddedEngineConfig, EndpointConfig, LLMSettings, RunConfig, ServeDeploymentConfig
+from toolweave.config import EmbeddedEngineConfig, LLMSettings, RunConfig, ServeDeploymentConfig
 from toolweave.llm.engine import free_port, resolve_model, smollm2_hf_dir, wait_healthy
 from toolweave.placement import worker_bundles
+from toolweave.stages.clients import resolve_endpoints  # noqa: F401 - Ray-free, used by the stages' clients
 
 log = logging.getLogger("toolweave.serve")
 
@@ -202,24 +203,6 @@ def serve_app(settings: LLMSettings) -> Iterator[ServeApp]:
         yield app
     finally:
         remove_app(app)
-
-
-def resolve_endpoints(settings: LLMSettings, base_url: str) -> LLMSettings:
-    """The settings with every role's endpoint on the app's route. A role keeps its model, which
-    must be one of the deployments (a role without an endpoint uses the first deployment's)."""
-    models = [d.model_id for d in settings.deployments]
-    if not models:
-        raise ValueError("llm.deployments is empty: no app route to resolve endpoints to")
-    endpoints = dict(settings.endpoints) or {"default": EndpointConfig(model=models[0])}
-    if "default" not in endpoints:
-        endpoints["default"] = EndpointConfig(model=models[0])
-    resolved = {}
-    for role, ep in endpoints.items():
-        if ep.model not in models:
-            raise ValueError(f"llm.endpoints.{role}: model {ep.model!r} is not deployed by llm.deployments "
-                             f"({', '.join(models)})")
-        resolved[role] = ep.model_copy(update={"base_url": base_url, "extra_base_urls": [], "is_vllm": True})
-    return settings.model_copy(update={"endpoints": resolved})
 
 
 def model_under_test_settings(settings: LLMSettings, model_source: str, served_name: str = "trained",

@@ -6,10 +6,13 @@ Local and submitted jobs run the same code: `ray.init` starts a local instance, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig, load_config
@@ -86,7 +89,7 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     if not stages:
         print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
         return 2
-    with display.quiet_terminal(cfg.path("logs"), verbose=cfg.run.verbose) as logs:
+    with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
         try:
             results = run_stages(cfg, stages)
         except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
@@ -100,6 +103,24 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
             raise SystemExit(1) from None
         display.summary_table(results, cfg.path())
     return 0
+
+
+@contextlib.contextmanager
+def run_logs(cfg: RunConfig) -> Iterator[Path]:
+    """The local directory the run's logs are written to: `<run_dir>/logs`, or with a run dir in an
+    object store (no appending there) a local one whose files are uploaded to `<run_dir>/logs/` at the end."""
+    from toolweave import io
+    if not io.is_remote(cfg.path()):
+        yield cfg.path("logs")
+        return
+    import hashlib
+    import tempfile
+    local = Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(io.location(cfg.path()).encode()).hexdigest()[:16]
+    try:
+        yield local
+    finally:
+        for f in sorted(local.glob("*.log")):
+            io.write_bytes(io.join(cfg.path("logs"), f.name), f.read_bytes())
 
 
 def _one_line(e: Exception) -> str:
@@ -142,6 +163,8 @@ class _no_engine:
 def serve_forever(cfg: RunConfig) -> int:
     """`toolweave serve`: start the configured engine, print its base URL, wait for Ctrl-C."""
     from ray_jobs.runtime import llm_engine, ray_session
+    if cfg.llm.engine == "serve":
+        return hold_serve_app(cfg)
     if cfg.llm.engine != "embedded":
         print(json.dumps({role: e.base_url for role, e in cfg.llm.endpoints.items()}))
         return 0
@@ -153,6 +176,33 @@ def serve_forever(cfg: RunConfig) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    return 0
+
+
+def hold_serve_app(cfg: RunConfig) -> int:
+    """`toolweave serve` with `llm.engine: serve`: deploy the app `llm.serve.app_name` (or find it
+    running) and print its route. On a cluster the app outlives this command (Serve's controller
+    holds it) and every job whose config names it attaches to it; `python -m actors.serve --config
+    FILE down` removes it. Without a cluster the Ray instance is this process's: hold it until Ctrl-C."""
+    import os
+
+    import ray
+
+    from actors.serve import deploy_app, remove_app
+    from ray_jobs.runtime import init_ray
+    on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))  # else init_ray starts a local Ray
+    init_ray(cfg)
+    app = deploy_app(cfg.llm)
+    print(app.base_url, flush=True)
+    if not on_cluster:  # our own local Ray: the app lives as long as this process
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            remove_app(app)
+            ray.shutdown()
     return 0
 
 

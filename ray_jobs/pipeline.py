@@ -70,8 +70,9 @@ def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
                 ledger.clear_in_flight(job.io.ledger)  # the dead actors' batches, all committed now
                 skip |= ledger.done_inputs(job.io.ledger)  # then the rest, in a new pipeline
     finally:
-        if cache is not None:
-            ray.kill(cache)  # this run's actors are done with it; the SQLite file keeps the responses
+        if cache is not None:  # this run's actors are done with it: a final persist to the run dir, then it goes
+            from actors.tool_cache import stop_tool_cache
+            stop_tool_cache(cache)
 
 
 def _committed_unseen(job: RecordJob, skip: set[str], seen: array) -> Iterator[dict[str, Any]]:

@@ -48,7 +48,8 @@ def init_ray(cfg: RunConfig) -> bool:
 def _link_worker_logs(cfg: RunConfig, session_dir: str | None) -> None:
     """`<run_dir>/logs/ray`: the Ray workers' output (actors, Ray Train workers: DeepSpeed, torch)
     lives in Ray's session logs; a link puts it beside the run's other logs."""
-    if not session_dir:
+    from toolweave import io
+    if not session_dir or io.is_remote(cfg.path()):  # an object store holds no symlink
         return
     link = cfg.path("logs", "ray")
     with contextlib.suppress(OSError):
@@ -70,7 +71,15 @@ def ray_session(cfg: RunConfig) -> Iterator[None]:
 
 @contextlib.contextmanager
 def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
-    """The embedded engine's base URL while it runs (None when `llm.engine: endpoints`)."""
+    """The run's engine's base URL while it runs: the embedded engine's, or with `llm.engine: serve`
+    the route of the Serve LLM app `llm.serve.app_name` (deployed here and removed at the end, or
+    attached to when another job or `toolweave serve` holds it: then left running). None when
+    `llm.engine: endpoints`."""
+    if cfg.llm.engine == "serve":
+        from actors.serve import serve_app
+        with serve_app(cfg.llm) as app:
+            yield app.base_url
+        return
     if cfg.llm.engine != "embedded":
         yield None
         return
@@ -110,7 +119,7 @@ class LazyEngine:
                 stack = contextlib.ExitStack()
                 self._url = stack.enter_context(llm_engine(self.cfg))
                 self._stack = stack
-                if self.cfg.llm.engine == "embedded":  # part of the stage that asked: said apart
+                if self.cfg.llm.engine != "endpoints":  # part of the stage that asked: said apart
                     from toolweave.stages.display import console
                     console.print(f"engine ready in {time.monotonic() - t0:.0f}s at {self._url}", highlight=False)
             return self._url
@@ -122,8 +131,20 @@ class LazyEngine:
             stack.close()
 
 
+@contextlib.contextmanager
+def serve_model_under_test(cfg: RunConfig, model_source: str, served_name: str,
+                           max_model_len: int | None) -> Iterator[str]:
+    """Evaluate's model under test as its own Serve LLM app on the `vllm` nodes (shaped like the
+    run's first deployment, `<app_name>-under-test`), removed afterwards; its route."""
+    from actors.serve import model_under_test_settings, serve_app
+    settings = model_under_test_settings(cfg.llm, model_source, served_name, max_model_len)
+    with serve_app(settings) as app:
+        yield app.base_url
+
+
 def ray_runtime(engine: LazyEngine | None) -> Runtime:
     """Per-record stages on Ray Data; the run's engine started by the first stage that asks."""
     from ray_jobs.pipeline import run_records
     base_url = engine if engine is not None else (lambda: None)
-    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url))
+    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url),
+                   serve_model=serve_model_under_test)

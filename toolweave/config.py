@@ -229,7 +229,7 @@ class SolveConfig(Section):
 
 class ExecutorConfig(Section):
     kind: Literal["llm", "mock", "http", "mcp"] = "llm"
-    cache_path: str | None = None  # None: <run_dir>/tool_cache.sqlite
+    cache_path: str | None = None  # None: <run_dir>/tool_cache (Parquet parts; SQLite stays on local disk)
     max_examples: int = Field(5, ge=0)
     observation_limit: int = Field(2048, ge=1)  # characters
     # ToolBench fidelity (toolweave.search.env.EnvOptions): what is checked and how observations read

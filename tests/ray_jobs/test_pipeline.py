@@ -1,11 +1,7 @@
 """The per-record Ray Data pipeline on a local Ray against a scripted OpenAI-compatible server."""
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +13,6 @@ from toolweave.testing.scripted_server import ScriptedServer
 from toolweave.testing.probe_run import probe_config, write_g1_instructions
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).parents[2]
 
 
 def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_path, local_ray, monkeypatch):
@@ -57,26 +52,13 @@ def test_pipeline_runs_every_instruction_concurrently_and_records_failures(tmp_p
 
 
 def test_sigkilled_driver_then_rerun_writes_every_record_exactly_once(tmp_path):
+    from tests.ray_jobs.probe_driver import kill_midway, rerun
     instrs = write_g1_instructions(tmp_path, calls=3)
     with ScriptedServer(handler=lambda body: "ok", latency_s=0.3) as srv:
         cfg = probe_config(tmp_path, srv.base_url, batch_size=4, max_in_flight=16, max_actors=1)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-        cmd = [sys.executable, str(Path(__file__).parent / "probe_driver.py"), cfg.model_dump_json()]
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        led = tmp_path / "_ledger" / "probe"
-        deadline = time.monotonic() + 180
-        while len(ledger.done_inputs(led)) < 20:  # midway: some batches committed, most not
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no batch committed in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        done_before = ledger.done_inputs(led)
+        done_before = kill_midway(cfg, min_done=20)
         assert 20 <= len(done_before) < len(instrs)
-        time.sleep(3)  # the killed job's Ray processes go with their driver
-        rerun = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    summary = json.loads(next(x for x in rerun.stdout.splitlines() if x.startswith("SUMMARY "))[8:])
+        summary = rerun(cfg)
     # the killed driver's actors may commit a few more batches before the rerun fences them off
     assert summary["skipped_already_done"] >= len(done_before)
     assert summary["skipped_already_done"] + summary["processed"] == len(instrs)

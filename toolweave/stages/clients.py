@@ -5,14 +5,17 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from toolweave.config import ROLES, RunConfig
+from toolweave.config import ROLES, EndpointConfig, LLMSettings, RunConfig
 from toolweave.llm.types import ChatModel
 
 
 def build_clients(cfg: RunConfig, base_url: str | None = None) -> dict[str, ChatModel]:
     """`base_url`: the embedded engine's URL (roles without an endpoint of their own go there); None: `cfg.llm.endpoints`."""
     from toolweave.llm.client import clients_for
-    clients = dict(clients_for(cfg.llm, base_url))
+    if cfg.llm.engine == "serve" and base_url is not None:  # the run's Serve LLM app: every role on its route
+        clients = dict(clients_for(resolve_endpoints(cfg.llm, base_url)))
+    else:
+        clients = dict(clients_for(cfg.llm, base_url))
     default = clients.get("default") or next(iter(clients.values()))
     return {role: clients.get(role, default) for role in ROLES}
 
@@ -56,3 +59,21 @@ def lazy_clients(cfg: RunConfig, resolve: Callable[[], str | None]) -> dict[str,
     shared = _OnFirstUse(cfg, resolve)
     names = build_clients(cfg, _PLACEHOLDER_URL)
     return {role: LazyChatModel(shared, role, getattr(names[role], "model", "")) for role in ROLES}  # type: ignore[misc]
+
+
+def resolve_endpoints(settings: LLMSettings, base_url: str) -> LLMSettings:
+    """The settings with every role's endpoint on the app's route. A role keeps its model, which
+    must be one of the deployments (a role without an endpoint uses the first deployment's)."""
+    models = [d.model_id for d in settings.deployments]
+    if not models:
+        raise ValueError("llm.deployments is empty: no app route to resolve endpoints to")
+    endpoints = dict(settings.endpoints) or {"default": EndpointConfig(model=models[0])}
+    if "default" not in endpoints:
+        endpoints["default"] = EndpointConfig(model=models[0])
+    resolved = {}
+    for role, ep in endpoints.items():
+        if ep.model not in models:
+            raise ValueError(f"llm.endpoints.{role}: model {ep.model!r} is not deployed by llm.deployments "
+                             f"({', '.join(models)})")
+        resolved[role] = ep.model_copy(update={"base_url": base_url, "extra_base_urls": [], "is_vllm": True})
+    return settings.model_copy(update={"endpoints": resolved})

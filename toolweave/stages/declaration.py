@@ -8,6 +8,7 @@ whole job and returns its summary). `toolweave.stages.registry` lists every decl
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,10 @@ class Runtime:
 
     base_url: Callable[[], str | None]
     run_records: Callable[[RunConfig, Stage], Summary]
+    # `serve_model(cfg, model_source, served_name, max_model_len)`: a context manager giving the base
+    # URL of the model under test served on this runner's cluster (Ray: its own Serve LLM app with
+    # `llm.engine: serve`); None: evaluate serves it on a second embedded engine here
+    serve_model: Callable[[RunConfig, str, str, int | None], AbstractContextManager[str]] | None = None
 
     def clients(self, cfg: RunConfig) -> dict[str, ChatModel]:
         """A client per role; the engine starts on the first request (a rerun with nothing left starts none)."""

@@ -4,8 +4,8 @@ rerun recognise what it already wrote."""
 from __future__ import annotations
 
 import random
+import uuid
 import zlib
-from pathlib import Path
 from typing import Any, ClassVar, get_args
 
 from toolweave import io
@@ -24,8 +24,10 @@ def episode_id(instruction_id: str, method: str) -> str:
     return f"{instruction_id}--{method}"
 
 
-def tool_cache_path(cfg: RunConfig) -> Path:
-    return Path(cfg.executor.cache_path).expanduser() if cfg.executor.cache_path else cfg.path("tool_cache.sqlite")
+def tool_cache_path(cfg: RunConfig) -> str:
+    """The run's persisted tool responses: a dataset dir of Parquet parts (a path or a URI), never
+    a SQLite file (SQLite stays on a local disk: toolweave/executors/persisted_cache.py)."""
+    return io.location(cfg.executor.cache_path if cfg.executor.cache_path else cfg.path("tool_cache"))
 
 
 class EpisodeWorker(RecordWorker):
@@ -35,18 +37,26 @@ class EpisodeWorker(RecordWorker):
     method: str = ""
 
     async def setup(self) -> None:
-        from toolweave.executors import SqliteResponseCache, make_executor
+        from toolweave.executors import make_executor
+        from toolweave.executors.persisted_cache import PersistedResponseCache
         tools, bad = io.read_records(self.cfg.path("toolsets"), Tool)
         self.tools = {t.id: t for t in tools}
         self.bad_tools = {e.record_id: e.reason for e in bad}
         if self.response_cache is None and self.cfg.executor.kind == "llm":
-            self.response_cache = SqliteResponseCache(tool_cache_path(self.cfg))
+            # the in-process runner's own (the Ray runner hands in its shared actor's): a working
+            # copy on this machine's disk, persisted to the run dir when the worker closes
+            self.response_cache = self._own_cache = PersistedResponseCache(
+                tool_cache_path(self.cfg), name=f"local-{uuid.uuid4().hex[:12]}")
         self.executor = make_executor(self.cfg.executor, llm=self.client("executor"), cache=self.response_cache)
 
     async def close(self) -> None:
         aclose = getattr(getattr(self, "executor", None), "aclose", None)  # the HTTP executor's client
         if aclose is not None:
             await aclose()
+        own = getattr(self, "_own_cache", None)
+        if own is not None:
+            await own.persist()
+            own.drop_local_copy()
 
     def tools_for(self, instruction: Instruction) -> list[Tool]:
         missing = [t for t in instruction.tool_ids if t not in self.tools]

@@ -7,19 +7,29 @@ test, only the instructions of `evaluate.splits` are solved, and the episodes go
 `eval_episodes/` with their own ledger (resume and exactly-once commits as for `episodes/`, never
 mixed with it). The other roles (executor, user) stay on the run's own engine. Then exactly those
 episodes are judged.
+
+With `llm.engine: serve` on the Ray runner, the model under test is not a second engine on the
+driver (the CPU-only head of a cluster) but its own Serve LLM app on the `vllm` nodes
+(`runtime.serve_model`: `actors.serve.model_under_test_settings`, shaped like the run's first
+deployment), removed when the test splits are solved; the judge and the simulated tools stay on
+the run's app.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from toolweave import io
 from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
 from toolweave.schemas import Episode, EvalResult, Instruction, Reject
 from toolweave.stages import solve
+from toolweave.stages.clients import resolve_endpoints
 from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
 from toolweave.stages.lifecycle import stage_io
 from toolweave.stages.scan import scan_inputs
@@ -74,6 +84,9 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) ->
     engine, serving the roles without an endpoint of their own, as `clients_for` does), except the
     assistant, which is the model under test at `model_url`."""
     llm = cfg.llm
+    if llm.engine == "serve" and base_url is not None:  # every role on the run's app route
+        llm = resolve_endpoints(llm, base_url)
+        base_url = None
     endpoints = {}
     for role in ROLES:
         ep = llm.endpoint(role)
@@ -132,37 +145,88 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
-    if out.exists() or led.exists():
+    if _has_files(out) or _has_files(led):
         try:
-            before = json.loads(marker.read_text())
-        except (OSError, ValueError):
+            before = json.loads(io.read_text(marker) or "null")
+        except ValueError:
             before = None  # written before markers existed, or killed before it: cannot tell
         if before != now:
             tag = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{hashlib.sha256(json.dumps(before).encode()).hexdigest()[:6]}"
             for d in (out, led):
-                if d.exists():
-                    d.rename(d.with_name(f"{d.name}.{tag}"))
+                _move_dir(d, d.with_name(f"{d.name}.{tag}"))
             moved = f"{out.name}.{tag}"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(now, indent=2))
+    io.write_text(marker, json.dumps(now, indent=2))
     return moved
 
 
-def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
-    """Serve the model under test on a second embedded engine, solve the test splits with it as the
-    assistant into `eval_episodes/`, stop it. The engine is started only when some test instruction
-    is still unsolved (a rerun of a finished run starts nothing)."""
+def _files(d: Path) -> list:
+    """Every file under `d` (a local dir or an object-store prefix)."""
+    import pyarrow.fs as pafs
+    fs, inner = io.filesystem(d)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+def _has_files(d: Path) -> bool:
+    return bool(_files(d))
+
+
+def _move_dir(src: Path, dst: Path) -> None:
+    """A rename locally; in an object store (no rename) each file copied, then deleted."""
+    if not io.is_remote(src):
+        if src.exists():
+            src.rename(dst)
+        return
+    fs, inner = io.filesystem(src)
+    _, dst_inner = io.filesystem(dst)
+    for f in _files(src):
+        fs.copy_file(f, dst_inner + f[len(inner):])
+        fs.delete_file(f)
+
+
+def on_serve(cfg: RunConfig, runtime: Runtime) -> bool:
+    """Whether the model under test gets its own Serve LLM app (the Ray runner, `llm.engine: serve`)."""
+    return cfg.llm.engine == "serve" and runtime.serve_model is not None
+
+
+def serve_max_model_len(cfg: RunConfig) -> int | None:
+    """The app's context: the run's first deployment's, capped at what the model was built for."""
+    positions = _max_positions(model_source(cfg))
+    base = cfg.llm.deployments[0].max_model_len if cfg.llm.deployments else None
+    return min(n for n in (base, positions) if n) if (base or positions) else None
+
+
+@contextlib.contextmanager
+def model_under_test(cfg: RunConfig, runtime: Runtime, engine_cfg: EmbeddedEngineConfig) -> Iterator[str]:
+    """The model under test's base URL while it is served: its own Serve LLM app (on_serve), else a
+    second embedded engine on this machine."""
+    if on_serve(cfg, runtime):
+        assert runtime.serve_model is not None
+        with runtime.serve_model(cfg, engine_cfg.model, engine_cfg.served_name, engine_cfg.max_model_len) as url:
+            yield url
+        return
     from toolweave.llm.engine import EmbeddedEngine
+    with EmbeddedEngine(engine_cfg, log_path=cfg.path("logs", "engine-under-test.log")) as engine:
+        yield engine.base_url
+
+
+def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
+    """Serve the model under test (`model_under_test`), solve the test splits with it as the
+    assistant into `eval_episodes/`, stop it. It is served only when some test instruction is
+    still unsolved (a rerun of a finished run starts nothing)."""
     scan_cfg = solve_config(cfg, None, None)  # scanning needs no endpoint
     replaced = retire_other_models_episodes(scan_cfg)  # another model's are not this one's
     engine_cfg = engine_config(cfg)
+    if on_serve(cfg, runtime):
+        engine_cfg = engine_cfg.model_copy(update={"max_model_len": serve_max_model_len(cfg)})
     about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
-             "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced}
+             "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced,
+             "served_on": "serve" if on_serve(cfg, runtime) else "embedded"}
     if pending(scan_cfg) == 0:
         return {**runtime.run_records(scan_cfg, EVAL_SOLVE), **about}
     base_url = runtime.base_url()  # the run's engine first: the executor plays the tools on it
-    with EmbeddedEngine(engine_cfg, log_path=cfg.path("logs", "engine-under-test.log")) as engine:
-        summary = runtime.run_records(solve_config(cfg, base_url, engine.base_url), EVAL_SOLVE)
+    with model_under_test(cfg, runtime, engine_cfg) as model_url:
+        summary = runtime.run_records(solve_config(cfg, base_url, model_url), EVAL_SOLVE)
     return {**summary, **about}
 
 

@@ -1,7 +1,9 @@
 """Exactly-once commits of per-record stages: a batch's outputs, then its ledger entry.
 
-A batch of inputs is committed by writing each output dataset's part file (atomic: tmp + rename)
-under one name derived from the batch's input ids, and *then* a ledger part listing those ids.
+A batch of inputs is committed by writing each output dataset's part file (atomic: tmp + rename
+locally, one PUT in an object store) under one name derived from the batch's input ids, and *then*
+a ledger part listing those ids. Every file operation goes through `toolweave.io`, so the run dir
+may be a local/NFS path or an `s3://` URI (write-then-marker: the ledger part is the marker).
 The ledger part is the commit point:
 
 - a rerun skips the inputs the ledger lists (`done_inputs`);
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from toolweave import io
 from toolweave.io import TMP_PREFIX, iter_rows, replace_part, write_part
 from toolweave.schemas import LedgerEntry, Record
 
@@ -54,43 +56,38 @@ SETTINGS_FILE = "SETTINGS.json"
 RETRY_FILE = "RETRY.json"
 IN_FLIGHT = "INFLIGHT-"  # + batch key: the ids of a batch a worker is running (removed at its commit)
 
+Location = str | Path  # a local path or a URI (toolweave.io)
+
 
 class StaleRunError(RuntimeError):
     """This worker's run no longer owns the stage (a rerun took it over): its commit is refused."""
 
 
-def claim(ledger_dir: str | Path, grace_s: float = FENCE_GRACE_S) -> str:
+def claim(ledger_dir: Location, grace_s: float = FENCE_GRACE_S) -> str:
     """Take the stage for a new run; returns its token. Waits `grace_s` when an earlier run did
     not end cleanly (its workers may still be finishing a commit)."""
-    d = Path(ledger_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    owner = d / OWNER_FILE
-    previous = owner.exists()
+    owner = io.join(ledger_dir, OWNER_FILE)
+    previous = io.exists(owner)
     token = uuid.uuid4().hex
-    tmp = d / f"{TMP_PREFIX}{token}"
-    tmp.write_text(token)
-    os.replace(tmp, owner)
+    io.write_text(owner, token)  # tmp + rename locally, one PUT in an object store
     if previous:
         time.sleep(grace_s)
     return token
 
 
-def check_owner(ledger_dir: str | Path, token: str | None) -> None:
+def check_owner(ledger_dir: Location, token: str | None) -> None:
     if not token:
         return
-    try:
-        current = (Path(ledger_dir) / OWNER_FILE).read_text()
-    except FileNotFoundError:
-        current = ""
+    current = io.read_text(io.join(ledger_dir, OWNER_FILE)) or ""
     if current != token:
-        raise StaleRunError(f"stage ledger {ledger_dir}: another run owns this stage now; "
+        raise StaleRunError(f"stage ledger {io.location(ledger_dir)}: another run owns this stage now; "
                             f"this (stale) run's commit is refused")
 
 
-def release(ledger_dir: str | Path, token: str) -> None:
-    owner = Path(ledger_dir) / OWNER_FILE
-    if owner.exists() and owner.read_text() == token:
-        owner.unlink()
+def release(ledger_dir: Location, token: str) -> None:
+    owner = io.join(ledger_dir, OWNER_FILE)
+    if io.read_text(owner) == token:
+        io.delete(owner)
 
 
 def batch_key(stage: str, input_ids: Iterable[str]) -> str:
@@ -98,8 +95,8 @@ def batch_key(stage: str, input_ids: Iterable[str]) -> str:
     return f"{stage}-{h}"
 
 
-def commit_batch(stage: str, ledger_dir: str | Path, inputs: list[str] | list[LedgerEntry],
-                 outputs: Mapping[str | Path, tuple[type[Record], list[Record]]], token: str | None = None) -> str:
+def commit_batch(stage: str, ledger_dir: Location, inputs: list[str] | list[LedgerEntry],
+                 outputs: Mapping[Location, tuple[type[Record], list[Record]]], token: str | None = None) -> str:
     """Write `outputs` ({dataset dir: (record class, records)}) then the ledger part listing `inputs`
     (ids, or entries saying whether each failed); returns the key. With `token`, each write first
     checks that this run still owns the stage."""
@@ -113,66 +110,91 @@ def commit_batch(stage: str, ledger_dir: str | Path, inputs: list[str] | list[Le
     return key
 
 
-def mark_in_flight(ledger_dir: str | Path, key: str, input_ids: list[str]) -> Path:
+def mark_in_flight(ledger_dir: Location, key: str, input_ids: list[str]) -> str:
     """A batch a worker starts: if its process dies, the marker outlives it and names the batch's
-    records (the Ray runner isolates the record that kills its worker)."""
-    path = Path(ledger_dir) / f"{IN_FLIGHT}{key}.json"
-    path.write_text(json.dumps(input_ids))
+    records (the Ray runner isolates the record that kills its worker). Remove it with `io.delete`."""
+    path = io.join(ledger_dir, f"{IN_FLIGHT}{key}.json")
+    io.write_text(path, json.dumps(input_ids))
     return path
 
 
-def in_flight(ledger_dir: str | Path) -> dict[str, list[str]]:
+def _in_flight_files(ledger_dir: Location) -> list[io.Entry]:
+    return [e for e in io.list_files(ledger_dir) if e.name.startswith(IN_FLIGHT) and e.name.endswith(".json")]
+
+
+def in_flight(ledger_dir: Location) -> dict[str, list[str]]:
     """{batch key: input ids} of batches started and not committed (their worker died, or runs still)."""
-    d = Path(ledger_dir)
-    return {p.stem.removeprefix(IN_FLIGHT): json.loads(p.read_text()) for p in d.glob(f"{IN_FLIGHT}*.json")}
+    found = {}
+    for e in _in_flight_files(ledger_dir):
+        text = io.read_text(e.path)
+        if text is not None:  # removed by its commit meanwhile
+            found[e.name.removeprefix(IN_FLIGHT).removesuffix(".json")] = json.loads(text)
+    return found
 
 
-def clear_in_flight(ledger_dir: str | Path) -> None:
-    for p in Path(ledger_dir).glob(f"{IN_FLIGHT}*.json"):
-        p.unlink(missing_ok=True)
+def clear_in_flight(ledger_dir: Location) -> None:
+    for e in _in_flight_files(ledger_dir):
+        io.delete(e.path)
 
 
-def entries(ledger_dir: str | Path) -> Iterable[LedgerEntry]:
+def entries(ledger_dir: Location) -> Iterable[LedgerEntry]:
     for row in iter_rows(ledger_dir):
         yield LedgerEntry.from_row(row)
 
 
-def done_inputs(ledger_dir: str | Path) -> set[str]:
+def done_inputs(ledger_dir: Location) -> set[str]:
     return {r["id"] for r in iter_rows(ledger_dir, columns=["id"])}
 
 
-def committed_keys(ledger_dir: str | Path) -> set[str]:
-    d = Path(ledger_dir)
-    return {p.stem.removeprefix("part-") for p in d.glob("part-*.parquet")} if d.exists() else set()
+def _ledger_parts(ledger_dir: Location) -> list[io.Entry]:
+    return [e for e in io.list_files(ledger_dir) if e.name.startswith("part-") and e.name.endswith(".parquet")]
 
 
-def verify(stage: str, ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> list[str]:
+def _key(part_name: str) -> str:
+    return part_name.removeprefix("part-").removesuffix(".parquet")
+
+
+def committed_keys(ledger_dir: Location) -> set[str]:
+    return {_key(e.name) for e in _ledger_parts(ledger_dir)}
+
+
+def _parquet_file(path: Location) -> pq.ParquetFile:
+    fs, inner = io.filesystem(path)
+    return pq.ParquetFile(fs.open_input_file(inner))
+
+
+def _read_table(path: Location) -> pa.Table:
+    fs, inner = io.filesystem(path)
+    return pq.read_table(inner, filesystem=fs)
+
+
+def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location]) -> list[str]:
     """Check every committed batch (see the module doc); returns a line per batch redone."""
-    d, dirs = Path(ledger_dir), [Path(p) for p in dataset_dirs]
+    dirs = list(dataset_dirs)
     redone = []
-    for part in sorted(d.glob("part-*.parquet")) if d.exists() else []:
+    for part in _ledger_parts(ledger_dir):
         why = _batch_problem(part, dirs)
         if why:
-            part.unlink()
+            io.delete(part.path)
             redone.append(f"{why}: its inputs are done again")
     if redone:
-        remove_orphans(stage, d, dirs)
+        remove_orphans(stage, ledger_dir, dirs)
     return redone
 
 
-def _batch_problem(ledger_part: Path, dirs: list[Path]) -> str | None:
+def _batch_problem(ledger_part: io.Entry, dirs: list[Location]) -> str | None:
     try:
-        entries = pq.ParquetFile(ledger_part)
+        entries = _parquet_file(ledger_part.path)
         listed = (sum(len(o) for o in entries.read(columns=["outputs"])["outputs"].to_pylist())
                   if "outputs" in entries.schema_arrow.names else None)  # a ledger from before it listed them
     except (OSError, pa.ArrowException) as e:
-        return f"ledger part {ledger_part} cannot be read ({type(e).__name__}: {e})"
+        return f"ledger part {ledger_part.path} cannot be read ({type(e).__name__}: {e})"
     rows = 0
     for out in dirs:
-        part = out / ledger_part.name
-        if part.exists():
+        part = io.join(out, ledger_part.name)
+        if io.exists(part):
             try:
-                rows += pq.ParquetFile(part).metadata.num_rows
+                rows += _parquet_file(part).metadata.num_rows
             except (OSError, pa.ArrowException) as e:
                 return f"committed part {part} cannot be read ({type(e).__name__}: {e})"
     if listed is not None and rows != listed:
@@ -180,22 +202,20 @@ def _batch_problem(ledger_part: Path, dirs: list[Path]) -> str | None:
     return None
 
 
-def remove_orphans(stage: str, ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> list[Path]:
+def remove_orphans(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location]) -> list[str | Path]:
     """Delete this stage's output parts (and stray temp files) that no ledger entry commits."""
     keep = committed_keys(ledger_dir)
-    removed: list[Path] = []
-    for d in [Path(ledger_dir), *map(Path, dataset_dirs)]:
-        if not d.exists():
-            continue
-        for p in d.iterdir():
-            if p.name.startswith(TMP_PREFIX):
+    removed: list[str | Path] = []
+    for d in [ledger_dir, *dataset_dirs]:
+        for e in io.list_files(d):
+            if e.name.startswith(TMP_PREFIX):
                 # a killed writer's temp file; a live writer's is seconds old
-                stray = time.time() - p.stat().st_mtime > STALE_TMP_S
+                stray = e.mtime is not None and time.time() - e.mtime > STALE_TMP_S
             else:
-                stray = p.name.startswith(f"part-{stage}-") and p.stem.removeprefix("part-") not in keep
+                stray = e.name.startswith(f"part-{stage}-") and _key(e.name) not in keep
             if stray:
-                p.unlink(missing_ok=True)
-                removed.append(p)
+                io.delete(e.path)
+                removed.append(e.path)
     return removed
 
 
@@ -203,70 +223,64 @@ class SettingsChanged(ValueError):
     """The run dir holds this stage's records made with other output-shaping settings."""
 
 
-def check_settings(ledger_dir: str | Path, stage: str, settings: dict) -> None:
+def check_settings(ledger_dir: Location, stage: str, settings: dict) -> None:
     """Stop when committed records were made with other values of the settings that shape the
     output; otherwise record these values. A ledger from before settings were recorded is taken
     as made with these."""
-    d = Path(ledger_dir)
-    path = d / SETTINGS_FILE
-    if committed_keys(d) and path.exists():
-        before = json.loads(path.read_text())
+    path = io.join(ledger_dir, SETTINGS_FILE)
+    before_text = io.read_text(path) if committed_keys(ledger_dir) else None
+    if before_text is not None:
+        before = json.loads(before_text)
         changed = [f"{k} was {before.get(k)!r}, now {settings.get(k)!r}"
                    for k in sorted({*before, *settings}) if before.get(k) != settings.get(k)]
         if changed:
             raise SettingsChanged(f"stage {stage}: this run dir's records were made with other settings "
                                   f"({'; '.join(changed)}): use another run_dir, or move the stage's "
-                                  f"datasets and {d} aside")
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    tmp.write_text(json.dumps(settings, sort_keys=True))
-    os.replace(tmp, path)
+                                  f"datasets and {io.location(ledger_dir)} aside")
+    io.write_text(path, json.dumps(settings, sort_keys=True))
 
 
-def forget_failed(ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> int:
+def forget_failed(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> int:
     """`--retry-failed`: remove the failed inputs' output rows and ledger entries (so this run does
     them again); returns how many inputs were forgotten."""
-    d = Path(ledger_dir)
     plan: dict[str, dict[str, list[str]]] = {}
-    for part in sorted(d.glob("part-*.parquet")):
-        failed = [r for r in pq.read_table(part).to_pylist() if not r.get("ok", True)]
+    for part in _ledger_parts(ledger_dir):
+        failed = [r for r in _read_table(part.path).to_pylist() if not r.get("ok", True)]
         if failed:
-            plan[part.stem.removeprefix("part-")] = {"inputs": [r["id"] for r in failed],
-                                                     "outputs": [o for r in failed for o in r["outputs"]]}
+            plan[_key(part.name)] = {"inputs": [r["id"] for r in failed],
+                                     "outputs": [o for r in failed for o in r["outputs"]]}
     if plan:
-        tmp = d / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(plan))
-        os.replace(tmp, d / RETRY_FILE)
-    finish_retry(d, dataset_dirs)
+        io.write_text(io.join(ledger_dir, RETRY_FILE), json.dumps(plan))
+    finish_retry(ledger_dir, dataset_dirs)
     return sum(len(p["inputs"]) for p in plan.values())
 
 
-def finish_retry(ledger_dir: str | Path, dataset_dirs: Iterable[str | Path]) -> None:
+def finish_retry(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> None:
     """Carry out a planned removal (idempotent): output rows first, then the ledger entries, so an
     input is never "not done" while its old rows are still there."""
-    d = Path(ledger_dir)
-    path = d / RETRY_FILE
-    if not path.exists():
+    path = io.join(ledger_dir, RETRY_FILE)
+    text = io.read_text(path)
+    if text is None:
         return
-    plan = json.loads(path.read_text())
-    dirs = [Path(p) for p in dataset_dirs]
+    plan = json.loads(text)
+    dirs = list(dataset_dirs)
     for key, drop in plan.items():
         for out in dirs:
-            _drop_rows(out / f"part-{key}.parquet", set(drop["outputs"]))
-        _drop_rows(d / f"part-{key}.parquet", set(drop["inputs"]))
-    path.unlink()
+            _drop_rows(io.join(out, f"part-{key}.parquet"), set(drop["outputs"]))
+        _drop_rows(io.join(ledger_dir, f"part-{key}.parquet"), set(drop["inputs"]))
+    io.delete(path)
 
 
-def _drop_rows(part: Path, ids: set[str]) -> None:
-    if not part.exists() or not ids:
+def _drop_rows(part: Location, ids: set[str]) -> None:
+    if not ids or not io.exists(part):
         return
-    table = pq.read_table(part)
+    table = _read_table(part)
     kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=pa.array(sorted(ids), pa.string()))))
     if kept.num_rows == table.num_rows:
         return
     if kept.num_rows == 0:
-        part.unlink()
+        io.delete(part)
         return
-    tmp = part.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet")
-    pq.write_table(kept, tmp)
-    os.replace(tmp, part)
+    buf = pa.BufferOutputStream()
+    pq.write_table(kept, buf)
+    io.write_bytes(part, buf.getvalue().to_pybytes())  # whole: tmp + rename, or one PUT

@@ -112,9 +112,9 @@ def write_summary(cfg: RunConfig, stage: str, progress: Progress, extra: dict[st
 
 
 def write_summary_file(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """The one writer of summaries (a stage's, the run's): redacted of every configured secret first
-    (a note may quote a URL or an error holding a key); returns what was written, for the terminal."""
+    """The one writer of summaries (a stage's, the run's), to a path or s3:// URI: redacted of every
+    configured secret first (a note may quote a URL or an error holding a key); returns what was
+    written, for the terminal."""
     summary = secrets.redact_obj(json.loads(json.dumps(summary, default=str)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2))
+    io.write_text(path, json.dumps(summary, indent=2))
     return summary

@@ -49,3 +49,18 @@ class PoisonProbeWorker(ProbeWorker):
 
 
 POISON_PROBE = dataclasses.replace(probe.STAGE, worker=PoisonProbeWorker)
+
+
+class CachingProbeWorker(ProbeWorker):
+    """The probe, storing each record's reply in the run's shared tool-response cache (as the
+    LLM-simulated executor does): the Ray runner's cache actor must persist them at the end."""
+
+    uses_tool_cache = True
+
+    async def process(self, row: dict[str, Any]) -> list[Record]:
+        records = await super().process(row)
+        await self.response_cache.put(f"probe:{row['id']}", records[0].final_answer)
+        return records
+
+
+CACHING_PROBE = dataclasses.replace(probe.STAGE, worker=CachingProbeWorker)

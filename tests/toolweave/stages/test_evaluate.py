@@ -130,3 +130,39 @@ def test_a_retrained_model_solves_the_test_split_again(tmp_path, scripted_server
     assert not (tmp_path / "eval_episodes").exists() and eval_solve.pending(scan_cfg) == 2
     assert json.loads((tmp_path / eval_solve.MODEL_FILE).read_text())["files"][
         "model.safetensors"][0] == len(b"weights v2, retrained")
+
+
+def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_stay_on_the_runs(
+        tmp_path, scripted_server):
+    """`llm.engine: serve` on a runner that serves models (the Ray runtime): the model under test is
+    served through `runtime.serve_model` (its own app; here a scripted server), not a second
+    embedded engine; every other role is on the run's app route."""
+    import contextlib
+
+    from toolweave.stages.declaration import Runtime
+    _run_dir(tmp_path, test_split=2)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    app = scripted_server(handler=lambda body: "the run's app")
+    under_test = scripted_server(handler=_finish)
+    served = []
+
+    @contextlib.contextmanager
+    def serve_model(cfg, source, name, max_len):
+        served.append((source, name, max_len))
+        yield under_test.base_url
+        served.append("removed")
+
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
+                    evaluate={"solve_with": "trained"}, llm={
+                        "engine": "serve", "endpoints": {"default": {"model": "main", "max_retries": 1}},
+                        "deployments": [{"model_id": "main", "model_source": "/m", "max_model_len": 4096}]})
+    runtime = Runtime(base_url=lambda: app.base_url, serve_model=serve_model,
+                      run_records=lambda c, stage: run_local(c, stage, build_clients(c)))
+    scfg = eval_solve.solve_config(cfg, app.base_url, under_test.base_url)
+    assert scfg.llm.endpoint("executor").base_url == app.base_url  # resolved to the app's route
+    assert scfg.llm.endpoint("judge").model == "main" and scfg.llm.endpoint("assistant").model == "trained"
+    summary = eval_solve.solve_with_model_under_test(cfg, runtime)
+    assert served == [(str(tmp_path / "model"), "trained", 2048), "removed"]  # capped at the model's context
+    assert summary["processed"] == 2 and summary["served_on"] == "serve"
+    assert {b["model"] for b in under_test.requests} == {"trained"} and not app.requests
