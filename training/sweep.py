@@ -106,7 +106,8 @@ def trial_driver(config: dict[str, Any]) -> None:
     if "sft.max_len" in params:
         packed = storage / "data" / f"sft_len{cfg.sft.max_len}_{trial}"
         repack(data, packed / "train", cfg.sft.max_len, base.sft.format)
-        repack(validation, packed / "validation", cfg.sft.max_len, base.sft.format)
+        if not repack(validation, packed / "validation", cfg.sft.max_len, base.sft.format):
+            raise ValueError(f"trial {trial}: no validation example fits sft.max_len {cfg.sft.max_len}")
         data, validation = packed / "train", packed / "validation"
     result = fit(cfg, storage=storage / "trials", name=trial, data=data, model_dir=None,
                  callbacks=[TuneReportCallback()], validation=validation)
