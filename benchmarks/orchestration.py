@@ -119,7 +119,8 @@ def measure(server: ServerProcess, episodes: int, args) -> dict:
     achieved = summary["processed"] / window
     calls = summary["llm_calls"]
     return {
-        "episodes": episodes, "llm_calls": calls, "failed": summary["failed"], "actor_nodes": _actor_nodes(),
+        "episodes": episodes, "llm_calls": calls, "failed": summary["failed"],
+        "actor_nodes": _actor_nodes() if args.nodes else None,
         "peak_requests_in_flight": peak, "window_s": round(window, 3),
         "achieved_episodes_per_s": round(achieved, 2), "ratio": round(achieved / limit, 4),
         "actor_cpu_s": round(cpu, 3), "cpu_ms_per_call": round(cpu / calls * 1000, 4) if calls else None,
