@@ -5,6 +5,11 @@ episodes every k*L seconds, so the limit is C/(k*L) episodes/s; we print achieve
 Ray actors that make the calls.
 
     python benchmarks/orchestration.py [--concurrency 1000] [--calls 4] [--latency 1.0] [--waves 10] [--actors 2]
+    python benchmarks/orchestration.py --nodes 4 --concurrency 4000   # across 4 nodes of a local cluster
+
+`--nodes N` runs on a local multi-node cluster (`ray.cluster_utils.Cluster`: real raylets on this
+machine, the head with no work resource, N `simulate` nodes), one episode actor per node
+(`ray.actor_resources: {simulate: 1}`); the nodes the actors ran on are read from Ray's state API.
 
 Two runs, each printed:
 - `sustained`: waves*C episodes with C in flight (the pipeline refills a slot as an episode ends):
@@ -20,6 +25,7 @@ it sees to the last reply, so Ray's start-up and actor start are not counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -59,11 +65,13 @@ for _ in sys.stdin:
 """
 
 
-def make_config(run_dir: str, base_url: str, in_flight: int, batch_size: int, actors: int = 1) -> RunConfig:
+def make_config(run_dir: str, base_url: str, in_flight: int, batch_size: int, actors: int = 1,
+                on_nodes: bool = False) -> RunConfig:
     return RunConfig(run_dir=run_dir, llm={"engine": "endpoints", "endpoints": {"default": {
         "base_url": base_url, "model": "scripted", "is_vllm": False, "max_concurrency": in_flight * 2,
         "timeout_s": 120}}},
         ray={"num_cpus": 8, "object_store_memory": 200_000_000, "actor_num_cpus": 0.5,
+             "actor_resources": {"simulate": 1} if on_nodes else {},
              "min_actors": actors, "max_actors": actors},
         run={"batch_size": batch_size, "max_in_flight": in_flight, "show_progress": False})
 
@@ -98,7 +106,7 @@ def measure(server: ServerProcess, episodes: int, args) -> dict:
     run_dir = tempfile.mkdtemp(prefix="tw-bench-orch-")
     write_instructions(run_dir, episodes, args.calls)
     per_actor = args.concurrency // args.actors
-    cfg = make_config(run_dir, server.base_url, per_actor, args.batch_size, args.actors)
+    cfg = make_config(run_dir, server.base_url, per_actor, args.batch_size, args.actors, on_nodes=args.nodes > 0)
     server.take()  # reset
     with _CpuSampler() as cpu_log:
         summary = run_records(cfg, probe.STAGE)
@@ -112,6 +120,7 @@ def measure(server: ServerProcess, episodes: int, args) -> dict:
     calls = summary["llm_calls"]
     return {
         "episodes": episodes, "llm_calls": calls, "failed": summary["failed"],
+        "actor_nodes": _actor_nodes() if args.nodes else None,
         "peak_requests_in_flight": peak, "window_s": round(window, 3),
         "achieved_episodes_per_s": round(achieved, 2), "ratio": round(achieved / limit, 4),
         "actor_cpu_s": round(cpu, 3), "cpu_ms_per_call": round(cpu / calls * 1000, 4) if calls else None,
@@ -126,24 +135,63 @@ def main() -> int:
     ap.add_argument("--waves", type=int, default=10, help="sustained run: waves*C episodes")
     ap.add_argument("--actors", type=int, default=2, help="the pool splits C between them (2 cores: 2)")
     ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--nodes", type=int, default=0, help="N > 0: a local N-node cluster, one actor per node")
     args = ap.parse_args()
+    if args.nodes:
+        args.actors = args.nodes
 
-    from ray_jobs.runtime import ray_session
     server = ServerProcess(args.latency)
     try:
         cfg = make_config(tempfile.mkdtemp(), server.base_url, args.concurrency, args.batch_size, args.actors)
-        with ray_session(cfg):
+        with _ray(cfg, args.nodes):
             one_wave = measure(server, args.concurrency, args)
             sustained = measure(server, args.waves * args.concurrency, args)
     finally:
         server.close()
     print(json.dumps({
         "concurrency": args.concurrency, "calls_per_episode": args.calls, "latency_s": args.latency,
-        "actors": args.actors, "limit_episodes_per_s": round(args.concurrency / (args.calls * args.latency), 2),
+        "actors": args.actors, "nodes": args.nodes, "limit_episodes_per_s": round(args.concurrency / (args.calls * args.latency), 2),
         "sustained": sustained, "one_wave": one_wave,
         "ratio": sustained["ratio"], "cpu_ms_per_call": sustained["cpu_ms_per_call"],
     }, indent=2))
     return 0
+
+
+@contextlib.contextmanager
+def _ray(cfg: RunConfig, nodes: int):
+    """A local Ray instance, or (nodes > 0) a local cluster: a head with one CPU and no `simulate`
+    resource, plus `nodes` raylets with 2 logical CPUs and `simulate: 1` each."""
+    from ray_jobs.runtime import ray_session
+    if not nodes:
+        with ray_session(cfg):
+            yield
+        return
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from toolweave.llm.engine import free_port
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20,
+                                                            "include_dashboard": True, "dashboard_port": free_port()})
+    try:
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=2, resources={"simulate": 1}, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}},
+                 log_to_driver=False)
+        yield
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _actor_nodes() -> int | None:
+    """How many nodes the episode actors ran on (Ray's state API), where a dashboard runs."""
+    try:
+        from ray.util.state import list_actors
+        return len({a.node_id for a in list_actors(limit=10_000, detail=True) if "MapWorker" in (a.class_name or "")})
+    except Exception as e:  # noqa: BLE001 -- the local single-node session runs no dashboard
+        print(f"actor nodes unknown: {e}", file=sys.stderr)
+        return None
 
 
 class _CpuSampler(threading.Thread):

@@ -307,7 +307,8 @@ class SweepConfig(Section):
     # dotted train/sft keys -> {grid: [...]} | {choice: [...]} | {loguniform: [lo, hi]} | {uniform: [lo, hi]}
     # e.g. {"train.lr": {"loguniform": [1e-5, 1e-4]}, "train.lora.r": {"choice": [8, 16]}, "sft.max_len": {"grid": [1024, 2048]}}
     space: dict[str, Any] = Field(default_factory=dict)
-    metric: str = "loss"
+    metric: str = "val_loss"  # on the held-out validation split; "loss" is the training loss
+    validation_fraction: float = Field(0.2, gt=0, lt=1)  # of the SFT examples, held out of every trial
     mode: Literal["min", "max"] = "min"
     grace_period: int = Field(1, ge=1)
     max_t: int = Field(100, ge=1)  # ASHA: most reports a trial gets

@@ -4,12 +4,16 @@ length, ...), with ASHA early stopping.
 Ray Train V2 pattern: each Tune trial is a small driver function that runs its own `TorchTrainer`; the
 `TuneReportCallback` forwards the workers' `ray.train.report` metrics (and checkpoint paths) to Tune, so
 ASHA can stop a poor trial early. A trial that sweeps `sft.max_len` re-packs the SFT rows at that length
-into its own directory (no re-tokenizing). Writes `sweep/results.csv`, `sweep/results.json` and returns
+into its own directory (no re-tokenizing). Trials are scored on a held-out validation split of the SFT
+examples (`sweep.validation_fraction`, by episode, the same for every trial; metric `val_loss`), not on
+their training loss. The trials' workers ask for `train.resources_per_worker` (`{trainer: 1}` on a
+cluster: they run on `trainer` nodes). Writes `sweep/results.csv`, `sweep/results.json` and returns
 the best trial's parameters, metrics and checkpoint.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -62,12 +66,28 @@ def apply_params(base: dict[str, Any], params: dict[str, Any]) -> RunConfig:
 
 def repack(src: Path, dst: Path, max_len: int, fmt: str) -> int:
     """Re-pack SFT rows at another length; examples longer than it are left out (counted in the log)."""
-    examples = [e for row in iter_rows(src) for e in unpack(row)]
+    return _write_packed([e for row in iter_rows(src) for e in unpack(row)], dst, max_len, fmt)
+
+
+def _write_packed(examples: list, dst: Path, max_len: int, fmt: str) -> int:
     fit = [e for e in examples if len(e) <= max_len]
     if len(fit) < len(examples):
-        log.warning("repack to %d tokens leaves out %d longer examples", max_len, len(examples) - len(fit))
+        log.warning("packing to %d tokens leaves out %d longer examples", max_len, len(examples) - len(fit))
     write_part([to_record(r, fmt) for r in pack(fit, max_len)], dst, SFTExample, name="0")
     return len(fit)
+
+
+def split_validation(src: Path, out: Path, fraction: float, max_len: int, fmt: str) -> tuple[Path, Path]:
+    """Hold out `fraction` of the SFT examples (at least one, chosen by a hash of the episode id, so
+    the split is stable across runs and trials) as `out/validation`; the rest, re-packed, as `out/train`."""
+    examples = [e for row in iter_rows(src) for e in unpack(row)]
+    if len(examples) < 2:
+        raise ValueError(f"{len(examples)} SFT examples in {src}: a sweep needs at least 2 (train + validation)")
+    ranked = sorted(examples, key=lambda e: hashlib.sha1(e.episode_id.encode()).hexdigest())
+    n_val = min(len(ranked) - 1, max(1, round(fraction * len(ranked))))
+    _write_packed(ranked[:n_val], out / "validation", max_len, fmt)
+    _write_packed(ranked[n_val:], out / "train", max_len, fmt)
+    return out / "train", out / "validation"
 
 
 def trial_driver(config: dict[str, Any]) -> None:
@@ -82,13 +102,15 @@ def trial_driver(config: dict[str, Any]) -> None:
     base = RunConfig.model_validate(config["base"])
     trial = tune.get_context().get_trial_name()
     storage = base.path("sweep")
-    data = Path(base.train.data) if base.train.data else base.path("sft")
+    data, validation = storage / "data" / "train", storage / "data" / "validation"
     if "sft.max_len" in params:
         packed = storage / "data" / f"sft_len{cfg.sft.max_len}_{trial}"
-        repack(data, packed, cfg.sft.max_len, base.sft.format)
-        data = packed
+        repack(data, packed / "train", cfg.sft.max_len, base.sft.format)
+        if not repack(validation, packed / "validation", cfg.sft.max_len, base.sft.format):
+            raise ValueError(f"trial {trial}: no validation example fits sft.max_len {cfg.sft.max_len}")
+        data, validation = packed / "train", packed / "validation"
     result = fit(cfg, storage=storage / "trials", name=trial, data=data, model_dir=None,
-                 callbacks=[TuneReportCallback()])
+                 callbacks=[TuneReportCallback()], validation=validation)
     if result.error:
         raise result.error
 
@@ -103,6 +125,8 @@ def run(cfg: RunConfig) -> dict:
     sw = cfg.sweep
     out = cfg.path("sweep")
     out.mkdir(parents=True, exist_ok=True)
+    sft = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
+    split_validation(sft, out / "data", sw.validation_fraction, cfg.sft.max_len, cfg.sft.format)
     tuner = tune.Tuner(
         tune.with_resources(trial_driver, {"CPU": sw.trial_cpus}),
         param_space={"base": cfg.model_dump(mode="json"), **search_space(sw.space)},
@@ -117,9 +141,11 @@ def run(cfg: RunConfig) -> dict:
     for r in grid:
         params = {k: v for k, v in (r.config or {}).items() if k != "base"}
         m = r.metrics or {}
-        rows.append({**params, sw.metric: m.get(sw.metric), "step": m.get("step"),
-                     "iterations": m.get("training_iteration"), "checkpoint": m.get("checkpoint_path"),
-                     "error": str(r.error) if r.error else None})
+        rows.append({**params, sw.metric: m.get(sw.metric), "loss": m.get("loss"), "step": m.get("step"),
+                     "total_steps": m.get("total_steps"), "iterations": m.get("training_iteration"),
+                     "checkpoint": m.get("checkpoint_path"), "error": str(r.error) if r.error else None,
+                     # ASHA stopped it: it ended without an error before its last step
+                     "stopped_early": not r.error and m.get("step") is not None and m["step"] < m["total_steps"]})
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
@@ -128,6 +154,7 @@ def run(cfg: RunConfig) -> dict:
     if not ok:
         raise RuntimeError(f"no sweep trial finished: {[r['error'] for r in rows]}")
     best = (min if sw.mode == "min" else max)(ok, key=lambda r: r[sw.metric])
-    summary = {"trials": len(rows), "finished": len(ok), "best": best, "results": str(out / "results.csv")}
+    summary = {"trials": len(rows), "finished": len(ok), "stopped_early": sum(bool(r["stopped_early"]) for r in rows),
+               "best": best, "results": str(out / "results.csv")}
     (out / "best.json").write_text(json.dumps(best, indent=2, default=str))
     return summary

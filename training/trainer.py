@@ -86,6 +86,7 @@ class WorkerRun:
     n_params: int
     n_trainable: int
     peak_flops: float | None
+    validation: list[dict] | None = None  # the held-out rows, every one on every worker (loaded once)
 
 
 @dataclass
@@ -197,6 +198,8 @@ def _train(run: WorkerRun, config: dict[str, Any], step: int) -> dict[str, Any]:
             if step % train.log_every and step % train.checkpoint_every and not last:
                 continue
             metrics = _step_metrics(run, window, step, resumed_from)
+            if config.get("validate"):
+                metrics["val_loss"] = _validation_loss(run)
             window = Window()
             _report(run, config, metrics, checkpoint=step % train.checkpoint_every == 0 or last)
             if last:
@@ -222,6 +225,27 @@ def _step_metrics(run: WorkerRun, w: Window, step: int, resumed_from: int) -> di
         seq = stats[3].item() / max(stats[1].item(), 1) / train.micro_batch_size
         metrics["mfu"] = tok_s * (6 * run.n_params + attn_flops * seq) / (run.peak_flops * run.world)
     return metrics
+
+
+def _validation_loss(run: WorkerRun) -> float:
+    """Mean loss per predicted token over the held-out rows. Every worker evaluates all of them (the
+    validation dataset is not split), so under ZeRO-3 all ranks run the same forwards and gathers."""
+    import ray.train
+    if run.validation is None:
+        run.validation = list(ray.train.get_dataset_shard("validation").iter_rows())
+    if not run.validation:
+        raise ValueError("the validation dataset is empty")
+    micro, total, n = run.cfg.train.micro_batch_size, 0.0, 0
+    run.engine.eval()
+    with torch.no_grad():
+        for i in range(0, len(run.validation), micro):
+            batch = collate(run.validation[i:i + micro], run.tokenizer.pad_token_id)
+            batch = {k: v.to(run.device) for k, v in batch.items()}
+            predicted = int((batch["labels"][:, 1:] != -100).sum())  # the model's loss is a mean over these
+            total += float(run.engine(**batch, use_cache=False).loss) * predicted
+            n += predicted
+    run.engine.train()
+    return total / max(n, 1)
 
 
 def _report(run: WorkerRun, config: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
@@ -302,8 +326,9 @@ def count_rows(data: Path) -> int:
 
 
 def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path | None,
-        callbacks: list | None = None):
-    """Run one TorchTrainer; returns Ray Train's Result."""
+        callbacks: list | None = None, validation: Path | None = None):
+    """Run one TorchTrainer; returns Ray Train's Result. With `validation` (SFT rows held out of
+    `data`), every logged step also reports `val_loss` on them."""
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -318,12 +343,15 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
     if n_rows == 0:
         raise ValueError(f"no SFT rows in {data}: run the sft_data stage first")
     plan_steps(train, n_rows, train.num_workers)  # too few rows: say so here, not from every worker
-    ds = ray.data.read_parquet(str(data), columns=COLUMNS)
+    datasets = {"train": ray.data.read_parquet(str(data), columns=COLUMNS)}
+    if validation is not None:
+        datasets["validation"] = ray.data.read_parquet(str(validation.expanduser().resolve()), columns=COLUMNS)
     resources = {"CPU": train.num_cpus_per_worker, **train.resources_per_worker}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "n_rows": n_rows,
                            "model_dir": str(model_dir or ""), "save_model": model_dir is not None,
+                           "validate": validation is not None,
                            "fault_marker": str(storage / name / ".injected_failure"),
                            "metrics_log": str(storage / name / "metrics.jsonl")},
         scaling_config=ray.train.ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu,
@@ -333,7 +361,8 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
             failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or []),
-        datasets={"train": ds},
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
     )
     return trainer.fit()
 

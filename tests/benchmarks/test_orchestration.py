@@ -18,3 +18,16 @@ def test_orchestration_benchmark_prints_both_ratios():
         assert 0 < r["cpu_ms_per_call"] < 50
         assert 0 < r["peak_requests_in_flight"] <= 40
     assert result["ratio"] == result["sustained"]["ratio"]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_orchestration_benchmark_across_nodes_puts_one_actor_on_each():
+    result = run_benchmark("orchestration.py", "--nodes", "2", "--concurrency", "40", "--calls", "2", "--latency",
+                           "0.2", "--waves", "2", "--batch-size", "10", timeout_s=600)
+    assert result["nodes"] == 2 and result["actors"] == 2
+    for run, episodes in (("one_wave", 40), ("sustained", 80)):
+        r = result[run]
+        assert r["episodes"] == episodes and r["failed"] == 0 and r["llm_calls"] == 2 * episodes
+        assert 0 < r["ratio"] <= 1.05
+        assert r["actor_nodes"] == 2  # Ray's record: the two actors on the two simulate nodes

@@ -15,11 +15,15 @@ def base_tokenizer():
     return load_tokenizer("smollm2")
 
 
-@pytest.fixture(scope="session")
-def toolbench_episodes():
+def toolbench_example_episodes() -> list:
     """The 15 real ToolBench DFSDT answers as Episodes (ids made unique across G1/G2/G3: the file stems repeat)."""
     out = []
     for p in ANSWERS:
         ep = answer_to_episode(p)
         out.append(ep.model_copy(update={"id": f"{Path(p).parent.name}-{Path(p).stem.split('_')[0]}"}))
     return out
+
+
+@pytest.fixture(scope="session")
+def toolbench_episodes():
+    return toolbench_example_episodes()

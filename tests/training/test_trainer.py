@@ -73,4 +73,5 @@ def test_two_trial_sweep_reports_best_trial(tmp_path, ray_local, toolbench_episo
     rows = json.loads(cfg.path("sweep", "results.json").read_text())
     assert sorted(r["train.lr"] for r in rows) == [1e-4, 3e-3]
     assert all(r["checkpoint"] for r in rows)
-    assert s["best"]["loss"] == min(r["loss"] for r in rows)
+    # scored on the held-out split: the best trial has the lowest validation loss
+    assert s["best"]["val_loss"] == min(r["val_loss"] for r in rows)
