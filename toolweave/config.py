@@ -250,7 +250,7 @@ class ExecutorConfig(Section):
 class SFTConfig(Section):
     tokenizer: str = "smollm2"  # "smollm2" (the shipped GGUF's tokenizer), a local dir or hub id
     # toolllama_steps: ToolBench's preprocess exactly (one example per step, loss on that reply)
-    format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps"] = "chat_template"
+    format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps", "toolalpaca_v1"] = "chat_template"
     # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
     chat_template: Literal["auto", "model", "fallback"] = "auto"
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"

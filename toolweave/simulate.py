@@ -304,3 +304,19 @@ async def _fc_turn(proto: _FunctionCalling, reply: ChatReply, env: Any, run: _Ru
 
 def _strip_markers(text: str) -> str:
     return re.sub(r"(?im)^\s*(thought|final answer|final response)\s*:\s*", "", text or "").strip()
+
+
+def toolalpaca_docs(tools: list[Tool]) -> list[list[str]]:
+    """[function name, ToolAlpaca's own documentation] of imported ToolAlpaca tools, as its
+    build_dataset.py lists them: `Function_Description[name]`, with the tool's `components`
+    description appended to its last function (the SFT format `toolalpaca_v1` reads this)."""
+    out = []
+    for t in tools:
+        described = t.extra.get("Function_Description")
+        if not isinstance(described, dict):
+            continue
+        names = [n for n in (t.extra.get("Function_Projection") or {}) if isinstance(described.get(n), str)]
+        for k, name in enumerate(names):
+            out.append([name, described[name] + (str(described.get("components") or "") if k == len(names) - 1
+                                                  else "")])
+    return out
