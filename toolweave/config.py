@@ -199,6 +199,10 @@ class SimulateConfig(Section):
     max_steps: int = Field(8, ge=1)
     max_user_turns: int = Field(2, ge=0)  # clarifying questions the user agent answers per episode
     naming: Literal["plain", "toolbench"] = "plain"  # function names the assistant sees (plain: ToolAlpaca's own)
+    # "get_details": clarifying questions through ToolAlpaca's getDetails tool, answered by the user agent
+    clarify: Literal["text", "get_details"] = "text"
+    # "toolalpaca": "Status Code: N. Response: ..." (+ retry hint), cut at executor.observation_limit
+    observation_format: Literal["toolweave", "toolalpaca"] = "toolweave"
 
 
 class SolveConfig(Section):

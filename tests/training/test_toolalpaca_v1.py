@@ -57,3 +57,46 @@ def test_dropped_instances_are_rejected_with_the_reason(name, reason):
     instance = next(i for i in GOLDEN["instances"] if i["name"] == name)
     with pytest.raises(RenderError, match=reason):
         render(episode(instance), None, "toolalpaca_v1", "all_assistant")
+
+
+def test_simulated_episode_renders_as_build_dataset_does():
+    """The golden's kept instance replayed through toolweave's simulate (getDetails answered by the user
+    agent, observations in ToolAlpaca's form from the executor's status and body) renders to the text
+    and flags ToolAlpaca's build_dataset.py wrote for it."""
+    import asyncio
+
+    from toolweave.config import ExecutorConfig, SimulateConfig
+    from toolweave.executors import Observation
+    from toolweave.schemas import Instruction
+    from toolweave.simulate import simulate_episode
+    from toolweave.testing.fake_llm import FakeChatModel
+    from toolweave.toolsets.toolalpaca import import_toolalpaca
+
+    instance = GOLDEN["instances"][0]
+    steps = instance["intermediate_steps"]
+    bodies = iter([(200, steps[1][1].split("Response: ", 1)[1]), (404, '{"error": "not found"}')])
+
+    class Executor:
+        async def execute(self, tool, function, arguments):
+            code, body = next(bodies)
+            return Observation(status_code=code, body=body)
+
+    replies = [f"Thought:{log}" for (_, _, log), _ in steps]
+    replies.append(f"Thought: {instance['Final Thought']}\nFinal Answer: {instance['output']}")
+    user_prompts = []
+
+    def answer(req):
+        user_prompts.append(req["messages"][0]["content"])
+        return f"[User]: {steps[0][1]}"
+
+    question, hint = instance["input"].split("\nHint: ")
+    tools = import_toolalpaca([TOOL], "eval.json").tools
+    ep = asyncio.run(simulate_episode(
+        Instruction(id="i", text=question, tool_ids=[tools[0].id], hidden_details=hint), tools,
+        assistant=FakeChatModel(replies), user=FakeChatModel(handler=answer), executor=Executor(),
+        cfg=SimulateConfig(clarify="get_details", observation_format="toolalpaca", max_steps=15),
+        env_cfg=ExecutorConfig(observation_limit=3000)))
+    assert ep.status == "answered"
+    assert user_prompts[0].endswith(f"[User]: {instance['input']}\n[AI]: {{'Question': "
+                                    f"'Which color and size of axolotl do you want pictures of?'}}")
+    assert as_build_dataset(render(ep, None, "toolalpaca_v1", "all_assistant")) == GOLDEN["build_dataset"][0]
