@@ -242,7 +242,7 @@ class ExecutorConfig(Section):
     response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
     # the LLM-simulated API: toolweave's prompt (status codes, 400/404 invited) or StableToolBench's
     # (error left empty, {"error", "response"}, its prompt verbatim)
-    simulator: Literal["toolweave", "stabletoolbench"] = "toolweave"
+    simulator: Literal["toolweave", "stabletoolbench", "toolalpaca"] = "toolweave"
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = Field(30.0, gt=0)
     allow_hosts: list[str] = Field(default_factory=list)

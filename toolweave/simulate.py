@@ -18,6 +18,7 @@ from typing import Any
 
 from toolweave.config import ExecutorConfig, SimulateConfig
 from toolweave.executors.base import ExecutorUnavailable
+from toolweave.executors.llm_sim import parse_action_input
 from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
 from toolweave.parsing import parse_arguments, parse_react
 from toolweave.prompts import render
@@ -171,15 +172,6 @@ class _FunctionCalling(_Protocol):
     async def turn(self, assistant, tag, final=False):
         return await assistant.chat(self.llm_messages, tools=self.spec, tool_choice="none" if final else "auto",
                                     tag=tag)
-
-
-def parse_action_input(text: str) -> Any:
-    """ToolAlpaca's parse_json_string: from the first `{` or `[` to the last `}` or `]`, json.loads."""
-    starts = [i for i in (text.find("{"), text.find("[")) if i != -1]
-    ends = [i for i in (text.rfind("}"), text.rfind("]")) if i != -1]
-    if not starts or not ends:
-        raise ValueError("no JSON in the action input")
-    return json.loads(text[min(starts):max(ends) + 1])
 
 
 def get_details_function() -> dict[str, Any]:
