@@ -225,6 +225,11 @@ class SolveConfig(Section):
     # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
     give_up_pick: Literal["first", "random"] = "first"
     seed: int = Field(0, ge=0)
+    # "retrieved": every instruction gets the top `retrieved_k` APIs of the trained retriever (run dir's
+    # retriever/) over the whole corpus (ToolBench's "retriever" setting); "given": its own tools, and
+    # the retriever only for instructions that name none
+    tools: Literal["given", "retrieved"] = "given"
+    retrieved_k: int = Field(5, ge=1)
     splits: list[str] = Field(default_factory=list)  # empty = all
 
 
@@ -326,6 +331,9 @@ class RetrieverConfig(Section):
     lr: float = Field(2e-5, gt=0)
     top_k: int = Field(5, ge=1)
     max_seq_length: int = Field(256, ge=1)  # tokens of an API document the encoder reads
+    warmup_steps: int | None = Field(None, ge=0)  # None: 10% of the steps; else capped by the steps there are
+    # > 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
 
 
 class EvaluateConfig(Section):
