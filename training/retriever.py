@@ -22,6 +22,7 @@ from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
                                         queries_from_instructions, split_queries)
 from toolweave.retrieval.dense import Retriever, load_encoder
+from toolweave.retrieval.hybrid import HybridRetriever
 from toolweave.retrieval.metrics import mean_ndcg
 from toolweave.schemas import Instruction, Reject, Tool
 
@@ -129,11 +130,14 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     report: dict[str, Any] = {"base_model": base_model, "documents": len(docs), "train_queries": len(train),
                               "test_queries": len(test), "seed": seed, "epochs": epochs, "batch_size": batch_size,
                               "lr": lr, "max_seq_length": max_seq_length}
-    report["bm25"] = _ndcg(BM25Retriever(docs).rank, test)
+    bm25 = BM25Retriever(docs)
+    report["bm25"] = _ndcg(bm25.rank, test)
     if evaluate_base:
         t0 = time.perf_counter()
-        report["base"] = _ndcg(Retriever.build(base_model, docs, max_seq_length).rank, test)
+        base = Retriever.build(base_model, docs, max_seq_length)
+        report["base"] = _ndcg(base.rank, test)
         report["encode_s"] = round(time.perf_counter() - t0, 1)
+        report["base_hybrid"] = _ndcg(HybridRetriever(bm25, base).rank, test)
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_seq_length=max_seq_length, warmup_steps=warmup_steps, validation=validation,
@@ -141,6 +145,7 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
     report["trained"] = _ndcg(retriever.rank, test)
+    report["hybrid"] = _ndcg(HybridRetriever(bm25, retriever).rank, test)  # BM25 + trained, rank-fused
     b5, t5 = report["bm25"]["ndcg@5"], report["trained"]["ndcg@5"]
     report["ndcg@5_gain_over_bm25"] = round(t5 - b5, 4)
     report["ndcg@5_ratio_to_bm25"] = round(t5 / b5, 4) if b5 else None
