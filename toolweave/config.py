@@ -334,6 +334,7 @@ class RetrieverConfig(Section):
     warmup_steps: int | None = Field(None, ge=0)  # None: 10% of the steps; else capped by the steps there are
     # > 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)
     validation_fraction: float = Field(0.0, ge=0, lt=1)
+    hard_negatives: bool = False  # add each query's best wrong BM25 API as a negative (triplets)
 
 
 class EvaluateConfig(Section):

@@ -40,6 +40,18 @@ def training_pairs(queries: list[RetrievalQuery], docs: list[ApiDoc]) -> tuple[l
     return anchors, positives
 
 
+def bm25_negatives(queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int = 10) -> dict[str, str]:
+    """Query id -> the text of BM25's best API for it that is not one of its relevant APIs: a hard
+    negative (lexically close, wrong), as retriever training recipes mine them."""
+    bm25, text = BM25Retriever(docs), {d.key: d.text for d in docs}
+    out = {}
+    for q in queries:
+        wrong = [(t, f) for t, f, _ in bm25.top_k(q.text, depth) if (t, f) not in q.relevant]
+        if wrong:
+            out[q.id] = text[wrong[0]]
+    return out
+
+
 def warmup(warmup_steps: int | None, pairs: int, batch_size: int, epochs: float) -> float:
     """The trainer's warmup_steps: 10% of the steps when unset, else the given steps capped by the
     steps there are (ToolBench's 500 would exceed a small run's whole schedule)."""
@@ -71,7 +83,7 @@ class KeepBest:
 def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[ApiDoc], *, epochs: float = 1,
                   batch_size: int = 16, lr: float = 2e-5, warmup_steps: int | None = None, seed: int = 0,
                   max_seq_length: int = 256, validation: list[RetrievalQuery] | None = None,
-                  report: dict[str, Any] | None = None) -> Any:
+                  report: dict[str, Any] | None = None, hard_negatives: bool = False) -> Any:
     """Fine-tune a SentenceTransformer on (query, positive API doc) pairs; returns the model. With
     `validation` queries, the epoch with the best validation NDCG@5 is the one returned."""
     from datasets import Dataset
@@ -83,7 +95,14 @@ def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[Api
     if not anchors:
         raise ValueError("no training pairs: no training query names an API of the corpus")
     model = load_encoder(base_model, max_seq_length)
-    data = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    columns = {"anchor": anchors, "positive": positives}
+    if hard_negatives:  # (anchor, positive, negative) triplets: the loss adds the BM25 negative to the batch's
+        by_text = bm25_negatives(queries, docs)
+        by_text = {q.text: by_text[q.id] for q in queries if q.id in by_text}
+        keep = [i for i, a in enumerate(anchors) if a in by_text]
+        columns = {"anchor": [anchors[i] for i in keep], "positive": [positives[i] for i in keep],
+                   "negative": [by_text[anchors[i]] for i in keep]}
+    data = Dataset.from_dict(columns)
     with tempfile.TemporaryDirectory(prefix="retriever-train-") as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,
@@ -121,7 +140,7 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
                        base_model: str = "all-MiniLM-L6-v2", test_fraction: float = 0.2, seed: int = 0,
                        epochs: float = 1, batch_size: int = 16, lr: float = 2e-5, max_seq_length: int = 256,
                        evaluate_base: bool = True, warmup_steps: int | None = None,
-                       validation_fraction: float = 0.0) -> dict[str, Any]:
+                       validation_fraction: float = 0.0, hard_negatives: bool = False) -> dict[str, Any]:
     """Split, train, measure against BM25 (and the untrained encoder), save the retriever and report.json."""
     train, test = split_queries(queries, test_fraction, seed)
     validation: list[RetrievalQuery] = []
@@ -141,7 +160,7 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_seq_length=max_seq_length, warmup_steps=warmup_steps, validation=validation,
-                          report=report)
+                          report=report, hard_negatives=hard_negatives)
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
     report["trained"] = _ndcg(retriever.rank, test)
@@ -216,7 +235,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
                                 test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                 batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
                                 evaluate_base=False, warmup_steps=r.warmup_steps,
-                                validation_fraction=r.validation_fraction)  # benchmarks/retriever.py also measures the untrained encoder
+                                validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives)  # benchmarks/retriever.py also measures the untrained encoder
     report["rejects"] = len(rejects)
     report["inputs_key"] = key
     report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
