@@ -31,15 +31,17 @@ def main() -> None:
     ap.add_argument("--max-seq-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/toolweave-retriever-bench")
+    ap.add_argument("--hard-negatives", action="store_true", help="add each query's best wrong BM25 API")
     a = ap.parse_args()
     docs, queries, rejects = load_query_files(a.queries)
     t0 = time.perf_counter()
     rep = train_and_evaluate(docs, queries, a.out, base_model=a.base_model, seed=a.seed, epochs=a.epochs,
-                             batch_size=a.batch_size, lr=a.lr, max_seq_length=a.max_seq_length)
+                             batch_size=a.batch_size, lr=a.lr, max_seq_length=a.max_seq_length,
+                             hard_negatives=a.hard_negatives)
     print(f"{len(docs)} API documents, {rep['train_queries']} train / {rep['test_queries']} held-out queries, "
           f"{len(rejects)} rejects; {time.perf_counter() - t0:.0f} s (training {rep['train_s']} s)")
     print(f"{'retriever':<22}" + "".join(f"{k:>10}" for k in ("ndcg@1", "ndcg@3", "ndcg@5")))
-    for name in ("bm25", "base", "trained"):
+    for name in ("bm25", "base", "base_hybrid", "trained", "hybrid"):
         print(f"{name:<22}" + "".join(f"{rep[name][k]:>10.4f}" for k in ("ndcg@1", "ndcg@3", "ndcg@5")))
     print(f"trained / BM25 at NDCG@5: {rep['ndcg@5_ratio_to_bm25']:.3f} "
           f"(gain {rep['ndcg@5_gain_over_bm25']:+.4f})")

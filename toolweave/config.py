@@ -202,6 +202,10 @@ class SimulateConfig(Section):
     max_steps: int = Field(8, ge=1)
     max_user_turns: int = Field(2, ge=0)  # clarifying questions the user agent answers per episode
     naming: Literal["plain", "toolbench"] = "plain"  # function names the assistant sees (plain: ToolAlpaca's own)
+    # "get_details": clarifying questions through ToolAlpaca's getDetails tool, answered by the user agent
+    clarify: Literal["text", "get_details"] = "text"
+    # "toolalpaca": "Status Code: N. Response: ..." (+ retry hint), cut at executor.observation_limit
+    observation_format: Literal["toolweave", "toolalpaca"] = "toolweave"
 
 
 class SolveConfig(Section):
@@ -224,6 +228,11 @@ class SolveConfig(Section):
     # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
     give_up_pick: Literal["first", "random"] = "first"
     seed: int = Field(0, ge=0)
+    # "retrieved": every instruction gets the top `retrieved_k` APIs of the trained retriever (run dir's
+    # retriever/) over the whole corpus (ToolBench's "retriever" setting); "given": its own tools, and
+    # the retriever only for instructions that name none
+    tools: Literal["given", "retrieved"] = "given"
+    retrieved_k: int = Field(5, ge=1)
     splits: list[str] = Field(default_factory=list)  # empty = all
 
 
@@ -241,7 +250,7 @@ class ExecutorConfig(Section):
     response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
     # the LLM-simulated API: toolweave's prompt (status codes, 400/404 invited) or StableToolBench's
     # (error left empty, {"error", "response"}, its prompt verbatim)
-    simulator: Literal["toolweave", "stabletoolbench"] = "toolweave"
+    simulator: Literal["toolweave", "stabletoolbench", "toolalpaca"] = "toolweave"
     compress: Literal["truncate", "llm"] = "truncate"
     timeout_s: float = Field(30.0, gt=0)
     allow_hosts: list[str] = Field(default_factory=list)
@@ -253,7 +262,7 @@ class ExecutorConfig(Section):
 class SFTConfig(Section):
     tokenizer: str = "smollm2"  # "smollm2" (the shipped GGUF's tokenizer), a local dir or hub id
     # toolllama_steps: ToolBench's preprocess exactly (one example per step, loss on that reply)
-    format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps"] = "chat_template"
+    format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps", "toolalpaca_v1"] = "chat_template"
     # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
     chat_template: Literal["auto", "model", "fallback"] = "auto"
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
@@ -326,6 +335,10 @@ class RetrieverConfig(Section):
     lr: float = Field(2e-5, gt=0)
     top_k: int = Field(5, ge=1)
     max_seq_length: int = Field(256, ge=1)  # tokens of an API document the encoder reads
+    warmup_steps: int | None = Field(None, ge=0)  # None: 10% of the steps; else capped by the steps there are
+    # > 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    hard_negatives: bool = False  # add each query's best wrong BM25 API as a negative (triplets)
 
 
 class EvaluateConfig(Section):

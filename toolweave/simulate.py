@@ -18,11 +18,12 @@ from typing import Any
 
 from toolweave.config import ExecutorConfig, SimulateConfig
 from toolweave.executors.base import ExecutorUnavailable
+from toolweave.executors.llm_sim import parse_action_input
 from toolweave.llm.types import CallTag, ChatModel, ChatReply, LLMError, Usage
 from toolweave.parsing import parse_arguments, parse_react
 from toolweave.prompts import render
 from toolweave.schemas import Episode, Instruction, Tool
-from toolweave.search.env import ToolEnv
+from toolweave.search.env import StepResult, ToolEnv
 from toolweave.toolsets.export import FINISH
 
 STAGE = "simulate"
@@ -31,6 +32,17 @@ REACT_STOP = ["\nObservation:", "Observation:"]  # the executor, not the assista
 _ASKS = re.compile(r"\?\s*\W*$|\b(could|can|would) you (please )?(tell|provide|give|share|specify|confirm)\b"
                    r"|\bplease (provide|specify|tell|share|confirm)\b", re.IGNORECASE)
 _USER_PREFIX = re.compile(r"^\s*\[?(user|human)\]?\s*:\s*", re.IGNORECASE)
+# ToolAlpaca (agent/tools.py): clarifying questions go through a getDetails tool the user agent answers,
+# and API results are shown as "Status Code: N. Response: ..." with a retry hint on a non-2xx code
+GET_DETAILS = "getDetails"
+ALPACA_BAD_JSON = "Invalid JSON format. Please ensure 'Action Input' is a valid JSON object."
+ALPACA_LIST = "'Action Input' cannot be a list. Only call one function per action."
+ALPACA_NO_QUESTION = ('For `getDetails`, the "Action Input" must be like {Question": "The question to prompt user '
+                      'to provide sufficient information."}.')
+ALPACA_RETRY_HINT = (". You should choose one of: (1) change the input and retry; (2) return the 'Final Answer' and "
+                     "explain what happened; (You must choose this one when the error occurs more than 3 times.) "
+                     "(3) call another function.")
+ALPACA_SERVER_RETRIES = 3  # agent/tools.py: a 5xx answer is asked again, 3 times in all
 
 
 def tools_documentation(tools: list[Tool]) -> str:
@@ -61,6 +73,7 @@ class _Run:
     usage: dict[str, Usage] = field(default_factory=lambda: {"assistant": Usage(), "user": Usage()})
     model: str = ""
     calls: int = 0
+    alpaca: "_ToolAlpacaCalls | None" = None  # ToolAlpaca's getDetails / observations, when configured
 
     def count(self, role: str, reply: ChatReply) -> None:
         self.usage[role].add(reply.usage)
@@ -78,7 +91,8 @@ async def _call_tool(env: ToolEnv, run: _Run, name: str, arguments: dict[str, An
     the function's schema) and record it; returns (observation, final answer of a Finish call)."""
     call_id = run.call_id()
     try:
-        result = await env.step(name, arguments)
+        alpaca = run.alpaca.step(env, run, name, raw_args) if run.alpaca else None
+        result = await alpaca if alpaca is not None else await env.step(name, arguments)
     except ExecutorUnavailable:
         raise  # the episode fails and says why (see ToolEnv.step)
     except Exception as e:  # a broken environment is this step's failure, never the episode's crash
@@ -136,7 +150,10 @@ class _ReAct(_Protocol):
     def __init__(self, tools: list[Tool], instruction: Instruction, spec: list[dict[str, Any]]):
         super().__init__(tools, instruction, spec)
         names = ", ".join(t["function"]["name"] for t in self.spec)
-        self.system = render("simulate_assistant_react", documentation=tools_documentation(tools), tool_names=names)
+        documentation = tools_documentation(tools)
+        if spec and spec[0]["function"]["name"] == GET_DETAILS:
+            documentation = f"{GET_DETAILS}: {spec[0]['function']['description']}\n\n{documentation}"
+        self.system = render("simulate_assistant_react", documentation=documentation, tool_names=names)
         self.llm_messages = [{"role": "system", "content": self.system},
                              {"role": "user", "content": instruction.text}]
 
@@ -157,6 +174,80 @@ class _FunctionCalling(_Protocol):
                                     tag=tag)
 
 
+def get_details_function() -> dict[str, Any]:
+    return {"type": "function", "function": {
+        "name": GET_DETAILS, "description": render("toolalpaca_get_details_tool"),
+        "parameters": {"type": "object", "required": ["Question"], "properties": {"Question": {
+            "type": "string", "description": "The question to prompt user to provide sufficient information."}}}}}
+
+
+class _ToolAlpacaCalls:
+    """ToolAlpaca's tool side: getDetails answered by the user agent from the chat so far
+    (prompts/get_details.txt; the first line is the instruction with its hidden details as a
+    "Hint:", as ToolAlpaca's inputs carry them), and API observations as its Tool writes them."""
+
+    def __init__(self, instruction: Instruction, user: ChatModel, tag: CallTag, cfg: SimulateConfig, limit: int):
+        hint = f"\nHint: {instruction.hidden_details}" if instruction.hidden_details else ""
+        self.history: list[tuple[str, Any]] = [("User", (instruction.text + hint).strip())]
+        self.user, self.tag, self.cfg, self.limit = user, tag, cfg, limit
+
+    def step(self, env: ToolEnv, run: _Run, name: str, raw: str):
+        """A coroutine giving the StepResult, or None to leave the call to the environment."""
+        if name == GET_DETAILS and self.cfg.clarify == "get_details":
+            return self._details(run, raw)
+        if self.cfg.observation_format == "toolalpaca" and name != FINISH:
+            return self._api(env, name, raw)
+        return None
+
+    async def _details(self, run: _Run, raw: str) -> StepResult:
+        try:
+            question = parse_action_input(raw)
+        except ValueError:
+            return StepResult("invalid_arguments", ALPACA_BAD_JSON, 2)
+        if "Question" not in question:
+            return StepResult("invalid_arguments", ALPACA_NO_QUESTION, 2)
+        self.history.append(("AI", question))
+        prompt = render("toolalpaca_get_details") + "\n" + "\n".join(f"[{who}]: {said}" for who, said in self.history)
+        try:
+            reply = await self.user.chat([{"role": "user", "content": prompt}],
+                                         tag=CallTag(stage=self.tag.stage, episode=self.tag.episode, role="user"))
+        except LLMError as e:
+            run.errors.append(f"user agent failed: {e}")
+            return StepResult("error", f"Tool execution failed: the user agent did not answer: {e}", 12)
+        run.count("user", reply)
+        details = reply.content.strip()
+        if details.startswith("[User]:"):
+            details = details.split("[User]:", 1)[1].strip()
+        details = details.split("[AI]:", 1)[0].strip()
+        self.history.append(("User", details))
+        return StepResult("ok", details, 0)
+
+    async def _api(self, env: ToolEnv, name: str, raw: str) -> StepResult:
+        resolved = env.resolve(name)
+        if resolved is None:  # custom_agent_executor.py: CustomInvalidTool
+            names = [t["function"]["name"] for t in env.openai_tools if t["function"]["name"] != FINISH]
+            if self.cfg.clarify == "get_details":
+                names = [GET_DETAILS] + names
+            return StepResult("hallucinated_function",
+                              f"`{name}` is not a valid action. The action must be one of {names}.", 1)
+        try:
+            args = parse_action_input(raw)
+        except ValueError:
+            return StepResult("invalid_arguments", ALPACA_BAD_JSON, 2)
+        if isinstance(args, list):
+            return StepResult("invalid_arguments", ALPACA_LIST, 2)
+        tool, fn = resolved
+        for _ in range(ALPACA_SERVER_RETRIES):
+            obs = await env.executor.execute(tool, fn, args)
+            if obs.status_code < 500:
+                break
+        message = f"Status Code: {obs.status_code}. Response: {obs.body}"
+        ok = 200 <= obs.status_code < 300
+        if not ok:
+            message += ALPACA_RETRY_HINT
+        return StepResult("ok" if ok else "error", message[:self.limit], 0 if ok else 12)
+
+
 def _default_episode_id(instruction: Instruction, method: str) -> str:
     return "ep-" + hashlib.sha1(f"{instruction.id}\x00{method}".encode()).hexdigest()[:16]
 
@@ -169,10 +260,14 @@ async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assis
     env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit, naming=cfg.naming)
     # ToolAlpaca's assistant ends with a plain answer: ToolBench's Finish is not offered (still honoured)
     spec = [t for t in env.openai_tools if t["function"]["name"] != FINISH]
+    if cfg.clarify == "get_details":  # ToolAlpaca lists it first
+        spec = [get_details_function()] + spec
     kind = _ReAct if cfg.protocol == "react" else _FunctionCalling
     proto: _Protocol = kind(tools, instruction, spec)
     run = _Run(episode_id or _default_episode_id(instruction, proto.method))
     tag = CallTag(stage=STAGE, episode=run.episode_id, role="assistant")
+    if cfg.clarify == "get_details" or cfg.observation_format == "toolalpaca":
+        run.alpaca = _ToolAlpacaCalls(instruction, user, tag, cfg, env_cfg.observation_limit)
     run.messages = [{"role": "system", "content": render("simulate_assistant_fc")},
                     {"role": "user", "content": instruction.text}]
 
@@ -224,7 +319,8 @@ async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assis
     for u in run.usage.values():
         total.add(u)
     extra: dict[str, Any] = {"protocol": cfg.protocol, "steps": run.steps, "user_turns": user_turns,
-                             "usage": {k: vars(v) for k, v in run.usage.items()}}
+                             "usage": {k: vars(v) for k, v in run.usage.items()},
+                             "toolalpaca_docs": toolalpaca_docs(tools)}
     if isinstance(proto, _ReAct):
         extra.update(react=run.react, react_system=proto.system)
     return Episode(id=run.episode_id, instruction_id=instruction.id, method=proto.method, query=instruction.text,
@@ -304,3 +400,19 @@ async def _fc_turn(proto: _FunctionCalling, reply: ChatReply, env: Any, run: _Ru
 
 def _strip_markers(text: str) -> str:
     return re.sub(r"(?im)^\s*(thought|final answer|final response)\s*:\s*", "", text or "").strip()
+
+
+def toolalpaca_docs(tools: list[Tool]) -> list[list[str]]:
+    """[function name, ToolAlpaca's own documentation] of imported ToolAlpaca tools, as its
+    build_dataset.py lists them: `Function_Description[name]`, with the tool's `components`
+    description appended to its last function (the SFT format `toolalpaca_v1` reads this)."""
+    out = []
+    for t in tools:
+        described = t.extra.get("Function_Description")
+        if not isinstance(described, dict):
+            continue
+        names = [n for n in (t.extra.get("Function_Projection") or {}) if isinstance(described.get(n), str)]
+        for k, name in enumerate(names):
+            out.append([name, described[name] + (str(described.get("components") or "") if k == len(names) - 1
+                                                  else "")])
+    return out

@@ -37,7 +37,8 @@ class Segment:
     turn: int = -1  # index of the assistant turn the segment belongs to (-1: context)
 
 
-FORMATS = ("chat_template", "toolllama", "toolalpaca", "toolllama_steps")  # steps: training/toolllama_steps.py
+FORMATS = ("chat_template", "toolllama", "toolalpaca", "toolllama_steps",  # steps: training/toolllama_steps.py
+           "toolalpaca_v1")  # training/toolalpaca_v1.py: ToolAlpaca's build_dataset.py text
 LOSS_MODES = ("all_assistant", "last_turn", "segments")
 
 TOOLLLAMA_SYSTEM = (
@@ -269,4 +270,7 @@ def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
         return render_toolalpaca(ep, tokenizer.eos_token or "", loss_on)
     if fmt == "toolllama_steps":
         raise ValueError("toolllama_steps makes one example per step: use training.sft_data.render_examples")
+    if fmt == "toolalpaca_v1":
+        from training.toolalpaca_v1 import render_toolalpaca_v1  # it imports this module's helpers
+        return render_toolalpaca_v1(ep)
     raise ValueError(f"unknown SFT format {fmt!r}; one of {FORMATS}")

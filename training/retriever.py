@@ -7,8 +7,10 @@ Runs in-process on CPU or GPU; `ray_jobs/retriever.py` wraps `run` as a Ray job.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
                                         queries_from_instructions, split_queries)
 from toolweave.retrieval.dense import Retriever, load_encoder
+from toolweave.retrieval.hybrid import HybridRetriever
 from toolweave.retrieval.metrics import mean_ndcg
 from toolweave.schemas import Instruction, Reject, Tool
 
@@ -37,10 +40,52 @@ def training_pairs(queries: list[RetrievalQuery], docs: list[ApiDoc]) -> tuple[l
     return anchors, positives
 
 
+def bm25_negatives(queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int = 10) -> dict[str, str]:
+    """Query id -> the text of BM25's best API for it that is not one of its relevant APIs: a hard
+    negative (lexically close, wrong), as retriever training recipes mine them."""
+    bm25, text = BM25Retriever(docs), {d.key: d.text for d in docs}
+    out = {}
+    for q in queries:
+        wrong = [(t, f) for t, f, _ in bm25.top_k(q.text, depth) if (t, f) not in q.relevant]
+        if wrong:
+            out[q.id] = text[wrong[0]]
+    return out
+
+
+def warmup(warmup_steps: int | None, pairs: int, batch_size: int, epochs: float) -> float:
+    """The trainer's warmup_steps: 10% of the steps when unset, else the given steps capped by the
+    steps there are (ToolBench's 500 would exceed a small run's whole schedule)."""
+    if warmup_steps is None:
+        return 0.1
+    return min(warmup_steps, max(1, math.ceil(math.ceil(pairs / batch_size) * epochs)))
+
+
+class KeepBest:
+    """A trainer callback: after each epoch, NDCG@5 of the validation queries; the best epoch's weights
+    are put back at the end (ToolBench's retrieval/train.py keeps the best checkpoint)."""
+
+    def __init__(self, model: Any, docs: list[ApiDoc], validation: list[RetrievalQuery]):
+        self.model, self.docs, self.validation = model, docs, validation
+        self.best, self.state, self.history = -1.0, None, []
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        score = mean_ndcg(Retriever(self.model, self.docs).rank, self.validation, (5,))["ndcg@5"]
+        self.history.append(round(score, 4))
+        if score > self.best:
+            self.best, self.state = score, copy.deepcopy(self.model.state_dict())
+        return control
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
 def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[ApiDoc], *, epochs: float = 1,
-                  batch_size: int = 16, lr: float = 2e-5, warmup_ratio: float = 0.1, seed: int = 0,
-                  max_seq_length: int = 256) -> Any:
-    """Fine-tune a SentenceTransformer on (query, positive API doc) pairs; returns the model."""
+                  batch_size: int = 16, lr: float = 2e-5, warmup_steps: int | None = None, seed: int = 0,
+                  max_seq_length: int = 256, validation: list[RetrievalQuery] | None = None,
+                  report: dict[str, Any] | None = None, hard_negatives: bool = False) -> Any:
+    """Fine-tune a SentenceTransformer on (query, positive API doc) pairs; returns the model. With
+    `validation` queries, the epoch with the best validation NDCG@5 is the one returned."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -50,17 +95,41 @@ def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[Api
     if not anchors:
         raise ValueError("no training pairs: no training query names an API of the corpus")
     model = load_encoder(base_model, max_seq_length)
-    data = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    columns = {"anchor": anchors, "positive": positives}
+    if hard_negatives:  # (anchor, positive, negative) triplets: the loss adds the BM25 negative to the batch's
+        by_text = bm25_negatives(queries, docs)
+        by_text = {q.text: by_text[q.id] for q in queries if q.id in by_text}
+        keep = [i for i, a in enumerate(anchors) if a in by_text]
+        columns = {"anchor": [anchors[i] for i in keep], "positive": [positives[i] for i in keep],
+                   "negative": [by_text[anchors[i]] for i in keep]}
+    data = Dataset.from_dict(columns)
     with tempfile.TemporaryDirectory(prefix="retriever-train-") as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,
-            warmup_steps=warmup_ratio, seed=seed, data_seed=seed, report_to="none", save_strategy="no",
+            warmup_steps=warmup(warmup_steps, len(anchors), batch_size, epochs), seed=seed, data_seed=seed, report_to="none", save_strategy="no",
             logging_steps=10, disable_tqdm=True, dataloader_num_workers=0,
             batch_sampler=BatchSamplers.NO_DUPLICATES)  # a duplicate text in a batch is a false negative
+        keep = KeepBest(model, docs, validation) if validation else None
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                                             loss=MultipleNegativesRankingLoss(model))
+                                             loss=MultipleNegativesRankingLoss(model),
+                                             callbacks=[_Callback(keep)] if keep else None)
         trainer.train()
+    if keep:
+        keep.restore()
+        if report is not None:
+            report.update(validation_ndcg5_by_epoch=keep.history, best_epoch=keep.history.index(max(keep.history)) + 1)
     return model
+
+
+def _Callback(keep: KeepBest) -> Any:
+    """`keep` as a transformers TrainerCallback (imported late: training only)."""
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            return keep.on_epoch_end(args, state, control, **kwargs)
+
+    return Callback()
 
 
 def _ndcg(rank, queries) -> dict[str, float]:
@@ -70,23 +139,32 @@ def _ndcg(rank, queries) -> dict[str, float]:
 def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_dir: str | Path, *,
                        base_model: str = "all-MiniLM-L6-v2", test_fraction: float = 0.2, seed: int = 0,
                        epochs: float = 1, batch_size: int = 16, lr: float = 2e-5, max_seq_length: int = 256,
-                       evaluate_base: bool = True) -> dict[str, Any]:
+                       evaluate_base: bool = True, warmup_steps: int | None = None,
+                       validation_fraction: float = 0.0, hard_negatives: bool = False) -> dict[str, Any]:
     """Split, train, measure against BM25 (and the untrained encoder), save the retriever and report.json."""
     train, test = split_queries(queries, test_fraction, seed)
+    validation: list[RetrievalQuery] = []
+    if validation_fraction:  # the best epoch is picked on queries held out of training, not on the test ones
+        train, validation = split_queries(train, validation_fraction, seed)
     report: dict[str, Any] = {"base_model": base_model, "documents": len(docs), "train_queries": len(train),
                               "test_queries": len(test), "seed": seed, "epochs": epochs, "batch_size": batch_size,
                               "lr": lr, "max_seq_length": max_seq_length}
-    report["bm25"] = _ndcg(BM25Retriever(docs).rank, test)
+    bm25 = BM25Retriever(docs)
+    report["bm25"] = _ndcg(bm25.rank, test)
     if evaluate_base:
         t0 = time.perf_counter()
-        report["base"] = _ndcg(Retriever.build(base_model, docs, max_seq_length).rank, test)
+        base = Retriever.build(base_model, docs, max_seq_length)
+        report["base"] = _ndcg(base.rank, test)
         report["encode_s"] = round(time.perf_counter() - t0, 1)
+        report["base_hybrid"] = _ndcg(HybridRetriever(bm25, base).rank, test)
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          max_seq_length=max_seq_length)
+                          max_seq_length=max_seq_length, warmup_steps=warmup_steps, validation=validation,
+                          report=report, hard_negatives=hard_negatives)
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
     report["trained"] = _ndcg(retriever.rank, test)
+    report["hybrid"] = _ndcg(HybridRetriever(bm25, retriever).rank, test)  # BM25 + trained, rank-fused
     b5, t5 = report["bm25"]["ndcg@5"], report["trained"]["ndcg@5"]
     report["ndcg@5_gain_over_bm25"] = round(t5 - b5, 4)
     report["ndcg@5_ratio_to_bm25"] = round(t5 / b5, 4) if b5 else None
@@ -156,7 +234,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     report = train_and_evaluate(docs, queries, cfg.path("retriever"), base_model=r.base_model,
                                 test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                 batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
-                                evaluate_base=False)  # benchmarks/retriever.py also measures the untrained encoder
+                                evaluate_base=False, warmup_steps=r.warmup_steps,
+                                validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives)  # benchmarks/retriever.py also measures the untrained encoder
     report["rejects"] = len(rejects)
     report["inputs_key"] = key
     report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -10,14 +10,22 @@ its answer is forced to `{"status_code", "body"}` JSON. Responses are cached by
 `{"error", "response"}`), the user text "API Documentation:{tool description, api name and
 description}\nAPI Examples:{earlier (input, output) pairs, at most 5 and 2048 characters}\nAPI
 Input:{arguments}\n" with Python `str()`, 1024 tokens, JSON-object output.
+
+`simulator="toolalpaca"` asks as ToolAlpaca's simulator does (instance_generation/simulator.py):
+prompts/Simulator.txt verbatim with the tool's whole OpenAPI document (`json.dumps`) and a curl
+request, temperature 0.5, the reply's "Status Code: ... Response: ... Explanation:" parsed, a
+non-2xx answer asked again up to 5 times (a repeated code or a 2xx one is kept). Not reproduced:
+its per-API conversation cache, and the request headers of its local HTTP hop.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import defaultdict, deque
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from toolweave.executors.base import (NO_RESPONSE, TIMEOUT, ExecutorUnavailable, MemoryResponseCache,
                                       Observation, ResponseCache, cache_key, canonical_json)
@@ -37,6 +45,8 @@ STB_REPLY_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}
                                                      "response": {"anyOf": [{"type": "string"}, {"type": "object"},
                                                                             {"type": "array"}]}},
                     "required": ["error", "response"]}
+TOOLALPACA_TEMPERATURE = 0.5  # instance_generation/simulator.py
+TOOLALPACA_RETRIES = 5  # simulator.py: a non-2xx answer is asked again up to 5 times
 STB_EXAMPLES = 5  # server/main.py: example_num, then fewer while str(examples) > 2048
 
 
@@ -44,8 +54,8 @@ class LLMSimulatedExecutor:
     def __init__(self, llm: ChatModel, cache: ResponseCache | None = None, *, max_examples: int = 5,
                  timeout_s: float = 30.0, max_tokens: int = 512, temperature: float = 0.0,
                  simulator: str = "toolweave"):
-        if simulator not in ("toolweave", "stabletoolbench"):
-            raise ValueError(f"simulator must be 'toolweave' or 'stabletoolbench', got {simulator!r}")
+        if simulator not in ("toolweave", "stabletoolbench", "toolalpaca"):
+            raise ValueError(f"simulator must be 'toolweave', 'stabletoolbench' or 'toolalpaca', got {simulator!r}")
         self.simulator = simulator
         if simulator == "stabletoolbench":
             max_tokens = 1024
@@ -103,6 +113,8 @@ class LLMSimulatedExecutor:
             obs.cached, obs.latency_s = True, time.monotonic() - start
             self.seen[(tool.id, function.name)].append(obs.body)
             return obs
+        if self.simulator == "toolalpaca":
+            return await self._toolalpaca(key, tool, function, arguments, start)
         stb = self.simulator == "stabletoolbench"
         messages = self.stabletoolbench_messages(tool, function, arguments) if stb else \
             self.messages(tool, function, arguments)
@@ -134,6 +146,87 @@ class LLMSimulatedExecutor:
             self.pairs[(tool.id, function.name)].append((str(arguments), json.dumps(
                 {"error": obs.error or "", "response": obs.body}, ensure_ascii=False)))
         return obs
+
+
+    async def _toolalpaca_reply(self, messages: list[dict[str, str]]) -> tuple[int, str] | None:
+        reply = await asyncio.wait_for(self.llm.chat(messages, temperature=TOOLALPACA_TEMPERATURE,
+                                                     tag=CallTag(stage="executor", role="executor")),
+                                       timeout=self.timeout_s)
+        return toolalpaca_reply(reply.content)
+
+    async def _toolalpaca(self, key: str, tool: Tool, function: Function, arguments: dict[str, Any],
+                          start: float) -> Observation:
+        documentation = json.dumps(tool.openapi) if tool.openapi else json.dumps(
+            {"name": tool.name, "description": tool.description})
+        messages = [{"role": "user", "content": render("executor_toolalpaca", api_name=tool.name,
+                                                       documentation=documentation,
+                                                       request=curl_request(tool, function, arguments))}]
+        try:
+            got = await self._toolalpaca_reply(messages)
+            seen = {got[0]} if got is not None else set()
+            for _ in range(TOOLALPACA_RETRIES if got is not None and not 200 <= got[0] < 300 else 0):
+                again = await self._toolalpaca_reply(messages)  # simulator.py: ask again; keep a code
+                if again is not None and (again[0] in seen or 200 <= again[0] < 300):  # seen before or a success
+                    got = again
+                    break
+                seen |= {again[0]} if again is not None else set()
+        except (asyncio.TimeoutError, TimeoutError):
+            return Observation(TIMEOUT, "", f"timeout: the simulated API did not answer in {self.timeout_s:g} s",
+                               time.monotonic() - start)
+        except LLMError as e:
+            raise ExecutorUnavailable(f"the executor LLM failed: {e}") from e
+        if got is None:
+            return Observation(NO_RESPONSE, "", "executor reply unusable: no \"Status Code:\" / \"Response:\"",
+                               time.monotonic() - start)
+        await self.cache.put(key, json.dumps({"status_code": got[0], "body": got[1]}, ensure_ascii=False))
+        stored = await self.cache.get(key)
+        obs = _from_cache(stored) if stored is not None else Observation(*got)
+        obs.latency_s = time.monotonic() - start
+        return obs
+
+
+def parse_action_input(text: str) -> Any:
+    """ToolAlpaca's parse_json_string: from the first `{` or `[` to the last `}` or `]`, json.loads."""
+    starts = [i for i in (text.find("{"), text.find("[")) if i != -1]
+    ends = [i for i in (text.rfind("}"), text.rfind("]")) if i != -1]
+    if not starts or not ends:
+        raise ValueError("no JSON in the action input")
+    return json.loads(text[min(starts):max(ends) + 1])
+
+
+def curl_request(tool: Tool, function: Function, arguments: dict[str, Any]) -> str:
+    """The request as ToolAlpaca's simulator shows it: `curl -X METHOD [-d 'json'] URL` against the
+    document's first server; path parameters filled in, the rest as query string (GET/DELETE) or body."""
+    servers = (tool.openapi or {}).get("servers") or [{}]
+    base = str(servers[0].get("url") or tool.base_url or "").rstrip("/")
+    path, rest = function.path or "/", dict(arguments)
+    for name in re.findall(r"{([^}]+)}", path):
+        if name in rest:
+            path = path.replace("{" + name + "}", quote(str(rest.pop(name)), safe=""))
+    method = (function.method or "GET").upper()
+    url = base + path
+    if method in ("GET", "DELETE"):
+        url += ("?" + urlencode(rest, doseq=True)) if rest else ""
+        return f"curl -X {method}   {url}"
+    data = f"-d '{json.dumps(rest)}'" if rest else ""
+    return f'curl -X {method} -H "Content-Type: application/json" {data} {url}'
+
+
+def toolalpaca_reply(content: str) -> tuple[int, str] | None:
+    """simulator.py's parse: the code after "Status Code:", the JSON after "Response:" (before
+    "Explanation:"), compact as its JSONResponse sends it, else {"response": text}."""
+    if "Status Code:" not in content or "Response:" not in content:
+        return None
+    try:
+        code = int(content.split("Status Code:")[1].split("Response:")[0].strip())
+    except ValueError:
+        return None
+    text = content.split("Response:")[1].split("Explanation:")[0].strip()
+    try:
+        body = parse_action_input(text)
+    except ValueError:
+        body = {"response": text}
+    return code, json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _stb_reply(content: str) -> tuple[int, str, str, str | None]:

@@ -1,0 +1,57 @@
+"""solve.tools: retrieved (and instructions without tools) solve with the trained retriever's top-k APIs."""
+import asyncio
+
+import pytest
+
+from toolweave import io
+from toolweave.config import RunConfig
+from toolweave.retrieval import dense
+from toolweave.schemas import Function, Instruction, Tool
+from toolweave.stages.solve import SolveWorker
+from toolweave.testing.fake_llm import FakeChatModel
+
+TOOLS = [Tool(id=t, name=t, functions=[Function(name=f, parameters={"type": "object", "properties": {}})
+                                       for f in fns]) for t, fns in (("maps", ["geocode", "route"]), ("weather", ["now"]))]
+
+
+class Ranked:
+    def top_k(self, query, k=5):
+        return [("maps", "route", 0.9), ("weather", "now", 0.5)][:k]
+
+
+def solved(tmp_path, monkeypatch, tools_setting, instruction, trained=True):
+    cfg = RunConfig(run_dir=str(tmp_path), solve={"tools": tools_setting, "retrieved_k": 1})
+    io.write_part(TOOLS, cfg.path("toolsets"), Tool)
+    if trained:
+        monkeypatch.setattr(dense.Retriever, "load", classmethod(lambda cls, d: Ranked()))
+        cfg.path("retriever").mkdir(parents=True)
+        cfg.path("retriever", "report.json").write_text("{}")
+    worker = SolveWorker(cfg, {"assistant": FakeChatModel([]), "executor": FakeChatModel([])})
+    seen = []
+
+    async def run_episode(inst, tools):
+        seen.append((inst, [t.id for t in tools]))
+        return []
+
+    worker.run_episode = run_episode
+    asyncio.run(worker.setup())
+    asyncio.run(worker.process(instruction.to_row()))
+    return seen[0]
+
+
+def test_retrieved_setting_replaces_the_given_tools(tmp_path, monkeypatch):
+    inst, tools = solved(tmp_path, monkeypatch, "retrieved", Instruction(id="q", text="route?", tool_ids=["weather"]))
+    assert tools == ["maps"] and inst.extra["api_list"] == [{"tool": "maps", "function": "route"}]
+    assert inst.extra["given"]["tool_ids"] == ["weather"]
+
+
+def test_given_setting_retrieves_only_for_instructions_without_tools(tmp_path, monkeypatch):
+    _, tools = solved(tmp_path, monkeypatch, "given", Instruction(id="q", text="t", tool_ids=["weather"]))
+    assert tools == ["weather"]
+    _, tools = solved(tmp_path / "b", monkeypatch, "given", Instruction(id="q", text="t", tool_ids=[]))
+    assert tools == ["maps"]
+
+
+def test_retrieved_without_a_trained_retriever_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="run the retriever stage"):
+        solved(tmp_path, monkeypatch, "retrieved", Instruction(id="q", text="t", tool_ids=[]), trained=False)

@@ -1,0 +1,30 @@
+"""Hybrid ranking: BM25 and the dense retriever fused by reciprocal rank (RRF, Cormack et al. 2009):
+score(d) = sum over the two rankings of 1 / (k + rank), each ranking cut at `depth`."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from toolweave.retrieval.corpus import Key
+
+RRF_K = 60  # the paper's constant: dampens the weight of the very top ranks
+DEPTH = 100  # how deep each ranking is read before fusing
+
+
+class Ranker(Protocol):
+    def top_k(self, query: str, k: int = 5) -> list[tuple[str, str, float]]: ...
+
+
+class HybridRetriever:
+    def __init__(self, lexical: Ranker, dense: Ranker, *, rrf_k: int = RRF_K, depth: int = DEPTH):
+        self.rankers, self.rrf_k, self.depth = (lexical, dense), rrf_k, depth
+
+    def top_k(self, query: str, k: int = 5) -> list[tuple[str, str, float]]:
+        fused: dict[Key, float] = {}
+        for ranker in self.rankers:
+            for rank, (tool, fn, _) in enumerate(ranker.top_k(query, max(k, self.depth)), start=1):
+                fused[(tool, fn)] = fused.get((tool, fn), 0.0) + 1.0 / (self.rrf_k + rank)
+        best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]  # stable: ties keep BM25's order
+        return [(tool, fn, score) for (tool, fn), score in best]
+
+    def rank(self, query: str, k: int) -> list[Key]:
+        return [(t, f) for t, f, _ in self.top_k(query, k)]
