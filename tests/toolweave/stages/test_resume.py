@@ -29,7 +29,7 @@ def _instructions(run_dir: Path) -> list[Instruction]:
 def test_stages_declare_the_settings_that_shape_their_output():
     assert "solve.method" in STAGES["solve"].shaped_by and "simulate.protocol" in STAGES["simulate"].shaped_by
     cfg = RunConfig(solve={"method": "cot"})
-    assert STAGES["solve"].shaping_settings(cfg) == {"solve.method": "cot"}
+    assert STAGES["solve"].shaping_settings(cfg) == {"solve.method": "cot", "solve.tools": "given"}
 
 
 def test_a_rerun_with_other_output_settings_stops_and_says_what_changed(tmp_path):
