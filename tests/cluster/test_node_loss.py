@@ -25,8 +25,8 @@ def _map_actors():
 
 
 def test_losing_a_simulate_node_mid_stage_loses_and_repeats_nothing(tmp_path, scripted_server):
-    from ray_jobs.pipeline import run_record_stage
-    from toolweave.stages.probe import probe_plan
+    from ray_jobs.pipeline import run_records
+    from toolweave.stages import probe
 
     server = scripted_server(handler=lambda body: "ok", latency_s=0.25)
     run_dir = tmp_path / "run"
@@ -34,13 +34,13 @@ def test_losing_a_simulate_node_mid_stage_loses_and_repeats_nothing(tmp_path, sc
                   run_dir / "instructions", Instruction, name="all")
     cfg = RunConfig(run_dir=str(run_dir), llm={"engine": "endpoints", "endpoints": {"default": {
         "base_url": server.base_url, "model": "scripted", "is_vllm": False, "timeout_s": 60}}},
-        ray={"actor_num_cpus": 0.25, "actor_resources": {"simulate": 1}, "min_actors": 2, "max_actors": 2,
-             "batch_size": 8, "max_in_flight": 8, "show_progress": False})
+        ray={"actor_num_cpus": 0.25, "actor_resources": {"simulate": 1}, "min_actors": 2, "max_actors": 2},
+        run={"batch_size": 8, "max_in_flight": 8, "show_progress": False})
     sim = {"num_cpus": 1, "resources": {"simulate": 2}}
     with local_cluster(head_cpus=1, sim_a=sim, sim_b=sim) as (cluster, nodes):
         sim_nodes = {node_id(nodes["sim_a"]): "sim_a", node_id(nodes["sim_b"]): "sim_b"}
         result: dict = {}
-        runner = threading.Thread(target=lambda: result.update(run_record_stage(cfg, "probe", plan=probe_plan(cfg))))
+        runner = threading.Thread(target=lambda: result.update(run_records(cfg, probe.STAGE)))
         runner.start()
         # mid-run: some batches committed, some not yet
         wait_for(lambda: len(io.part_files(run_dir / "episodes")) >= 3, 180, "first commits")

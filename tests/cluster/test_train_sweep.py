@@ -25,6 +25,7 @@ def test_asha_stops_the_weak_trial_scored_on_validation_loss_on_trainer_nodes(tm
 
     cfg = RunConfig.model_validate({
         "name": "sw", "run_dir": str(tmp_path / "shared"), "run": {"show_progress": False},
+        "verify": {"require": []},  # the real ChatGPT episodes as they are: no verify stage here
         "sft": {"max_len": 2048, "truncate": True},
         "train": {"max_len": 2048, "epochs": 2, "warmup_ratio": 0.0, "checkpoint_every": 1, "num_workers": 1,
                   "num_cpus_per_worker": 0.25, "resources_per_worker": {"trainer": 1}, "zero_stage": 3,
