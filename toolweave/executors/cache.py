@@ -33,6 +33,11 @@ def _is_busy(e: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _is_io_fault(e: sqlite3.DatabaseError) -> bool:
+    # another process moved a corrupt file (and its -shm) aside under an open connection
+    return isinstance(e, sqlite3.OperationalError) and "disk i/o error" in str(e).lower()
+
+
 def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
     if isinstance(e, sqlite3.OperationalError):
         return False
@@ -78,22 +83,34 @@ class SqliteResponseCache:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.5)
 
-    def _with_recovery(self, fn: Callable[[], _T]) -> _T:
-        """`fn()`; on a corrupt file: move it aside, rebuild, and run `fn()` once more."""
-        try:
-            return fn()
-        except sqlite3.DatabaseError as e:
-            if not _is_corrupt(e):
-                raise
-            self._recover(e)
-            return fn()
+    def _with_recovery(self, fn: Callable[[], _T], attempts: int = 4) -> _T:
+        """`fn()`; on a corrupt file: move it aside, rebuild, and run `fn()` again; on an I/O fault
+        (the file was moved under this connection): reconnect and run it again."""
+        for attempt in range(attempts):
+            try:
+                return fn()
+            except sqlite3.DatabaseError as e:
+                if attempt == attempts - 1 or not (_is_corrupt(e) or _is_io_fault(e)):
+                    raise
+                if _is_corrupt(e):
+                    self._recover(e)
+                else:
+                    self._drop_connection()
+                    time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
 
     def _healthy(self) -> bool:
         try:
             self._init_schema()
             return True
         except sqlite3.DatabaseError as e:
-            if _is_corrupt(e):
+            if _is_corrupt(e) or _is_io_fault(e):
                 return False
             raise
 
@@ -102,10 +119,7 @@ class SqliteResponseCache:
         # the others find the new one healthy and leave it be
         with self._recover_lock, open(f"{self.path}.recover-lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            db = getattr(self._local, "db", None)
-            if db is not None:
-                db.close()
-                self._local.db = None
+            self._drop_connection()
             if self._healthy():
                 return
             aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
