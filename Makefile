@@ -13,7 +13,7 @@ demo: setup
 	$(VENV)/bin/toolweave run $(CONFIG)
 
 test: setup
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q --durations=40 tests
 
 test-quick: setup
 	$(PY) -m pytest -q -m "not integration and not slow" tests
