@@ -8,6 +8,11 @@ marker=.venv/.toolweave-ready
 if [ -f "$marker" ] && [ "$marker" -nt pyproject.toml ]; then exit 0; fi
 [ -d .venv ] || "$PY" -m venv .venv
 . .venv/bin/activate
+# pip's and setuptools' chatter goes to a log; the terminal gets one line, or the log's end on failure
+log=.venv/setup.log
+echo "setting up .venv (a few minutes the first time; log: $log)"
+exec 3>&1 >"$log" 2>&1
+trap 'rc=$?; [ $rc = 0 ] || { tail -n 40 "$log" >&3; echo "set-up failed (exit $rc); whole log: $log" >&3; }' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -f .venv/.engine-ready ]; then
   python -m pip install -q --upgrade pip
