@@ -71,6 +71,13 @@ class ProgressView:
         self._bar: Bar | None = None
         self._last = time.monotonic()
         self._shown_failures = 0
+        self._printed: tuple[int, ...] = ()  # the counts of the last plain line: not printed twice
+
+    def _print_line(self) -> None:
+        counts = (self.p.done, self.p.failed, self.p.llm_calls)
+        if counts != self._printed:
+            self._printed = counts
+            self.console.print(progress_line(self.p), markup=False, highlight=False)
 
     def __enter__(self) -> "ProgressView":
         if self.enabled and self.console.is_terminal:
@@ -90,7 +97,7 @@ class ProgressView:
                              tok_s=self.p.tokens_per_s())
         elif time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
-            self.console.print(progress_line(self.p), markup=False, highlight=False)
+            self._print_line()
 
     def failure(self, outcome: RecordOutcome | dict[str, Any]) -> None:
         """A failed record and its reason, on the terminal (the first `SHOWN_FAILURES` of a stage)."""
@@ -109,7 +116,7 @@ class ProgressView:
             self.console.print(f"  {self.p.stage}: {more} more failed records (reasons in "
                                f"{self.p.stage}_summary.json and the stage's datasets)", markup=False)
         if self.enabled:
-            self.console.print(progress_line(self.p), markup=False, highlight=False)
+            self._print_line()
 
 
 def console_line(text: str) -> None:
