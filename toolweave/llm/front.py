@@ -17,6 +17,7 @@ cut ones too (a call cut inside its name streams no call, as its text form holds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -28,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from toolweave.llm.engine import bound_socket
 from toolweave.llm.forced_calls import forced_call_in_text, is_forced
 
 log = logging.getLogger("toolweave.llm.front")
@@ -99,9 +101,7 @@ class ConformantFront:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> "ConformantFront":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         started, failure = threading.Event(), []
@@ -146,7 +146,7 @@ class ConformantFront:
     def close(self) -> None:
         if self._thread is None:
             return
-        if not self._loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop is closed already: it failed to start
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=15)
         self._thread = None
