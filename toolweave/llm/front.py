@@ -9,10 +9,11 @@ this front applies the same repair for every other client.
 
 It forwards every request to the engine as it came (method, path, query, headers, body; replies
 streamed back chunk by chunk) and rewrites only the body of a non-streaming chat completion whose
-request forced a tool call. Streams pass through: vLLM streams forced calls as `tool_calls` deltas,
-cut ones too (a call cut inside its name streams no call, as its text form holds none for
-`required`). aiohttp, already the LLM client's transport, serves and forwards; the front runs on
-127.0.0.1 in a thread with its own event loop, beside the command's main thread.
+request forced a tool call. vLLM streams forced calls as `tool_calls` deltas, cut ones too, so
+streams pass through, but for one case: a call cut inside its name streams no call at all, and a
+named call then gets its call added (`NamedCallStream`), as the non-streaming repair gives it.
+aiohttp, already the LLM client's transport, serves and forwards; the front runs on 127.0.0.1 in a
+thread with its own event loop, beside the command's main thread.
 """
 from __future__ import annotations
 
@@ -44,17 +45,21 @@ def _forwarded(headers: Any) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
 
 
-def forced_tool_choice(method: str, path: str, body: bytes) -> Any:
-    """The forced tool_choice of a non-streaming chat completion request, else None."""
+def forced_chat_request(method: str, path: str, body: bytes) -> dict[str, Any] | None:
+    """The JSON of a chat completion request whose tool_choice forces a call, else None."""
     if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
         return None
     try:
         request = json.loads(body)
     except ValueError:
         return None  # the engine says what is wrong with it
-    if not isinstance(request, dict) or request.get("stream") or not is_forced(request.get("tool_choice")):
-        return None
-    return request["tool_choice"]
+    return request if isinstance(request, dict) and is_forced(request.get("tool_choice")) else None
+
+
+def named_function(tool_choice: Any) -> str | None:
+    function = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def conformant_completion(body: bytes, tool_choice: Any) -> bytes:
@@ -79,6 +84,54 @@ def conformant_completion(body: bytes, tool_choice: Any) -> bytes:
             message["content"] = None
             changed = True
     return json.dumps(completion, ensure_ascii=False).encode() if changed else body
+
+
+class NamedCallStream:
+    """The events of a streamed chat completion whose request named the function to call, passed
+    on as they came, except that a choice finishing without any `tool_calls` delta (vLLM's, when
+    max_tokens cut the call inside its name) gets the named call, with the arguments it has (none),
+    just before its finishing chunk: as the non-streaming repair gives it. Server-sent events end
+    with a blank line; bytes are held only until their event is complete."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._pending = b""
+        self._called: set[Any] = set()  # choice indices that streamed a call
+
+    def feed(self, data: bytes) -> bytes:
+        *events, self._pending = (self._pending + data).split(b"\n\n")
+        return b"".join(self._event(e) + b"\n\n" for e in events)
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def _event(self, event: bytes) -> bytes:
+        if not event.startswith(b"data: {"):
+            return event  # [DONE], comments, other fields
+        try:
+            chunk = json.loads(event[len(b"data: "):])
+        except ValueError:
+            return event
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        added = b""
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict):
+                continue
+            index, delta = choice.get("index", 0), choice.get("delta")
+            if not isinstance(index, int):
+                continue
+            if isinstance(delta, dict) and delta.get("tool_calls"):
+                self._called.add(index)
+            if choice.get("finish_reason") and index not in self._called:
+                self._called.add(index)
+                call = {"index": 0, "id": f"chatcmpl-tool-{uuid.uuid4().hex[:16]}", "type": "function",
+                        "function": {"name": self.name, "arguments": ""}}
+                head = {k: v for k, v in chunk.items() if k != "usage"}  # counted once, where it was
+                added += b"data: " + json.dumps({**head, "choices": [{
+                    "index": index, "delta": {"tool_calls": [call]}, "logprobs": None,
+                    "finish_reason": None}]}).encode() + b"\n\n"
+        return added + event
 
 
 class ConformantFront:
@@ -161,9 +214,11 @@ class ConformantFront:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        tool_choice = forced_tool_choice(request.method, request.path, body)
+        forced = forced_chat_request(request.method, request.path, body)
+        tool_choice = forced["tool_choice"] if forced and not forced.get("stream") else None
+        named = named_function(forced["tool_choice"]) if forced and forced.get("stream") else None
         headers = _forwarded(request.headers)
-        if tool_choice is not None:
+        if forced:
             headers["Accept-Encoding"] = "identity"  # a body to rewrite must come plain
         url = URL(self.upstream_root + request.raw_path, encoded=True)
         reply: web.StreamResponse | None = None
@@ -174,8 +229,11 @@ class ConformantFront:
                     return web.Response(body=payload, status=up.status, headers=_forwarded(up.headers))
                 reply = web.StreamResponse(status=up.status, reason=up.reason, headers=_forwarded(up.headers))
                 await reply.prepare(request)
+                events = NamedCallStream(named) if named and up.status == 200 else None
                 async for chunk in up.content.iter_any():
-                    await reply.write(chunk)
+                    await reply.write(events.feed(chunk) if events else chunk)
+                if events:
+                    await reply.write(events.flush())
                 await reply.write_eof()
                 return reply
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:

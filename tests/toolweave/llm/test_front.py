@@ -2,12 +2,14 @@
 (content null), cut ones too; every other request and reply passes through unchanged."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from openai import OpenAI
 
 from toolweave.config import EmbeddedEngineConfig
-from toolweave.llm.front import ConformantFront
+from toolweave.llm.front import ConformantFront, NamedCallStream
 
 SEARCH = {"type": "function", "function": {"name": "search_flights", "description": "Search flights",
           "parameters": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
@@ -24,8 +26,16 @@ CUT_IN_NAME = "<tool_call>"
 # - named or `required`, max_tokens 200: the call in tool_calls, and content "" beside it (OpenAI: null)
 COMPLETE = {"content": "", "tool_calls": [{"id": "chatcmpl-tool-af7d925183f74357", "type": "function", "function": {
     "name": "search_flights", "arguments": '{"from": "flechter", "to": "toget"}'}}]}
-# - streamed, every case: the call as tool_calls deltas (name, then arguments piece by piece; none
-#   when cut inside the name), so streams pass through the front as they are.
+# - streamed: the call as tool_calls deltas (name, then arguments piece by piece), cut ones too, but
+#   for a call cut inside its name (named, max_tokens 8): no call at all, these events
+STREAM_CUT_IN_NAME = (
+    b'data: {"id":"chatcmpl-8c13c1ae428b6bc0","object":"chat.completion.chunk","created":1796067630,"model":"smollm2",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],'
+    b'"prompt_token_ids":null,"prompt_text":null}\n\n'
+    b'data: {"id":"chatcmpl-8c13c1ae428b6bc0","object":"chat.completion.chunk","created":1796067630,"model":"smollm2",'
+    b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length","stop_reason":null,"token_ids":null}],'
+    b'"system_fingerprint":"vllm-0.32.0-c346a16b"}\n\n'
+    b'data: [DONE]\n\n')
 
 
 @pytest.fixture
@@ -114,6 +124,30 @@ def test_a_forced_call_streams_through_as_tool_call_deltas(scripted_server, fron
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_a_named_stream_cut_inside_the_name_gets_the_named_call_before_it_finishes():
+    events = NamedCallStream("search_flights")
+    out = b"".join(events.feed(STREAM_CUT_IN_NAME[i:i + 7]) for i in range(0, len(STREAM_CUT_IN_NAME), 7))
+    out += events.flush()
+    first, added, finish, done, rest = out.split(b"\n\n")
+    assert first + b"\n\n" + finish + b"\n\n" + done + b"\n\n" == STREAM_CUT_IN_NAME and rest == b""
+    chunk = json.loads(added.removeprefix(b"data: "))
+    assert chunk["id"] == "chatcmpl-8c13c1ae428b6bc0" and chunk["model"] == "smollm2"
+    (choice,) = chunk["choices"]
+    assert choice["finish_reason"] is None and choice["index"] == 0
+    (call,) = choice["delta"]["tool_calls"]
+    assert call["function"] == {"name": "search_flights", "arguments": ""} and call["index"] == 0
+
+
+@pytest.mark.parametrize("choice", [NAMED, "required"])
+def test_a_stream_that_finishes_without_a_call_gets_one_only_when_named(scripted_server, front, choice):
+    srv = scripted_server(replies=[""])
+    chunks = list(front(srv).chat.completions.create(model="scripted", messages=USER, tools=[SEARCH],
+                                                     tool_choice=choice, stream=True))
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert [tc.function.name for tc in calls] == (["search_flights"] if choice == NAMED else [])
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
 def test_an_engine_that_does_not_answer_is_a_502_naming_it():
     from toolweave.llm.engine import free_port
     port = free_port()
@@ -126,8 +160,8 @@ def test_an_engine_that_does_not_answer_is_a_502_naming_it():
 
 @pytest.mark.integration
 def test_the_embedded_engine_behind_the_front_gives_forced_calls_as_tool_calls(embedded_base_url):
-    """The real engine: cut named and `required` calls (raw text without the front) and a streamed
-    cut call, through the official client."""
+    """The real engine: cut named and `required` calls (raw text without the front) and streamed cut
+    named calls, through the official client."""
     with ConformantFront(embedded_base_url) as f:
         client = OpenAI(base_url=f.base_url, api_key="x", max_retries=0, timeout=300)
         ask = dict(model=EmbeddedEngineConfig().served_name, messages=USER, tools=[SEARCH], max_tokens=40,
@@ -137,8 +171,9 @@ def test_the_embedded_engine_behind_the_front_gives_forced_calls_as_tool_calls(e
             message = reply.choices[0].message
             assert reply.choices[0].finish_reason == "length"
             assert message.content is None and message.tool_calls[0].function.name == "search_flights", message
-        deltas = [c.choices[0].delta for c in client.chat.completions.create(tool_choice=NAMED, stream=True, **ask)
-                  if c.choices]
-        calls = [tc for d in deltas for tc in (d.tool_calls or [])]
-        assert calls and calls[0].function.name == "search_flights"
-        assert not "".join(d.content or "" for d in deltas)
+        for max_tokens in (40, 8):  # cut inside the arguments (vLLM's deltas), inside the name (the front's)
+            deltas = [c.choices[0].delta for c in client.chat.completions.create(
+                tool_choice=NAMED, stream=True, **{**ask, "max_tokens": max_tokens}) if c.choices]
+            calls = [tc for d in deltas for tc in (d.tool_calls or [])]
+            assert calls and calls[0].function.name == "search_flights", max_tokens
+            assert not "".join(d.content or "" for d in deltas)
