@@ -96,7 +96,7 @@ class NamedCallStream:
     def __init__(self, name: str):
         self.name = name
         self._pending = b""
-        self._called: set[Any] = set()  # choice indices that streamed a call
+        self._called: set[int] = set()  # choice indices that streamed a call
 
     def feed(self, data: bytes) -> bytes:
         *events, self._pending = (self._pending + data).split(b"\n\n")
@@ -231,7 +231,11 @@ class ConformantFront:
                 await reply.prepare(request)
                 events = NamedCallStream(named) if named and up.status == 200 else None
                 async for chunk in up.content.iter_any():
-                    await reply.write(events.feed(chunk) if events else chunk)
+                    try:
+                        await reply.write(events.feed(chunk) if events else chunk)
+                    except ConnectionResetError:  # the caller left: the engine stops generating for it
+                        up.close()
+                        return reply
                 if events:
                     await reply.write(events.flush())
                 await reply.write_eof()
