@@ -161,16 +161,19 @@ class _no_engine:
 
 
 def serve_forever(cfg: RunConfig) -> int:
-    """`toolweave serve`: start the configured engine, print its base URL, wait for Ctrl-C."""
+    """`toolweave serve`: start the configured engine, print the base URL of its OpenAI-conformant
+    front (toolweave/llm/front.py: forced tool calls come back as `tool_calls`), wait for Ctrl-C.
+    SIGTERM/SIGINT/SIGKILL stop the engine with this process (toolweave/llm/engine_guard.py)."""
     from ray_jobs.runtime import llm_engine, ray_session
+    from toolweave.llm.front import ConformantFront
     if cfg.llm.engine == "serve":
         return hold_serve_app(cfg)
     if cfg.llm.engine != "embedded":
         print(json.dumps({role: e.base_url for role, e in cfg.llm.endpoints.items()}))
         return 0
     with ray_session(cfg) if cfg.llm.embedded.backend == "serve" else _no_engine():
-        with llm_engine(cfg) as base_url:
-            print(base_url, flush=True)
+        with llm_engine(cfg) as base_url, ConformantFront(base_url) as front:
+            print(front.base_url, flush=True)
             try:
                 while True:
                     time.sleep(3600)

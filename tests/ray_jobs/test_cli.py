@@ -1,10 +1,13 @@
 """`toolweave run` on a local Ray: a quiet terminal (failed records with their reason, a line per
 stage, the summary table), everything else in <run_dir>/logs/."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -49,3 +52,49 @@ def test_a_chain_that_trains_on_unverified_episodes_stops_before_any_stage(tmp_p
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "sft_data: verify.require is" in line and "has no verify stage" in line
     assert not (tmp_path / "run").exists()  # nothing ran
+
+
+# `toolweave serve` with vLLM's server swapped for a cheap fake one (toolweave/testing/fake_engine.py)
+SERVE_DRIVER = """
+import sys
+import toolweave.llm.engine as engine
+engine.server_args = lambda cfg, model_dir, port: [
+    sys.executable, "-m", "toolweave.testing.fake_engine", str(port), cfg.served_name]
+from ray_jobs.cli import main
+sys.exit(main(["serve", sys.argv[1]]))
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_the_front_and_a_signal_stops_front_and_engine(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({"run_dir": str(run_dir), "llm": {
+        "engine": "embedded", "embedded": {"model": "/no/model", "served_name": "tiny", "startup_timeout_s": 60}}}))
+    driver = subprocess.Popen([sys.executable, "-c", SERVE_DRIVER, str(config)], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        url = driver.stdout.readline().strip()
+        line = next(x for x in (run_dir / "logs" / "engine.log").read_text().splitlines() if x.startswith("pids"))
+        server, child = map(int, line.split()[1:])
+        guard = int(Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the server's parent
+        engine_port = Path(f"/proc/{server}/cmdline").read_bytes().split(b"\0")[3].decode()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1") and f":{engine_port}/" not in url
+        assert httpx.get(url + "/models", timeout=10).json()["data"][0]["id"] == "tiny"  # through the front
+        driver.send_signal(sig)
+        driver.wait(30)
+    finally:
+        driver.kill()
+    deadline = time.monotonic() + 20
+    while any(_running(p) for p in (guard, server, child)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in (guard, server, child) if _running(p)], "engine processes outlived `toolweave serve`"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/models", timeout=5)

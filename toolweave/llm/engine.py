@@ -97,6 +97,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A TCP socket bound to `host:port` (0: a free port) for a server to listen on: its port is
+    known before the server starts, and no other process can take it in between."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[str]:
     """Command line of vLLM's OpenAI server for this config."""
     args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,

@@ -33,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from toolweave.llm.engine import bound_socket
+
 try:  # benchmarks share 2 cores between this server and the pipeline: its CPU per request counts
     import uvloop
     _new_loop = uvloop.new_event_loop
@@ -130,9 +132,7 @@ class ScriptedServer:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> "ScriptedServer":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = bound_socket()
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, backlog=4096,
                                 timeout_graceful_shutdown=2, timeout_keep_alive=30)
