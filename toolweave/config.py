@@ -330,6 +330,9 @@ class RetrieverConfig(Section):
     base_model: str = "all-MiniLM-L6-v2"  # the shipped encoder; or a local dir
     queries: list[str] = Field(default_factory=list)  # query files with relevant APIs
     test_fraction: float = Field(0.2, ge=0, lt=1)
+    # a JSON file of the held-out query ids (a list, or ToolBench's data/test_query_ids/*.json: an object
+    # keyed by them); they match a query's id or its query file's query_id. Set: test_fraction is unused
+    test_ids: str | None = None
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(2e-5, gt=0)
