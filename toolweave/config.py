@@ -368,6 +368,10 @@ class EvaluateConfig(Section):
     # episodes go to eval_episodes/. None: judge the episodes already there.
     solve_with: str | None = None
     splits: list[str] = Field(default_factory=lambda: ["test_inst", "test_tool", "test_cat"])
+    # with solve_with: the tools the model under test solves each test query with, one episode per
+    # setting: "given" (its own tools; ToolBench's "oracle" rows) and/or "retrieved" (the trained
+    # retriever's top solve.retrieved_k; its "retriever" rows), side by side in the report. Empty: solve.tools
+    tools: list[Literal["given", "retrieved"]] = Field(default_factory=list)
 
 
 class RunConfig(Section):
