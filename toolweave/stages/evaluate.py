@@ -53,11 +53,26 @@ def tool_settings(cfg: RunConfig) -> list[str]:
     return list(dict.fromkeys(cfg.evaluate.tools)) or [cfg.solve.tools]
 
 
+def _no_retriever(cfg: RunConfig) -> str:
+    return (f"evaluate.tools has 'retrieved' but no trained retriever in {cfg.path('retriever')}: "
+            "run the retriever stage before evaluate, or set evaluate.tools: [given]")
+
+
 def check_retriever(cfg: RunConfig, settings: list[str]) -> None:
     """Before a model is served: the retrieved setting needs the retriever stage's output."""
     if "retrieved" in settings and not io.exists(cfg.path("retriever", "report.json")):
-        raise ValueError(f"evaluate.tools has 'retrieved' but no trained retriever in {cfg.path('retriever')}: "
-                         "run the retriever stage before evaluate, or set evaluate.tools: [given]")
+        raise ValueError(_no_retriever(cfg))
+
+
+def chain_problem(cfg: RunConfig) -> str | None:
+    """Said before a chain runs: its evaluate solves with retrieved tools (the toolbench preset's
+    [given, retrieved]) but no earlier stage trains the retriever and the run dir has none."""
+    stages = cfg.stages
+    if "evaluate" not in stages or not cfg.evaluate.solve_with or "retrieved" not in tool_settings(cfg):
+        return None
+    if "retriever" in stages[:stages.index("evaluate")] or io.exists(cfg.path("retriever", "report.json")):
+        return None
+    return _no_retriever(cfg)
 
 
 def model_source(cfg: RunConfig) -> str:

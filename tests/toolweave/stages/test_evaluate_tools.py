@@ -127,7 +127,8 @@ def test_oracle_and_retriever_rows_side_by_side(tmp_path, scripted_server, monke
     assert "| all | 100.0 ± 0.0 (n=2) | 0.0 ± 0.0 (n=2) |" in md
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<th>tools</th>" in html and "<td>retriever</td>" in html and "<td>oracle</td>" in html
-    assert (tmp_path / "report" / "toolbench" / "pass_rate_results" / "dfsdt_retriever" / "t_dfsdt_retriever.json").is_file()
+    toolbench_files = tmp_path / "report" / "toolbench" / "pass_rate_results"
+    assert (toolbench_files / "dfsdt_retriever" / "t_dfsdt_retriever.json").is_file()
 
     # a rerun: every setting's queries done, nothing solved or judged again
     n = len(under_test.requests)
@@ -153,3 +154,24 @@ def test_settings_default_to_solve_tools_and_shape_the_stage():
     assert "evaluate.tools" in eval_stage.STAGE.shaped_by
     with pytest.raises(ValueError):
         RunConfig(evaluate={"tools": ["oracle"]})  # ToolBench's row name is not a setting
+
+
+def test_toolbench_preset_evaluates_both_and_its_chain_needs_a_retriever_first(tmp_path):
+    from toolweave.presets import apply_preset
+    from toolweave.stages.registry import check_config
+    data = {"preset": "toolbench", "run_dir": str(tmp_path), "evaluate": {"solve_with": "trained"}}
+    cfg = RunConfig.model_validate(apply_preset({**data, "stages": ["train", "evaluate"]}))
+    assert eval_stage.tool_settings(cfg) == ["given", "retrieved"]
+    with pytest.raises(ValueError, match=r"no trained retriever in .*: run the retriever stage before evaluate, "
+                                         r"or set evaluate.tools: \[given\]$"):
+        check_config(cfg)  # said before any stage runs
+    for fine in (["train", "retriever", "evaluate"], ["train"]):
+        check_config(cfg.model_copy(update={"stages": fine}))
+    with pytest.raises(ValueError, match="no trained retriever"):
+        check_config(cfg.model_copy(update={"stages": ["evaluate", "retriever"]}))  # too late
+    (tmp_path / "retriever").mkdir()
+    (tmp_path / "retriever" / "report.json").write_text("{}")  # trained by an earlier run
+    check_config(cfg)
+    given_only = RunConfig.model_validate(apply_preset({**data, "stages": ["evaluate"], "evaluate": {
+        "solve_with": "trained", "tools": ["given"]}}))
+    assert eval_stage.chain_problem(given_only.model_copy(update={"run_dir": str(tmp_path / "x")})) is None
