@@ -330,6 +330,9 @@ class RetrieverConfig(Section):
     base_model: str = "all-MiniLM-L6-v2"  # the shipped encoder; or a local dir
     queries: list[str] = Field(default_factory=list)  # query files with relevant APIs
     test_fraction: float = Field(0.2, ge=0, lt=1)
+    # a JSON file of the held-out query ids (a list, or ToolBench's data/test_query_ids/*.json: an object
+    # keyed by them); they match a query's id or its query file's query_id. Set: test_fraction is unused
+    test_ids: str | None = None
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(2e-5, gt=0)
@@ -365,6 +368,10 @@ class EvaluateConfig(Section):
     # episodes go to eval_episodes/. None: judge the episodes already there.
     solve_with: str | None = None
     splits: list[str] = Field(default_factory=lambda: ["test_inst", "test_tool", "test_cat"])
+    # with solve_with: the tools the model under test solves each test query with, one episode per
+    # setting: "given" (its own tools; ToolBench's "oracle" rows) and/or "retrieved" (the trained
+    # retriever's top solve.retrieved_k; its "retriever" rows), side by side in the report. Empty: solve.tools
+    tools: list[Literal["given", "retrieved"]] = Field(default_factory=list)
 
 
 class RunConfig(Section):

@@ -134,12 +134,13 @@ def evaluation_section(eval_dir: Path) -> str:
         return "<p class=muted>No evaluation in this run.</p>"
     summary = json.loads(summary_file.read_text())
     rows = "".join(
-        f"<tr><td>{esc(r['metric'])}</td><td>{esc(r['method'])}</td><td>{esc(r['split'])}</td>"
+        f"<tr><td>{esc(r['metric'])}</td><td>{esc(r['method'])}</td><td>{esc(r.get('tools', 'oracle'))}</td>"
+        f"<td>{esc(r['split'])}</td>"
         f"<td class=num>{r['queries']}</td><td class=num>{_percent(r)}</td></tr>" for r in summary.get("rows", []))
     plots = "".join(img(eval_dir / p) for p in summary.get("plots", []) if (eval_dir / p).is_file())
     judges = ", ".join(summary.get("judges") or []) or "none"
     return (f"<p>{esc(summary.get('title', ''))}. Judge: {esc(judges)}.</p><table id=evaluation><tr><th>metric</th>"
-            f"<th>method</th><th>split</th><th>queries</th><th>value (%)</th></tr>{rows}</table>"
+            f"<th>method</th><th>tools</th><th>split</th><th>queries</th><th>value (%)</th></tr>{rows}</table>"
             f"<div id=evaluation-plots>{plots}</div>")
 
 

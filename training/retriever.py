@@ -2,7 +2,8 @@
 
 (query, relevant API document) pairs, in-batch negatives (MultipleNegativesRankingLoss, no duplicate
 texts in a batch), from all-MiniLM-L6-v2 or any local encoder. Held-out queries (split by query,
-seeded) measure NDCG@1/3/5 of BM25, the untrained encoder and the trained one; `report.json` keeps them.
+seeded, or exactly those `retriever.test_ids` names) measure NDCG@1/3/5 of BM25, the untrained
+encoder and the trained one; `report.json` keeps them.
 Runs in-process on CPU or GPU; `ray_jobs/retriever.py` wraps `run` as a Ray job.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from toolweave.config import RunConfig
 from toolweave.io import existing_ids, read_records, write_part
 from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
-                                        queries_from_instructions, split_queries)
+                                        queries_from_instructions, read_test_ids, split_by_ids, split_queries)
 from toolweave.retrieval.dense import Retriever, load_encoder
 from toolweave.retrieval.hybrid import HybridRetriever
 from toolweave.retrieval.metrics import mean_ndcg
@@ -140,15 +141,23 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
                        base_model: str = "all-MiniLM-L6-v2", test_fraction: float = 0.2, seed: int = 0,
                        epochs: float = 1, batch_size: int = 16, lr: float = 2e-5, max_seq_length: int = 256,
                        evaluate_base: bool = True, warmup_steps: int | None = None,
-                       validation_fraction: float = 0.0, hard_negatives: bool = False) -> dict[str, Any]:
-    """Split, train, measure against BM25 (and the untrained encoder), save the retriever and report.json."""
-    train, test = split_queries(queries, test_fraction, seed)
+                       validation_fraction: float = 0.0, hard_negatives: bool = False,
+                       test_ids: list[str] | None = None, test_ids_source: str = "") -> dict[str, Any]:
+    """Split (exactly the queries `test_ids` names, from the file `test_ids_source`, else a seeded
+    `test_fraction`), train, measure against BM25 (and the untrained encoder), save the retriever and
+    report.json."""
+    if test_ids is not None:
+        train, test = split_by_ids(queries, test_ids, test_ids_source)
+    else:
+        train, test = split_queries(queries, test_fraction, seed)
     validation: list[RetrievalQuery] = []
     if validation_fraction:  # the best epoch is picked on queries held out of training, not on the test ones
         train, validation = split_queries(train, validation_fraction, seed)
     report: dict[str, Any] = {"base_model": base_model, "documents": len(docs), "train_queries": len(train),
                               "test_queries": len(test), "seed": seed, "epochs": epochs, "batch_size": batch_size,
                               "lr": lr, "max_seq_length": max_seq_length}
+    if test_ids is not None:
+        report["test_ids_file"] = test_ids_source
     bm25 = BM25Retriever(docs)
     report["bm25"] = _ndcg(bm25.rank, test)
     if evaluate_base:
@@ -202,9 +211,12 @@ def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Rej
     return list(docs.values()), queries, rejects
 
 
-def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery]) -> str:
-    """What a trained retriever was made from: documents, queries, settings and seed."""
+def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery],
+               test_ids: list[str] | None = None) -> str:
+    """What a trained retriever was made from: documents, queries, settings, the held-out ids and seed."""
     h = hashlib.sha256(cfg.retriever.model_dump_json().encode() + str(cfg.seed).encode())
+    if test_ids is not None:  # the file's content, not only its path
+        h.update(json.dumps(sorted(test_ids)).encode())
     for d in sorted(docs, key=lambda d: d.key):
         h.update(json.dumps([d.key, d.text]).encode())
     for q in sorted(queries, key=lambda q: q.id):
@@ -223,19 +235,23 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if not docs or len(queries) < 2:
         raise ValueError(f"retriever stage: {len(docs)} API documents and {len(queries)} queries with relevant "
                          "APIs; needs documents and at least 2 queries (set retriever.queries or run instructions)")
-    key, report_path = inputs_key(cfg, docs, queries), cfg.path("retriever", "report.json")
+    r = cfg.retriever
+    test_ids = read_test_ids(r.test_ids) if r.test_ids else None
+    if test_ids is not None:
+        split_by_ids(queries, test_ids, r.test_ids)  # unknown ids stop the stage before anything is loaded
+    key, report_path = inputs_key(cfg, docs, queries, test_ids), cfg.path("retriever", "report.json")
     try:
         done = json.loads(report_path.read_text())
     except (OSError, ValueError):
         done = {}
     if done.get("inputs_key") == key:
         return {**{k: v for k, v in done.items() if k != "test_query_ids"}, "skipped": "already trained on these inputs"}
-    r = cfg.retriever
     report = train_and_evaluate(docs, queries, cfg.path("retriever"), base_model=r.base_model,
                                 test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                 batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
                                 evaluate_base=False, warmup_steps=r.warmup_steps,
-                                validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives)  # benchmarks/retriever.py also measures the untrained encoder
+                                validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives,
+                                test_ids=test_ids, test_ids_source=r.test_ids or "")  # benchmarks/retriever.py also measures the untrained encoder
     report["rejects"] = len(rejects)
     report["inputs_key"] = key
     report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -16,6 +16,10 @@ from toolweave.schemas import Episode, RecordError
 
 FINISH = "Finish"
 GIVE_UP = "give_up_and_restart"
+# an episode's `extra.tools` as ToolBench names the setting in its results: "oracle" (the query's own
+# tools) and "retriever" (the retrieved ones)
+TOOL_SETTINGS = {"given": "oracle", "retrieved": "retriever"}
+ORACLE = "oracle"
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Answer:
     tool_names: list[str] = field(default_factory=list)
     available_tools: list[dict[str, Any]] = field(default_factory=list)
     method: str = ""
+    tools: str = ORACLE  # the tool setting it was solved with (TOOL_SETTINGS' names)
     model: str = ""
     split: str = ""
     llm_calls: int = 0
@@ -38,6 +43,11 @@ class Answer:
     # how ToolEval's script shows it: "pass_rate" (tool messages rewritten by its hallucination check)
     # or "preference" (eval_preference.py's process_answer: final answer cut at 1000, no "method")
     toolbench_view: str = "pass_rate"
+
+    @property
+    def candidate(self) -> str:
+        """What is scored as one system: the method, with the retrieved tools `<method>_retriever`."""
+        return self.method if self.tools == ORACLE else f"{self.method}_{self.tools}"
 
     @property
     def total_steps(self) -> int:
@@ -152,7 +162,8 @@ def from_episode(ep: Episode, query: str | None = None, split: str | None = None
     return Answer(
         query_id=ep.instruction_id, query=query or ep.query, finished=finished,
         final_answer=final, steps=steps_from_messages(ep.messages), tool_names=_tool_names(ep.tools),
-        available_tools=ep.tools, method=ep.method, model=ep.model, split=split or ep.split,
+        available_tools=ep.tools, method=ep.method, tools=TOOL_SETTINGS.get(ep.extra.get("tools"), ORACLE),
+        model=ep.model, split=split or ep.split,
         llm_calls=ep.llm_calls, prompt_tokens=ep.prompt_tokens, completion_tokens=ep.completion_tokens,
         episode_id=ep.id)
 

@@ -1,5 +1,8 @@
 """A run's report: one table per metric (split x method), plots, as Markdown, the numbers as JSON and
 Parquet, and report.html, the run's front page (`toolweave.front_page`). Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
+Each row names its tool setting (`tools`: ToolBench's "oracle", the given tools, or "retriever"); when
+a report has retriever rows, each method's two settings are columns side by side (`dfsdt (oracle)`,
+`dfsdt (retriever)`).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from toolweave.schemas import EvalResult
 
 SPLIT_NAMES = {"test_inst": "Inst", "test_tool": "Tool", "test_cat": "Cat", "train": "Train"}
 ALL = "all"
+ORACLE = "oracle"  # records from before the setting was recorded were solved with the given tools
 
 
 def split_label(mode: str, split: str) -> str:
@@ -25,15 +29,16 @@ def split_label(mode: str, split: str) -> str:
 
 
 def summary_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
-    """One row per (metric, method, split) plus the `all` split: mean score, std over judgment rounds
-    (pass rates), counts, and LLM cost per solved query."""
-    groups: dict[tuple[str, str, str], list[EvalResult]] = defaultdict(list)
+    """One row per (metric, method, tool setting, split) plus the `all` split: mean score, std over
+    judgment rounds (pass rates), counts, and LLM cost per solved query."""
+    groups: dict[tuple[str, str, str, str], list[EvalResult]] = defaultdict(list)
     for r in results:
-        groups[(r.metric, r.method, r.split or "?")].append(r)
-        groups[(r.metric, r.method, ALL)].append(r)
+        tools = str(r.details.get("tools") or ORACLE)
+        groups[(r.metric, r.method, tools, r.split or "?")].append(r)
+        groups[(r.metric, r.method, tools, ALL)].append(r)
     rows = []
-    for (metric, method, split), rs in sorted(groups.items()):
-        row: dict[str, Any] = {"metric": metric, "method": method, "split": split, "queries": len(rs),
+    for (metric, method, tools, split), rs in sorted(groups.items()):
+        row: dict[str, Any] = {"metric": metric, "method": method, "tools": tools, "split": split, "queries": len(rs),
                                "value": statistics.fmean(r.score for r in rs), "std": None,
                                "llm_calls_per_solved": None, "tokens_per_solved": None}
         if metric == "pass_rate":
@@ -53,9 +58,16 @@ def summary_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _column(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """A row's column: its method, with its tool setting when the report has more than the oracle's."""
+    if all(r.get("tools", ORACLE) == ORACLE for r in rows):
+        return row["method"]
+    return f"{row['method']} ({row.get('tools', ORACLE)})"
+
+
 def _table(rows: list[dict[str, Any]], metric: str) -> tuple[list[str], list[str], dict]:
     mine = [r for r in rows if r["metric"] == metric]
-    methods = sorted({r["method"] for r in mine})
+    methods = sorted({_column(r, rows) for r in mine})
     splits = sorted({r["split"] for r in mine}, key=lambda s: (s == ALL, s))
     cell = {}
     for r in mine:
@@ -64,7 +76,7 @@ def _table(rows: list[dict[str, Any]], metric: str) -> tuple[list[str], list[str
             v += f" ± {100 * r['std']:.1f}"
         if metric == "win_rate":
             v += f" (tie {100 * r['tie']:.0f})"
-        cell[(r["split"], r["method"])] = f"{v} (n={r['queries']})"
+        cell[(r["split"], _column(r, rows))] = f"{v} (n={r['queries']})"
     return methods, splits, cell
 
 
@@ -82,7 +94,7 @@ def _plots(rows: list[dict[str, Any]], out: Path, title: str = "") -> list[str]:
         fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(splits) * len(methods)), 3.5))
         width = 0.8 / len(methods)
         for i, m in enumerate(methods):
-            vals = [next((r for r in rows if (r["metric"], r["method"], r["split"]) == (metric, m, s)), None)
+            vals = [next((r for r in rows if (r["metric"], _column(r, rows), r["split"]) == (metric, m, s)), None)
                     for s in splits]
             ys = [100 * v["value"] if v else 0 for v in vals]
             err = [100 * v["std"] if v and v.get("std") is not None else 0 for v in vals]
@@ -104,7 +116,7 @@ def _plots(rows: list[dict[str, Any]], out: Path, title: str = "") -> list[str]:
     win = [r for r in rows if r["metric"] == "win_rate"]
     if win:
         fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(win)))
-        labels = [f"{r['method']} / {r['split']}" for r in win]
+        labels = [f"{_column(r, rows)} / {r['split']}" for r in win]
         left = [0.0] * len(win)
         for lab, color in (("win", "tab:green"), ("tie", "tab:gray"), ("lose", "tab:red")):
             vals = [100 * r[lab] for r in win]
@@ -119,9 +131,9 @@ def _plots(rows: list[dict[str, Any]], out: Path, title: str = "") -> list[str]:
     cost = [r for r in rows if r["metric"] == "pass_rate" and r["split"] == ALL and r["llm_calls_per_solved"]]
     if cost:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
-        a1.bar([r["method"] for r in cost], [r["llm_calls_per_solved"] for r in cost])
+        a1.bar([_column(r, rows) for r in cost], [r["llm_calls_per_solved"] for r in cost])
         a1.set_title("LLM calls per solved query", fontsize=9)
-        a2.bar([r["method"] for r in cost], [r["tokens_per_solved"] for r in cost], color="tab:orange")
+        a2.bar([_column(r, rows) for r in cost], [r["tokens_per_solved"] for r in cost], color="tab:orange")
         a2.set_title("tokens per solved query", fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "cost.png", dpi=100)
@@ -149,7 +161,7 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
     cost = [r for r in rows if r["metric"] == "pass_rate" and r["split"] == ALL]
     if cost:
         md += ["## cost", "", "| method | LLM calls / solved | tokens / solved |", "|---|---|---|"]
-        md += [f"| {r['method']} | {r['llm_calls_per_solved'] or 0:.1f} | {r['tokens_per_solved'] or 0:.0f} |"
+        md += [f"| {_column(r, rows)} | {r['llm_calls_per_solved'] or 0:.1f} | {r['tokens_per_solved'] or 0:.0f} |"
                for r in cost]
         md.append("")
     for p in pngs:

@@ -2,7 +2,9 @@
 
 Reads `eval_episodes/` when it holds data (the trained model's runs on the test splits), else
 `episodes/`, and the instructions (query text, split, mode, golden answers). Each episode method is
-one candidate run. Rerunning skips queries already scored (their records are reused for the report).
+one candidate run, and each tool setting of it (`Answer.candidate`: `dfsdt` with the given tools,
+ToolBench's "oracle"; `dfsdt_retriever` with retrieved ones); records name the setting in
+`details.tools`. Rerunning skips queries already scored (their records are reused for the report).
 
 Judgments are committed as each query finishes (`Scoring.commit`: one Parquet part per query, named
 by its records' ids, written atomically), so a killed run loses only the queries in progress and a
@@ -62,7 +64,8 @@ def episodes_path(cfg: RunConfig) -> Path:
 
 def build_answers(episodes: list[Episode], instructions: dict[str, Instruction], source: str
                   ) -> tuple[dict[str, list[Answer]], list[Reject]]:
-    """Answers grouped by method; one per (method, instruction) -- a second one is rejected, not scored."""
+    """Answers grouped by candidate (method and tool setting); one per (candidate, instruction) -- a
+    second one is rejected, not scored."""
     by_method: dict[str, list[Answer]] = {}
     seen: dict[tuple[str, str], str] = {}
     rejects = []
@@ -73,14 +76,15 @@ def build_answers(episodes: list[Episode], instructions: dict[str, Instruction],
             rejects.append(_reject(f"episode {ep.id!r}: no query text and no instruction {ep.instruction_id!r}",
                                    ep.id, source))
             continue
-        key = (ep.method, ep.instruction_id)
+        split = split_label(ins.mode, ins.split) if ins else split_label("", ep.split)
+        answer = from_episode(ep, query=query, split=split)
+        key = (answer.candidate, ep.instruction_id)
         if key in seen:
-            rejects.append(_reject(f"episode {ep.id!r}: a second {ep.method} episode for instruction "
+            rejects.append(_reject(f"episode {ep.id!r}: a second {answer.candidate} episode for instruction "
                                    f"{ep.instruction_id!r}; scored {seen[key]!r} only", ep.id, source))
             continue
         seen[key] = ep.id
-        split = split_label(ins.mode, ins.split) if ins else split_label("", ep.split)
-        by_method.setdefault(ep.method, []).append(from_episode(ep, query=query, split=split))
+        by_method.setdefault(answer.candidate, []).append(answer)
     return by_method, rejects
 
 
@@ -91,14 +95,15 @@ def _pass_records(results: list[QueryPass], run: str, judge: Judge, solvable: bo
         common = dict(query_id=a.query_id, run=run, method=a.method, split=a.split, judge_model=judge.name,
                       prompt_version=judge.prompt_version)
         details = {"episode_id": a.episode_id, "finished": a.finished, "llm_calls": a.llm_calls,
-                   "tokens": a.prompt_tokens + a.completion_tokens, "solvable_score": q.solvable_score}
+                   "tokens": a.prompt_tokens + a.completion_tokens, "solvable_score": q.solvable_score,
+                   "tools": a.tools}
         votes = [r.to_json() for r in q.rounds]
-        out.append(EvalResult(id=_rid("pass_rate", run, a.method, a.query_id), metric="pass_rate", label=q.label,
+        out.append(EvalResult(id=_rid("pass_rate", run, a.candidate, a.query_id), metric="pass_rate", label=q.label,
                               score=float(q.label == "Pass"), votes=votes, details=details, **common))
         if not solvable:
             continue
         status = Counter(r.answer_status.value for r in q.rounds).most_common(1)[0][0]
-        out.append(EvalResult(id=_rid("solvable_pass_rate", run, a.method, a.query_id), metric="solvable_pass_rate",
+        out.append(EvalResult(id=_rid("solvable_pass_rate", run, a.candidate, a.query_id), metric="solvable_pass_rate",
                               label=status, score=q.solvable_score, votes=votes, details=details, **common))
     return out
 
@@ -115,7 +120,7 @@ async def _pass_rate(answers: list[Answer], run: str, s: "Scoring") -> list[Quer
     ev, judge = s.cfg.evaluate, s.judge
     old, todo = [], []
     for a in answers:
-        rec = s.done.get(_rid("pass_rate", run, a.method, a.query_id))
+        rec = s.done.get(_rid("pass_rate", run, a.candidate, a.query_id))
         (old if rec is not None else todo).append(_from_record(rec, a) if rec is not None else a)
     new = await evaluate_pass_rate(todo, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency,
                                    on_query=lambda q: s.commit(_pass_records([q], run, judge, ev.solvable_pass_rate)))
@@ -239,16 +244,17 @@ async def _score_win_rates(s: Scoring, passes: dict[str, list[QueryPass]]) -> No
             else:  # judged before: counted in the summary as an uninterrupted run counts it
                 old.append(QueryWin(rec.query_id, rec.label, int(rec.details.get("candidate_wins", 0)),
                                     int(rec.details.get("reference_wins", 0)), rec.votes))
-        split_of = {q.answer.query_id: q.answer.split for q in cand}
+        answer_of = {q.answer.query_id: q.answer for q in cand}
 
         def record(w: QueryWin, method: str = method) -> EvalResult:
+            a = answer_of[w.query_id]
             return EvalResult(
                 id=_rid("win_rate", cfg.name, method, ref_name, w.query_id), query_id=w.query_id, run=cfg.name,
-                method=method, split=split_of[w.query_id], metric="win_rate", label=w.label,
+                method=a.method, split=a.split, metric="win_rate", label=w.label,
                 score={"Win": 1.0, "Tie": 0.5, "Lose": 0.0}[w.label], votes=w.rounds,
                 judge_model=judge.name, prompt_version=judge.prompt_version,
                 details={"reference": ref_name, "candidate_wins": w.candidate_wins,
-                         "reference_wins": w.reference_wins})
+                         "reference_wins": w.reference_wins, "tools": a.tools})
 
         wins = await evaluate_win_rate(todo, ref, judge, votes=ev.votes, seed=ev.seed, concurrency=ev.concurrency,
                                        on_query=lambda w, record=record: s.commit([record(w)]))
@@ -279,10 +285,11 @@ async def _score_toolalpaca(s: Scoring) -> None:
         def commit(c: alpaca.AlpacaCase, r: dict[str, Any], method: str = method) -> None:
             s.commit([EvalResult(
                 id=_rid("toolalpaca", cfg.name, method, c.answer.query_id), query_id=c.answer.query_id,
-                run=cfg.name, method=method, split=c.answer.split, metric="toolalpaca",
+                run=cfg.name, method=c.answer.method, split=c.answer.split, metric="toolalpaca",
                 label="Yes" if r["overall"] else "No", score=float(r["overall"]), votes=[r],
                 judge_model=judge.name, prompt_version=judge.prompt_version,
-                details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id})])
+                details={"process": r["process"], "response": r["response"], "episode_id": c.answer.episode_id,
+                         "tools": c.answer.tools})])
 
         results = await alpaca.evaluate_toolalpaca(cases, judge, cfg.evaluate.concurrency, on_case=commit)
         s.summary["methods"].setdefault(method, {})["toolalpaca"] = alpaca.summarize(old + results)

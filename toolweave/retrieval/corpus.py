@@ -36,6 +36,7 @@ class RetrievalQuery:
     id: str
     text: str
     relevant: frozenset[Key]
+    source_id: str = ""  # the query file's query_id of an imported instruction (ToolBench's test ids name it)
 
 
 def document_text(entry: dict[str, Any]) -> str:
@@ -58,7 +59,8 @@ def docs_from_tools(tools: list[Tool]) -> list[ApiDoc]:
 
 def queries_from_instructions(instructions: list[Instruction]) -> list[RetrievalQuery]:
     """Instructions that name their relevant functions (the instruction stage's output)."""
-    return [RetrievalQuery(i.id, i.text, frozenset((r.tool, r.function) for r in i.relevant_functions))
+    return [RetrievalQuery(i.id, i.text, frozenset((r.tool, r.function) for r in i.relevant_functions),
+                           "" if i.extra.get("query_id") is None else str(i.extra["query_id"]))
             for i in instructions if i.relevant_functions]
 
 
@@ -106,3 +108,36 @@ def split_queries(queries: list[RetrievalQuery], test_fraction: float, seed: int
     random.Random(seed).shuffle(order)
     n_test = max(1, round(len(order) * test_fraction)) if order and test_fraction > 0 else 0
     return order[n_test:], order[:n_test]
+
+
+def read_test_ids(path: str | Path) -> list[str]:
+    """Query ids from a JSON file: a list of ids, or ToolBench's `data/test_query_ids/*.json` (an
+    object whose keys are the ids). A file of another shape is a ValueError naming it."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"retriever.test_ids {path}: cannot be read as JSON: {e}") from None
+    if isinstance(data, dict):
+        data = list(data)
+    if not isinstance(data, list) or not data or not all(isinstance(x, str | int) for x in data):
+        raise ValueError(f"retriever.test_ids {path}: expected a non-empty JSON list of query ids or an object "
+                         "keyed by them (ToolBench's test_query_ids)")
+    return [str(x) for x in data]
+
+
+def split_by_ids(queries: list[RetrievalQuery], test_ids: list[str], source: str | Path
+                 ) -> tuple[list[RetrievalQuery], list[RetrievalQuery]]:
+    """Hold out exactly the queries `test_ids` names, by their id or their query file's query_id
+    (ToolBench's preprocess_retriever_data.py does the same with its test-id file); (train, test).
+    An id no query has, or no query left to train on, is a one-line ValueError naming `source`."""
+    wanted = set(test_ids)
+    known = {q.id for q in queries} | {q.source_id for q in queries if q.source_id}
+    unknown = [i for i in dict.fromkeys(test_ids) if i not in known]
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        raise ValueError(f"retriever.test_ids {source}: {len(unknown)} id(s) match no query: {shown}")
+    train = [q for q in queries if q.id not in wanted and q.source_id not in wanted]
+    test = [q for q in queries if q.id in wanted or q.source_id in wanted]
+    if not train:
+        raise ValueError(f"retriever.test_ids {source}: holds out all {len(queries)} queries; none left to train on")
+    return train, test

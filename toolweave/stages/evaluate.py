@@ -8,6 +8,11 @@ test, only the instructions of `evaluate.splits` are solved, and the episodes go
 mixed with it). The other roles (executor, user) stay on the run's own engine. Then exactly those
 episodes are judged.
 
+`evaluate.tools` lists the tool settings each test query is solved with (ToolBench's "oracle" rows:
+`given`, its own tools; "retriever" rows: `retrieved`, the trained retriever's top-k): one episode
+per setting (`extra.tools`; a retrieved one's id ends in `--retrieved`), each setting with its own
+ledger (`eval_solve`, `eval_solve_retrieved`: resume per setting), and the report's rows side by side.
+
 With `llm.engine: serve` on the Ray runner, the model under test is not a second engine on the
 driver (the CPU-only head of a cluster) but its own Serve LLM app on the `vllm` nodes
 (`runtime.serve_model`: `actors.serve.model_under_test_settings`, shaped like the run's first
@@ -38,6 +43,36 @@ EVAL_EPISODES = "eval_episodes"
 MODEL_FILE = "eval_episodes_model.json"  # beside eval_episodes/ (a dataset dir holds Parquet only)
 # solve, by the model under test, into eval_episodes/ (progress and `eval_solve_summary.json`)
 EVAL_SOLVE = dataclasses.replace(solve.STAGE, name="eval_solve", writes=(Dataset(EVAL_EPISODES, Episode),))
+# the same with the retrieved tools: the same dataset (other episode ids), its own ledger
+EVAL_SOLVE_RETRIEVED = dataclasses.replace(EVAL_SOLVE, name="eval_solve_retrieved")
+EVAL_SOLVES = {"given": EVAL_SOLVE, "retrieved": EVAL_SOLVE_RETRIEVED}
+
+
+def tool_settings(cfg: RunConfig) -> list[str]:
+    """The tool settings the model under test solves with: `evaluate.tools`, else `solve.tools`'s one."""
+    return list(dict.fromkeys(cfg.evaluate.tools)) or [cfg.solve.tools]
+
+
+def _no_retriever(cfg: RunConfig) -> str:
+    return (f"evaluate.tools has 'retrieved' but no trained retriever in {cfg.path('retriever')}: "
+            "run the retriever stage before evaluate, or set evaluate.tools: [given]")
+
+
+def check_retriever(cfg: RunConfig, settings: list[str]) -> None:
+    """Before a model is served: the retrieved setting needs the retriever stage's output."""
+    if "retrieved" in settings and not io.exists(cfg.path("retriever", "report.json")):
+        raise ValueError(_no_retriever(cfg))
+
+
+def chain_problem(cfg: RunConfig) -> str | None:
+    """Said before a chain runs: its evaluate solves with retrieved tools (the toolbench preset's
+    [given, retrieved]) but no earlier stage trains the retriever and the run dir has none."""
+    stages = cfg.stages
+    if "evaluate" not in stages or not cfg.evaluate.solve_with or "retrieved" not in tool_settings(cfg):
+        return None
+    if "retriever" in stages[:stages.index("evaluate")] or io.exists(cfg.path("retriever", "report.json")):
+        return None
+    return _no_retriever(cfg)
 
 
 def model_source(cfg: RunConfig) -> str:
@@ -79,10 +114,10 @@ def engine_config(cfg: RunConfig) -> EmbeddedEngineConfig:
                                                 "max_model_len": max_len, "port": 0})
 
 
-def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) -> RunConfig:
+def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None, tools: str | None = None) -> RunConfig:
     """The run config the solve workers get: every role as the run has it (`base_url`, the run's
     engine, serving the roles without an endpoint of their own, as `clients_for` does), except the
-    assistant, which is the model under test at `model_url`."""
+    assistant, which is the model under test at `model_url`; `tools` (None: solve.tools) the setting."""
     llm = cfg.llm
     if llm.engine == "serve" and base_url is not None:  # every role on the run's app route
         llm = resolve_endpoints(llm, base_url)
@@ -102,16 +137,18 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None) ->
             "is_vllm": True})
     return cfg.model_copy(deep=True, update={
         "llm": llm.model_copy(update={"engine": "endpoints", "endpoints": endpoints}),
-        "solve": cfg.solve.model_copy(update={"splits": list(cfg.evaluate.splits)}),
+        "solve": cfg.solve.model_copy(update={"splits": list(cfg.evaluate.splits), "tools": tools or cfg.solve.tools}),
     })
 
 
-def pending(cfg: RunConfig) -> int:
-    """Instructions of the test splits not solved yet (within `run.limit`); 0: no engine is needed.
-    Raises ValueError when the splits hold no instruction at all: judging would have nothing of the
-    model under test (and must not fall back to the training episodes)."""
-    scan = scan_inputs(stage_io(cfg, EVAL_SOLVE), lambda row: solve.in_solved_splits(cfg, row),
-                       list(EVAL_SOLVE.select_columns), cfg.run.limit)
+def pending(cfg: RunConfig, stage: Stage | None = None) -> int:
+    """Instructions of the test splits not solved yet (within `run.limit`) by `stage` (None: the one of
+    cfg's solve.tools); 0: no engine is needed. Raises ValueError when the splits hold no instruction
+    at all: judging would have nothing of the model under test (and must not fall back to the
+    training episodes)."""
+    stage = stage or EVAL_SOLVES[cfg.solve.tools]
+    scan = scan_inputs(stage_io(cfg, stage), lambda row: solve.in_solved_splits(cfg, row),
+                       list(stage.select_columns), cfg.run.limit)
     if scan.todo + scan.already_done == 0:
         raise ValueError(f"evaluate.solve_with: no instruction in the splits {cfg.evaluate.splits} "
                          f"({scan.total} instructions in all); give instructions.holdout a test split")
@@ -141,18 +178,19 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     `solve_with`), move it and its ledger aside (`<name>.replaced-<time>`) so this model solves every
     test instruction; then record this model in `eval_episodes_model.json`. Returns the name moved
     to, or None."""
-    out, led = cfg.path(EVAL_EPISODES), stage_io(cfg, EVAL_SOLVE).ledger
+    out = cfg.path(EVAL_EPISODES)
+    ledgers = [stage_io(cfg, stage).ledger for stage in EVAL_SOLVES.values()]
     marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
-    if _has_files(out) or _has_files(led):
+    if any(_has_files(d) for d in (out, *ledgers)):
         try:
             before = json.loads(io.read_text(marker) or "null")
         except ValueError:
             before = None  # written before markers existed, or killed before it: cannot tell
         if before != now:
             tag = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{hashlib.sha256(json.dumps(before).encode()).hexdigest()[:6]}"
-            for d in (out, led):
+            for d in (out, *ledgers):
                 _move_dir(d, d.with_name(f"{d.name}.{tag}"))
             moved = f"{out.name}.{tag}"
     io.write_text(marker, json.dumps(now, indent=2))
@@ -212,22 +250,32 @@ def model_under_test(cfg: RunConfig, runtime: Runtime, engine_cfg: EmbeddedEngin
 
 def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
     """Serve the model under test (`model_under_test`), solve the test splits with it as the
-    assistant into `eval_episodes/`, stop it. It is served only when some test instruction is
-    still unsolved (a rerun of a finished run starts nothing)."""
-    scan_cfg = solve_config(cfg, None, None)  # scanning needs no endpoint
-    replaced = retire_other_models_episodes(scan_cfg)  # another model's are not this one's
+    assistant into `eval_episodes/` under each tool setting (`tool_settings`), stop it. It is served
+    only when some test instruction is still unsolved (a rerun of a finished run starts nothing)."""
+    settings = tool_settings(cfg)
+    check_retriever(cfg, settings)
+    scan_cfgs = {t: solve_config(cfg, None, None, t) for t in settings}  # scanning needs no endpoint
+    replaced = retire_other_models_episodes(scan_cfgs[settings[0]])  # another model's are not this one's
     engine_cfg = engine_config(cfg)
     if on_serve(cfg, runtime):
         engine_cfg = engine_cfg.model_copy(update={"max_model_len": serve_max_model_len(cfg)})
     about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
              "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced,
-             "served_on": "serve" if on_serve(cfg, runtime) else "embedded"}
-    if pending(scan_cfg) == 0:
-        return {**runtime.run_records(scan_cfg, EVAL_SOLVE), **about}
+             "served_on": "serve" if on_serve(cfg, runtime) else "embedded", "tools": settings}
+    if sum(pending(scan_cfgs[t], EVAL_SOLVES[t]) for t in settings) == 0:
+        return {**_per_setting({t: runtime.run_records(scan_cfgs[t], EVAL_SOLVES[t]) for t in settings}), **about}
     base_url = runtime.base_url()  # the run's engine first: the executor plays the tools on it
     with model_under_test(cfg, runtime, engine_cfg) as model_url:
-        summary = runtime.run_records(solve_config(cfg, base_url, model_url), EVAL_SOLVE)
-    return {**summary, **about}
+        summaries = {t: runtime.run_records(solve_config(cfg, base_url, model_url, t), EVAL_SOLVES[t])
+                     for t in settings}
+    return {**_per_setting(summaries), **about}
+
+
+def _per_setting(summaries: dict[str, Summary]) -> Summary:
+    """One setting: its summary as it is; several: each under `by_tools`, with the episodes made in all."""
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
+    return {"by_tools": summaries, "processed": sum(s.get("processed", 0) for s in summaries.values())}
 
 
 def run(cfg: RunConfig, runtime: Runtime) -> Summary:
@@ -242,4 +290,4 @@ def run(cfg: RunConfig, runtime: Runtime) -> Summary:
 STAGE = Stage("evaluate", reads=(Dataset(EVAL_EPISODES, Episode), Dataset("episodes", Episode),
                                  Dataset("instructions", Instruction)),
               writes=(Dataset("eval", EvalResult), Dataset("eval_rejects", Reject), Dataset("report")),
-              roles=("judge", "assistant", "executor"), driver=run)
+              roles=("judge", "assistant", "executor"), driver=run, shaped_by=("evaluate.tools",))

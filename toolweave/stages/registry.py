@@ -32,11 +32,15 @@ def chain(names: list[str]) -> list[Stage]:
 
 
 def check_config(cfg: RunConfig) -> RunConfig:
-    """A config's `stages:` must name declared stages, and a chain that makes SFT data must verify
-    the episodes first unless `verify.require: []` (said before any stage runs)."""
+    """A config's `stages:` must name declared stages, a chain that makes SFT data must verify the
+    episodes first unless `verify.require: []`, and one that evaluates with retrieved tools must
+    have a retriever (said before any stage runs)."""
     from toolweave.verify import unverified_chain
     chain(cfg.stages)
     problem = unverified_chain(cfg) if "sft_data" in cfg.stages else None
     if problem:
         raise ValueError(f"sft_data: {problem}")
+    problem = evaluate.chain_problem(cfg)  # the retrieved tools setting needs a retriever first
+    if problem:
+        raise ValueError(problem)
     return cfg

@@ -40,9 +40,28 @@ class SolveWorker(EpisodeWorker):
 
     async def run_episode(self, instruction: Instruction, tools: list[Tool]) -> Episode:
         from toolweave.search import solve_instruction
-        return await solve_instruction(instruction, tools, self.client("assistant"), self.executor,
-                                       self.cfg.solve, env_cfg=self.cfg.executor,
-                                       episode_id=episode_id(instruction.id, self.method))
+        episode = await solve_instruction(instruction, tools, self.client("assistant"), self.executor,
+                                          self.cfg.solve, env_cfg=self.cfg.executor,
+                                          episode_id=setting_episode_id(instruction.id, self.method, self.cfg))
+        if "retrieved" in instruction.extra:
+            episode.extra["retrieved"] = instruction.extra["retrieved"]
+        return self.with_setting(episode)
+
+    def on_error(self, row: dict[str, Any], error: BaseException) -> list[Record]:
+        return [self.with_setting(e) if isinstance(e, Episode) else e for e in super().on_error(row, error)]
+
+    def with_setting(self, episode: Episode) -> Episode:
+        """The episode says which tools it was solved with (`extra.tools`: evaluate's oracle /
+        retriever rows); a retrieved one has its own id, so both settings' episodes of an
+        instruction can live in one dataset (eval_episodes/)."""
+        episode.extra["tools"] = self.cfg.solve.tools
+        return episode.model_copy(update={"id": setting_episode_id(episode.instruction_id, self.method, self.cfg)})
+
+
+def setting_episode_id(instruction_id: str, method: str, cfg: RunConfig) -> str:
+    """`<instruction>--<method>` with the given tools (as always), `...--retrieved` with retrieved ones."""
+    base = episode_id(instruction_id, method)
+    return base if cfg.solve.tools == "given" else f"{base}--{cfg.solve.tools}"
 
 
 def in_solved_splits(cfg: RunConfig, row: dict[str, Any]) -> bool:
