@@ -184,28 +184,33 @@ def serve_forever(cfg: RunConfig) -> int:
 
 def hold_serve_app(cfg: RunConfig) -> int:
     """`toolweave serve` with `llm.engine: serve`: deploy the app `llm.serve.app_name` (or find it
-    running) and print its route. On a cluster the app outlives this command (Serve's controller
-    holds it) and every job whose config names it attaches to it; `python -m actors.serve --config
-    FILE down` removes it. Without a cluster the Ray instance is this process's: hold it until Ctrl-C."""
+    running). On a cluster the app outlives this command (Serve's controller holds it): its route is
+    printed, every job whose config names it attaches to it, and `python -m actors.serve --config
+    FILE down` removes it. Without a cluster the Ray instance is this process's: the route's
+    OpenAI-conformant front is printed and both are held until Ctrl-C."""
     import os
 
     import ray
 
     from actors.serve import deploy_app, remove_app
     from ray_jobs.runtime import init_ray
+    from toolweave.llm.front import ConformantFront
     on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))  # else init_ray starts a local Ray
     init_ray(cfg)
     app = deploy_app(cfg.llm)
-    print(app.base_url, flush=True)
-    if not on_cluster:  # our own local Ray: the app lives as long as this process
-        try:
+    if on_cluster:
+        print(app.base_url, flush=True)
+        return 0
+    try:
+        with ConformantFront(app.base_url) as front:
+            print(front.base_url, flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            remove_app(app)
-            ray.shutdown()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        remove_app(app)
+        ray.shutdown()
     return 0
 
 
