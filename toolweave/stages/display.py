@@ -135,9 +135,10 @@ _NOT_NOTES = (*_COUNTS, "elapsed_s", "stage", "inputs", "runner", "outputs", "pr
 def summary_table(results: dict[str, dict[str, Any]], run_dir: Path) -> None:
     """One screen: a row per stage with its counts and what it made."""
     table = Table(title=f"run {run_dir}", title_justify="left")
-    for col in ("stage", "records", "failed", "done before", "LLM calls", "tok/s", "s", "notes"):
-        table.add_column(col, justify="left" if col in ("stage", "notes") else "right", no_wrap=True,
-                         overflow="ellipsis")
+    for col in ("stage", "records", "failed", "done before", "LLM calls", "tok/s", "s"):
+        # counts keep their width; the notes column gives way (cut with an ellipsis)
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True, min_width=len(col))
+    table.add_column("notes", no_wrap=True, overflow="ellipsis", max_width=80)
     for name, s in results.items():
         counts = [_short(s.get(k, "")) for k in _COUNTS]
         notes = ", ".join(f"{k} {_short(v)}" for k, v in s.items()
