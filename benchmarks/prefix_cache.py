@@ -168,9 +168,15 @@ def run_embedded(args) -> dict:
     from toolweave.config import EmbeddedEngineConfig
     from toolweave.llm.engine import EmbeddedEngine
     # on by default for this model in vLLM 0.32; explicit, so the figure never measures a cache that is off
-    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True})
+    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True, **_block_size(args)})
     with EmbeddedEngine(cfg) as engine:
         return measure(engine.base_url, [metrics_url(engine.base_url)], args)
+
+
+def _block_size(args) -> dict:
+    """The KV block size, when asked: the cache hits whole blocks only (vLLM's CPU default is 128
+    tokens, GPUs' 16), so a prompt's last partial block is always recomputed."""
+    return {"block_size": args.block_size} if args.block_size else {}
 
 
 def run_serve(args) -> dict:
@@ -189,9 +195,11 @@ def run_serve(args) -> dict:
             model_id=MODEL, model_source="smollm2", min_replicas=args.replicas, max_replicas=args.replicas,
             max_model_len=embedded.max_model_len, enable_prefix_caching=True, prefix_aware_router=True,
             gpus_per_worker=0, cpus_per_worker=1, placement_resources={},
-            engine_kwargs={"dtype": embedded.dtype, "enforce_eager": True},
+            engine_kwargs={"dtype": embedded.dtype, "enforce_eager": True, **_block_size(args)},
             env_vars={"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(embedded.kv_cache_gb)})])
-    ray.init(address="local", num_cpus=args.replicas + 2, object_store_memory=200_000_000, logging_level="WARNING",
+    # logical CPUs: each replica holds 2 (its actor and its engine's bundle), the ingress 1
+    ray.init(address="local", num_cpus=2 * args.replicas + 2, object_store_memory=200_000_000, logging_level="WARNING",
+             log_to_driver=False,  # the replicas' logs would land in our JSON on stdout
              runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}})
     try:
         urls = [f"http://{n['NodeManagerAddress']}:{n['MetricsExportPort']}/metrics" for n in ray.nodes() if n["Alive"]]
@@ -214,6 +222,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64, help="per LLM call")
     ap.add_argument("--concurrency", type=int, default=8, help="LLM calls in flight")
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for the counters to settle")
+    ap.add_argument("--block-size", type=int, help="KV block size of the engines started here (default: vLLM's)")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="1: the embedded engine; 2: a Serve LLM app behind the prefix-aware router")
