@@ -175,7 +175,7 @@ def run_embedded(args) -> dict:
 
 def _block_size(args) -> dict:
     """The KV block size, when asked: the cache hits whole blocks only (vLLM's CPU default is 128
-    tokens, GPUs' 16), so a prompt's last partial block is always recomputed."""
+    tokens and a multiple of 32, GPUs' 16), so a prompt's last partial block is always recomputed."""
     return {"block_size": args.block_size} if args.block_size else {}
 
 
@@ -222,7 +222,8 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64, help="per LLM call")
     ap.add_argument("--concurrency", type=int, default=8, help="LLM calls in flight")
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for the counters to settle")
-    ap.add_argument("--block-size", type=int, help="KV block size of the engines started here (default: vLLM's)")
+    ap.add_argument("--block-size", type=int,
+                    help="KV block size of the engines started here (default: vLLM's; on the CPU a multiple of 32)")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="1: the embedded engine; 2: a Serve LLM app behind the prefix-aware router")
