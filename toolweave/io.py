@@ -81,6 +81,16 @@ def _as_location(fs: pafs.FileSystem, inner: str, like: str | Path) -> str | Pat
     return f"{location(like).split('://', 1)[0]}://{inner}"
 
 
+def local_logs(run_dir: str | Path) -> Path:
+    """Where a run's logs are written: `<run_dir>/logs`, or for a run dir in an object store (no
+    append there) a local dir named by the run dir, whose files the CLI uploads to `<run_dir>/logs/`."""
+    if not is_remote(run_dir):
+        return Path(run_dir) / "logs"
+    import hashlib
+    import tempfile
+    return Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(location(run_dir).encode()).hexdigest()[:16]
+
+
 # --- small files (ledger owner tokens, markers) ----------------------------------------------
 
 def write_text(path: str | Path, text: str) -> None:
