@@ -141,7 +141,7 @@ def test_submitted_toolbench_chain_runs_on_the_cluster_with_its_run_dir_in_s3(tm
         assert {r["model"] for r in io.iter_rows(io.join(run_dir, "eval_episodes"), columns=["model"])} == {"trained"}
 
         # where the work ran, from Ray's own records: episode actors on the simulate node, the
-        # train worker on the trainer node, nothing on the head
+        # train worker on the trainer node (the head has no CPU to give)
         kinds = {node_id(n): kind for kind, n in nodes.items()}
         actors = job_actors()
         episode_actors = [a for a in actors if "MapWorker" in (a.class_name or "")]
