@@ -110,12 +110,10 @@ def run_logs(cfg: RunConfig) -> Iterator[Path]:
     """The local directory the run's logs are written to: `<run_dir>/logs`, or with a run dir in an
     object store (no appending there) a local one whose files are uploaded to `<run_dir>/logs/` at the end."""
     from toolweave import io
+    local = io.local_logs(cfg.path())
     if not io.is_remote(cfg.path()):
-        yield cfg.path("logs")
+        yield local
         return
-    import hashlib
-    import tempfile
-    local = Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(io.location(cfg.path()).encode()).hexdigest()[:16]
     try:
         yield local
     finally:

@@ -4,6 +4,7 @@ hand the stages a `Runtime` whose per-record stages run on Ray Data."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 import ray
 
+from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.stages.declaration import Runtime
 
@@ -28,7 +30,9 @@ def init_ray(cfg: RunConfig) -> bool:
     with `run.verbose`; it is in Ray's session logs either way."""
     if ray.is_initialized():
         return False
-    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    # a submitted job's own runtime_env already gives its workers what it sets: Ray refuses the same
+    # key twice (and its error prints every value of the job's env, credentials too)
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ and k not in _job_env_vars()}
     common: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=cfg.run.verbose,
                                   configure_logging=True,
                                   logging_level=logging.INFO if cfg.run.verbose else logging.ERROR)
@@ -45,10 +49,18 @@ def init_ray(cfg: RunConfig) -> bool:
     return True
 
 
+def _job_env_vars() -> set[str]:
+    """The env var names the runtime_env of the submitted job this driver runs in sets (none outside one)."""
+    try:
+        job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+    except ValueError:
+        return set()
+    return set((job.get("runtime_env") or {}).get("env_vars") or {})
+
+
 def _link_worker_logs(cfg: RunConfig, session_dir: str | None) -> None:
     """`<run_dir>/logs/ray`: the Ray workers' output (actors, Ray Train workers: DeepSpeed, torch)
     lives in Ray's session logs; a link puts it beside the run's other logs."""
-    from toolweave import io
     if not session_dir or io.is_remote(cfg.path()):  # an object store holds no symlink
         return
     link = cfg.path("logs", "ray")
@@ -93,7 +105,7 @@ def llm_engine(cfg: RunConfig) -> Iterator[str | None]:
             serve.shutdown()
         return
     from toolweave.llm.engine import EmbeddedEngine
-    engine = EmbeddedEngine(cfg.llm.embedded, log_path=cfg.path("logs", "engine.log"))
+    engine = EmbeddedEngine(cfg.llm.embedded, log_path=io.local_logs(cfg.path()) / "engine.log")
     with engine:
         yield engine.base_url
 

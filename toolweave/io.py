@@ -81,6 +81,16 @@ def _as_location(fs: pafs.FileSystem, inner: str, like: str | Path) -> str | Pat
     return f"{location(like).split('://', 1)[0]}://{inner}"
 
 
+def local_logs(run_dir: str | Path) -> Path:
+    """Where a run's logs are written: `<run_dir>/logs`, or for a run dir in an object store (no
+    append there) a local dir named by the run dir, whose files the CLI uploads to `<run_dir>/logs/`."""
+    if not is_remote(run_dir):
+        return Path(run_dir) / "logs"
+    import hashlib
+    import tempfile
+    return Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(location(run_dir).encode()).hexdigest()[:16]
+
+
 # --- small files (ledger owner tokens, markers) ----------------------------------------------
 
 def write_text(path: str | Path, text: str) -> None:
@@ -235,3 +245,40 @@ def read_records(path: str | Path, cls: type[Record]) -> tuple[list[Record], lis
 
 def existing_ids(path: str | Path) -> set[str]:
     return {r["id"] for r in iter_rows(path, columns=["id"])}
+
+
+# --- whole directories (a trained model: written locally, kept in the run dir) ------------------
+
+def files_under(directory: str | Path) -> dict[str, tuple[int, float | None]]:
+    """Every file below `directory` (recursively): {relative name: (size, mtime in seconds)}."""
+    fs, inner = filesystem(directory)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return {i.path[len(inner):].lstrip("/"): (i.size, i.mtime.timestamp() if i.mtime is not None else None)
+            for i in infos if i.type == pafs.FileType.File}
+
+
+def upload_dir(local: str | Path, dest: str | Path, last: str | None = None) -> None:
+    """Copy a local directory's files to `dest` (a local path or a URI); the file named `last` is
+    copied after all the others (a marker: its presence means the rest is there)."""
+    fs, inner = filesystem(dest)
+    names = sorted(files_under(local), key=lambda n: n == last)
+    for name in names:
+        if fs is _LOCAL:
+            Path(inner, name).parent.mkdir(parents=True, exist_ok=True)
+        with open(Path(local) / name, "rb") as src, fs.open_output_stream(f"{inner}/{name}") as out:
+            while chunk := src.read(1 << 24):
+                out.write(chunk)
+
+
+def download_dir(src: str | Path, local: str | Path) -> None:
+    """Copy every file below `src` (a local path or a URI) into the local directory `local`, each
+    file keeping its modification time."""
+    fs, inner = filesystem(src)
+    for name, (_, mtime) in files_under(src).items():
+        target = Path(local) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(f"{inner}/{name}") as source, open(target, "wb") as out:
+            while chunk := source.read(1 << 24):
+                out.write(chunk)
+        if mtime is not None:
+            os.utime(target, (mtime, mtime))

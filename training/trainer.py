@@ -8,7 +8,9 @@ checkpoint (`ray.train.get_checkpoint()`), resuming at its optimizer step; rerun
 resumes too. The final model is gathered to rank 0 and saved in Hugging Face format under
 `<run_dir>/model/` (LoRA merged unless `train.merge_lora` is false), with the SFT tokenizer and its chat
 template, loadable by `AutoModelForCausalLM.from_pretrained` and servable by vLLM. On a cluster, run_dir
-must be shared storage (as Ray Train's storage path must be).
+must be shared storage (as Ray Train's storage path must be): a path every node mounts, or an object
+store URI (`s3://...`, through `toolweave.io`'s pyarrow filesystem, endpoint and credentials from the
+AWS_* environment). There rank 0 saves the model to a local temporary dir and uploads it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 
+from toolweave import io
 from toolweave.config import RunConfig
 from training.ds_config import bf16_enabled, deepspeed_config, uses_deepspeed_optimizer
 from training.model import build_model, count_params
@@ -112,7 +115,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     step = _resume(run)
     metrics = _train(run, config, step)
     if config["save_model"]:
-        save_hf_model(run.engine, run.cfg, run.tokenizer, Path(config["model_dir"]), run.rank,
+        save_hf_model(run.engine, run.cfg, run.tokenizer, config["model_dir"], run.rank,
                       done={"sft_rows": config["n_rows"], "metrics": metrics})
 
 
@@ -253,9 +256,7 @@ def _report(run: WorkerRun, config: dict[str, Any], metrics: dict[str, Any], che
     shard when `checkpoint`; the fault drill fails once after its step's checkpoint."""
     import ray.train
     if run.rank == 0:  # the whole history (Ray keeps only checkpointed reports' metrics)
-        Path(config["metrics_log"]).parent.mkdir(parents=True, exist_ok=True)
-        with open(config["metrics_log"], "a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        _append_line(config["metrics_log"], json.dumps(metrics))
     if not checkpoint:
         ray.train.report(metrics)
         return
@@ -267,20 +268,29 @@ def _report(run: WorkerRun, config: dict[str, Any], metrics: dict[str, Any], che
         raise RuntimeError(f"injected failure after the checkpoint of step {step} (train.fail_at_step)")
 
 
+def _append_line(path: str, line: str) -> None:
+    if not io.is_remote(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(line + "\n")
+        return
+    # an object has no append: rewritten whole (one line per logged step, a small file)
+    io.write_text(path, (io.read_text(path) or "") + line + "\n")
+
+
 def _first_failure(marker: str) -> bool:
-    p = Path(marker)
-    if p.exists():
+    if io.exists(marker):
         return False
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("injected once\n")
+    io.write_text(marker, "injected once\n")
     return True
 
 
 DONE_FILE = "toolweave_train.json"  # written last: its presence means the model dir is complete
 
 
-def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int, done: dict | None = None) -> None:
-    """Gather the trained weights (a collective under ZeRO-3) and save a plain HF model on rank 0."""
+def save_hf_model(engine, cfg: RunConfig, tokenizer, out: str | Path, rank: int, done: dict | None = None) -> None:
+    """Gather the trained weights (a collective under ZeRO-3) and save a plain HF model on rank 0,
+    into `out` (a local dir, or an object-store URI: saved locally, then uploaded)."""
     train = cfg.train
     if train.zero_stage == 3:
         state = engine._zero3_consolidated_16bit_state_dict()  # full dict on rank 0, None elsewhere
@@ -296,6 +306,17 @@ def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int, done:
         raise RuntimeError(f"gathered weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     if train.lora is not None and train.merge_lora:
         fresh = fresh.merge_and_unload()
+    if io.is_remote(out):
+        io.delete(io.join(out, DONE_FILE))  # the model there is no longer complete
+        with tempfile.TemporaryDirectory(prefix="toolweave-model-") as local:
+            _write_hf_model(fresh, cfg, tokenizer, Path(local), done)
+            io.upload_dir(local, out, last=DONE_FILE)
+        return
+    _write_hf_model(fresh, cfg, tokenizer, Path(out), done)
+
+
+def _write_hf_model(fresh, cfg: RunConfig, tokenizer, out: Path, done: dict | None) -> None:
+    train = cfg.train
     out.mkdir(parents=True, exist_ok=True)
     fresh.config.use_cache = True
     fresh.save_pretrained(out)
@@ -305,10 +326,10 @@ def save_hf_model(engine, cfg: RunConfig, tokenizer, out: Path, rank: int, done:
          "max_len": train.max_len, "train": train.model_dump(mode="json"), **(done or {})}, indent=2))
 
 
-def finished_model(cfg: RunConfig, model_dir: Path, n_rows: int) -> dict | None:
+def finished_model(cfg: RunConfig, model_dir: str | Path, n_rows: int) -> dict | None:
     """The record of a model this same training (train section, SFT rows) already saved, else None."""
     try:
-        done = json.loads((model_dir / DONE_FILE).read_text())
+        done = json.loads(io.read_text(io.join(model_dir, DONE_FILE)) or "")
     except (OSError, ValueError):
         return None
     same = done.get("train") == cfg.train.model_dump(mode="json") and done.get("sft_rows") == n_rows
@@ -317,16 +338,34 @@ def finished_model(cfg: RunConfig, model_dir: Path, n_rows: int) -> dict | None:
 
 # --- driver ------------------------------------------------------------------------------------
 
-def count_rows(data: Path) -> int:
+def count_rows(data: str | Path) -> int:
     """Rows of a Parquet dataset from the file footers (no Ray Data job for a count)."""
     import pyarrow.parquet as pq
 
-    from toolweave.io import part_files
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(data))
+    total = 0
+    for part in io.part_files(data):
+        fs, inner = io.filesystem(part)
+        with fs.open_input_file(inner) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
 
 
-def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path | None,
-        callbacks: list | None = None, validation: Path | None = None):
+def _absolute(path: str | Path) -> str:
+    """The path as every worker can use it: absolute locally (workers do not run in the driver's
+    directory), a URI as it is."""
+    return io.location(path) if io.is_remote(path) else str(Path(path).expanduser().resolve())
+
+
+def _read_sft(path: str, **kwargs):
+    """A Ray Data read of SFT rows, through the filesystem `toolweave.io` uses for the path (an
+    object store's endpoint as the run configures it)."""
+    import ray.data
+    fs, inner = io.filesystem(path)
+    return ray.data.read_parquet(inner, filesystem=fs, **kwargs)
+
+
+def fit(cfg: RunConfig, *, storage: str | Path, name: str, data: str | Path, model_dir: str | Path | None,
+        callbacks: list | None = None, validation: str | Path | None = None):
     """Run one TorchTrainer; returns Ray Train's Result. With `validation` (SFT rows held out of
     `data`), every logged step also reports `val_loss` on them."""
     import ray.data
@@ -334,30 +373,31 @@ def fit(cfg: RunConfig, *, storage: Path, name: str, data: Path, model_dir: Path
     from ray.train.torch import TorchTrainer
 
     train = cfg.train
-    # workers do not run in the driver's directory: every path they get is absolute
-    storage, data = storage.expanduser().resolve(), data.expanduser().resolve()
-    model_dir = model_dir.expanduser().resolve() if model_dir is not None else None
-    cfg = cfg.model_copy(update={"run_dir": str(cfg.path().resolve())})
+    storage, data = _absolute(storage), _absolute(data)
+    model_dir = _absolute(model_dir) if model_dir is not None else None
+    cfg = cfg.model_copy(update={"run_dir": _absolute(cfg.run_dir)})
     ray.data.DataContext.get_current().enable_progress_bars = cfg.run.show_progress
     n_rows = count_rows(data)
     if n_rows == 0:
         raise ValueError(f"no SFT rows in {data}: run the sft_data stage first")
     plan_steps(train, n_rows, train.num_workers)  # too few rows: say so here, not from every worker
-    datasets = {"train": ray.data.read_parquet(str(data), columns=COLUMNS)}
+    datasets = {"train": _read_sft(data, columns=COLUMNS)}
     if validation is not None:
-        datasets["validation"] = ray.data.read_parquet(str(validation.expanduser().resolve()), columns=COLUMNS)
+        datasets["validation"] = _read_sft(_absolute(validation), columns=COLUMNS)
     resources = {"CPU": train.num_cpus_per_worker, **train.resources_per_worker}
+    # checkpoints through the same filesystem as the run's datasets (an object store's endpoint)
+    storage_fs, storage_inner = io.filesystem(storage) if io.is_remote(storage) else (None, storage)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "n_rows": n_rows,
                            "model_dir": str(model_dir or ""), "save_model": model_dir is not None,
                            "validate": validation is not None,
-                           "fault_marker": str(storage / name / ".injected_failure"),
-                           "metrics_log": str(storage / name / "metrics.jsonl")},
+                           "fault_marker": io.join(storage, name, ".injected_failure"),
+                           "metrics_log": io.join(storage, name, "metrics.jsonl")},
         scaling_config=ray.train.ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=str(storage),
+            name=name, storage_path=storage_inner, storage_filesystem=storage_fs,
             failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or []),
@@ -371,15 +411,18 @@ def run(cfg: RunConfig) -> dict:
     """SFT rows (`sft/` or `train.data`) → checkpoints under `train/`, final model in `model/`."""
     from ray_jobs.runtime import init_ray
     init_ray(cfg)
-    data = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
-    model_dir = cfg.path("model") if cfg.train.save_model else None
+    data = io.location(cfg.train.data or cfg.path("sft"))
+    model_dir = io.location(cfg.path("model")) if cfg.train.save_model else None
     if model_dir is not None and (done := finished_model(cfg, model_dir, count_rows(data))):
         # a rerun of a finished chain: neither train again nor rewrite the model
-        return {**done.get("metrics", {}), "model_dir": str(model_dir), "skipped": "model already trained"}
+        return {**done.get("metrics", {}), "model_dir": model_dir, "skipped": "model already trained"}
     result = fit(cfg, storage=cfg.path("train"), name=f"{cfg.name}-sft", data=data, model_dir=model_dir)
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
     summary = {k: v for k, v in (result.metrics or {}).items()}
-    summary.update(checkpoint=result.checkpoint.path if result.checkpoint else None,
-                   model_dir=str(model_dir) if model_dir else None)
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    storage = io.location(cfg.path("train"))
+    if checkpoint and io.is_remote(storage):  # a path inside the store's filesystem: as a URI
+        checkpoint = f"{storage.split('://', 1)[0]}://{checkpoint}"
+    summary.update(checkpoint=checkpoint, model_dir=model_dir)
     return summary

@@ -31,9 +31,14 @@ def local_cluster(head_cpus: float = 1, **kinds: dict) -> Iterator[tuple[object,
 
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": head_cpus, "include_dashboard": True, "dashboard_port": free_port(),
+        # the job agent's HTTP port (`ray job submit`): another Ray on this machine may hold the default
+        "dashboard_agent_listen_port": free_port(), "runtime_env_agent_port": free_port(),
         "object_store_memory": 100 * 1024 * 1024})
     try:
-        nodes = {kind: cluster.add_node(object_store_memory=80 * 1024 * 1024, **args) for kind, args in kinds.items()}
+        # each node's own runtime-env agent port: a raylet that found another Ray's agent on its port
+        # asked that one to set up its workers' runtime env (a working_dir it cannot fetch)
+        nodes = {kind: cluster.add_node(object_store_memory=80 * 1024 * 1024, runtime_env_agent_port=free_port(), **args)
+                 for kind, args in kinds.items()}
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, runtime_env={"env_vars": WORKER_ENV})
         yield cluster, nodes

@@ -98,3 +98,20 @@ def test_ray_data_reads_the_parts_io_lists_in_the_object_store(s3_root, tmp_path
     finally:
         ray.shutdown()
     assert ids == ["a", "b", "c"]
+
+
+def test_a_directory_is_uploaded_and_downloaded_with_its_times(run_dir, tmp_path):
+    src = tmp_path / "model"
+    (src / "sub").mkdir(parents=True)
+    (src / "config.json").write_text("{}")
+    (src / "sub" / "weights.bin").write_bytes(b"\x00" * 1000)
+    (src / "DONE").write_text("complete")
+    dest = io.join(run_dir, "model")
+    io.upload_dir(src, dest, last="DONE")
+    assert sorted(io.files_under(dest)) == ["DONE", "config.json", "sub/weights.bin"]
+    assert io.files_under(dest)["sub/weights.bin"][0] == 1000
+    times = {name: mtime for name, (_, mtime) in io.files_under(dest).items()}
+    back = tmp_path / "back"
+    io.download_dir(dest, back)
+    assert (back / "sub" / "weights.bin").read_bytes() == b"\x00" * 1000 and (back / "DONE").read_text() == "complete"
+    assert (back / "config.json").stat().st_mtime == pytest.approx(times["config.json"], abs=1e-3)

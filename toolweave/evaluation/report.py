@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toolweave import io
 from toolweave.front_page import write_front_page
 from toolweave.schemas import EvalResult
 
@@ -144,8 +146,18 @@ def _plots(rows: list[dict[str, Any]], out: Path, title: str = "") -> list[str]:
 
 def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "toolweave evaluation",
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """report.md, report.html, PNGs, summary.json and summary.parquet under out_dir."""
-    out = Path(out_dir)
+    """report.md, report.html, PNGs, summary.json and summary.parquet under out_dir (a local dir, or
+    an object-store URI: the files are made in a local dir, as matplotlib writes them, then uploaded)."""
+    if not io.is_remote(out_dir):
+        return _write_report(results, Path(out_dir), title, extra, run_dir=Path(out_dir).parent)
+    with tempfile.TemporaryDirectory(prefix="toolweave-report-") as local:
+        summary = _write_report(results, Path(local), title, extra, run_dir=Path(str(out_dir)).parent)
+        io.upload_dir(local, out_dir)
+    return summary
+
+
+def _write_report(results: list[EvalResult], out: Path, title: str, extra: dict[str, Any] | None,
+                  run_dir: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results)
     pngs = _plots(rows, out, title)
@@ -170,6 +182,6 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
     summary = {"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     # report.html is the run's front page (chain, dataset, this evaluation, sample episodes), one file
-    write_front_page(out.parent, out / "report.html", title=title)
+    write_front_page(run_dir, out / "report.html", title=title)
     pq.write_table(pa.Table.from_pylist(rows), out / "summary.parquet")
     return summary

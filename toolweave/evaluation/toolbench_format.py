@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import csv
+import io as textio
 import json
 from pathlib import Path
+
+from toolweave import io
 
 from toolweave.evaluation.pass_rate import QueryPass
 from toolweave.evaluation.win_rate import QueryWin, preference_json
@@ -21,7 +24,6 @@ PREFERENCE_COLUMNS = ["query", "available_tools", "ref_model_intermediate_steps"
 
 def write_pass_rate_results(results: list[QueryPass], out_dir: str | Path, test_set: str, model: str) -> tuple[Path, Path]:
     out = Path(out_dir) / model
-    out.mkdir(parents=True, exist_ok=True)
     data, rows = {}, []
     for q in results:
         a = q.answer
@@ -31,31 +33,33 @@ def write_pass_rate_results(results: list[QueryPass], out_dir: str | Path, test_
                             "final_step": final, "is_solved": {str(k): v for k, v in is_solved.items()}}
         rows.append([a.query, str(a.tool_names), steps, final, model, a.query_id, str(is_solved)])
     jpath, cpath = out / f"{test_set}_{model}.json", out / f"{test_set}_{model}.csv"
-    jpath.write_text(json.dumps(data, ensure_ascii=False, indent=4), encoding="utf-8")
-    with cpath.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t")
-        w.writerow(PASS_RATE_COLUMNS)
-        w.writerows(rows)
+    io.write_text(jpath, json.dumps(data, ensure_ascii=False, indent=4))  # a local dir or an object store
+    io.write_text(cpath, _tsv(PASS_RATE_COLUMNS, rows))
     return jpath, cpath
+
+
+def _tsv(columns: list[str], rows: list[list[str]]) -> str:
+    buf = textio.StringIO(newline="")
+    w = csv.writer(buf, delimiter="\t")
+    w.writerow(columns)
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def write_preference_results(wins: list[QueryWin], candidates: list[QueryPass], references: list[QueryPass],
                              out_dir: str | Path, test_set: str, reference: str, candidate: str) -> tuple[Path, Path]:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cand = {q.answer.query_id: q.answer for q in candidates}
     ref = {q.answer.query_id: q.answer for q in references}
     stem = f"{test_set}_{reference}_{candidate}"
     jpath, cpath = out / f"{stem}.json", out / f"{stem}.csv"
-    jpath.write_text(json.dumps(preference_json(wins, reference, candidate), ensure_ascii=False, indent=4),
-                     encoding="utf-8")
-    with cpath.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t")
-        w.writerow(PREFERENCE_COLUMNS)
-        for r in wins:
-            a, b = ref[r.query_id], cand[r.query_id]
-            (rs, rf), (cs, cf) = a.steps_text(), b.steps_text()
-            # 1: reference preferred, 2: output preferred, 3: equal (StableToolBench's codes)
-            label = 1 if r.reference_wins > r.candidate_wins else 2 if r.candidate_wins > r.reference_wins else 3
-            w.writerow([a.query, str(a.tool_names), rs, rf, cs, cf, str(label), r.query_id, reference, candidate])
+    io.write_text(jpath, json.dumps(preference_json(wins, reference, candidate), ensure_ascii=False, indent=4))
+    rows = []
+    for r in wins:
+        a, b = ref[r.query_id], cand[r.query_id]
+        (rs, rf), (cs, cf) = a.steps_text(), b.steps_text()
+        # 1: reference preferred, 2: output preferred, 3: equal (StableToolBench's codes)
+        label = 1 if r.reference_wins > r.candidate_wins else 2 if r.candidate_wins > r.reference_wins else 3
+        rows.append([a.query, str(a.tool_names), rs, rf, cs, cf, str(label), r.query_id, reference, candidate])
+    io.write_text(cpath, _tsv(PREFERENCE_COLUMNS, rows))
     return jpath, cpath

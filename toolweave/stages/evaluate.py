@@ -25,7 +25,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,11 +86,33 @@ def model_source(cfg: RunConfig) -> str:
     if src != "trained":
         local = Path(src).expanduser()
         return str(local) if local.exists() else src  # else a hub id, resolved by vLLM
-    model_dir = cfg.path("model")
+    model_dir = local_trained_model(cfg)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"evaluate.solve_with=trained: no trained model at {model_dir} (config.json "
                                 "missing); run the train stage first (with train.save_model: true)")
     return str(model_dir)
+
+
+def local_trained_model(cfg: RunConfig) -> Path:
+    """`<run_dir>/model` as a local dir vLLM can load: itself, or, in an object store, a copy fetched
+    once per version of the model (named by a hash of its files' names, sizes and times, which the
+    copy keeps: the model's fingerprint stays the same across jobs on one machine)."""
+    model_dir = cfg.path("model")
+    if not io.is_remote(model_dir):
+        return model_dir
+    files = io.files_under(model_dir)
+    if "config.json" not in files:
+        raise FileNotFoundError(f"evaluate.solve_with=trained: no trained model at {io.location(model_dir)} "
+                                "(config.json missing); run the train stage first (with train.save_model: true)")
+    version = hashlib.sha256(json.dumps([io.location(model_dir), sorted(files.items())]).encode()).hexdigest()[:16]
+    local = Path(tempfile.gettempdir(), "toolweave-models", version)
+    if not local.is_dir():  # fetched beside, then renamed: a half-fetched copy is never used
+        partial = local.with_name(f"{version}.{uuid.uuid4().hex}")
+        io.download_dir(model_dir, partial)
+        with contextlib.suppress(OSError):  # another job fetched it meanwhile: theirs is the same
+            partial.rename(local)
+        shutil.rmtree(partial, ignore_errors=True)
+    return local
 
 
 def served_name(cfg: RunConfig) -> str:
@@ -244,7 +269,7 @@ def model_under_test(cfg: RunConfig, runtime: Runtime, engine_cfg: EmbeddedEngin
             yield url
         return
     from toolweave.llm.engine import EmbeddedEngine
-    with EmbeddedEngine(engine_cfg, log_path=cfg.path("logs", "engine-under-test.log")) as engine:
+    with EmbeddedEngine(engine_cfg, log_path=io.local_logs(cfg.path()) / "engine-under-test.log") as engine:
         yield engine.base_url
 
 
