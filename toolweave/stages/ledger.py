@@ -38,7 +38,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -168,15 +168,20 @@ def _read_table(path: Location) -> pa.Table:
     return pq.read_table(inner, filesystem=fs)
 
 
-def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location]) -> list[str]:
-    """Check every committed batch (see the module doc); returns a line per batch redone."""
+def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location],
+           report: Callable[[str], None] = lambda line: None) -> list[str]:
+    """Check every committed batch (see the module doc); returns a line per batch redone. Each
+    line goes to `report` before its ledger entry is deleted: a run killed in between names the
+    damage again on the next run, never not at all."""
     dirs = list(dataset_dirs)
     redone = []
     for part in _ledger_parts(ledger_dir):
         why = _batch_problem(part, dirs)
         if why:
+            line = f"{why}: its inputs are done again"
+            report(line)
             io.delete(part.path)
-            redone.append(f"{why}: its inputs are done again")
+            redone.append(line)
     if redone:
         remove_orphans(stage, ledger_dir, dirs)
     return redone

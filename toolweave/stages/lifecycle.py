@@ -80,10 +80,10 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
     ledger.remove_orphans(stage.name, io_.ledger, io_.outputs())
     ledger.clear_in_flight(io_.ledger)  # a killed run's batches: their parts were orphans, just removed
     ledger.finish_retry(io_.ledger, io_.outputs())  # a killed --retry-failed run's removal
-    redone = ledger.verify(stage.name, io_.ledger, io_.outputs())
-    for line in redone:
+    def report(line: str) -> None:
         log.warning("%s: %s", stage.name, line)
         console_line(f"{stage.name}: {line}")
+    redone = ledger.verify(stage.name, io_.ledger, io_.outputs(), report)
     if cfg.run.retry_failed:
         ledger.forget_failed(io_.ledger, io_.outputs())
     scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit if stage.limited else None)

@@ -127,3 +127,16 @@ def test_a_part_with_missing_rows_is_done_again(tmp_path):
     summary = run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "again")})
     assert "hold 1 rows, the ledger lists 2" in summary["redone_batches"][0] and summary["processed"] == 2
     assert len(io.existing_ids(tmp_path / "episodes")) == len(list(io.iter_rows(tmp_path / "episodes"))) == 5
+
+
+def test_the_damage_is_named_before_its_ledger_entry_is_deleted(tmp_path):
+    # a run killed right after the delete must not take the only report of the damage with it
+    _instructions(tmp_path)
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2})
+    run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
+    led = tmp_path / "_ledger" / "probe"
+    victim = sorted(led.glob("part-probe-*.parquet"))[0]
+    victim.write_bytes(b"")
+    seen: list[tuple[str, bool]] = []
+    redone = ledger.verify("probe", led, [tmp_path / "episodes"], lambda line: seen.append((line, victim.exists())))
+    assert seen == [(redone[0], True)] and str(victim) in redone[0] and not victim.exists()
