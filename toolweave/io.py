@@ -243,6 +243,12 @@ def read_records(path: str | Path, cls: type[Record]) -> tuple[list[Record], lis
     return good, bad
 
 
+def parquet_file(path: str | Path) -> pq.ParquetFile:
+    """One Parquet file opened for its footer and reads, through the path's filesystem."""
+    fs, inner = filesystem(path)
+    return pq.ParquetFile(fs.open_input_file(inner))
+
+
 def existing_ids(path: str | Path) -> set[str]:
     return {r["id"] for r in iter_rows(path, columns=["id"])}
 

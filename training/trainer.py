@@ -340,14 +340,7 @@ def finished_model(cfg: RunConfig, model_dir: str | Path, n_rows: int) -> dict |
 
 def count_rows(data: str | Path) -> int:
     """Rows of a Parquet dataset from the file footers (no Ray Data job for a count)."""
-    import pyarrow.parquet as pq
-
-    total = 0
-    for part in io.part_files(data):
-        fs, inner = io.filesystem(part)
-        with fs.open_input_file(inner) as f:
-            total += pq.ParquetFile(f).metadata.num_rows
-    return total
+    return sum(io.parquet_file(part).metadata.num_rows for part in io.part_files(data))
 
 
 def _absolute(path: str | Path) -> str:

@@ -208,7 +208,7 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     marker = cfg.path(MODEL_FILE)
     now = model_fingerprint(cfg)
     moved = None
-    if any(_has_files(d) for d in (out, *ledgers)):
+    if any(io.files_under(d) for d in (out, *ledgers)):
         try:
             before = json.loads(io.read_text(marker) or "null")
         except ValueError:
@@ -222,18 +222,6 @@ def retire_other_models_episodes(cfg: RunConfig) -> str | None:
     return moved
 
 
-def _files(d: Path) -> list:
-    """Every file under `d` (a local dir or an object-store prefix)."""
-    import pyarrow.fs as pafs
-    fs, inner = io.filesystem(d)
-    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
-    return [i.path for i in infos if i.type == pafs.FileType.File]
-
-
-def _has_files(d: Path) -> bool:
-    return bool(_files(d))
-
-
 def _move_dir(src: Path, dst: Path) -> None:
     """A rename locally; in an object store (no rename) each file copied, then deleted."""
     if not io.is_remote(src):
@@ -242,9 +230,9 @@ def _move_dir(src: Path, dst: Path) -> None:
         return
     fs, inner = io.filesystem(src)
     _, dst_inner = io.filesystem(dst)
-    for f in _files(src):
-        fs.copy_file(f, dst_inner + f[len(inner):])
-        fs.delete_file(f)
+    for name in io.files_under(src):
+        fs.copy_file(f"{inner}/{name}", f"{dst_inner}/{name}")
+        fs.delete_file(f"{inner}/{name}")
 
 
 def on_serve(cfg: RunConfig, runtime: Runtime) -> bool:

@@ -158,11 +158,6 @@ def committed_keys(ledger_dir: Location) -> set[str]:
     return {_key(e.name) for e in _ledger_parts(ledger_dir)}
 
 
-def _parquet_file(path: Location) -> pq.ParquetFile:
-    fs, inner = io.filesystem(path)
-    return pq.ParquetFile(fs.open_input_file(inner))
-
-
 def _read_table(path: Location) -> pa.Table:
     fs, inner = io.filesystem(path)
     return pq.read_table(inner, filesystem=fs)
@@ -189,7 +184,7 @@ def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location],
 
 def _batch_problem(ledger_part: io.Entry, dirs: list[Location]) -> str | None:
     try:
-        entries = _parquet_file(ledger_part.path)
+        entries = io.parquet_file(ledger_part.path)
         listed = (sum(len(o) for o in entries.read(columns=["outputs"])["outputs"].to_pylist())
                   if "outputs" in entries.schema_arrow.names else None)  # a ledger from before it listed them
     except (OSError, pa.ArrowException) as e:
@@ -199,7 +194,7 @@ def _batch_problem(ledger_part: io.Entry, dirs: list[Location]) -> str | None:
         part = io.join(out, ledger_part.name)
         if io.exists(part):
             try:
-                rows += _parquet_file(part).metadata.num_rows
+                rows += io.parquet_file(part).metadata.num_rows
             except (OSError, pa.ArrowException) as e:
                 return f"committed part {part} cannot be read ({type(e).__name__}: {e})"
     if listed is not None and rows != listed:
