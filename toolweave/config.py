@@ -252,6 +252,7 @@ class ExecutorConfig(Section):
     # (error left empty, {"error", "response"}, its prompt verbatim)
     simulator: Literal["toolweave", "stabletoolbench", "toolalpaca"] = "toolweave"
     compress: Literal["truncate", "llm"] = "truncate"
+    max_tokens: int | None = Field(None, ge=1)  # of a simulated response; None: 512 (stabletoolbench: 1024)
     timeout_s: float = Field(30.0, gt=0)
     allow_hosts: list[str] = Field(default_factory=list)
     auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key

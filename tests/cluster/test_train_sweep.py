@@ -1,5 +1,6 @@
 """A Tune sweep on a `trainer` node of a local multi-node cluster: trials are scored on the held-out
-validation split (`val_loss`, reported every step), their Ray Train workers run only on the
+validation split (`val_loss`, reported every step; the best trial is the lowest), each trial packs its
+SFT rows at its swept `sft.max_len`, their Ray Train workers run only on the
 `trainer` node, and ASHA (grace period 1) stops the trial whose learning rate is too small to learn
 before its last step, while the good trial runs to the end."""
 from __future__ import annotations
@@ -31,7 +32,9 @@ def test_asha_stops_the_weak_trial_scored_on_validation_loss_on_trainer_nodes(tm
                   "num_cpus_per_worker": 0.25, "resources_per_worker": {"trainer": 1}, "zero_stage": 3,
                   "save_model": False},
         # grid order: the good trial first, so the weak one meets a recorded rung and is cut there
-        "sweep": {"space": {"train.lr": {"grid": [GOOD_LR, BAD_LR]}}, "num_samples": 1, "grace_period": 1,
+        # sft.max_len in the space: each trial re-packs its own SFT rows (at the length given here)
+        "sweep": {"space": {"train.lr": {"grid": [GOOD_LR, BAD_LR]}, "sft.max_len": {"choice": [2048]}},
+                  "num_samples": 1, "grace_period": 1,
                   "reduction_factor": 2, "max_t": 20, "max_concurrent": 1, "validation_fraction": 0.25}})
     write_part(toolbench_example_episodes(), cfg.path("episodes"), Episode)
     sft_data.run(cfg)
@@ -44,7 +47,9 @@ def test_asha_stops_the_weak_trial_scored_on_validation_loss_on_trainer_nodes(tm
 
     rows = {r["train.lr"]: r for r in json.loads(cfg.path("sweep", "results.json").read_text())}
     good, bad = rows[GOOD_LR], rows[BAD_LR]
-    assert summary["trials"] == 2 and summary["stopped_early"] == 1
+    assert summary["trials"] == 2 and summary["stopped_early"] == 1 and summary["finished"] == 2
+    assert all(r["checkpoint"] and r["sft.max_len"] == 2048 for r in rows.values())
+    assert list(cfg.path("sweep", "data").glob("sft_len2048_*"))  # the trials' own packed rows
     assert not good["stopped_early"] and good["step"] == good["total_steps"] >= 6
     assert bad["stopped_early"] and bad["step"] < bad["total_steps"] and not bad["error"]
     assert summary["best"]["train.lr"] == GOOD_LR and good["val_loss"] < bad["val_loss"]

@@ -25,10 +25,16 @@ def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path,
         # the session engine instead of a second SmolLM2 engine (the trained model still gets its own)
         "llm.engine=endpoints", f"llm.endpoints.default.base_url={embedded_base_url}",
         "llm.endpoints.default.model=smollm2", "llm.endpoints.default.timeout_s=600",
-        "run.limit=2", "toolsets.max_tokens=256", "llm.max_tokens=128", "instructions.per_tool=1",
-        "simulate.max_steps=2", "solve.max_llm_calls=4", "evaluate.votes=1",
+        "run.limit=2", "toolsets.max_tokens=128", "llm.max_tokens=128", "instructions.per_tool=1",
+        "simulate.max_steps=2", "solve.max_llm_calls=4", "executor.max_tokens=128", "verify.votes=1",
+        "evaluate.votes=1",
         # one unpacked row is one optimizer step of one worker: SFT data from two episodes is enough
         "sft.pack=false", "sft.max_len=1024", "train.max_len=1024", "train.num_workers=1", "train.max_steps=1",
+        # a tiny Llama from config (SmolLM2's tokenizer and template) instead of SmolLM2 itself: one ZeRO-3
+        # step and checkpoint of 135M parameters took ~4 of this test's minutes; fine-tuning SmolLM2 has
+        # its own test (tests/training/test_model.py). head_dim 64: vLLM's CPU attention needs it
+        "train.model=tiny", "train.tiny.hidden_size=128", "train.tiny.intermediate_size=256",
+        "train.tiny.num_hidden_layers=2", "train.tiny.num_attention_heads=2", "train.tiny.num_key_value_heads=2",
     ])
     results = run_stages(cfg, chain(cfg.stages))
 

@@ -41,3 +41,27 @@ def test_deepspeed_config_zero3_offload_and_explicit_batch_sizes():
     assert ds["train_batch_size"] == 64 and ds["gradient_clipping"] == 0.5
     assert ds["zero_force_ds_cpu_optimizer"] is False and "optimizer" not in ds  # CPU: a torch AdamW
     assert "auto" not in str(ds)
+
+
+def test_smollm2_loads_the_shipped_weights_and_learns():
+    """`train.model: smollm2` starts from the real SmolLM2-135M-Instruct (the tests of the whole
+    chain train a tiny model from config instead, for time): its weights, not random ones."""
+    from toolweave.llm.engine import smollm2_hf_dir
+    from training.model import pretrained_source
+    from transformers import AutoTokenizer
+
+    train = TrainConfig(model="smollm2", max_len=2048)
+    tok = AutoTokenizer.from_pretrained(pretrained_source(train))
+    model = build_model(train, vocab_size=len(tok))
+    assert pretrained_source(train) == str(smollm2_hf_dir())
+    assert count_params(model) == (134_515_008, 134_515_008) and not model.config.use_cache
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=True)
+    assert "Paris" in tok.decode(out[0, ids.shape[1]:])  # what random weights never say
+    model.train()
+    loss = model(input_ids=out, labels=out).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -57,21 +57,3 @@ def test_zero3_on_two_workers_resumes_after_failure_and_saves_a_loadable_model(t
     out = model.generate(**prompt, max_new_tokens=5, do_sample=False)
     assert out.shape[1] == prompt["input_ids"].shape[1] + 5
     assert torch.isfinite(model(**prompt).logits).all()
-
-
-def test_two_trial_sweep_reports_best_trial(tmp_path, ray_local, toolbench_episodes):
-    from training import sft_data, sweep
-
-    cfg = _cfg(tmp_path, epochs=1, checkpoint_every=1)
-    cfg.sweep.space = {"train.lr": {"grid": [1e-4, 3e-3]}, "train.lora.r": {"choice": [4]},
-                       "sft.max_len": {"choice": [2048]}}
-    cfg.sweep.num_samples = 1
-    write_part(toolbench_episodes, cfg.path("episodes"), Episode)
-    sft_data.run(cfg)
-    s = sweep.run(cfg)
-    assert s["trials"] == 2 and s["finished"] == 2
-    rows = json.loads(cfg.path("sweep", "results.json").read_text())
-    assert sorted(r["train.lr"] for r in rows) == [1e-4, 3e-3]
-    assert all(r["checkpoint"] for r in rows)
-    # scored on the held-out split: the best trial has the lowest validation loss
-    assert s["best"]["val_loss"] == min(r["val_loss"] for r in rows)

@@ -23,7 +23,7 @@ def make_executor(cfg: ExecutorConfig, *, llm: ChatModel | None = None,
         if cache is None:
             cache = SqliteResponseCache(cfg.cache_path) if cfg.cache_path else MemoryResponseCache()
         return LLMSimulatedExecutor(llm, cache, max_examples=cfg.max_examples, timeout_s=cfg.timeout_s,
-                                    simulator=cfg.simulator)
+                                    max_tokens=cfg.max_tokens, simulator=cfg.simulator)
     if cfg.kind == "mock":
         return SchemaMockExecutor()
     if cfg.kind == "http":

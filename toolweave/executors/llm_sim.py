@@ -52,13 +52,13 @@ STB_EXAMPLES = 5  # server/main.py: example_num, then fewer while str(examples) 
 
 class LLMSimulatedExecutor:
     def __init__(self, llm: ChatModel, cache: ResponseCache | None = None, *, max_examples: int = 5,
-                 timeout_s: float = 30.0, max_tokens: int = 512, temperature: float = 0.0,
+                 timeout_s: float = 30.0, max_tokens: int | None = None, temperature: float = 0.0,
                  simulator: str = "toolweave"):
         if simulator not in ("toolweave", "stabletoolbench", "toolalpaca"):
             raise ValueError(f"simulator must be 'toolweave', 'stabletoolbench' or 'toolalpaca', got {simulator!r}")
         self.simulator = simulator
-        if simulator == "stabletoolbench":
-            max_tokens = 1024
+        if max_tokens is None:  # StableToolBench's server asks for 1024 tokens a response
+            max_tokens = 1024 if simulator == "stabletoolbench" else 512
         self.llm = llm
         self.cache = cache if cache is not None else MemoryResponseCache()
         self.max_examples = max_examples

@@ -26,3 +26,13 @@ def test_prompt_reply_and_examples_are_stabletoolbenchs():
     assert "API Examples:[(\"{'q': 'x'}\", '{\"error\": \"\", \"response\": \"first\"}')]" in \
         llm.requests[1]["messages"][1]["content"]
     assert llm.requests[0]["max_tokens"] == 1024 and set(llm.requests[0]["json_schema"]["required"]) == {"error", "response"}
+
+
+def test_executor_max_tokens_bounds_each_simulated_response():
+    reply = '{"error": "", "response": "ok"}'
+    for simulator, max_tokens, sent in (("stabletoolbench", None, 1024), ("toolweave", None, 512),
+                                        ("stabletoolbench", 96, 96), ("toolweave", 96, 96)):
+        llm = FakeChatModel([reply])
+        ex = make_executor(ExecutorConfig(kind="llm", simulator=simulator, max_tokens=max_tokens), llm=llm)
+        asyncio.run(ex.execute(TOOL, TOOL.functions[0], {"q": "x"}))
+        assert llm.requests[0]["max_tokens"] == sent, (simulator, max_tokens)
