@@ -115,9 +115,12 @@ def test_a_run_dir_in_an_object_store_gets_the_same_page(page, s3_root, tmp_path
     path, ours = page
     local_run = path.parent.parent
     copy = tmp_path / "run"
-    shutil.copytree(local_run, copy, ignore=shutil.ignore_patterns("report"))  # the report is made in the bucket
+    # the dataset folder and the report are made in the bucket, the rest copied there
+    shutil.copytree(local_run, copy, ignore=shutil.ignore_patterns("report", "dataset"))
     s3_run = f"{s3_root}/{tmp_path.name}/run"
     io.upload_dir(copy, s3_run)
+    verified, _ = io.read_records(local_run / "verified_episodes", VerifiedEpisode)
+    write_dataset(io.join(s3_run, "dataset"), verified, [TOOL], LLMSettings(), encoder=lambda t: np.eye(len(t)))
     write_report(eval_results(), io.join(s3_run, "report"), title="demo run: evaluation")
     text = io.read_text(io.join(s3_run, "report", "report.html"))
     assert text is not None and f"Run directory: <code>{s3_run}</code>" in text
