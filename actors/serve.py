@@ -25,6 +25,7 @@ from ray.serve.config import RequestRouterConfig
 from ray.serve.llm import LLMConfig, build_openai_app
 from ray.serve.schema import ApplicationStatus
 
+from toolweave import io
 from toolweave.config import EmbeddedEngineConfig, LLMSettings, RunConfig, ServeDeploymentConfig
 from toolweave.llm.engine import free_port, resolve_model, smollm2_hf_dir, wait_healthy
 from toolweave.placement import worker_bundles
@@ -52,7 +53,11 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
         raise ValueError(f"deployment {d.model_id!r}: model_source is empty (a checkpoint dir or hub id)")
     if d.min_replicas > d.max_replicas:
         raise ValueError(f"deployment {d.model_id!r}: min_replicas {d.min_replicas} > max_replicas {d.max_replicas}")
-    source = str(smollm2_hf_dir()) if d.model_source == "smollm2" else d.model_source
+    source: str | dict[str, str] = str(smollm2_hf_dir()) if d.model_source == "smollm2" else d.model_source
+    if io.is_remote(source):
+        # a checkpoint in an object store (an s3:// run dir's model): every replica's node downloads
+        # it itself (Serve LLM's bucket mirror, with the AWS_* settings of the replica's environment)
+        source = {"bucket_uri": io.location(source)}
     deployment: dict[str, Any] = {"autoscaling_config": autoscaling_config(d)}
     if d.prefix_aware_router:
         # sends requests sharing a prompt prefix (DFSDT siblings, one agent's turns) to the
@@ -207,7 +212,8 @@ def serve_app(settings: LLMSettings) -> Iterator[ServeApp]:
 
 def model_under_test_settings(settings: LLMSettings, model_source: str, served_name: str = "trained",
                               max_model_len: int | None = None) -> LLMSettings:
-    """Evaluate's own app for the model under test (a checkpoint dir or hub id): one deployment on
+    """Evaluate's own app for the model under test (a checkpoint dir, a hub id, or a checkpoint's URI
+    in an object store, which each replica downloads): one deployment on
     the `vllm` nodes, shaped like the run's first deployment (bundles, autoscaling, engine
     settings), under `<app_name>-under-test`; its `assistant` endpoint is the model. The judge and
     the simulated tools stay on the run's app."""

@@ -147,7 +147,8 @@ class LazyEngine:
 def serve_model_under_test(cfg: RunConfig, model_source: str, served_name: str,
                            max_model_len: int | None) -> Iterator[str]:
     """Evaluate's model under test as its own Serve LLM app on the `vllm` nodes (shaped like the
-    run's first deployment, `<app_name>-under-test`), removed afterwards; its route."""
+    run's first deployment, `<app_name>-under-test`), removed afterwards; its route. `model_source`:
+    a checkpoint dir, a hub id, or a checkpoint's URI in an object store (each replica downloads it)."""
     from actors.serve import model_under_test_settings, serve_app
     settings = model_under_test_settings(cfg.llm, model_source, served_name, max_model_len)
     with serve_app(settings) as app:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from toolweave import io
 from toolweave.config import DatasetCardConfig, LLMSettings
 from toolweave.dataset_stats import TokenCounter, compute, plot_all
 from toolweave.schemas import Tool
@@ -178,7 +180,13 @@ splits: {json.dumps(stats['by_split'])}. Full numbers: `statistics.json`; plots:
 def write_dataset(out_dir: str | Path, episodes: list[VerifiedEpisode], tools: list[Tool], llm: LLMSettings,
                   cfg: DatasetCardConfig | None = None, *, count_tokens: TokenCounter | None = None,
                   encoder: Callable[[list[str]], Any] | None = None) -> dict[str, Any]:
-    """Write the dataset folder; returns its statistics (without the raw series)."""
+    """Write the dataset folder (a local dir, or an object-store URI: made in a local dir, as
+    matplotlib writes files, then uploaded); returns its statistics (without the raw series)."""
+    if io.is_remote(out_dir):
+        with tempfile.TemporaryDirectory(prefix="toolweave-dataset-") as local:
+            stats = write_dataset(local, episodes, tools, llm, cfg, count_tokens=count_tokens, encoder=encoder)
+            io.upload_dir(local, out_dir)
+        return stats
     cfg = cfg or DatasetCardConfig()
     out = Path(out_dir)
     schema = dataset_schema()

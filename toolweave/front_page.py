@@ -6,6 +6,9 @@ cost, time; read from `<stage>_summary.json` and `run_summary.json`), the datase
 (`dataset/`), the evaluation (`report/summary.json` and its PNGs) and a browser of sample episodes:
 a DFSDT tree as nested `<details>` (each node: request, reply, observation) and a simulation turn by
 turn. Everything is readable without JavaScript; `<details>` opens natively.
+
+The run dir is read through `toolweave.io`: a local path and an object-store URI (`s3://...`) give
+the same page.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolweave.io import part_files, read_records
+from toolweave import io
 from toolweave.schemas import Episode
 
 CSS = """
@@ -36,12 +39,24 @@ def esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def img(path: Path) -> str:
-    return f'<img src="{data_uri(path)}" alt="{esc(path.stem)}" data-name="{esc(path.name)}">'
+def img(name: str, png: bytes) -> str:
+    return f'<img src="{data_uri(png)}" alt="{esc(name.removesuffix(".png"))}" data-name="{esc(name)}">'
+
+
+def _json(path: str | Path) -> Any:
+    """A JSON file of the run dir (local or in an object store); None when it is not there."""
+    text = io.read_text(path)
+    return None if text is None else json.loads(text)
+
+
+def _imgs(directory: str | Path, names: list[str]) -> str:
+    """The named PNGs of a directory, inline; missing ones left out."""
+    pngs = ((name, io.read_bytes(io.join(directory, name))) for name in names)
+    return "".join(img(name, png) for name, png in pngs if png is not None)
 
 
 def _pre(text: Any) -> str:
@@ -55,16 +70,16 @@ _OUT_KEYS = ("outputs", "instructions", "tools", "rows", "episodes", "verified",
 _REJECT_KEYS = ("failed", "rejected", "duplicates", "near_duplicates")
 
 
-def stage_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
+def stage_summaries(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Stage -> its summary, in the order they ran: run_summary.json (written in chain order), then
     `<stage>_summary.json` files of stages run on their own, oldest first."""
     found: dict[str, dict[str, Any]] = {}
-    run_summary = run_dir / "run_summary.json"
-    if run_summary.is_file():
-        found.update({k: v for k, v in json.loads(run_summary.read_text()).items() if isinstance(v, dict)})
-    for path in sorted(run_dir.glob("*_summary.json"), key=lambda p: p.stat().st_mtime):
-        if path.name != "run_summary.json":
-            found.setdefault(path.name[: -len("_summary.json")], json.loads(path.read_text()))
+    run_summary = _json(io.join(run_dir, "run_summary.json"))
+    if isinstance(run_summary, dict):
+        found.update({k: v for k, v in run_summary.items() if isinstance(v, dict)})
+    summaries = [e for e in io.list_files(run_dir) if e.name.endswith("_summary.json") and e.name != "run_summary.json"]
+    for entry in sorted(summaries, key=lambda e: e.mtime or 0.0):
+        found.setdefault(entry.name[: -len("_summary.json")], json.loads(io.read_text(entry.path) or "{}"))
     return found
 
 
@@ -98,11 +113,10 @@ def funnel(stages: dict[str, dict[str, Any]]) -> str:
 
 # --- dataset and evaluation ------------------------------------------------------------------
 
-def dataset_section(dataset_dir: Path) -> str:
-    stats_file = dataset_dir / "statistics.json"
-    if not stats_file.is_file():
+def dataset_section(dataset_dir: str | Path) -> str:
+    stats = _json(io.join(dataset_dir, "statistics.json"))
+    if stats is None:
         return "<p class=muted>No dataset/ in this run (the dataset card is written after verification).</p>"
-    stats = json.loads(stats_file.read_text())
     ver = stats.get("verification", {})
     rows = "".join(
         f"<tr><td>{esc(c)}</td><td class=num>{v['passed']}</td><td class=num>{v['failed']}</td>"
@@ -112,9 +126,10 @@ def dataset_section(dataset_dir: Path) -> str:
     cov_rows = "".join(f"<tr><td>{k}</td><td class=num>{cov[k]['available']}</td><td class=num>{cov[k]['called']}</td></tr>"
                        for k in ("tools", "categories", "apis") if k in cov)
     div = stats.get("diversity", {})
-    plots = "".join(img(p) for p in sorted((dataset_dir / "plots").glob("*.png")))
+    plot_dir = io.join(dataset_dir, "plots")
+    plots = _imgs(plot_dir, [e.name for e in io.list_files(plot_dir) if e.name.endswith(".png")])
     return (f"<p>{stats.get('verified', 0)} verified of {stats.get('episodes', 0)} episodes "
-            f"(card: <code>{esc(dataset_dir / 'README.md')}</code>).</p>"
+            f"(card: <code>{esc(io.join(dataset_dir, 'README.md'))}</code>).</p>"
             "<table id=verification><tr><th>check</th><th>passed</th><th>failed</th><th>not run</th>"
             f"<th>failures by reason</th></tr>{rows}</table>"
             f"<table><tr><th>coverage</th><th>available</th><th>called</th></tr>{cov_rows}</table>"
@@ -128,16 +143,15 @@ def _percent(row: dict[str, Any]) -> str:
     return text if row.get("std") is None else f"{text} ± {100 * row['std']:.1f}"
 
 
-def evaluation_section(eval_dir: Path) -> str:
-    summary_file = eval_dir / "summary.json"
-    if not summary_file.is_file():
+def evaluation_section(eval_dir: str | Path) -> str:
+    summary = _json(io.join(eval_dir, "summary.json"))
+    if summary is None:
         return "<p class=muted>No evaluation in this run.</p>"
-    summary = json.loads(summary_file.read_text())
     rows = "".join(
         f"<tr><td>{esc(r['metric'])}</td><td>{esc(r['method'])}</td><td>{esc(r.get('tools', 'oracle'))}</td>"
         f"<td>{esc(r['split'])}</td>"
         f"<td class=num>{r['queries']}</td><td class=num>{_percent(r)}</td></tr>" for r in summary.get("rows", []))
-    plots = "".join(img(eval_dir / p) for p in summary.get("plots", []) if (eval_dir / p).is_file())
+    plots = _imgs(eval_dir, list(summary.get("plots", [])))
     judges = ", ".join(summary.get("judges") or []) or "none"
     return (f"<p>{esc(summary.get('title', ''))}. Judge: {esc(judges)}.</p><table id=evaluation><tr><th>metric</th>"
             f"<th>method</th><th>tools</th><th>split</th><th>queries</th><th>value (%)</th></tr>{rows}</table>"
@@ -222,14 +236,14 @@ def episode_html(ep: Episode) -> str:
             f"{esc(ep.status)}{badge}</summary>{''.join(parts)}</details>")
 
 
-def sample_episodes(run_dir: Path, limit: int) -> list[Episode]:
+def sample_episodes(run_dir: str | Path, limit: int) -> list[Episode]:
     """Verified episodes when the run has them (with their verdicts), else the plain episodes; a
     few of each method."""
     from toolweave.verify import VerifiedEpisode
 
     for name, cls in (("verified_episodes", VerifiedEpisode), ("episodes", Episode)):
-        if part_files(run_dir / name):
-            episodes, _ = read_records(run_dir / name, cls)
+        if io.part_files(io.join(run_dir, name)):
+            episodes, _ = io.read_records(io.join(run_dir, name), cls)
             by_method: dict[str, list[Episode]] = {}
             for ep in episodes:
                 by_method.setdefault(ep.method, []).append(ep)
@@ -238,24 +252,28 @@ def sample_episodes(run_dir: Path, limit: int) -> list[Episode]:
     return []
 
 
-def render_front_page(title: str, run_dir: Path, episodes: list[Episode]) -> str:
+def render_front_page(title: str, run_dir: str | Path, episodes: list[Episode],
+                      eval_dir: str | Path | None = None) -> str:
+    """The page of `run_dir` (a local path or a URI); `eval_dir`: where the evaluation's summary.json
+    and PNGs are (default `<run_dir>/report`; the report passes the dir it is being written in)."""
+    eval_dir = io.join(run_dir, "report") if eval_dir is None else eval_dir
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
-            f"<p class=muted>Run directory: <code>{esc(run_dir)}</code></p>"
+            f"<p class=muted>Run directory: <code>{esc(io.location(run_dir))}</code></p>"
             f"<h2 id=chain>The chain</h2>{funnel(stage_summaries(run_dir))}"
-            f"<h2 id=dataset>Dataset</h2>{dataset_section(run_dir / 'dataset')}"
-            f"<h2 id=eval>Evaluation</h2>{evaluation_section(run_dir / 'report')}"
+            f"<h2 id=dataset>Dataset</h2>{dataset_section(io.join(run_dir, 'dataset'))}"
+            f"<h2 id=eval>Evaluation</h2>{evaluation_section(eval_dir)}"
             f"<h2 id=samples>Sample episodes</h2>"
             + ("".join(episode_html(ep) for ep in episodes) or "<p class=muted>No episodes.</p>")
             + "</body></html>\n")
 
 
 def write_front_page(run_dir: str | Path, out: str | Path | None = None, *, title: str | None = None,
-                     samples: int = 6) -> Path:
-    """Write RUN_DIR/report/report.html (or `out`) from whatever the run directory holds."""
-    run = Path(run_dir)
-    path = Path(out) if out else run / "report" / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_front_page(title or f"toolweave run: {run.name}", run, sample_episodes(run, samples)),
-                    encoding="utf-8")
-    return path
+                     samples: int = 6, eval_dir: str | Path | None = None) -> str | Path:
+    """Write RUN_DIR/report/report.html (or `out`; either may be in an object store) from whatever
+    the run directory holds; returns where it was written."""
+    path = out if out is not None else io.join(run_dir, "report", "report.html")
+    name = io.location(run_dir).rstrip("/").rpartition("/")[2]
+    page = render_front_page(title or f"toolweave run: {name}", run_dir, sample_episodes(run_dir, samples), eval_dir)
+    io.write_text(path, page)
+    return path if io.is_remote(path) else Path(path)

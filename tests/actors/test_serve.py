@@ -145,6 +145,22 @@ def test_the_model_under_test_gets_its_own_app_shaped_like_the_runs():
     assert settings.deployments[0].model_id == "big"  # the run's own settings are untouched
 
 
+def test_a_model_in_an_object_store_is_a_bucket_mirror_each_replica_downloads_and_a_local_one_a_path():
+    from ray.llm._internal.common.utils.cloud_utils import CloudMirrorConfig
+
+    from actors.serve import model_under_test_settings
+    settings = LLMSettings(engine="serve", deployments=[ServeDeploymentConfig(model_id="big", model_source="/b")])
+    for given in ("s3://bucket/runs/r1/model", "s3:/bucket/runs/r1/model"):  # the second as pathlib joins it
+        (d,) = model_under_test_settings(settings, given, max_model_len=1024).deployments
+        source = deployment_llm_config(d).model_loading_config.model_source
+        assert isinstance(source, CloudMirrorConfig) and source.bucket_uri == "s3://bucket/runs/r1/model"
+        assert source.storage_type == "s3"
+    (d,) = model_under_test_settings(settings, "/runs/r1/model").deployments
+    local = deployment_llm_config(d)
+    assert local.model_loading_config.model_source == "/runs/r1/model" and local.model_id == "trained"
+    assert deployment_llm_config(settings.deployments[0]).model_loading_config.model_source == "/b"
+
+
 def test_an_attached_app_must_serve_the_configs_models(scripted_server):
     from actors.serve import check_serves, deploy_app
     url = scripted_server(model="smollm2").base_url

@@ -19,6 +19,8 @@ from toolweave.dataset_card import write_dataset
 from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.report import write_report
 from toolweave.executors import SchemaMockExecutor
+from toolweave import io
+from toolweave.front_page import write_front_page
 from toolweave.io import write_part
 from toolweave.schemas import EvalResult, Episode, Function, Instruction, Tool
 from toolweave.search import solve_instruction
@@ -62,11 +64,25 @@ def page(tmp_path_factory):
         handler=lambda req: solved))))
     write_part(verified, run / "verified_episodes", VerifiedEpisode)
     write_dataset(run / "dataset", verified, [TOOL], LLMSettings(), encoder=lambda t: np.eye(len(t)))
-    results = [EvalResult(id=f"r{i}", query_id=f"q{i}", method="dfsdt", split="test_inst", metric="pass_rate",
-                          label=lab, score=float(lab == "Pass"), votes=[{"resolved": lab}], judge_model="judge-m")
-               for i, lab in enumerate(["Pass", "Fail", "Pass"])]
-    write_report(results, run / "report", title="demo run: evaluation")
+    write_report(eval_results(), run / "report", title="demo run: evaluation")
     return run / "report" / "report.html", ours
+
+
+def eval_results() -> list[EvalResult]:
+    return [EvalResult(id=f"r{i}", query_id=f"q{i}", method="dfsdt", split="test_inst", metric="pass_rate",
+                       label=lab, score=float(lab == "Pass"), votes=[{"resolved": lab}], judge_model="judge-m")
+            for i, lab in enumerate(["Pass", "Fail", "Pass"])]
+
+
+def assert_the_whole_page(text: str, ours: Episode) -> None:
+    """The funnel's rows, the dataset's table and plots, the evaluation and the sample episodes."""
+    assert "<table id=funnel>" in text and "data-stage='instructions'" in text and "data-stage='solve'" in text
+    assert "LLMError (1)" in text
+    dataset = text[text.index("<h2 id=dataset>"):text.index("<h2 id=eval>")]
+    assert "<table id=verification>" in dataset and dataset.count('src="data:image/png;base64,') >= 4
+    evaluation = text[text.index("<h2 id=eval>"):text.index("<h2 id=samples>")]
+    assert "<table id=evaluation>" in evaluation and 'data-name="pass_rate.png"' in evaluation
+    assert f"data-episode='{ours.id}'" in text and "data-episode='sim-1'" in text and "★ chosen" in text
 
 
 def test_the_page_is_one_self_contained_file_readable_without_script(page):
@@ -74,6 +90,7 @@ def test_the_page_is_one_self_contained_file_readable_without_script(page):
     text = path.read_text()
     assert "<script" not in text and "<link" not in text and 'src="http' not in text
     assert text.count('src="data:image/png;base64,') >= 5  # 4 dataset plots + the pass-rate plot
+    assert_the_whole_page(text, ours)
     assert "<table id=funnel>" in text and "data-stage='solve'" in text and "LLMError (1)" in text
     assert "<table id=verification>" in text and "<table id=evaluation>" in text
     assert f"data-episode='{ours.id}'" in text and text.count("class=tree-node") >= len(ours.tree)
@@ -82,6 +99,37 @@ def test_the_page_is_one_self_contained_file_readable_without_script(page):
     sim = text[text.index("data-episode='sim-1'"):]
     sim = sim[: sim.index("</details></details>")]
     assert sim.count("<li class=turn>") == 4 and "Paris, please." in sim and "no_tool_call" in sim
+
+
+@pytest.fixture(scope="module")
+def s3_root():
+    from toolweave.testing.object_store import moto_s3
+    with moto_s3() as root:
+        yield root
+
+
+def test_a_run_dir_in_an_object_store_gets_the_same_page(page, s3_root, tmp_path, monkeypatch):
+    """The same run dir in the bucket (moto's S3 server): the evaluation report written there shows
+    the funnel, the dataset and the sample episodes read from the bucket, as the local page does."""
+    monkeypatch.chdir(tmp_path)  # a URI taken for a local path would show as ./s3:
+    path, ours = page
+    local_run = path.parent.parent
+    copy = tmp_path / "run"
+    # the dataset folder and the report are made in the bucket, the rest copied there
+    shutil.copytree(local_run, copy, ignore=shutil.ignore_patterns("report", "dataset"))
+    s3_run = f"{s3_root}/{tmp_path.name}/run"
+    io.upload_dir(copy, s3_run)
+    verified, _ = io.read_records(local_run / "verified_episodes", VerifiedEpisode)
+    write_dataset(io.join(s3_run, "dataset"), verified, [TOOL], LLMSettings(), encoder=lambda t: np.eye(len(t)))
+    write_report(eval_results(), io.join(s3_run, "report"), title="demo run: evaluation")
+    text = io.read_text(io.join(s3_run, "report", "report.html"))
+    assert text is not None and f"Run directory: <code>{s3_run}</code>" in text
+    assert_the_whole_page(text, ours)
+    assert text.replace(s3_run, str(local_run)) == path.read_text()  # nothing but the run dir's name differs
+    # the page alone, written into the bucket by default
+    written = write_front_page(s3_run, title="demo run: evaluation")
+    assert written == f"{s3_run}/report/report.html" and io.read_text(written) == text
+    assert not Path("s3:").exists()
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")

@@ -151,13 +151,15 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
     if not io.is_remote(out_dir):
         return _write_report(results, Path(out_dir), title, extra, run_dir=Path(out_dir).parent)
     with tempfile.TemporaryDirectory(prefix="toolweave-report-") as local:
-        summary = _write_report(results, Path(local), title, extra, run_dir=Path(str(out_dir)).parent)
+        # the front page reads the run dir in the store, and this evaluation from the local dir
+        run_dir = io.location(out_dir).rstrip("/").rpartition("/")[0]
+        summary = _write_report(results, Path(local), title, extra, run_dir=run_dir)
         io.upload_dir(local, out_dir)
     return summary
 
 
 def _write_report(results: list[EvalResult], out: Path, title: str, extra: dict[str, Any] | None,
-                  run_dir: Path) -> dict[str, Any]:
+                  run_dir: str | Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results)
     pngs = _plots(rows, out, title)
@@ -182,6 +184,6 @@ def _write_report(results: list[EvalResult], out: Path, title: str, extra: dict[
     summary = {"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     # report.html is the run's front page (chain, dataset, this evaluation, sample episodes), one file
-    write_front_page(run_dir, out / "report.html", title=title)
+    write_front_page(run_dir, out / "report.html", title=title, eval_dir=out)
     pq.write_table(pa.Table.from_pylist(rows), out / "summary.parquet")
     return summary

@@ -17,7 +17,9 @@ With `llm.engine: serve` on the Ray runner, the model under test is not a second
 driver (the CPU-only head of a cluster) but its own Serve LLM app on the `vllm` nodes
 (`runtime.serve_model`: `actors.serve.model_under_test_settings`, shaped like the run's first
 deployment), removed when the test splits are solved; the judge and the simulated tools stay on
-the run's app.
+the run's app. A trained model in an object store (an `s3://` run dir) is handed to Serve as its
+URI (`served_model_source`): each replica's node downloads it (Ray Serve LLM's bucket mirror); only
+the embedded engine on this machine needs the local copy (`local_trained_model`).
 """
 from __future__ import annotations
 
@@ -93,6 +95,35 @@ def model_source(cfg: RunConfig) -> str:
     return str(model_dir)
 
 
+def stored_model(cfg: RunConfig) -> str | None:
+    """`evaluate.solve_with: trained` of a run dir in an object store: `<run_dir>/model`'s URI; None
+    otherwise (a local run dir, another model)."""
+    if cfg.evaluate.solve_with == "trained" and io.is_remote(cfg.path("model")):
+        return io.location(cfg.path("model"))
+    return None
+
+
+def stored_model_files(cfg: RunConfig) -> dict[str, tuple[int, float | None]]:
+    """The files of `<run_dir>/model` in the object store; FileNotFoundError when it holds no model."""
+    model_dir = cfg.path("model")
+    files = io.files_under(model_dir)
+    if "config.json" not in files:
+        raise FileNotFoundError(f"evaluate.solve_with=trained: no trained model at {io.location(model_dir)} "
+                                "(config.json missing); run the train stage first (with train.save_model: true)")
+    return files
+
+
+def served_model_source(cfg: RunConfig) -> str:
+    """`evaluate.solve_with` as a Serve LLM replica loads it: a trained model in an object store stays
+    its URI (each replica's node downloads it from the bucket; a copy on this driver's disk is of no
+    use to a replica on another node), anything else as `model_source`."""
+    uri = stored_model(cfg)
+    if uri is None:
+        return model_source(cfg)
+    stored_model_files(cfg)  # there is a model to serve
+    return uri
+
+
 def local_trained_model(cfg: RunConfig) -> Path:
     """`<run_dir>/model` as a local dir vLLM can load: itself, or, in an object store, a copy fetched
     once per version of the model (named by a hash of its files' names, sizes and times, which the
@@ -100,10 +131,7 @@ def local_trained_model(cfg: RunConfig) -> Path:
     model_dir = cfg.path("model")
     if not io.is_remote(model_dir):
         return model_dir
-    files = io.files_under(model_dir)
-    if "config.json" not in files:
-        raise FileNotFoundError(f"evaluate.solve_with=trained: no trained model at {io.location(model_dir)} "
-                                "(config.json missing); run the train stage first (with train.save_model: true)")
+    files = stored_model_files(cfg)
     version = hashlib.sha256(json.dumps([io.location(model_dir), sorted(files.items())]).encode()).hexdigest()[:16]
     local = Path(tempfile.gettempdir(), "toolweave-models", version)
     if not local.is_dir():  # fetched beside, then renamed: a half-fetched copy is never used
@@ -120,12 +148,14 @@ def served_name(cfg: RunConfig) -> str:
     return "trained" if src == "trained" else Path(src.rstrip("/")).name or "model-under-test"
 
 
-def _max_positions(model_dir: str) -> int | None:
+def _max_positions(model: str) -> int | None:
+    """The model's `max_position_embeddings` from its config.json (a local dir or one in an object
+    store); None for a hub id (vLLM reads it)."""
     try:
-        config = json.loads((Path(model_dir) / "config.json").read_text())
+        config = json.loads(io.read_text(io.join(model, "config.json")) or "{}")
     except (OSError, ValueError):
-        return None  # a hub id: vLLM reads it
-    n = config.get("max_position_embeddings")
+        return None
+    n = config.get("max_position_embeddings") if isinstance(config, dict) else None
     return int(n) if n else None
 
 
@@ -186,8 +216,12 @@ def judging_config(cfg: RunConfig) -> RunConfig:
 
 
 def model_fingerprint(cfg: RunConfig) -> dict:
-    """What identifies the model under test: its source, and for a local dir the size and mtime
-    of each file (a retrain into `model/` changes them)."""
+    """What identifies the model under test: its source, and for a local dir (or a trained model in
+    an object store: read there, nothing fetched) the size and mtime of each file (a retrain into
+    `model/` changes them)."""
+    if (uri := stored_model(cfg)) is not None:
+        return {"solve_with": cfg.evaluate.solve_with, "source": uri,
+                "files": {name: list(v) for name, v in sorted(stored_model_files(cfg).items())}}
     src = model_source(cfg)
     files = {}
     if Path(src).is_dir():
@@ -240,9 +274,10 @@ def on_serve(cfg: RunConfig, runtime: Runtime) -> bool:
     return cfg.llm.engine == "serve" and runtime.serve_model is not None
 
 
-def serve_max_model_len(cfg: RunConfig) -> int | None:
-    """The app's context: the run's first deployment's, capped at what the model was built for."""
-    positions = _max_positions(model_source(cfg))
+def serve_max_model_len(cfg: RunConfig, model: str | None = None) -> int | None:
+    """The app's context: the run's first deployment's, capped at what the model was built for
+    (`model`: as `served_model_source` gives it; its config.json read where it is)."""
+    positions = _max_positions(model or served_model_source(cfg))
     base = cfg.llm.deployments[0].max_model_len if cfg.llm.deployments else None
     return min(n for n in (base, positions) if n) if (base or positions) else None
 
@@ -269,9 +304,12 @@ def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
     check_retriever(cfg, settings)
     scan_cfgs = {t: solve_config(cfg, None, None, t) for t in settings}  # scanning needs no endpoint
     replaced = retire_other_models_episodes(scan_cfgs[settings[0]])  # another model's are not this one's
-    engine_cfg = engine_config(cfg)
-    if on_serve(cfg, runtime):
-        engine_cfg = engine_cfg.model_copy(update={"max_model_len": serve_max_model_len(cfg)})
+    if on_serve(cfg, runtime):  # the replicas load the model themselves: nothing fetched here
+        model = served_model_source(cfg)
+        engine_cfg = cfg.llm.embedded.model_copy(update={
+            "model": model, "served_name": served_name(cfg), "max_model_len": serve_max_model_len(cfg, model)})
+    else:
+        engine_cfg = engine_config(cfg)
     about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
              "max_model_len": engine_cfg.max_model_len, "replaced_other_models_episodes": replaced,
              "served_on": "serve" if on_serve(cfg, runtime) else "embedded", "tools": settings}

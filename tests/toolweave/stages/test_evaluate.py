@@ -15,12 +15,12 @@ from toolweave.stages.local import run_local
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
 
 
-def _run_dir(tmp_path: Path, test_split: int = 2) -> list[Instruction]:
+def _run_dir(run_dir: Path | str, test_split: int = 2) -> list[Instruction]:
     from toolweave.instructions import import_toolbench_queries
     tools, instrs, _ = import_toolbench_queries(G1)
     instrs = [i.model_copy(update={"split": "test_inst" if n < test_split else "train"}) for n, i in enumerate(instrs)]
-    io.write_part(tools, tmp_path / "toolsets", Tool, name="input")
-    io.write_part(instrs, tmp_path / "instructions", Instruction, name="input")
+    io.write_part(tools, io.join(run_dir, "toolsets"), Tool, name="input")
+    io.write_part(instrs, io.join(run_dir, "instructions"), Instruction, name="input")
     return instrs
 
 
@@ -132,17 +132,34 @@ def test_a_retrained_model_solves_the_test_split_again(tmp_path, scripted_server
         "model.safetensors"][0] == len(b"weights v2, retrained")
 
 
+@pytest.fixture(params=["local", "s3"])
+def run_dir(request, tmp_path):
+    """The run dir on a local path, or in an S3-compatible store (moto's server on 127.0.0.1)."""
+    if request.param == "local":
+        yield str(tmp_path)
+        return
+    from toolweave.testing.object_store import moto_s3
+    with moto_s3() as root:
+        yield f"{root}/runs/{tmp_path.name}"
+
+
 def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_stay_on_the_runs(
-        tmp_path, scripted_server):
+        run_dir, tmp_path, scripted_server, monkeypatch):
     """`llm.engine: serve` on a runner that serves models (the Ray runtime): the model under test is
     served through `runtime.serve_model` (its own app; here a scripted server), not a second
-    embedded engine; every other role is on the run's app route."""
+    embedded engine; every other role is on the run's app route. A model in an object store goes to
+    Serve as its URI (each replica's node downloads it), its context read from the bucket: nothing
+    is fetched to this machine."""
     import contextlib
 
     from toolweave.stages.declaration import Runtime
-    _run_dir(tmp_path, test_split=2)
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    _run_dir(run_dir, test_split=2)
+    io.write_text(io.join(run_dir, "model", "config.json"), json.dumps({"max_position_embeddings": 2048}))
+    io.write_bytes(io.join(run_dir, "model", "model.safetensors"), b"weights")
+
+    def fetched(*args):
+        raise AssertionError(f"the model was fetched to this machine: {args}")
+    monkeypatch.setattr(io, "download_dir", fetched)
     app = scripted_server(handler=lambda body: "the run's app")
     under_test = scripted_server(handler=_finish)
     served = []
@@ -153,7 +170,7 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
         yield under_test.base_url
         served.append("removed")
 
-    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
+    cfg = RunConfig(run_dir=run_dir, run={"batch_size": 2}, solve={"max_steps": 3, "max_llm_calls": 6},
                     evaluate={"solve_with": "trained"}, llm={
                         "engine": "serve", "endpoints": {"default": {"model": "main", "max_retries": 1}},
                         "deployments": [{"model_id": "main", "model_source": "/m", "max_model_len": 4096}]})
@@ -163,6 +180,9 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
     assert scfg.llm.endpoint("executor").base_url == app.base_url  # resolved to the app's route
     assert scfg.llm.endpoint("judge").model == "main" and scfg.llm.endpoint("assistant").model == "trained"
     summary = eval_solve.solve_with_model_under_test(cfg, runtime)
-    assert served == [(str(tmp_path / "model"), "trained", 2048), "removed"]  # capped at the model's context
+    assert served == [(io.join(run_dir, "model"), "trained", 2048), "removed"]  # capped at the model's context
     assert summary["processed"] == 2 and summary["served_on"] == "serve"
     assert {b["model"] for b in under_test.requests} == {"trained"} and not app.requests
+    # the model is known by its files where they are (a retrain changes them)
+    marker = json.loads(io.read_text(io.join(run_dir, eval_solve.MODEL_FILE)))
+    assert marker["source"] == io.join(run_dir, "model") and marker["files"]["model.safetensors"][0] == len(b"weights")
