@@ -19,6 +19,7 @@ import logging
 import math
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,15 @@ def _first_failure(marker: str) -> bool:
 
 
 DONE_FILE = "toolweave_train.json"  # written last: its presence means the model dir is complete
+VERSION_FILE = "hash"  # in an object store: Serve LLM's bucket mirror names its local copy after it
+
+
+def upload_model(local: Path, out: str | Path) -> None:
+    """A saved model dir into an object store, with a new `hash` file: each node's Serve LLM download
+    of this version lands in a snapshot dir of its own (without one every version shares snapshot
+    000..., and a replica could load a retrain's files mixed with the last one's)."""
+    (local / VERSION_FILE).write_text(uuid.uuid4().hex)
+    io.upload_dir(local, out, last=DONE_FILE)
 
 
 def save_hf_model(engine, cfg: RunConfig, tokenizer, out: str | Path, rank: int, done: dict | None = None) -> None:
@@ -310,7 +320,7 @@ def save_hf_model(engine, cfg: RunConfig, tokenizer, out: str | Path, rank: int,
         io.delete(io.join(out, DONE_FILE))  # the model there is no longer complete
         with tempfile.TemporaryDirectory(prefix="toolweave-model-") as local:
             _write_hf_model(fresh, cfg, tokenizer, Path(local), done)
-            io.upload_dir(local, out, last=DONE_FILE)
+            upload_model(Path(local), out)
         return
     _write_hf_model(fresh, cfg, tokenizer, Path(out), done)
 
