@@ -153,6 +153,10 @@ def main() -> int:
         "actors": args.actors, "nodes": args.nodes, "limit_episodes_per_s": round(args.concurrency / (args.calls * args.latency), 2),
         "sustained": sustained, "one_wave": one_wave,
         "ratio": sustained["ratio"], "cpu_ms_per_call": sustained["cpu_ms_per_call"],
+        # what the clients alone need at the limit (C/L calls/s), against the cores this machine has
+        # (the scripted server and Ray share them): over the cores, the limit cannot be reached here
+        "client_cores_at_limit": round((sustained["cpu_ms_per_call"] or 0) * args.concurrency / args.latency / 1000, 2),
+        "cores": os.cpu_count(),
     }, indent=2))
     return 0
 
