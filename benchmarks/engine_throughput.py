@@ -7,8 +7,8 @@ transformers: `min_new_tokens`).
 - default: equal-length "story" prompts, `--max-tokens` each, as many requests as the concurrency;
 - `--traffic FILE.jsonl[.gz]`: requests recorded from a real DFSDT solve (`benchmarks/traffic.py`,
   e.g. benchmarks/data/dfsdt_g1_shared_tools.jsonl.gz): their messages and tools, each generating
-  its recorded completion tokens; the first `--requests` of them at every concurrency, at most that
-  many in flight.
+  its recorded completion tokens; `--requests` of them spread evenly over the recording, the same
+  ones at every concurrency, at most that many in flight.
 
 transformers gets the same requests in consecutive batches of the concurrency, left-padded (its fair
 best): a batch generates to its longest request and only each request's own tokens count.
@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.traffic import RecordedRequest, ReplayResult, batches, read_traffic, replay  # noqa: E402
+from benchmarks.traffic import RecordedRequest, ReplayResult, batches, read_traffic, replay, spread  # noqa: E402
 
 
 def story_requests(n: int, max_tokens: int) -> list[RecordedRequest]:
@@ -87,16 +87,26 @@ def hf_replay(model_dir: str, requests: list[RecordedRequest], batch_size: int, 
     return ReplayResult(batch_size, len(requests), useful, useful, time.perf_counter() - t0)
 
 
+def reset_prefix_cache(base_url: str) -> None:
+    """Empty vLLM's prefix cache (a dev-mode route), so a concurrency level never reuses the prompts
+    of the level before it; within a level, requests sharing a prefix still hit, as in the solve."""
+    import urllib.request
+
+    url = base_url.rstrip("/").removesuffix("/v1") + "/reset_prefix_cache"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=60) as r:
+        assert r.status == 200, f"{url}: HTTP {r.status}"
+
+
 def workload(args, concurrency: int) -> list[RecordedRequest]:
     if args.traffic:
-        return args.recorded[:args.requests]
+        return spread(args.recorded, args.requests)
     return story_requests(concurrency, args.max_tokens)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traffic", help="replay this recording (benchmarks/traffic.py) instead of story prompts")
-    ap.add_argument("--requests", type=int, default=32, help="with --traffic: the first N recorded requests")
+    ap.add_argument("--requests", type=int, default=32, help="with --traffic: N recorded requests, spread evenly")
     ap.add_argument("--max-tokens", type=int, default=64, help="story prompts: tokens a request")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--engine-config", default="{}", help="JSON: EmbeddedEngineConfig fields for this run")
@@ -113,11 +123,13 @@ def main() -> None:
     model_dir = str(smollm2_hf_dir(cfg.cache_dir))
     results: dict[str, dict[int, ReplayResult]] = {"vllm": {}, "transformers": {}}
 
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # the engine inherits it: /reset_prefix_cache (127.0.0.1 only)
     t0 = time.perf_counter()
     with EmbeddedEngine(cfg) as engine:
         startup = time.perf_counter() - t0
         asyncio.run(replay(engine.base_url, cfg.served_name, story_requests(2, 8), 2))  # warm-up
         for c in args.concurrency:
+            reset_prefix_cache(engine.base_url)
             results["vllm"][c] = asyncio.run(replay(engine.base_url, cfg.served_name, workload(args, c), c))
     cache: dict = {"threads": None}
     if not args.no_transformers:
@@ -126,7 +138,7 @@ def main() -> None:
             results["transformers"][c] = hf_replay(model_dir, workload(args, c), c, cache)
 
     if args.traffic:
-        reqs = args.recorded[:args.requests]
+        reqs = spread(args.recorded, args.requests)
         prompt, out = [r.prompt_tokens for r in reqs], [r.completion_tokens for r in reqs]
         print(f"{args.traffic}: {len(reqs)} recorded requests at every concurrency; prompt tokens "
               f"{min(prompt)}-{max(prompt)} (mean {statistics.mean(prompt):.0f}), generated {min(out)}-{max(out)} "

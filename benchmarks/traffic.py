@@ -132,6 +132,14 @@ async def replay(base_url: str, model: str, requests: list[RecordedRequest], con
                         time.perf_counter() - t0)
 
 
+def spread(requests: list[RecordedRequest], n: int) -> list[RecordedRequest]:
+    """`n` requests spread evenly over the recording, in recorded order: a solve sends its episodes'
+    first turns first and their longer later turns after, so the first n would miss the mix."""
+    if n >= len(requests):
+        return list(requests)
+    return [requests[i * len(requests) // n] for i in range(n)]
+
+
 def batches(requests: list[RecordedRequest], size: int) -> list[list[RecordedRequest]]:
     """Consecutive batches of `size` in recorded order (transformers' side of a replay)."""
     return [requests[i:i + size] for i in range(0, len(requests), size)]

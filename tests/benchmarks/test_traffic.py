@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmarks.traffic import RecordedRequest, RecordingChatModel, batches, read_traffic, replay, write_traffic
+from benchmarks.traffic import (RecordedRequest, RecordingChatModel, batches, read_traffic, replay, spread,
+                                write_traffic)
 from toolweave.config import EndpointConfig
 from toolweave.llm.client import LLMClient
 from toolweave.testing.scripted_server import estimate_tokens
@@ -88,3 +89,9 @@ def test_replay_counts_the_tokens_the_engine_reports(scripted_server):
 def test_batches_keep_recorded_order():
     reqs = [_request(i, 1) for i in range(5)]
     assert [[r.prompt_tokens for r in b] for b in batches(reqs, 2)] == [[10, 11], [12, 13], [14]]
+
+
+def test_spread_takes_evenly_spaced_requests():
+    reqs = [_request(i, 1) for i in range(10)]
+    assert [r.prompt_tokens - 10 for r in spread(reqs, 4)] == [0, 2, 5, 7]
+    assert spread(reqs, 20) == reqs
