@@ -63,6 +63,11 @@ def best_torch_threads(model, tok) -> int:
     return best
 
 
+def template_messages(messages: list[dict]) -> list[dict]:
+    """A tool-calling turn's `content: null` as "", as vLLM renders it (SmolLM2's template concatenates it)."""
+    return [{**m, "content": m.get("content") or ""} for m in messages]
+
+
 def hf_replay(model_dir: str, requests: list[RecordedRequest], batch_size: int, cache: dict) -> ReplayResult:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,8 +80,8 @@ def hf_replay(model_dir: str, requests: list[RecordedRequest], batch_size: int, 
     useful = 0
     t0 = time.perf_counter()
     for batch in batches(requests, batch_size):
-        texts = [tok.apply_chat_template(r.messages, tools=r.tools, tokenize=False, add_generation_prompt=True)
-                 for r in batch]
+        texts = [tok.apply_chat_template(template_messages(r.messages), tools=r.tools, tokenize=False,
+                                         add_generation_prompt=True) for r in batch]
         inputs = tok(texts, return_tensors="pt", padding=True)
         longest = max(max(1, r.completion_tokens) for r in batch)
         with torch.inference_mode():
