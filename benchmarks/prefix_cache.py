@@ -10,7 +10,7 @@ without recomputing. The solve is toolweave's own (`toolweave.search.solve_instr
 solve stage runs it) over StableToolBench G1 queries with their tools; tool calls go to the
 deterministic `SchemaMockExecutor` (no LLM calls), so every engine request is the solver's.
 
-`--selection first` takes the first N queries of the file (all with different tools);
+`--selection first` takes the first N queries of the file (the first 64 use 64 different tool sets);
 `--selection shared-tools` takes the queries whose tool set another query also has, grouped by
 tool set, groups in file order: the way ToolBench's instruction generation writes several queries
 per sampled tool set, whose system prompt and function descriptions are then a shared prefix.
@@ -156,6 +156,7 @@ async def solve_all(base_url: str, problems, args) -> list:
                          f"max_llm_calls {args.max_llm_calls}, max_tokens {args.max_tokens}, concurrency {args.concurrency}, "
                          f"tool_choice required, SchemaMockExecutor",
                 "engine_block_size": args.block_size or "vLLM's default",
+                "chat_template": args.chat_template or "the model's",
             }, llm.recorded())
 
 
@@ -259,7 +260,7 @@ def main() -> int:
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for the counters to settle")
     ap.add_argument("--block-size", type=int,
                     help="KV block size of the engines started here (default: vLLM's; on the CPU a multiple of 32)")
-    ap.add_argument("--chat-template", help="the embedded engine's chat template (e.g. benchmarks/"
+    ap.add_argument("--chat-template", help="the embedded engine's chat template, --replicas 1 only (e.g. benchmarks/"
                     "smollm2_tools_template.jinja: SmolLM2's own ignores `tools`, so no function schema is in its prompt)")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
@@ -273,7 +274,8 @@ def main() -> int:
     else:
         result = {"engine": "serve", "replicas": args.replicas, "router": "PrefixCacheAffinityRouter",
                   **run_serve(args)}
-    result.update(selection=args.selection, chat_template=args.chat_template or "the model's", executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,
+    result.update(selection=args.selection, chat_template=args.chat_template or "the model's",
+                  executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,
                   max_llm_calls=args.max_llm_calls, max_tokens=args.max_tokens,
                   total_s=round(time.perf_counter() - t0, 1))
     print(json.dumps(result, indent=2))
