@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -182,13 +181,13 @@ def write_dataset(out_dir: str | Path, episodes: list[VerifiedEpisode], tools: l
                   encoder: Callable[[list[str]], Any] | None = None) -> dict[str, Any]:
     """Write the dataset folder (a local dir, or an object-store URI: made in a local dir, as
     matplotlib writes files, then uploaded); returns its statistics (without the raw series)."""
-    if io.is_remote(out_dir):
-        with tempfile.TemporaryDirectory(prefix="toolweave-dataset-") as local:
-            stats = write_dataset(local, episodes, tools, llm, cfg, count_tokens=count_tokens, encoder=encoder)
-            io.upload_dir(local, out_dir)
-        return stats
-    cfg = cfg or DatasetCardConfig()
-    out = Path(out_dir)
+    with io.local_dir_for(out_dir, "toolweave-dataset-") as out:
+        return _write_dataset(out, episodes, tools, llm, cfg or DatasetCardConfig(), count_tokens, encoder)
+
+
+def _write_dataset(out: Path, episodes: list[VerifiedEpisode], tools: list[Tool], llm: LLMSettings,
+                   cfg: DatasetCardConfig, count_tokens: TokenCounter | None,
+                   encoder: Callable[[list[str]], Any] | None) -> dict[str, Any]:
     schema = dataset_schema()
     splits = {"default": _write_config([e for e in episodes if e.verified], out / "data" / "default", schema),
               "all": _write_config(episodes, out / "data" / "all", schema)}

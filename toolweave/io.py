@@ -15,9 +15,11 @@ Every function takes a local path or a URI. A URI that went through `pathlib.Pat
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -274,6 +276,18 @@ def upload_dir(local: str | Path, dest: str | Path, last: str | None = None) -> 
         with open(Path(local) / name, "rb") as src, fs.open_output_stream(f"{inner}/{name}") as out:
             while chunk := src.read(1 << 24):
                 out.write(chunk)
+
+
+@contextlib.contextmanager
+def local_dir_for(dest: str | Path, prefix: str = "toolweave-") -> Iterator[Path]:
+    """A local dir to make `dest`'s files in, for writers of local files only (matplotlib): `dest`
+    itself when it is local, else a temporary dir uploaded to `dest` when the block ends."""
+    if not is_remote(dest):
+        yield Path(dest)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as local:
+        yield Path(local)
+        upload_dir(local, dest)
 
 
 def download_dir(src: str | Path, local: str | Path) -> None:

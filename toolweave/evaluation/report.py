@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -148,14 +147,10 @@ def write_report(results: list[EvalResult], out_dir: str | Path, title: str = "t
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """report.md, report.html, PNGs, summary.json and summary.parquet under out_dir (a local dir, or
     an object-store URI: the files are made in a local dir, as matplotlib writes them, then uploaded)."""
-    if not io.is_remote(out_dir):
-        return _write_report(results, Path(out_dir), title, extra, run_dir=Path(out_dir).parent)
-    with tempfile.TemporaryDirectory(prefix="toolweave-report-") as local:
-        # the front page reads the run dir in the store, and this evaluation from the local dir
-        run_dir = io.location(out_dir).rstrip("/").rpartition("/")[0]
-        summary = _write_report(results, Path(local), title, extra, run_dir=run_dir)
-        io.upload_dir(local, out_dir)
-    return summary
+    # the front page reads the run dir where it is (in the store), and this evaluation from `out`
+    run_dir = io.location(out_dir).rstrip("/").rpartition("/")[0] if io.is_remote(out_dir) else Path(out_dir).parent
+    with io.local_dir_for(out_dir, "toolweave-report-") as out:
+        return _write_report(results, out, title, extra, run_dir=run_dir)
 
 
 def _write_report(results: list[EvalResult], out: Path, title: str, extra: dict[str, Any] | None,
