@@ -66,7 +66,8 @@ def test_serve_embedded_answers_through_the_client():
     from actors.serve import serve_embedded, shutdown
     from toolweave.llm.client import LLMClient
 
-    ray.init(num_cpus=8, object_store_memory=200_000_000, include_dashboard=False,
+    # "local": a fresh instance even when another one on this machine wrote /tmp/ray/ray_current_cluster
+    ray.init(address="local", num_cpus=8, object_store_memory=200_000_000, include_dashboard=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}})
     try:
         base_url = serve_embedded(EmbeddedEngineConfig(max_model_len=2048))

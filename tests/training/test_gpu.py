@@ -32,7 +32,7 @@ def test_zero3_1b_at_8192_tokens_reports_mfu(tmp_path):
                   "zero_stage": 3, "bf16": True, "gradient_checkpointing": True, "max_len": 8192,
                   "max_steps": 8, "checkpoint_every": 8, "save_model": False, "lr": 1e-4}})
     write_part([to_record(r, "synthetic") for r in pack(exs, 8192)], cfg.path("sft"), SFTExample)
-    ray.init(num_gpus=torch.cuda.device_count(), include_dashboard=False)
+    ray.init(address="local", num_gpus=torch.cuda.device_count(), include_dashboard=False)
     try:
         s = trainer.run(cfg)
     finally:
