@@ -26,6 +26,7 @@ from ray.serve.llm import LLMConfig, build_openai_app
 from ray.serve.schema import ApplicationStatus
 
 from toolweave import io
+from toolweave.chat_template import serving_chat_template
 from toolweave.config import EmbeddedEngineConfig, LLMSettings, RunConfig, ServeDeploymentConfig
 from toolweave.llm.engine import free_port, resolve_model, smollm2_hf_dir, wait_healthy
 from toolweave.placement import worker_bundles
@@ -64,7 +65,9 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
         # replica that already holds it in its KV cache, while load stays balanced
         deployment["request_router_config"] = RequestRouterConfig(request_router_class=PREFIX_AWARE_ROUTER)
     engine = {**TOOL_KWARGS, "tensor_parallel_size": d.tensor_parallel_size, "max_model_len": d.max_model_len,
-              "enable_prefix_caching": d.enable_prefix_caching, **d.engine_kwargs}
+              "enable_prefix_caching": d.enable_prefix_caching,
+              **_chat_template_kwargs(d.chat_template, d.model_source if isinstance(source, dict) else source),
+              **d.engine_kwargs}
     kwargs: dict[str, Any] = {}
     if d.accelerator_type:
         kwargs["accelerator_type"] = d.accelerator_type
@@ -77,6 +80,13 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
                      deployment_config=deployment, engine_kwargs=engine, **kwargs)
 
 
+def _chat_template_kwargs(mode: str, model: str) -> dict[str, str]:
+    """vLLM's `chat_template` frontend argument (the template itself: a path would have to exist on
+    every replica's node), where the model's own template drops tools."""
+    template = serving_chat_template(mode, model)
+    return {} if template is None else {"chat_template": template}
+
+
 def llm_configs(settings: LLMSettings) -> list[LLMConfig]:
     """LLMConfigs of all configured GPU deployments (`llm.deployments`)."""
     return [deployment_llm_config(d) for d in settings.deployments]
@@ -84,11 +94,12 @@ def llm_configs(settings: LLMSettings) -> list[LLMConfig]:
 
 def embedded_llm_config(cfg: EmbeddedEngineConfig, model_source: str | None = None) -> LLMConfig:
     """One CPU replica: a placement bundle with no GPU makes vLLM use its CPU platform."""
+    source = model_source or resolve_model(cfg)
     engine = {**TOOL_KWARGS, "dtype": cfg.dtype, "max_model_len": cfg.max_model_len,
               "enforce_eager": cfg.enforce_eager, "tool_call_parser": cfg.tool_call_parser,
-              **cfg.extra_engine_kwargs}
+              **_chat_template_kwargs(cfg.chat_template, source), **cfg.extra_engine_kwargs}
     return LLMConfig(
-        model_loading_config={"model_id": cfg.served_name, "model_source": model_source or resolve_model(cfg)},
+        model_loading_config={"model_id": cfg.served_name, "model_source": source},
         placement_group_config={"bundles": [{"CPU": 1}]},
         deployment_config={"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}},
         runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(cfg.kv_cache_gb)}},

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.traffic import RecordedRequest, ReplayResult, batches, read_traffic, replay, spread  # noqa: E402
+from toolweave.chat_template import serving_chat_template  # noqa: E402
 
 
 def story_requests(n: int, max_tokens: int) -> list[RecordedRequest]:
@@ -64,7 +65,7 @@ def best_torch_threads(model, tok) -> int:
 
 
 def template_messages(messages: list[dict]) -> list[dict]:
-    """A tool-calling turn's `content: null` as "", as vLLM renders it (SmolLM2's template concatenates it)."""
+    """A tool-calling turn's `content: null` as "", as vLLM renders it (a template may concatenate it)."""
     return [{**m, "content": m.get("content") or ""} for m in messages]
 
 
@@ -77,11 +78,12 @@ def hf_replay(model_dir: str, requests: list[RecordedRequest], batch_size: int, 
         cache["model"] = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         cache["threads"] = best_torch_threads(cache["model"], cache["tok"])
     tok, model = cache["tok"], cache["model"]
+    template = serving_chat_template("auto", model_dir)  # what the embedded engine renders with
     useful = 0
     t0 = time.perf_counter()
     for batch in batches(requests, batch_size):
         texts = [tok.apply_chat_template(template_messages(r.messages), tools=r.tools, tokenize=False,
-                                         add_generation_prompt=True) for r in batch]
+                                         add_generation_prompt=True, chat_template=template) for r in batch]
         inputs = tok(texts, return_tensors="pt", padding=True)
         longest = max(max(1, r.completion_tokens) for r in batch)
         with torch.inference_mode():

@@ -14,11 +14,10 @@ deterministic `SchemaMockExecutor` (no LLM calls), so every engine request is th
 `--selection shared-tools` takes the queries whose tool set another query also has, grouped by
 tool set, groups in file order: the way ToolBench's instruction generation writes several queries
 per sampled tool set, whose system prompt and function descriptions are then a shared prefix.
-SmolLM2's chat template ignores the `tools` of a request, so its prompts carry the tool list's
-one-line descriptions but no function schema; tool-aware templates (Qwen, Llama 3.1, Hermes) put
-the schemas into the system prompt, a long prefix shared by every query of a tool set.
-`--chat-template benchmarks/smollm2_tools_template.jinja` serves SmolLM2 with such a template
-(SmolLM2's, plus the tools as JSON lines in the system message).
+`--chat-template auto|model|fallback` as `llm.embedded.chat_template`: by default (auto) SmolLM2 is
+served with toolweave's Hermes-style template, which puts the function schemas into the system
+prompt as tool-aware templates (Qwen, Llama 3.1, Hermes) do, a long prefix shared by every query of
+a tool set; `model` keeps SmolLM2's own, which drops a request's `tools`.
 `--record FILE.jsonl` also writes every request the solver sent, with the engine's token counts
 (`benchmarks/traffic.py`), for `engine_throughput.py --traffic`.
 
@@ -156,7 +155,7 @@ async def solve_all(base_url: str, problems, args) -> list:
                          f"max_llm_calls {args.max_llm_calls}, max_tokens {args.max_tokens}, concurrency {args.concurrency}, "
                          f"tool_choice required, SchemaMockExecutor",
                 "engine_block_size": args.block_size or "vLLM's default",
-                "chat_template": args.chat_template or "the model's",
+                "chat_template": args.chat_template,
             }, llm.recorded())
 
 
@@ -200,8 +199,8 @@ def run_embedded(args) -> dict:
     from toolweave.config import EmbeddedEngineConfig
     from toolweave.llm.engine import EmbeddedEngine
     # on by default for this model in vLLM 0.32; explicit, so the figure never measures a cache that is off
-    template = {"chat_template": str(Path(args.chat_template).resolve())} if args.chat_template else {}
-    cfg = EmbeddedEngineConfig(extra_engine_kwargs={"enable_prefix_caching": True, **_block_size(args), **template})
+    cfg = EmbeddedEngineConfig(chat_template=args.chat_template,
+                               extra_engine_kwargs={"enable_prefix_caching": True, **_block_size(args)})
     with EmbeddedEngine(cfg) as engine:
         return measure(engine.base_url, [metrics_url(engine.base_url)], args)
 
@@ -226,6 +225,7 @@ def run_serve(args) -> dict:
         endpoints={"default": EndpointConfig(model=MODEL, timeout_s=900)},
         deployments=[ServeDeploymentConfig(
             model_id=MODEL, model_source="smollm2", min_replicas=args.replicas, max_replicas=args.replicas,
+            chat_template=args.chat_template,
             max_model_len=embedded.max_model_len, enable_prefix_caching=True, prefix_aware_router=True,
             gpus_per_worker=0, cpus_per_worker=1, placement_resources={},
             engine_kwargs={"dtype": embedded.dtype, "enforce_eager": True, **_block_size(args)},
@@ -260,8 +260,8 @@ def main() -> int:
     ap.add_argument("--settle-s", type=float, default=60.0, help="longest wait for the counters to settle")
     ap.add_argument("--block-size", type=int,
                     help="KV block size of the engines started here (default: vLLM's; on the CPU a multiple of 32)")
-    ap.add_argument("--chat-template", help="the embedded engine's chat template, --replicas 1 only (e.g. benchmarks/"
-                    "smollm2_tools_template.jinja: SmolLM2's own ignores `tools`, so no function schema is in its prompt)")
+    ap.add_argument("--chat-template", choices=("auto", "model", "fallback"), default="auto",
+                    help="as llm.embedded.chat_template (model: SmolLM2's own, which drops `tools`)")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="1: the embedded engine; 2: a Serve LLM app behind the prefix-aware router")
@@ -274,7 +274,7 @@ def main() -> int:
     else:
         result = {"engine": "serve", "replicas": args.replicas, "router": "PrefixCacheAffinityRouter",
                   **run_serve(args)}
-    result.update(selection=args.selection, chat_template=args.chat_template or "the model's",
+    result.update(selection=args.selection, chat_template=args.chat_template,
                   executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,
                   max_llm_calls=args.max_llm_calls, max_tokens=args.max_tokens,
                   total_s=round(time.perf_counter() - t0, 1))

@@ -55,6 +55,9 @@ class EmbeddedEngineConfig(Section):
     kv_cache_gb: int = Field(1, ge=1)
     enforce_eager: bool = True
     tool_call_parser: str = "hermes"
+    # auto: the Hermes-style template of toolweave.chat_template where the model's own drops `tools`
+    # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
+    chat_template: Literal["auto", "model", "fallback"] = "auto"
     startup_timeout_s: float = Field(600.0, gt=0)
     extra_engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -71,6 +74,9 @@ class ServeDeploymentConfig(Section):
     enable_prefix_caching: bool = True
     prefix_aware_router: bool = True
     accelerator_type: str | None = None
+    # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
+    # cache) and otherwise leaves the model's own
+    chat_template: Literal["auto", "model", "fallback"] = "auto"
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     # autoscaling: Serve LLM's own default target is 1e9 ongoing requests, i.e. it never scales up
     target_ongoing_requests: float = Field(64, gt=0)

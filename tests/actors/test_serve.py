@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from actors.serve import PREFIX_AWARE_ROUTER, deployment_llm_config, embedded_llm_config, llm_configs
+from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE
 from toolweave.config import EmbeddedEngineConfig, EndpointConfig, LLMSettings, ServeDeploymentConfig
 
 
@@ -56,6 +58,18 @@ def test_embedded_config_is_one_cpu_bundle():
     assert cfg.engine_kwargs["dtype"] == "float32" and cfg.engine_kwargs["max_model_len"] == 2048
     assert cfg.engine_kwargs["tool_strict_level"] == "parameter" and cfg.engine_kwargs["enforce_eager"] is True
     assert cfg.runtime_env["env_vars"]["HF_HUB_OFFLINE"] == "1"
+    assert "chat_template" not in cfg.engine_kwargs  # /models/smol cannot be read here: its own template
+
+
+def test_the_fallback_chat_template_goes_to_serve_as_vllms_frontend_argument(tmp_path):
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages[0]['content'] }}"}))
+    embedded = embedded_llm_config(EmbeddedEngineConfig(), model_source=str(tmp_path))
+    assert embedded.engine_kwargs["chat_template"] == FALLBACK_CHAT_TEMPLATE
+    own = deployment_llm_config(ServeDeploymentConfig(model_source=str(tmp_path), chat_template="model"))
+    in_s3 = deployment_llm_config(ServeDeploymentConfig(model_source="s3://bucket/run/model"))
+    forced = deployment_llm_config(ServeDeploymentConfig(model_source="s3://bucket/run/model", chat_template="fallback"))
+    assert "chat_template" not in own.engine_kwargs and "chat_template" not in in_s3.engine_kwargs
+    assert forced.engine_kwargs["chat_template"] == FALLBACK_CHAT_TEMPLATE
 
 
 @pytest.mark.integration

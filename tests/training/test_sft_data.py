@@ -2,13 +2,13 @@ import copy
 
 import pytest
 
+from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE, renders_tools
 from toolweave.config import RunConfig, SFTConfig
 from toolweave.io import read_records, write_part
 from toolweave.schemas import Episode, Reject, SFTExample
 from training.formats import render
 from training.sft_data import build, episode_example, run, sft_tokenizer
 from training.tokenize import IGNORE, tokenize_segments, trained_text
-from training.tokenizers import FALLBACK_CHAT_TEMPLATE, renders_tools
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def _answered(eps):
 
 
 def test_smollm2_template_cannot_render_tools_so_fallback_is_used(base_tokenizer, chat_tok):
-    assert not renders_tools(base_tokenizer)
+    assert not renders_tools(base_tokenizer.chat_template)
     assert chat_tok.chat_template == FALLBACK_CHAT_TEMPLATE
 
 

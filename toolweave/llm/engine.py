@@ -26,6 +26,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from toolweave.chat_template import serving_chat_template
 from toolweave.config import EmbeddedEngineConfig
 
 log = logging.getLogger("toolweave.llm.engine")
@@ -117,6 +118,9 @@ def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[st
             "--disable-uvicorn-access-log"]
     if cfg.enforce_eager:
         args.append("--enforce-eager")
+    template = serving_chat_template(cfg.chat_template, model_dir)
+    if template is not None:
+        args += ["--chat-template", template]
     for key, value in cfg.extra_engine_kwargs.items():
         flag = "--" + key.replace("_", "-")
         if value is True:

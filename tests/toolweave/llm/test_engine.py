@@ -9,6 +9,7 @@ import sys
 import jsonschema
 import pytest
 
+from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE
 from toolweave.config import EmbeddedEngineConfig, EndpointConfig
 from toolweave.llm.client import LLMClient
 from toolweave.llm.engine import server_args, smollm2_gguf_path, wait_healthy
@@ -24,6 +25,14 @@ def test_server_args_for_the_default_config():
                  "--tool-call-parser hermes", "--tool-strict-level parameter", "--enforce-eager",
                  "--enable-prefix-caching", "--max-num-seqs 32"):
         assert part in joined
+    assert "--chat-template" not in args  # a model this process cannot read keeps its own template
+
+
+def test_a_model_whose_template_drops_tools_is_served_with_the_fallback(tmp_path):
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages[0]['content'] }}"}))
+    args = server_args(EmbeddedEngineConfig(), str(tmp_path), 8123)
+    assert args[args.index("--chat-template") + 1] == FALLBACK_CHAT_TEMPLATE
+    assert "--chat-template" not in server_args(EmbeddedEngineConfig(chat_template="model"), str(tmp_path), 8123)
 
 
 def test_the_gguf_is_found_without_importing_the_package():
@@ -78,6 +87,21 @@ def test_smollm2_chat_tool_call_and_structured_output(embedded_base_url):
     args = json.loads(tool_call["function"]["arguments"])
     jsonschema.validate(args, WEATHER["function"]["parameters"])
     jsonschema.validate(json.loads(obj.content), CAPITAL)
+
+
+@pytest.mark.integration
+def test_the_function_schemas_of_a_request_reach_smollm2s_prompt(embedded_base_url):
+    """SmolLM2's own template drops `tools`; served with the fallback, a request's tools are in its prompt."""
+    client = LLMClient(EndpointConfig(base_url=embedded_base_url, model=EmbeddedEngineConfig().served_name,
+                                      timeout_s=300, max_retries=1))
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+    async def run():
+        return [await client.chat(messages, tools=tools, max_tokens=1) for tools in (None, [WEATHER])]
+
+    without, with_tools = asyncio.run(run())
+    # the schema alone is ~50 tokens; the fallback's tool preamble adds ~60 more
+    assert with_tools.usage.prompt_tokens - without.usage.prompt_tokens > 80
 
 
 @pytest.mark.integration
