@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,52 @@ def test_an_attached_app_must_serve_the_configs_models(scripted_server):
         check_serves(url, ["smollm2", "big"], "app")
     with pytest.raises(ValueError, match="llm.deployments is empty: nothing to serve"):
         deploy_app(LLMSettings(engine="serve"))
+
+
+def test_each_version_of_a_trained_model_in_a_bucket_gets_its_own_cache_dir_on_a_node(tmp_path, monkeypatch):
+    """Ray Serve LLM's bucket mirror (its node download, run here as on a replica's node) keeps a model
+    in `<HF cache>/models--<model id>` with one `refs/main` naming the snapshot to load. evaluate
+    deploys each version of a trained model in S3 under its own id, so after a retrain's evaluate (or
+    another run's) downloaded its version on the node, the older evaluate's replicas there still
+    resolve to their own files (under one shared id they resolved to the newer ones)."""
+    import uuid
+
+    import huggingface_hub.constants
+    from ray.llm._internal.common.utils.download_utils import download_model_files, get_model_location_on_disk
+
+    from actors.serve import model_under_test_settings
+    from toolweave import io
+    from toolweave.config import RunConfig
+    from toolweave.stages import evaluate
+    from toolweave.testing.object_store import moto_s3
+
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))  # read by the mirror per call
+    monkeypatch.setenv("HOME", str(tmp_path))  # the mirror's lock files (~/<model id>-full.lock)
+    with moto_s3() as root:
+        cfg = RunConfig(run_dir=f"{root}/runs/{tmp_path.name}", evaluate={"solve_with": "trained"},
+                        llm={"engine": "serve", "deployments": [{"model_id": "main", "model_source": "/m"}]})
+
+        def evaluate_on_the_node(weights: bytes) -> tuple[str, str]:
+            """Upload a (re)trained model as the train stage does (with a fresh `hash`), deploy it as
+            evaluate does, and download it as the replica's node does: (model id, local dir)."""
+            model = cfg.path("model")
+            io.write_text(io.join(model, "config.json"), "{}")
+            io.write_bytes(io.join(model, "model.safetensors"), weights)
+            io.write_text(io.join(model, evaluate.MIRROR_VERSION_FILE), uuid.uuid4().hex)
+            name = evaluate.served_model_id(cfg)
+            (d,) = model_under_test_settings(cfg.llm, evaluate.served_model_source(cfg), name).deployments
+            llm_config = deployment_llm_config(d)
+            assert llm_config.model_id == name  # what the clients ask for (test_evaluate) is what is deployed
+            engine = llm_config.get_engine_config()  # as Serve LLM's initialize_remote_node downloads
+            return name, download_model_files(model_id=engine.actual_hf_model_id, mirror_config=engine.mirror_config,
+                                              download_extra_files=False)
+
+        first, first_dir = evaluate_on_the_node(b"weights v1")
+        second, second_dir = evaluate_on_the_node(b"weights v2")
+    assert first != second and first.startswith("trained-") and second.startswith("trained-")
+    assert {p.name for p in hub.iterdir()} == {f"models--{first}", f"models--{second}"}
+    # a replica of the first evaluate starting now on this node loads the first model's files
+    assert get_model_location_on_disk(first) == first_dir != second_dir
+    assert (Path(first_dir) / "model.safetensors").read_bytes() == b"weights v1"
+    assert (Path(get_model_location_on_disk(second)) / "model.safetensors").read_bytes() == b"weights v2"

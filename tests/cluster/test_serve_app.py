@@ -4,7 +4,7 @@ SmolLM2) lands on the `vllm` node, answers through its route, is attached to by 
 The app also serves a tiny trained model from an S3-compatible store (moto's server on 127.0.0.1),
 deployed as evaluate deploys the model under test of an s3:// run dir: the replica's node downloads
 it from the bucket (Serve LLM's bucket mirror), with the credentials and endpoint of the job's
-runtime_env (the cluster's nodes start without them).
+runtime_env (the cluster's nodes start without them), into a cache dir named by the model's version.
 
 One cluster and one app for the whole file (start-up ~65 s on an idle 2-core box).
 """
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integration]
 
 APP = "tw-test-llm"
 TRAINED = "trained"  # the model under test's served name
+UPLOAD = "5e1f" * 8  # the model's `hash` file, as training.trainer.upload_model writes one per upload
 ROOT = Path(__file__).parents[2]
 
 
@@ -64,6 +65,8 @@ def tiny_trained_model(out: Path) -> Path:
 def served(tmp_path_factory):
     from actors.serve import deploy_app, model_under_test_settings, remove_app
     from toolweave import io
+    from toolweave.config import RunConfig
+    from toolweave.stages.evaluate import MIRROR_VERSION_FILE, served_model_id, served_model_source
     from toolweave.testing.object_store import moto_s3
 
     model = tmp_path_factory.mktemp("model")
@@ -71,9 +74,11 @@ def served(tmp_path_factory):
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from tests.cluster.test_serve_app "
                     "import tiny_trained_model; tiny_trained_model(Path(sys.argv[1]))", str(model)],
                    cwd=ROOT, check=True, capture_output=True)
+    (model / MIRROR_VERSION_FILE).write_text(UPLOAD)
     with moto_s3() as root:
-        model_uri = f"{root}/runs/serve-app/model"
-        io.upload_dir(model, model_uri)
+        run = RunConfig(run_dir=f"{root}/runs/serve-app", evaluate={"solve_with": "trained"})
+        io.upload_dir(model, run.path("model"))
+        model_uri, model_id = served_model_source(run), served_model_id(run)  # as evaluate deploys it
         # the nodes start without the AWS_* variables moto_s3 set here (moto_s3 restores them); the
         # driver's runtime_env has them, as a job submitted with the bucket's settings has (Serve
         # gives its deployments the driver's runtime_env)
@@ -84,7 +89,7 @@ def served(tmp_path_factory):
             # the model under test's deployment, as evaluate makes it for an s3:// run dir (its own HF
             # cache: the download lands there, not in the user's)
             hub_cache = tmp_path_factory.mktemp("hf-hub")
-            (trained,) = model_under_test_settings(settings, model_uri, TRAINED, 1024).deployments
+            (trained,) = model_under_test_settings(settings, model_uri, model_id, 1024).deployments
             trained = trained.model_copy(update={"env_vars": {**trained.env_vars, "HF_HUB_CACHE": str(hub_cache)}})
             settings = settings.model_copy(update={"deployments": [*settings.deployments, trained]})
             app = deploy_app(settings)
@@ -141,12 +146,16 @@ def test_the_trained_model_is_downloaded_from_the_bucket_by_the_replicas_node_an
     from actors.serve import model_under_test_settings, resolve_endpoints
     from toolweave.llm.client import clients_for
     settings, app, _, hub_cache = served
-    source = settings.deployments[1].model_source
+    source, model_id = settings.deployments[1].model_source, settings.deployments[1].model_id
     assert source.startswith("s3://")  # given to Serve as the bucket's URI, not a local copy
-    snapshots = list((hub_cache / f"models--{TRAINED}" / "snapshots").iterdir())  # Serve LLM's download
-    assert len(snapshots) == 1 and {"config.json", "model.safetensors", "tokenizer.json"} <= {
+    # Serve LLM's download, in a dir of this version's own (the id names it: evaluate.served_model_id),
+    # its snapshot named by the upload's `hash`
+    assert model_id.startswith(f"{TRAINED}-")
+    assert {d.name for d in hub_cache.glob("models--*")} == {f"models--{model_id}"}
+    snapshots = list((hub_cache / f"models--{model_id}" / "snapshots").iterdir())
+    assert [s.name for s in snapshots] == [UPLOAD] and {"config.json", "model.safetensors", "tokenizer.json"} <= {
         f.name for f in snapshots[0].iterdir()}
-    clients = clients_for(resolve_endpoints(model_under_test_settings(settings, source, TRAINED), app.base_url))
+    clients = clients_for(resolve_endpoints(model_under_test_settings(settings, source, model_id), app.base_url))
 
     async def ask():
         try:

@@ -18,8 +18,10 @@ driver (the CPU-only head of a cluster) but its own Serve LLM app on the `vllm` 
 (`runtime.serve_model`: `actors.serve.model_under_test_settings`, shaped like the run's first
 deployment), removed when the test splits are solved; the judge and the simulated tools stay on
 the run's app. A trained model in an object store (an `s3://` run dir) is handed to Serve as its
-URI (`served_model_source`): each replica's node downloads it (Ray Serve LLM's bucket mirror); only
-the embedded engine on this machine needs the local copy (`local_trained_model`).
+URI (`served_model_source`): each replica's node downloads it (Ray Serve LLM's bucket mirror), into
+a cache dir named by the deployment's model id, which therefore names the model's version
+(`served_model_id`: `trained-<version>`; the summary's `served_name`); only the embedded engine on
+this machine needs the local copy (`local_trained_model`).
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ from toolweave.stages.scan import scan_inputs
 
 EVAL_EPISODES = "eval_episodes"
 MODEL_FILE = "eval_episodes_model.json"  # beside eval_episodes/ (a dataset dir holds Parquet only)
+# in a model dir in an object store: its upload's version (training.trainer.upload_model writes it);
+# Serve LLM's bucket mirror names a node's snapshot of the model after its content
+MIRROR_VERSION_FILE = "hash"
 # solve, by the model under test, into eval_episodes/ (progress and `eval_solve_summary.json`)
 EVAL_SOLVE = dataclasses.replace(solve.STAGE, name="eval_solve", writes=(Dataset(EVAL_EPISODES, Episode),))
 # the same with the retrieved tools: the same dataset (other episode ids), its own ledger
@@ -131,8 +136,7 @@ def local_trained_model(cfg: RunConfig) -> Path:
     model_dir = cfg.path("model")
     if not io.is_remote(model_dir):
         return model_dir
-    files = stored_model_files(cfg)
-    version = hashlib.sha256(json.dumps([io.location(model_dir), sorted(files.items())]).encode()).hexdigest()[:16]
+    version = stored_model_version(cfg)
     local = Path(tempfile.gettempdir(), "toolweave-models", version)
     if not local.is_dir():  # fetched beside, then renamed: a half-fetched copy is never used
         partial = local.with_name(f"{version}.{uuid.uuid4().hex}")
@@ -143,9 +147,33 @@ def local_trained_model(cfg: RunConfig) -> Path:
     return local
 
 
+def stored_model_version(cfg: RunConfig) -> str:
+    """A short id of the version of `<run_dir>/model` in an object store: a hash of its location, its
+    files' names, sizes and times, and its `hash` file (MIRROR_VERSION_FILE), which each upload writes
+    afresh: a retrain, or another run's model, is another version."""
+    model_dir = cfg.path("model")
+    files = stored_model_files(cfg)
+    key: list = [io.location(model_dir), sorted(files.items())]
+    if MIRROR_VERSION_FILE in files:
+        key.append(io.read_text(io.join(model_dir, MIRROR_VERSION_FILE)))
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
 def served_name(cfg: RunConfig) -> str:
+    """The name the model under test is known by: "trained", or the last part of `solve_with`."""
     src = cfg.evaluate.solve_with or ""
     return "trained" if src == "trained" else Path(src.rstrip("/")).name or "model-under-test"
+
+
+def served_model_id(cfg: RunConfig) -> str:
+    """The model id the model under test is deployed under on Serve, and asked for by the clients:
+    `served_name`, and for a trained model in an object store `<served_name>-<stored_model_version>`.
+    Why: Serve LLM's bucket mirror downloads a model into `<HF cache>/models--<model id>` on each
+    replica's node, with one `refs/main` naming the snapshot every replica of that id loads; under one
+    id for every run and version, two evaluate jobs on a node (two runs, or a retrain's evaluate while
+    an older one still serves) would load each other's model."""
+    name = served_name(cfg)
+    return name if stored_model(cfg) is None else f"{name}-{stored_model_version(cfg)}"
 
 
 def _max_positions(model: str) -> int | None:
@@ -169,10 +197,12 @@ def engine_config(cfg: RunConfig) -> EmbeddedEngineConfig:
                                                 "max_model_len": max_len, "port": 0})
 
 
-def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None, tools: str | None = None) -> RunConfig:
+def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None, tools: str | None = None,
+                 model: str | None = None) -> RunConfig:
     """The run config the solve workers get: every role as the run has it (`base_url`, the run's
     engine, serving the roles without an endpoint of their own, as `clients_for` does), except the
-    assistant, which is the model under test at `model_url`; `tools` (None: solve.tools) the setting."""
+    assistant, which is the model under test at `model_url`, asked for as `model` (None: its
+    `served_name`); `tools` (None: solve.tools) the setting."""
     llm = cfg.llm
     if llm.engine == "serve" and base_url is not None:  # every role on the run's app route
         llm = resolve_endpoints(llm, base_url)
@@ -188,7 +218,7 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None, to
         endpoints[role] = ep
     if model_url is not None:
         endpoints["assistant"] = endpoints["assistant"].model_copy(update={
-            "base_url": model_url, "extra_base_urls": [], "model": served_name(cfg), "api_key_env": None,
+            "base_url": model_url, "extra_base_urls": [], "model": model or served_name(cfg), "api_key_env": None,
             "is_vllm": True})
     return cfg.model_copy(deep=True, update={
         "llm": llm.model_copy(update={"engine": "endpoints", "endpoints": endpoints}),
@@ -307,7 +337,7 @@ def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
     if on_serve(cfg, runtime):  # the replicas load the model themselves: nothing fetched here
         model = served_model_source(cfg)
         engine_cfg = cfg.llm.embedded.model_copy(update={
-            "model": model, "served_name": served_name(cfg), "max_model_len": serve_max_model_len(cfg, model)})
+            "model": model, "served_name": served_model_id(cfg), "max_model_len": serve_max_model_len(cfg, model)})
     else:
         engine_cfg = engine_config(cfg)
     about = {"model": engine_cfg.model, "served_name": engine_cfg.served_name,
@@ -317,7 +347,8 @@ def solve_with_model_under_test(cfg: RunConfig, runtime: Runtime) -> Summary:
         return {**_per_setting({t: runtime.run_records(scan_cfgs[t], EVAL_SOLVES[t]) for t in settings}), **about}
     base_url = runtime.base_url()  # the run's engine first: the executor plays the tools on it
     with model_under_test(cfg, runtime, engine_cfg) as model_url:
-        summaries = {t: runtime.run_records(solve_config(cfg, base_url, model_url, t), EVAL_SOLVES[t])
+        summaries = {t: runtime.run_records(solve_config(cfg, base_url, model_url, t, engine_cfg.served_name),
+                                            EVAL_SOLVES[t])
                      for t in settings}
     return {**_per_setting(summaries), **about}
 

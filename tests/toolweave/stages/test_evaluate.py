@@ -180,9 +180,13 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
     assert scfg.llm.endpoint("executor").base_url == app.base_url  # resolved to the app's route
     assert scfg.llm.endpoint("judge").model == "main" and scfg.llm.endpoint("assistant").model == "trained"
     summary = eval_solve.solve_with_model_under_test(cfg, runtime)
-    assert served == [(io.join(run_dir, "model"), "trained", 2048), "removed"]  # capped at the model's context
-    assert summary["processed"] == 2 and summary["served_on"] == "serve"
-    assert {b["model"] for b in under_test.requests} == {"trained"} and not app.requests
+    # deployed under an id naming the stored model's version (Serve LLM's bucket mirror names each
+    # node's copy after it: test_serve's own_cache_dir test), a local model as "trained"
+    name = eval_solve.served_model_id(cfg)
+    assert name == "trained" if run_dir == str(tmp_path) else name.startswith("trained-")
+    assert served == [(io.join(run_dir, "model"), name, 2048), "removed"]  # capped at the model's context
+    assert summary["processed"] == 2 and summary["served_on"] == "serve" and summary["served_name"] == name
+    assert {b["model"] for b in under_test.requests} == {name} and not app.requests
     # the model is known by its files where they are (a retrain changes them)
     marker = json.loads(io.read_text(io.join(run_dir, eval_solve.MODEL_FILE)))
     assert marker["source"] == io.join(run_dir, "model") and marker["files"]["model.safetensors"][0] == len(b"weights")

@@ -10,7 +10,8 @@ from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.evaluation.report import write_report
 from toolweave.schemas import EvalResult
-from toolweave.stages.evaluate import local_trained_model, model_fingerprint, model_source
+from toolweave.stages.evaluate import (MIRROR_VERSION_FILE, local_trained_model, model_fingerprint, model_source,
+                                       served_model_id)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,27 @@ def test_the_trained_model_is_fetched_once_per_version(s3_root, tmp_path):
     again = local_trained_model(cfg)
     assert again != local and (again / "model.safetensors").read_bytes() == b"v" * 120
     assert model_fingerprint(cfg) != before
+
+
+def test_each_version_of_a_stored_model_is_served_under_an_id_of_its_own(s3_root, tmp_path):
+    """On Serve, the model under test's id names its version (each node's download of it is kept
+    under that id): a new upload is a new id even with the same files' sizes in the same second (its
+    `hash` file is new); another run's model another id; a local model stays "trained"."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / MIRROR_VERSION_FILE).write_text("a" * 32)
+    cfg = _cfg(f"{s3_root}/{tmp_path.name}")
+    io.upload_dir(model, cfg.path("model"))
+    first = served_model_id(cfg)
+    assert first.startswith("trained-") and served_model_id(cfg) == first  # the same version: the same id
+    (model / MIRROR_VERSION_FILE).write_text("b" * 32)  # a retrain's upload
+    io.upload_dir(model, cfg.path("model"))
+    assert served_model_id(cfg) not in (first, "trained")
+    other = _cfg(f"{s3_root}/{tmp_path.name}-other")
+    io.upload_dir(model, other.path("model"))
+    assert served_model_id(other) not in (first, served_model_id(cfg))
+    assert served_model_id(_cfg(str(tmp_path))) == "trained"
 
 
 def test_the_report_of_a_run_dir_in_an_object_store_is_uploaded(s3_root, tmp_path, monkeypatch):
