@@ -63,7 +63,9 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
     if d.prefix_aware_router:
         # sends requests sharing a prompt prefix (DFSDT siblings, one agent's turns) to the
         # replica that already holds it in its KV cache, while load stays balanced
-        deployment["request_router_config"] = RequestRouterConfig(request_router_class=PREFIX_AWARE_ROUTER)
+        deployment["request_router_config"] = RequestRouterConfig(
+            request_router_class=PREFIX_AWARE_ROUTER,
+            request_router_kwargs={"imbalanced_threshold": d.router_imbalanced_threshold})
     engine = {**TOOL_KWARGS, "tensor_parallel_size": d.tensor_parallel_size, "max_model_len": d.max_model_len,
               "enable_prefix_caching": d.enable_prefix_caching,
               **_chat_template_kwargs(d.chat_template, d.model_source if isinstance(source, dict) else source),

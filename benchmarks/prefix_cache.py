@@ -225,7 +225,7 @@ def run_serve(args) -> dict:
         endpoints={"default": EndpointConfig(model=MODEL, timeout_s=900)},
         deployments=[ServeDeploymentConfig(
             model_id=MODEL, model_source="smollm2", min_replicas=args.replicas, max_replicas=args.replicas,
-            chat_template=args.chat_template,
+            chat_template=args.chat_template, router_imbalanced_threshold=args.router_imbalanced_threshold,
             max_model_len=embedded.max_model_len, enable_prefix_caching=True, prefix_aware_router=True,
             gpus_per_worker=0, cpus_per_worker=1, placement_resources={},
             engine_kwargs={"dtype": embedded.dtype, "enforce_eager": True, **_block_size(args)},
@@ -262,6 +262,8 @@ def main() -> int:
                     help="KV block size of the engines started here (default: vLLM's; on the CPU a multiple of 32)")
     ap.add_argument("--chat-template", choices=("auto", "model", "fallback"), default="auto",
                     help="as llm.embedded.chat_template (model: SmolLM2's own, which drops `tools`)")
+    ap.add_argument("--router-imbalanced-threshold", type=float, default=16,
+                    help="--replicas 2: the queue-length gap past which the router picks the least-loaded replica")
     ap.add_argument("--base-url", help="a running engine's OpenAI base URL (its /metrics is read)")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="1: the embedded engine; 2: a Serve LLM app behind the prefix-aware router")
@@ -273,6 +275,7 @@ def main() -> int:
         result = {"engine": "embedded", "replicas": 1, **run_embedded(args)}
     else:
         result = {"engine": "serve", "replicas": args.replicas, "router": "PrefixCacheAffinityRouter",
+                  "router_imbalanced_threshold": args.router_imbalanced_threshold,
                   **run_serve(args)}
     result.update(selection=args.selection, chat_template=args.chat_template,
                   executor="SchemaMockExecutor", width=args.width, max_steps=args.max_steps,

@@ -73,6 +73,11 @@ class ServeDeploymentConfig(Section):
     max_model_len: int = Field(8192, ge=16)
     enable_prefix_caching: bool = True
     prefix_aware_router: bool = True
+    # queue-length gap between replicas past which the prefix-aware router sends a request to the
+    # least-loaded replica instead of the one holding its prefix. Ray's default (infinity) never does:
+    # toolweave's requests all share the system and tools preamble, so all of them followed the first
+    # replica and a second one stayed idle (benchmarks/prefix_cache.py --replicas 2)
+    router_imbalanced_threshold: float = Field(16, gt=0)
     accelerator_type: str | None = None
     # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
     # cache) and otherwise leaves the model's own

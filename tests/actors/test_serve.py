@@ -30,6 +30,8 @@ def test_gpu_deployments_from_settings():
     assert first.deployment_config["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 8,
                                                              "target_ongoing_requests": 64}
     assert _router_class(first) == PREFIX_AWARE_ROUTER
+    # a finite imbalance threshold: Ray's infinite default kept every request on one replica
+    assert first.deployment_config["request_router_config"].request_router_kwargs == {"imbalanced_threshold": 16}
     e = first.engine_kwargs
     assert e["tensor_parallel_size"] == 2 and e["max_model_len"] == 8192 and e["enable_prefix_caching"] is True
     assert e["enable_auto_tool_choice"] is True and e["tool_call_parser"] == "hermes"
