@@ -48,7 +48,7 @@ class EmbeddedEngineConfig(Section):
     served_name: str = "smollm2"
     backend: Literal["serve", "subprocess"] = "subprocess"
     dtype: str = "float32"
-    max_model_len: int = Field(4096, ge=16)
+    max_model_len: int = Field(8192, ge=16)  # SmolLM2's own context; DFSDT prompts with every function schema pass 4096
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)  # 0 = pick a free port
     cache_dir: str = "~/.cache/toolweave"

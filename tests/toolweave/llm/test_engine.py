@@ -21,7 +21,7 @@ def test_server_args_for_the_default_config():
     assert args[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     joined = " ".join(args)
     for part in ("--model /models/smol", "--served-model-name smollm2", "--host 127.0.0.1", "--port 8123",
-                 "--dtype float32", "--max-model-len 4096", "--enable-auto-tool-choice",
+                 "--dtype float32", "--max-model-len 8192", "--enable-auto-tool-choice",
                  "--tool-call-parser hermes", "--tool-strict-level parameter", "--enforce-eager",
                  "--enable-prefix-caching", "--max-num-seqs 32"):
         assert part in joined
