@@ -52,7 +52,6 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-
 def renders_tools(template: str | dict | None) -> bool:
     """Whether a chat template renders the tool list and assistant tool calls (a dict: HF's named templates)."""
     if isinstance(template, dict):

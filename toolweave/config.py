@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from toolweave.chat_template import ChatTemplateMode
+
 # who an LLM call is for; each role may have its own endpoint (`llm.endpoints`)
 Role = Literal["default", "assistant", "user", "executor", "judge", "builder"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -57,7 +59,7 @@ class EmbeddedEngineConfig(Section):
     tool_call_parser: str = "hermes"
     # auto: the Hermes-style template of toolweave.chat_template where the model's own drops `tools`
     # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
-    chat_template: Literal["auto", "model", "fallback"] = "auto"
+    chat_template: ChatTemplateMode = "auto"
     startup_timeout_s: float = Field(600.0, gt=0)
     extra_engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,7 +83,7 @@ class ServeDeploymentConfig(Section):
     accelerator_type: str | None = None
     # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
     # cache) and otherwise leaves the model's own
-    chat_template: Literal["auto", "model", "fallback"] = "auto"
+    chat_template: ChatTemplateMode = "auto"
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     # autoscaling: Serve LLM's own default target is 1e9 ongoing requests, i.e. it never scales up
     target_ongoing_requests: float = Field(64, gt=0)
@@ -276,7 +278,7 @@ class SFTConfig(Section):
     # toolllama_steps: ToolBench's preprocess exactly (one example per step, loss on that reply)
     format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps", "toolalpaca_v1"] = "chat_template"
     # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
-    chat_template: Literal["auto", "model", "fallback"] = "auto"
+    chat_template: ChatTemplateMode = "auto"
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
     include_give_up: bool = False
     splits: list[str] = Field(default_factory=lambda: ["train"])  # episode splits trained on
