@@ -13,7 +13,9 @@ machine, the head with no work resource, N `simulate` nodes), one episode actor 
 
 Two runs, each printed:
 - `sustained`: waves*C episodes with C in flight (the pipeline refills a slot as an episode ends):
-  the throughput a long generation job gets, the figure the target is about;
+  the throughput a long generation job gets, the figure the target is about; its `steady` part
+  counts only the replies between the first k*L seconds (ramp-up) and the last k*L (drain), which a
+  job of many more waves (ToolBench's ~126,000 instances) sustains;
 - `one_wave`: exactly C episodes that all start at once: every fixed cost (opening C connections,
   the first burst of C requests on 2 cores) lands inside k*L seconds, so this ratio is lower.
 
@@ -45,8 +47,9 @@ from toolweave.schemas import Instruction  # noqa: E402
 from toolweave.stages import probe  # noqa: E402
 from toolweave.stages.probe import CALLS_PER_EPISODE  # noqa: E402
 
-# The server process: prints its URL, then on each line of stdin answers with the count and the
-# first and last reply times (CLOCK_MONOTONIC, shared by every process) since the previous line.
+# The server process: prints its URL, then on each line of stdin (a file path) writes there the
+# reply times (CLOCK_MONOTONIC, shared by every process) since the previous line, one per line, and
+# answers with the most requests it held at once.
 SERVER = """
 import sys, time
 from toolweave.testing.scripted_server import ScriptedServer
@@ -58,9 +61,11 @@ srv = ScriptedServer(handler=handler, latency_s=float(sys.argv[1])).start()
 srv.requests = type("NoLog", (list,), {"append": lambda self, x: None})()  # nothing grows
 srv.headers = srv.requests
 print(srv.base_url, flush=True)
-for _ in sys.stdin:
+for line in sys.stdin:
     got, stamps[:] = list(stamps), []
-    print(len(got), min(got, default=0), max(got, default=0), srv.max_in_flight, flush=True)
+    with open(line.strip(), "w") as f:
+        f.write("\\n".join(map(repr, got)))
+    print(srv.max_in_flight, flush=True)
     srv.max_in_flight = 0
 """
 
@@ -89,12 +94,13 @@ class ServerProcess:
                                      stdout=subprocess.PIPE, text=True, env=env)
         self.base_url = self.proc.stdout.readline().strip()
 
-    def take(self) -> tuple[int, float, float, int]:
-        """(replies, first reply time, last reply time, most requests held at once) since last asked."""
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        n, first, last, peak = self.proc.stdout.readline().split()
-        return int(n), float(first), float(last), int(peak)
+    def take(self) -> tuple[list[float], int]:
+        """(reply times, most requests held at once) since last asked."""
+        with tempfile.NamedTemporaryFile("r", suffix=".txt") as f:
+            self.proc.stdin.write(f.name + "\n")
+            self.proc.stdin.flush()
+            peak = int(self.proc.stdout.readline())
+            return [float(x) for x in f.read().split()], peak
 
     def close(self) -> None:
         self.proc.kill()
@@ -110,9 +116,9 @@ def measure(server: ServerProcess, episodes: int, args) -> dict:
     server.take()  # reset
     with _CpuSampler() as cpu_log:
         summary = run_records(cfg, probe.STAGE)
-    replies, first, last, peak = server.take()
+    stamps, peak = server.take()
     # the window of LLM work: first request in (first reply - L) .. last reply out
-    start = first - args.latency
+    start, last = min(stamps) - args.latency, max(stamps)
     window = last - start
     cpu = cpu_log.used_since(start)  # the actors' start-up (imports, setup) is not counted
     limit = args.concurrency / (args.calls * args.latency)
@@ -123,8 +129,22 @@ def measure(server: ServerProcess, episodes: int, args) -> dict:
         "actor_nodes": _actor_nodes() if args.nodes else None,
         "peak_requests_in_flight": peak, "window_s": round(window, 3),
         "achieved_episodes_per_s": round(achieved, 2), "ratio": round(achieved / limit, 4),
+        "steady": steady_ratio(stamps, start, last, args),
         "actor_cpu_s": round(cpu, 3), "cpu_ms_per_call": round(cpu / calls * 1000, 4) if calls else None,
     }
+
+
+def steady_ratio(stamps: list[float], start: float, last: float, args) -> dict | None:
+    """Calls/s against the limit C/L between the end of the first episode time (k*L after the
+    first request: every slot has been filled once) and the start of the drain (k*L before the last
+    reply: from there the input is used up and slots empty). What a job of many more waves sustains,
+    without its one ramp-up and one drain; None where the run is too short to have such a middle."""
+    lo, hi = start + args.calls * args.latency, last - args.calls * args.latency
+    if hi - lo < args.calls * args.latency:
+        return None
+    calls = sum(lo < t <= hi for t in stamps)
+    ratio = calls / (hi - lo) / (args.concurrency / args.latency)
+    return {"window_s": round(hi - lo, 3), "llm_calls": calls, "ratio": round(ratio, 4)}
 
 
 def main() -> int:
