@@ -13,7 +13,8 @@ transformers: `min_new_tokens`).
 transformers gets the same requests in consecutive batches of the concurrency, left-padded (its fair
 best): a batch generates to its longest request and only each request's own tokens count.
 `--engine-config JSON` overrides `EmbeddedEngineConfig` fields for this run (e.g.
-'{"extra_engine_kwargs": {"max_num_seqs": 32}}'); `--no-transformers` times the engine alone.
+'{"extra_engine_kwargs": {"max_num_seqs": 32}}' or '{"omp_threads_bind": "all"}'); `--no-transformers`
+times the engine alone.
 
     .venv/bin/python benchmarks/engine_throughput.py [--traffic FILE --requests 32] [--max-tokens 64]
         [--concurrency 1 8 32] [--engine-config JSON] [--no-transformers] [--json out.json]
@@ -124,9 +125,10 @@ def main() -> None:
         args.source, args.recorded = read_traffic(args.traffic)
 
     from toolweave.config import EmbeddedEngineConfig
-    from toolweave.llm.engine import EmbeddedEngine, smollm2_hf_dir
+    from toolweave.llm.engine import EmbeddedEngine, engine_env, smollm2_hf_dir
 
     cfg = EmbeddedEngineConfig.model_validate(json.loads(args.engine_config))
+    threads_bind = engine_env(cfg).get("VLLM_CPU_OMP_THREADS_BIND", os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"))
     model_dir = str(smollm2_hf_dir(cfg.cache_dir))
     results: dict[str, dict[int, ReplayResult]] = {"vllm": {}, "transformers": {}}
 
@@ -154,7 +156,7 @@ def main() -> None:
         print(f"story prompts, {args.max_tokens} generated tokens a request, as many requests as the concurrency")
     print(f"SmolLM2-135M {cfg.dtype}; engine ready in {startup:.0f}s; engine settings "
           f"{cfg.model_dump(include={'kv_cache_gb', 'extra_engine_kwargs'})}, "
-          f"VLLM_CPU_OMP_THREADS_BIND={os.environ.get('VLLM_CPU_OMP_THREADS_BIND', 'auto')}; "
+          f"VLLM_CPU_OMP_THREADS_BIND={threads_bind}; "
           f"transformers on {cache['threads']} torch thread(s); load {os.getloadavg()[0]:.1f}")
     print(f"{'concurrent':>10} {'vLLM tok/s':>11} {'HF tok/s':>9} {'vLLM / HF':>10}")
     for c in args.concurrency:
@@ -169,7 +171,7 @@ def main() -> None:
             json.dump({"traffic": args.traffic, "requests": args.requests if args.traffic else None,
                        "max_tokens": None if args.traffic else args.max_tokens,
                        "engine_config": json.loads(args.engine_config), "engine_startup_s": startup,
-                       "omp_threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
+                       "omp_threads_bind": threads_bind,
                        "torch_threads": cache["threads"], "load_1m": os.getloadavg()[0],
                        **{side: {c: {**vars(r), "tokens_per_s": r.tokens_per_s} for c, r in per.items()}
                           for side, per in results.items()}}, f, indent=2)

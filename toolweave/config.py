@@ -61,7 +61,19 @@ class EmbeddedEngineConfig(Section):
     # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
     chat_template: ChatTemplateMode = "auto"
     startup_timeout_s: float = Field(600.0, gt=0)
+    # the subprocess engine's OpenMP threads (vLLM's VLLM_CPU_OMP_THREADS_BIND). None keeps the
+    # environment's, by default vLLM's `auto`, which leaves one core per rank to its scheduler
+    # process: 1 thread on a 2-core box. "all": every CPU this process may run on; or vLLM's own
+    # forms ("0-3", "0,2", "nobind"). A Serve replica gets its CPUs from its Ray bundle instead.
+    omp_threads_bind: str | None = None
     extra_engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _threads_bind_needs_subprocess(self) -> "EmbeddedEngineConfig":
+        if self.omp_threads_bind is not None and self.backend != "subprocess":
+            raise ValueError(f"omp_threads_bind={self.omp_threads_bind!r} applies to backend: subprocess only; "
+                             f"backend {self.backend!r} takes its CPUs from Ray")
+        return self
 
 
 class ServeDeploymentConfig(Section):

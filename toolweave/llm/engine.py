@@ -130,6 +130,18 @@ def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[st
     return args
 
 
+def engine_env(cfg: EmbeddedEngineConfig) -> dict[str, str]:
+    """The subprocess engine's environment on top of this process's."""
+    env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(cfg.kv_cache_gb),
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    bind = cfg.omp_threads_bind
+    if bind == "all":
+        bind = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+    if bind is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = bind
+    return env
+
+
 def wait_healthy(base_url: str, timeout_s: float, proc: subprocess.Popen | None = None,
                  log_path: Path | None = None, model: str | None = None) -> None:
     """Poll GET {base_url}/models until it answers 200 (listing `model`, so a stranger on the
@@ -189,8 +201,7 @@ class EmbeddedEngine:
 
     def _launch(self, model_dir: str) -> None:
         self.port = self.cfg.port or free_port(self.cfg.host)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(self.cfg.kv_cache_gb),
-               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        env = {**os.environ, **engine_env(self.cfg)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_file = open(self.log_path, "ab")

@@ -12,7 +12,7 @@ import pytest
 from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE
 from toolweave.config import EmbeddedEngineConfig, EndpointConfig
 from toolweave.llm.client import LLMClient
-from toolweave.llm.engine import server_args, smollm2_gguf_path, wait_healthy
+from toolweave.llm.engine import EmbeddedEngine, engine_env, server_args, smollm2_gguf_path, wait_healthy
 
 
 def test_server_args_for_the_default_config():
@@ -33,6 +33,25 @@ def test_a_model_whose_template_drops_tools_is_served_with_the_fallback(tmp_path
     args = server_args(EmbeddedEngineConfig(), str(tmp_path), 8123)
     assert args[args.index("--chat-template") + 1] == FALLBACK_CHAT_TEMPLATE
     assert "--chat-template" not in server_args(EmbeddedEngineConfig(chat_template="model"), str(tmp_path), 8123)
+
+
+def test_omp_threads_bind_reaches_the_engine_process(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3, 0, 1})
+    assert engine_env(EmbeddedEngineConfig(omp_threads_bind="all"))["VLLM_CPU_OMP_THREADS_BIND"] == "0,1,3"
+    assert engine_env(EmbeddedEngineConfig(omp_threads_bind="0-3|4-7"))["VLLM_CPU_OMP_THREADS_BIND"] == "0-3|4-7"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in engine_env(EmbeddedEngineConfig())  # vLLM's own (auto) stays
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "from-the-environment")
+    cfg = EmbeddedEngineConfig(model="/no/model", omp_threads_bind="0,1", startup_timeout_s=60)
+    fake = lambda model_dir, port: ["sh", "-c", 'echo "bind=$VLLM_CPU_OMP_THREADS_BIND"; exec "$0" "$@"',  # noqa: E731
+                                    sys.executable, "-m", "toolweave.testing.fake_engine", str(port), cfg.served_name]
+    engine = EmbeddedEngine(cfg, log_path=tmp_path / "e.log", server_command=fake).start()
+    engine.stop(timeout_s=5)
+    assert "bind=0,1" in (tmp_path / "e.log").read_text().splitlines()
+
+
+def test_omp_threads_bind_is_refused_for_a_serve_replica():
+    with pytest.raises(ValueError, match="omp_threads_bind='all' applies to backend: subprocess only"):
+        EmbeddedEngineConfig(backend="serve", omp_threads_bind="all")
 
 
 def test_the_gguf_is_found_without_importing_the_package():
