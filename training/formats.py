@@ -270,7 +270,6 @@ def render(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[Segment]:
         return render_toolalpaca(ep, tokenizer.eos_token or "", loss_on)
     if fmt == "toolllama_steps":
         raise ValueError("toolllama_steps makes one example per step: use training.sft_data.render_examples")
-    if fmt == "toolalpaca_v1":
-        from training.toolalpaca_v1 import render_toolalpaca_v1  # it imports this module's helpers
-        return render_toolalpaca_v1(ep)
+    if fmt == "toolalpaca_v1":  # training/toolalpaca_v1.py builds on this module's helpers
+        raise ValueError("toolalpaca_v1 is rendered by training.toolalpaca_v1.render_toolalpaca_v1")
     raise ValueError(f"unknown SFT format {fmt!r}; one of {FORMATS}")

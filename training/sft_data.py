@@ -17,6 +17,7 @@ from toolweave.schemas import Episode, RecordError, Reject, SFTExample
 from toolweave.verify import sft_exclusion, unverified_chain
 from toolweave.verify_export import episodes_for_training
 from training.formats import RenderError, Segment, render
+from training.toolalpaca_v1 import render_toolalpaca_v1
 from training.toolllama_steps import render_steps
 from training.packing import Example, efficiency, pack, to_record
 from training.tokenize import IGNORE, tokenize_segments
@@ -59,6 +60,8 @@ def render_examples(ep: Episode, tokenizer, fmt: str, loss_on: str) -> list[list
     (ToolBench's preprocess: loss on each step's own reply, whatever `loss_on` says)."""
     if fmt == "toolllama_steps":
         return render_steps(ep, tokenizer.eos_token or "")
+    if fmt == "toolalpaca_v1":
+        return [render_toolalpaca_v1(ep)]
     return [render(ep, tokenizer, fmt, loss_on)]
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from toolweave.schemas import Episode
-from training.formats import RenderError, render
-from training.toolalpaca_v1 import as_build_dataset
+from training.formats import RenderError
+from training.toolalpaca_v1 import as_build_dataset, render_toolalpaca_v1
 
 DATA = Path(__file__).parents[1] / "data"
 GOLDEN = json.loads((DATA / "reference/toolalpaca/build_dataset_golden.json").read_text())
@@ -43,7 +43,7 @@ def test_kept_instances_equal_build_dataset_output():
     kept = []
     for instance in GOLDEN["instances"]:
         try:
-            kept.append(as_build_dataset(render(episode(instance), None, "toolalpaca_v1", "all_assistant")))
+            kept.append(as_build_dataset(render_toolalpaca_v1(episode(instance))))
         except RenderError:
             continue
     assert len(kept) == len(GOLDEN["build_dataset"]) == 3
@@ -56,7 +56,7 @@ def test_kept_instances_equal_build_dataset_output():
 def test_dropped_instances_are_rejected_with_the_reason(name, reason):
     instance = next(i for i in GOLDEN["instances"] if i["name"] == name)
     with pytest.raises(RenderError, match=reason):
-        render(episode(instance), None, "toolalpaca_v1", "all_assistant")
+        render_toolalpaca_v1(episode(instance))
 
 
 def test_simulated_episode_renders_as_build_dataset_does():
@@ -99,4 +99,4 @@ def test_simulated_episode_renders_as_build_dataset_does():
     assert ep.status == "answered"
     assert user_prompts[0].endswith(f"[User]: {instance['input']}\n[AI]: {{'Question': "
                                     f"'Which color and size of axolotl do you want pictures of?'}}")
-    assert as_build_dataset(render(ep, None, "toolalpaca_v1", "all_assistant")) == GOLDEN["build_dataset"][0]
+    assert as_build_dataset(render_toolalpaca_v1(ep)) == GOLDEN["build_dataset"][0]
