@@ -5,6 +5,7 @@ here: an endpoint names the *environment variable* that holds its key.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -25,7 +26,15 @@ from toolweave.presets import apply_preset  # `preset: NAME` merges a profile un
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no inf / nan: the config travels to actors as JSON, where pydantic writes them as null
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+INT64_MAX = 2**63 - 1  # what torch.manual_seed, Arrow and Ray's C++ side take
+NUMPY_SEED_MAX = 2**32 - 1  # np.random.seed (transformers' set_seed calls it: the retriever's training)
+# concurrency past this is a typo, not a setting: one asyncio task and socket per unit, Ray's
+# per-actor concurrency is a C++ int
+MAX_CONCURRENCY = 100_000
 
 
 # --- models and endpoints --------------------------------------------------------------------
@@ -34,7 +43,7 @@ class EndpointConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "smollm2"
     api_key_env: str | None = None  # name of the env var holding the key; never the key
-    max_concurrency: int = Field(64, ge=1)
+    max_concurrency: int = Field(64, ge=1, le=MAX_CONCURRENCY)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_base_s: float = Field(0.5, ge=0)
@@ -151,6 +160,10 @@ class RaySettings(Section):
     # the Ray cluster launcher file this config runs on (e.g. cluster.yaml): load_config checks that
     # its actors, Serve replicas and train workers each fit a worker node kind (toolweave.placement)
     cluster: str | None = None
+    # a per-record stage whose actors cannot be placed (resources no node has) stops after this
+    # wait, naming what it asks for. None: 60 s on a local instance, 900 s on a cluster (its
+    # autoscaler may have to start a node)
+    placement_timeout_s: float | None = Field(None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -164,8 +177,8 @@ class RaySettings(Section):
 class RunSettings(Section):
     """How a stage runs its records, the same on Ray and in-process (`toolweave.stages.local`)."""
 
-    batch_size: int = Field(16, ge=1)  # records committed together (one ledger entry)
-    max_in_flight: int = Field(512, ge=1)  # concurrent records inside one worker (a Ray actor, or the process)
+    batch_size: int = Field(16, ge=1, le=MAX_CONCURRENCY)  # records committed together (one ledger entry)
+    max_in_flight: int = Field(512, ge=1, le=MAX_CONCURRENCY)  # concurrent records inside one worker (a Ray actor, or the process)
     # quick runs: at most this many input records per per-record stage, in file order (records
     # done by an earlier run count, so a rerun does not go on to the next N)
     limit: int | None = Field(None, ge=1)
@@ -252,7 +265,7 @@ class SolveConfig(Section):
     functions: Literal["all", "api_list"] = "all"
     # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
     give_up_pick: Literal["first", "random"] = "first"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=INT64_MAX)
     # "retrieved": every instruction gets the top `retrieved_k` APIs of the trained retriever (run dir's
     # retriever/) over the whole corpus (ToolBench's "retriever" setting); "given": its own tools, and
     # the retriever only for instructions that name none
@@ -376,7 +389,7 @@ class EvaluateConfig(Section):
     reference: str | None = None  # episodes dataset of the reference run (win rate)
     solvable_pass_rate: bool = True
     toolalpaca: bool = False
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=INT64_MAX)
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
     judge_retries: int = Field(2, ge=0)  # garbage verdicts are retried, then scored Unsure with the reason
     # ToolEval fidelity (toolbench preset): its verbatim prompts / function specs and inputs, its sampling,
@@ -404,7 +417,7 @@ class RunConfig(Section):
     preset: str | None = None  # a profile from toolweave/presets/ merged under this config (e.g. toolbench)
     name: str = "run"
     run_dir: str = "runs/default"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=NUMPY_SEED_MAX)  # seeds torch, random and numpy (the retriever's training)
     stages: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -457,9 +470,31 @@ def _allowed(loc: tuple, ctx: dict) -> str:
     return " and ".join(f"{op} {bounds[k]}" for k, op in _BOUNDS if k in bounds)
 
 
-def config_error(e: ValidationError) -> str:
-    """One line: `key: what is wrong` for each problem, ranges spelled out (`solve.width: -1 is out
-    of range; allowed: >= 1`)."""
+class ConfigError(ValueError):
+    """A config that cannot run: `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def unrunnable_numbers(data: Any, key: str = "") -> list[str]:
+    """Numbers anywhere in raw config data (free-form sections too: engine_kwargs, ds_config, sweep
+    spaces) that no consumer takes: inf / nan, integers past int64."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in unrunnable_numbers(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in unrunnable_numbers(v, f"{key}.{i}")]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{key}: {data!r} is not a finite number (the config reaches actors as JSON, which has none)"]
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) > INT64_MAX:
+        return [f"{key}: {data} is past what int64 holds (torch, Arrow and Ray take at most {INT64_MAX})"]
+    return []
+
+
+def config_problems(e: ValidationError) -> list[str]:
+    """`key: what is wrong` for each problem, ranges spelled out (`solve.width: -1 is out of range;
+    allowed: >= 1`)."""
     parts = []
     for err in e.errors():
         key = ".".join(str(x) for x in err["loc"]) or "(top level)"
@@ -468,7 +503,12 @@ def config_error(e: ValidationError) -> str:
             parts.append(f"{key}: {err['input']!r} is out of range; allowed: {allowed}")
         else:
             parts.append(f"{key}: {err['msg']} (got {str(err.get('input'))[:60]!r})")
-    return "; ".join(parts)
+    return parts
+
+
+def config_error(e: ValidationError) -> str:
+    """One line for all the problems of `e`."""
+    return "; ".join(config_problems(e))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -483,10 +523,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         k, v = item.split("=", 1)
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     check_moved_keys(data)
+    data = apply_preset(data)
+    if numbers := unrunnable_numbers(data):
+        raise ConfigError(numbers)
     try:
-        cfg = RunConfig.model_validate(apply_preset(data))
+        cfg = RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ValueError(config_error(e)) from None
+        raise ConfigError(config_problems(e)) from None
     if cfg.ray.cluster:
         from toolweave.placement import check_placement, find_cluster_file  # they read RunConfig: imported late
         check_placement(cfg, find_cluster_file(cfg.ray.cluster, path))
