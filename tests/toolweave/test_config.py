@@ -57,7 +57,7 @@ def test_roles_are_one_literal():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("llm.endpoints.default.max_concurrency=0", "llm.endpoints.default.max_concurrency: 0 is out of range; allowed: >= 1"),
+    ("llm.endpoints.default.max_concurrency=0", "llm.endpoints.default.max_concurrency: 0 is out of range; allowed: >= 1 and <= 100000"),
     ("solve.width=-1", "solve.width: -1 is out of range; allowed: >= 1"),
     ("executor.timeout_s=-5", "executor.timeout_s: -5 is out of range; allowed: > 0"),
     ("evaluate.votes=0", "evaluate.votes: 0 is out of range; allowed: >= 1"),
