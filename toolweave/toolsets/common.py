@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from toolweave import safe_read
 from toolweave.schemas import Reject, Tool
 
 STAGE = "toolsets"
@@ -74,6 +75,7 @@ class DocumentError(ValueError):
 
 MAX_FILE_BYTES = 20_000_000  # a tool description is kilobytes; the largest real query file ~1.2 MB
 MAX_DEPTH = 200  # nesting of a document (real OpenAPI documents stay under ~30)
+READ_TIMEOUT_S = 30.0  # one file's read, stat and open included (a stuck filesystem)
 MAX_NODES = 500_000  # values in a document with YAML aliases expanded (billion laughs)
 JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -125,15 +127,13 @@ def _check_string(text: str, path: tuple) -> None:
                             "(not valid Unicode)") from None
 
 
-def read_document(path: str | Path) -> Any:
+def read_document(path: str | Path, timeout_s: float = READ_TIMEOUT_S) -> Any:
     """Parse a JSON or YAML file (by suffix; unknown suffixes try JSON, then YAML); a UTF-8 BOM is
-    accepted. Bounded: at most MAX_FILE_BYTES, then check_tree's bounds."""
+    accepted. Bounded: a regular file only (a FIFO or a device is refused, never waited on), at most
+    MAX_FILE_BYTES read within `timeout_s`, then check_tree's bounds."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DocumentError(f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit")
-        text = p.read_bytes().decode("utf-8-sig")
+        text = safe_read.read_bytes(p, max_bytes=MAX_FILE_BYTES, timeout_s=timeout_s).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DocumentError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:

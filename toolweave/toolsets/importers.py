@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolweave.safe_read import regular_file_problem
 from toolweave.schemas import CatalogueEntry, Reject, Tool
 from toolweave.toolsets import catalogue, mcp, openai_format, toolalpaca, toolbench
 from toolweave.toolsets.common import DATA_SUFFIXES, DocumentError, FileResult, make_reject, one_line, read_document, \
@@ -37,14 +38,20 @@ def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[Reject]]:
     for p in map(Path, paths):
         if p.is_dir():
             root = p.resolve()
-            for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DATA_SUFFIXES
+            for f in sorted(f for f in p.rglob("*") if not f.is_dir() and f.suffix.lower() in DATA_SUFFIXES
                             and not any(part.startswith(".") for part in f.relative_to(p).parts)):
-                if f.resolve().is_relative_to(root):
-                    files.append(f)
-                else:  # a link out of the folder given: what it points at was not given
+                if not f.resolve().is_relative_to(root):  # a link out of the folder: what it points at was not given
                     rejects.append(make_reject(f, "", "a symbolic link leading out of the folder; not read"))
+                elif problem := regular_file_problem(f):  # a FIFO, a device: never opened
+                    rejects.append(make_reject(f, "", problem))
+                elif f.is_file():
+                    files.append(f)
+                else:
+                    rejects.append(make_reject(f, "", "a broken symbolic link; not read"))
         elif p.is_file():
             files.append(p)
+        elif problem := regular_file_problem(p):
+            rejects.append(make_reject(p, "", problem))
         else:
             rejects.append(make_reject(p, "", "no such file or folder"))
     return list(dict.fromkeys(files)), rejects

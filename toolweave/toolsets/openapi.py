@@ -90,7 +90,8 @@ class RefScope:
         if not uri.startswith("file:") or self.folder is None or not _uri_path(uri).is_relative_to(self.folder):
             raise OpenAPIError(f"refusing to load {uri!r}: outside the document's folder")
         try:
-            doc = read_document(_uri_path(uri))
+            # the scope's time limit holds during the read too (a stuck filesystem)
+            doc = read_document(_uri_path(uri), timeout_s=max(self.deadline - time.monotonic(), 0.0))
         except DocumentError as e:
             raise OpenAPIError(f"$ref file {_uri_path(uri).name}: {e}") from None
         self.docs[uri] = doc
