@@ -5,6 +5,18 @@ Layout: `data/<config>/<split>-00000.parquet` for two configs (`default`: the ve
 `plots/*.png`, `statistics.json` and `README.md` (YAML header: configs, features, license, task
 categories, size; then the verification table, statistics and plots). `datasets.load_dataset(dir)`
 reads it. `push_to_hub` uploads the folder with a token read from an env var, never written anywhere.
+
+Columns as a Hugging Face user expects them: `messages` is a list of role / content / tool_calls
+structs (OpenAI form: `function.arguments` is JSON text, as OpenAI sends it), which
+`tokenizer.apply_chat_template` takes as it is; the judge's `semantic_votes` are structs too. `tools`
+stays JSON text: a JSON Schema (`parameters`) has no fixed shape, so a struct column would be the
+union of every tool's keys with nulls where a tool lacks one, and a template's `tool | tojson` would
+print those nulls into the prompt.
+
+`datasets` (4.8) cannot load a split of 0 rows from any file (a 0-row row group fails with "BatchSize
+must be greater than 0"; a file with no row group gives "Instruction 'train' corresponds to no data"), so
+the card declares only configs with rows: with no verified episode, `all` alone (then the default of
+`load_dataset(dir)`, its `verified` column all false), and the card says so.
 """
 from __future__ import annotations
 
@@ -26,6 +38,13 @@ from toolweave.verify import CHECKS, VerifiedEpisode
 
 DROPPED = ("tree", "extra")  # the search tree and source-specific extras stay in the run's episodes/
 _YAML_DTYPE = {pa.string(): "string", pa.bool_(): "bool", pa.int64(): "int64", pa.float64(): "float64"}
+TOOL_CALL = pa.struct([("id", pa.string()), ("type", pa.string()),
+                       ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(TOOL_CALL)),
+                     ("tool_call_id", pa.string()), ("name", pa.string())])
+VOTE = pa.struct([("answer_status", pa.string()), ("reason", pa.string()), ("judge_calls", pa.int64()),
+                  ("judge_failures", pa.int64())])
+STRUCT_COLUMNS = {"messages": pa.list_(MESSAGE), "semantic_votes": pa.list_(VOTE)}
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -36,18 +55,57 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def dataset_schema() -> pa.Schema:
-    return pa.schema([f for f in VerifiedEpisode.ARROW if f.name not in DROPPED])
+    return pa.schema([pa.field(f.name, STRUCT_COLUMNS.get(f.name, f.type))
+                      for f in VerifiedEpisode.ARROW if f.name not in DROPPED])
+
+
+def _yaml_feature(name: str, t: pa.DataType) -> dict[str, Any]:
+    if pa.types.is_list(t):
+        inner = t.value_type
+        return {"name": name, "list": _yaml_fields(inner) if pa.types.is_struct(inner) else _YAML_DTYPE[inner]}
+    if pa.types.is_struct(t):
+        return {"name": name, "struct": _yaml_fields(t)}
+    return {"name": name, "dtype": _YAML_DTYPE[t]}
+
+
+def _yaml_fields(struct: pa.StructType) -> list[dict[str, Any]]:
+    return [_yaml_feature(struct.field(i).name, struct.field(i).type) for i in range(struct.num_fields)]
 
 
 def yaml_features(schema: pa.Schema) -> list[dict[str, Any]]:
     """The `features` list of a card's dataset_info, as the datasets library writes it."""
-    out = []
-    for f in schema:
-        if pa.types.is_list(f.type):
-            out.append({"name": f.name, "list": _YAML_DTYPE[f.type.value_type]})
-        else:
-            out.append({"name": f.name, "dtype": _YAML_DTYPE[f.type]})
-    return out
+    return [_yaml_feature(f.name, f.type) for f in schema]
+
+
+def _text(value: Any, what: str) -> str | None:
+    """Message text as a string column holds it: JSON for anything that is not already text."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, int, float, bool)):
+        return json.dumps(value, ensure_ascii=False)
+    raise ValueError(f"{what}: {type(value).__name__} is not JSON")
+
+
+def message_row(msg: dict[str, Any], where: str) -> dict[str, Any]:
+    """One OpenAI chat message as a MESSAGE struct; keys it has no column for are an error naming the episode."""
+    unknown = set(msg) - set(MESSAGE.names)
+    if unknown:
+        raise ValueError(f"{where}: message keys {sorted(unknown)} have no dataset column")
+    calls = msg.get("tool_calls")
+    return {"role": str(msg.get("role", "")), "content": _text(msg.get("content"), f"{where} content"),
+            "tool_calls": None if calls is None else [
+                {"id": c.get("id"), "type": c.get("type", "function"),
+                 "function": {"name": (c.get("function") or {}).get("name"),
+                              "arguments": _text((c.get("function") or {}).get("arguments"), f"{where} arguments")}}
+                for c in calls],
+            "tool_call_id": msg.get("tool_call_id"), "name": msg.get("name")}
+
+
+def dataset_row(ep: VerifiedEpisode, schema: pa.Schema) -> dict[str, Any]:
+    row = ep.to_row()
+    row["messages"] = [message_row(m, f"episode {ep.id} message {i}") for i, m in enumerate(ep.messages)]
+    row["semantic_votes"] = [{k: v.get(k) for k in VOTE.names} for v in ep.semantic_votes]
+    return {f.name: row.get(f.name) for f in schema}
 
 
 def size_category(n: int) -> str:
@@ -58,14 +116,12 @@ def size_category(n: int) -> str:
 
 
 def _write_config(episodes: list[VerifiedEpisode], folder: Path, schema: pa.Schema) -> dict[str, int]:
-    """One Parquet file a split; an empty config still gets an empty `train` file so it loads."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """One Parquet file a split that has rows (no file, no split: datasets cannot load 0 rows)."""
     by_split: dict[str, list[dict[str, Any]]] = {}
     for ep in episodes:
-        row = ep.to_row()
-        by_split.setdefault(ep.split or "train", []).append({f.name: row.get(f.name) for f in schema})
-    if not by_split:
-        by_split["train"] = []
+        by_split.setdefault(ep.split or "train", []).append(dataset_row(ep, schema))
+    if by_split:
+        folder.mkdir(parents=True, exist_ok=True)
     for split, rows in by_split.items():
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"{split}-00000.parquet")
     return {split: len(rows) for split, rows in sorted(by_split.items())}
@@ -78,12 +134,13 @@ def card_header(cfg: DatasetCardConfig, splits: dict[str, dict[str, int]], schem
         "task_categories": list(cfg.task_categories),
         "tags": list(cfg.tags),
         "size_categories": [size_category(sum(splits["default"].values()))],
+        # a config with no rows is left out: datasets cannot load it (see the module docstring)
         "configs": [{"config_name": name, "default": name == "default",
                      "data_files": [{"split": s, "path": f"data/{name}/{s}-*.parquet"} for s in counts]}
-                    for name, counts in splits.items()],
+                    for name, counts in splits.items() if counts],
         "dataset_info": [{"config_name": name, "features": features,
                           "splits": [{"name": s, "num_examples": n} for s, n in counts.items()]}
-                         for name, counts in splits.items()],
+                         for name, counts in splits.items() if counts],
     }
 
 
@@ -109,20 +166,31 @@ def card_body(cfg: DatasetCardConfig, stats: dict[str, Any], plots: list[Path]) 
         f"| {role} | {r['model']} | {r['prompt_tokens']} | {r['completion_tokens']} | {_usd(r['cost_usd'])} |"
         for role, r in stats["tokens_by_role"].items())
     c, t, k = stats["calls_per_episode"], stats["assistant_turns"], stats["episode_tokens"]
+    none_verified = "" if stats["verified"] else (
+        "\n**No episode passed verification**, so the `default` config is not declared (datasets cannot load a\n"
+        "split of 0 rows): `load_dataset(PATH)` gives the `all` config, every row with `verified` false.\n")
     return f"""# {cfg.pretty_name}
 
 Tool-use episodes made by toolweave: instructions solved with tools (DFSDT / CoT search or multi-agent
 simulation), each checked by APIGen's three checks (format, execution, semantic judge). The `default`
 config holds the {stats['verified']} verified episodes of {stats['episodes']}; the `all` config holds every
 checked episode with its verification columns (`<check>_pass`, `<check>_reason`, problems, judge votes).
-
+{none_verified}
 ```python
 from datasets import load_dataset
 verified = load_dataset("PATH_OR_REPO")          # the default config
 checked = load_dataset("PATH_OR_REPO", "all")    # with the rejected episodes and their reasons
 ```
 
-`messages` and `tools` are JSON text (OpenAI chat messages with `tool_calls`; the OpenAI tool list).
+`messages` is a list of OpenAI chat messages (`role`, `content`, `tool_calls` with `function.name` and
+`function.arguments` as JSON text, `tool_call_id`, `name`): a tokenizer's chat template takes it as it is.
+`tools` is the OpenAI tool list as JSON text (each tool's JSON Schema has its own shape):
+
+```python
+import json
+row = verified["train"][0]
+text = tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=False)
+```
 
 ## Verification
 
