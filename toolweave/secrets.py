@@ -1,34 +1,66 @@
-"""Configured secrets and the one place they are taken out of text: `redact`.
+"""The one secret registry of a process and the one place secrets are taken out of text: `redact`.
 
-Keys are read through `read_secret(env_name)` (whitespace stripped: a mounted secret file ends in a
-newline, and an HTTP library's "Illegal header value" message would echo it). Reading registers the
-key; from then on `redact(text)` replaces it in every form a server, a library or our own code can
-turn it into: raw, percent-encoded, `+`-for-space, base64 (standard and URL-safe, at any byte
-alignment, so a key inside `Basic base64(user:key)` is found too), hex, JSON-escaped (`\\u...`,
-`\\/`), HTML-escaped, with any letter case (servers upper-case echoes; hex and percent-encoding
-come in both cases), and any prefix of such a form of at least `PREFIX_MIN` characters (a body cut
-at an observation or log limit). Over-redaction (a harmless 8-character coincidence) is accepted.
+Sources. Keys are read through `read_secret(env_name)` (whitespace stripped: a mounted secret file
+ends in a newline, and an HTTP library's "Illegal header value" message would echo it), which
+registers them: LLM endpoint keys (`api_key_env`), the HTTP executor's `auth_env`, an MCP server's
+`env_from` values, the Hub token (`dataset.token_env`, `HF_TOKEN`), the bucket's
+`AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (registered when a path in an object store is used)
+and every env var a config lists in `secret_env`. `register_config(cfg)` registers all of a run
+config's at once (config load, and each worker process: a Ray actor has its own registry).
 
-What passes `redact`: Parquet rows (`toolweave.io.to_table`), log records (a record factory and a
-`logging.Filter` on the root logger, installed when the first secret is registered), the HTTP
-executor's observations and errors, the LLM client's errors (`LLMError`, retry logs).
+What is redacted. Any fragment (substring) of at least `FRAGMENT_MIN` = 8 characters of any of these
+forms of a secret, in any letter case, is replaced by `***` (a secret shorter than 8 characters is
+redacted where one of its forms occurs whole):
+  raw and reversed; percent-encoded once, twice and three times (`/` kept or not, `+` for space);
+  hex; base64, standard and URL-safe, at each of the 3 byte alignments it can have inside a longer
+  encoded string (so `Basic base64(user:key)` is found), base64 of that base64, and its
+  percent-encoding (a base64 key in a query string); JSON escapes (`\\uXXXX` of non-ASCII or of every
+  character, `\\/`), Python `\\xHH` bytes; HTML (`&amp;`..., `&#NN;` and `&#xHH;` of every character).
+A form broken by line breaks (base64 wrapped at 64 or 76 columns, a JSON-escaped `\\n`) is found
+whole: the text is also scanned with its line breaks taken out. So a key split across two fields,
+an echo of its ending ("key ending ..."), the second line of wrapped base64, a body cut at a limit
+all lose every run of 8 characters that matches. What survives: pieces shorter than 8 characters
+(at most 7 characters of the raw key, 5 bytes of it through base64), encodings outside the list
+above (base32, rot13, gzip, encryption) and chains of them beyond the ones listed.
+Over-redaction (a harmless 8-character coincidence with a key) is accepted.
+
+How. Every 8-gram of every form, case-folded, is indexed (a set, and the sorted 64-bit rolling
+hashes of the grams); a text is hashed at every position in one vectorised pass, the positions
+whose hash is indexed are confirmed against the set, and the union of the matched 8-grams is masked.
+Linear in the text: about 60 ms a megabyte on a busy 2-core machine.
+
+Sinks that pass `redact`: Parquet rows (`toolweave.io.to_table`), log records (a record factory and a
+`logging.Filter` on the root logger, installed when the first secret is registered), the terminal
+(`toolweave.stages.display.console`), the HTTP and MCP executors' observations and errors, the LLM
+client's errors (`LLMError`, retry logs), run summaries, exports (JSONL, ToolBench, ToolAlpaca), the
+dataset card, the evaluation report and the front page.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import logging
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import numpy as np
+
 MASK = "***"
-PREFIX_MIN = 8  # shortest prefix of a secret's form that is redacted (shorter ones are too common)
+FRAGMENT_MIN = 8  # shortest fragment of a secret's form that is redacted (shorter ones are too common)
+PREFIX_MIN = FRAGMENT_MIN  # the old name: a prefix is a fragment
 MIN_SECRET = 4  # shorter values are not secrets worth the damage redacting them would do
+_PRIME = np.uint32(1_000_003)
+_TABLE_BITS = 22  # a bit table of the grams' hashes: a text position is looked up in one gather
+_TABLE_MASK = np.uint32((1 << _TABLE_BITS) - 1)
+_VECTOR_FROM = 512  # texts at least this long are hashed with numpy (below: a Python loop is faster)
+_BREAKS = re.compile(r"\r|\n|\\[rn]")  # line breaks, raw or JSON-escaped, that may split a form
 
 
 def _base64_cores(data: bytes) -> list[str]:
@@ -44,73 +76,178 @@ def _base64_cores(data: bytes) -> list[str]:
     return out
 
 
+def _percent_chain(text: str) -> list[str]:
+    """`text` percent-encoded once, twice and three times (each with and without `/` kept), and
+    `+`-for-space once and twice."""
+    out, strict, slash = [], text, text
+    for _ in range(3):
+        strict, slash = quote(strict, safe=""), quote(slash)
+        out += [strict, slash]
+    plus = quote_plus(text)
+    return [*out, plus, quote_plus(plus)]
+
+
 def forms(secret: str) -> list[str]:
     """Every encoding of `secret` that `redact` looks for (letter case is ignored when matching)."""
     raw = secret.encode()
     json_ascii = json.dumps(secret)[1:-1]
-    found = [secret, quote(secret, safe=""), quote(secret), quote_plus(secret), raw.hex(),
+    utf16 = secret.encode("utf-16-be")
+    cores = _base64_cores(raw)
+    found = [secret, secret[::-1], *_percent_chain(secret), raw.hex(),
              json_ascii, json.dumps(secret, ensure_ascii=False)[1:-1], json_ascii.replace("/", "\\/"),
-             secret.replace("/", "\\/"), html.escape(secret), *_base64_cores(raw)]
+             secret.replace("/", "\\/"),
+             "".join(f"\\u{utf16[i]:02x}{utf16[i + 1]:02x}" for i in range(0, len(utf16), 2)),
+             "".join(f"\\x{b:02x}" for b in raw),
+             html.escape(secret), "".join(f"&#{ord(c)};" for c in secret),
+             "".join(f"&#x{ord(c):x};" for c in secret),
+             *cores]
+    for core in cores:
+        found += _base64_cores(core.encode())  # base64 of base64
+        found += [quote(core, safe=""), quote(core, safe="")[::-1]]  # base64 in a query string
     return sorted({f for f in found if len(f) >= MIN_SECRET}, key=len, reverse=True)
 
 
-def _match_len(text: str, at: int, form: str) -> int:
-    """How many characters of `form` (any case) `text` holds from `at` on."""
-    k, n = 0, min(len(form), len(text) - at)
-    while k < n and (text[at + k] == form[k] or text[at + k].casefold() == form[k].casefold()):
-        k += 1
-    return k
+def _casefold_same_length(text: str) -> str:
+    """`text` lower-cased, one character for one (a few characters lower to two: kept as they are)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c if len(lc := c.lower()) != 1 else lc for c in text)
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _gram_hashes(text: str) -> np.ndarray:
+    """The rolling hash of every FRAGMENT_MIN-gram of `text` (position i: text[i:i+FRAGMENT_MIN]),
+    modulo 2**32 (a hit is confirmed against the grams themselves)."""
+    codes = _codes(text)
+    count = len(codes) - FRAGMENT_MIN + 1
+    hashes = np.zeros(max(count, 0), dtype=np.uint32)
+    if count > 0:
+        for j in range(FRAGMENT_MIN):  # in place: no temporary arrays of the text's size
+            hashes *= _PRIME
+            hashes += codes[j:j + count]
+    return hashes
+
+
+def _spans(starts: list[int], offset_map: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Matched gram starts -> merged [start, end) spans (mapped back through `offset_map`)."""
+    spans: list[tuple[int, int]] = []
+    for s in starts:
+        a, b = s, s + FRAGMENT_MIN
+        if offset_map is not None:
+            a, b = int(offset_map[a]), int(offset_map[b - 1]) + 1
+        if spans and a <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+        else:
+            spans.append((a, b))
+    return spans
+
+
+class _Index:
+    """What one set of secrets is matched with: the grams of their long forms (line breaks taken
+    out, as the text is scanned without them), and the short forms."""
+
+    def __init__(self, all_forms: list[str]):
+        self.grams: set[str] = set()
+        short: set[str] = set()
+        table = np.zeros(1 << _TABLE_BITS, dtype=bool)
+        for form in all_forms:
+            for low in {_casefold_same_length(form), _BREAKS.sub("", _casefold_same_length(form))}:
+                if len(low) < FRAGMENT_MIN:
+                    short.add(low)
+                    continue
+                self.grams.update(low[i:i + FRAGMENT_MIN] for i in range(len(low) - FRAGMENT_MIN + 1))
+                table[_gram_hashes(low) & _TABLE_MASK] = True
+        self.table = table
+        self.short = re.compile("|".join(map(re.escape, sorted(short, key=len, reverse=True)))) if short else None
+
+    def starts(self, low: str) -> list[int]:
+        """Positions where an indexed gram starts in the case-folded text `low`."""
+        count = len(low) - FRAGMENT_MIN + 1
+        if count <= 0 or not self.grams:
+            return []
+        grams = self.grams
+        if count < _VECTOR_FROM:
+            return [i for i in range(count) if low[i:i + FRAGMENT_MIN] in grams]
+        hashes = _gram_hashes(low)
+        hashes &= _TABLE_MASK
+        candidates = np.flatnonzero(self.table[hashes])
+        return [i for i in candidates.tolist() if low[i:i + FRAGMENT_MIN] in grams]  # collisions out
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        low = _casefold_same_length(text)
+        found: list[tuple[int, int]] = []
+        if self.short is not None:
+            found += [m.span() for m in self.short.finditer(low)]
+        if _BREAKS.search(low) is None:
+            return found + _spans(self.starts(low))
+        # a form may be wrapped over lines: scan the text without its line breaks, map spans back
+        keep = np.ones(len(low), dtype=bool)
+        for m in _BREAKS.finditer(low):
+            keep[m.start():m.end()] = False
+        offsets = np.flatnonzero(keep)
+        joined = _codes(low)[keep].tobytes().decode("utf-32-le", "surrogatepass")
+        return found + _spans(self.starts(joined), offsets)
+
+
+def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each union of overlapping or touching spans replaced by one MASK."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text[last:start], MASK]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 class Redactor:
     """A set of secrets and the redaction of their forms (one per process: `DEFAULT`; tests and
-    fuzzers make their own, so that thousands of random keys do not slow every later redaction)."""
+    fuzzers make their own, or use `isolated()`, so that thousands of random keys do not slow every
+    later redaction)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.secrets: set[str] = set()
         self._forms: list[str] = []  # every form of every secret
-        self.pattern: re.Pattern[str] | None = None
+        self._index: _Index | None = None
+
+    @property
+    def pattern(self) -> _Index | None:  # kept for callers that test "is anything registered"
+        return self._index
 
     def register(self, value: str | None) -> str:
         """Add a secret (stripped); returns the stripped value."""
         value = (value or "").strip()
-        if len(value) < MIN_SECRET:
+        if len(value) < MIN_SECRET or value in self.secrets:
             return value
         with self._lock:
             if value not in self.secrets:
-                self.secrets.add(value)
-                self._forms = self._forms + forms(value)
-                heads = sorted({f[:PREFIX_MIN] for f in self._forms}, key=len, reverse=True)
-                self.pattern = re.compile("|".join(map(re.escape, heads)), re.IGNORECASE)
+                all_forms = self._forms + forms(value)
+                index = _Index(all_forms)
+                self._forms, self._index = all_forms, index
+                self.secrets = self.secrets | {value}
         return value
 
     def redact(self, text: Any) -> Any:
-        """`text` with every secret (any form above, or a prefix of one) replaced by ***.
-        Non-strings come back unchanged."""
-        pattern, all_forms = self.pattern, self._forms
-        if pattern is None or not isinstance(text, str) or not text:
+        """`text` with every secret (any fragment of at least FRAGMENT_MIN characters of any form
+        above, in any case) replaced by ***. Non-strings come back unchanged."""
+        index = self._index
+        if index is None or not isinstance(text, str) or len(text) < MIN_SECRET:
             return text
-        spans: list[tuple[int, int]] = []
-        pos = 0
-        while (m := pattern.search(text, pos)) is not None:
-            at = m.start()
-            best = max(_match_len(text, at, f) for f in all_forms)
-            best = best if best >= min(PREFIX_MIN, len(text) - at) else len(m.group(0))
-            spans.append((at, at + best))
-            pos = at + max(best, 1)
-        if not spans:
-            return text
-        out, last = [], 0
-        for start, end in spans:
-            out += [text[last:start], MASK]
-            last = end
-        out.append(text[last:])
-        return "".join(out)
+        return _mask(text, index.spans(text))
 
     def redact_obj(self, obj: Any) -> Any:
         """`redact` applied to every string inside dicts / lists / tuples (keys included)."""
-        if self.pattern is None:
+        if self._index is None:
             return obj
         if isinstance(obj, str):
             return self.redact(obj)
@@ -119,6 +256,17 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return type(obj)(self.redact_obj(v) for v in obj)
         return obj
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[Redactor]:
+        """Secrets registered inside the block are forgotten after it (tests, fuzzers)."""
+        with self._lock:
+            saved = (self.secrets, self._forms, self._index)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self.secrets, self._forms, self._index = saved
 
 
 DEFAULT = Redactor()
@@ -146,6 +294,35 @@ def read_secret(env_name: str) -> str:
     return register(value)
 
 
+HUB_TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # read by huggingface_hub itself when set
+BUCKET_SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # read by pyarrow / boto
+
+
+def config_secret_envs(cfg: Any) -> list[str]:
+    """The env vars a run config names as holding secrets: endpoint keys, the HTTP executor's
+    `auth_env`, MCP servers' `env_from`, the Hub token (`dataset.token_env`), `secret_env`."""
+    names: list[str] = [*HUB_TOKEN_ENVS, *getattr(cfg, "secret_env", [])]
+    llm = getattr(cfg, "llm", None)
+    names += [e.api_key_env for e in getattr(llm, "endpoints", {}).values() if getattr(e, "api_key_env", None)]
+    executor = getattr(cfg, "executor", None)
+    names += list(getattr(executor, "auth_env", {}).values())
+    for server in getattr(getattr(executor, "mcp", None), "servers", {}).values():
+        names += list(server.env_from)
+    dataset = getattr(cfg, "dataset", None)
+    if getattr(dataset, "token_env", None):
+        names.append(dataset.token_env)
+    return list(dict.fromkeys(names))
+
+
+def register_config(cfg: Any) -> int:
+    """Register every secret `cfg` names that this process's environment holds; returns how many
+    secrets the registry holds. A missing or unreadable one is left to the code that needs it."""
+    for name in config_secret_envs(cfg):
+        with contextlib.suppress(ValueError):
+            read_secret(name)
+    return registered()
+
+
 def registered() -> int:
     return len(DEFAULT.secrets)
 
@@ -157,6 +334,11 @@ def redact(text: Any) -> Any:
 
 def redact_obj(obj: Any) -> Any:
     return DEFAULT.redact_obj(obj)
+
+
+def isolated() -> contextlib.AbstractContextManager[Redactor]:
+    """This process's registry, with what is registered inside the block forgotten after it."""
+    return DEFAULT.isolated()
 
 
 # --- logs --------------------------------------------------------------------------------------
