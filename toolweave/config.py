@@ -268,236 +268,395 @@ def check_moved_keys(data: Any) -> None:
 # --- stages ----------------------------------------------------------------------------------
 
 class ToolsetsConfig(Section):
-    sources: list[str] = Field(default_factory=list)  # files / dirs to import as toolsets
-    catalogue: str | None = None  # public_apis.json style catalogue to build from
+    sources: list[str] = Field(default_factory=list)
+    """Files and folders imported as toolsets (OpenAPI, ToolAlpaca, ToolBench, OpenAI tool lists, MCP
+    tools/list)."""
+    catalogue: str | None = None
+    """A public-apis style catalogue whose entries the LLM turns into OpenAPI tools."""
     catalogue_limit: int | None = Field(None, ge=1)
+    """Build at most this many catalogue entries."""
     catalogue_categories: list[str] = Field(default_factory=list)
+    """Build only entries of these categories (case-insensitive); empty: all."""
     max_attempts: int = Field(5, ge=1)
-    max_tokens: int | None = Field(2048, ge=1)  # build replies: OpenAPI documents are long
+    """Tries per entry; the validator's message goes back to the model after each failed one."""
+    max_tokens: int | None = Field(2048, ge=1)
+    """Most tokens of a build reply (OpenAPI documents are long)."""
 
 
 class InstructionsConfig(Section):
     style: Literal["toolalpaca", "toolbench"] = "toolbench"
-    per_tool: int = Field(5, ge=1)  # toolalpaca: instructions per tool
+    """`toolalpaca`: requests per tool with hidden details; `toolbench`: queries over sampled API groups
+    (I1/I2/I3)."""
+    per_tool: int = Field(5, ge=1)
+    """toolalpaca style: instructions per tool."""
     modes: list[Literal["I1", "I2", "I3"]] = Field(default_factory=lambda: ["I1", "I2", "I3"])
+    """toolbench style: I1 one tool, I2 one category, I3 one `collections` entry."""
     samples_per_mode: int = Field(10, ge=1)
-    per_sample: int = Field(5, ge=1)  # toolbench: instructions asked for per API sample
+    """toolbench style: API samples drawn per mode."""
+    per_sample: int = Field(5, ge=1)
+    """toolbench style: instructions asked for per API sample."""
     max_apis_per_tool: int = Field(3, ge=1)
+    """toolbench style: most APIs a sample takes from one tool."""
     min_tools: int = Field(2, ge=1)
+    """toolbench style: fewest tools in an I2/I3 sample (at least 2)."""
     max_tools: int = Field(5, ge=1)
-    collections: dict[str, list[str]] = Field(default_factory=dict)  # I3 grouping: name -> tool ids
-    seed_file: str | None = None  # None: the packaged seed set
+    """toolbench style: most tools in an I2/I3 sample."""
+    collections: dict[str, list[str]] = Field(default_factory=dict)
+    """I3 groups: name → tool ids."""
+    seed_file: str | None = None
+    """In-context seed instructions; null: the packaged set (toolweave/data/seed_instructions.json)."""
     num_seed_examples: int = Field(3, ge=0)
+    """Seed instructions shown in each prompt."""
     holdout: dict[str, Fraction] = Field(default_factory=lambda: {"test_inst": 0.1, "test_tool": 0.1, "test_cat": 0.0})
-    import_queries: list[str] = Field(default_factory=list)  # ToolBench query files used as instructions
-    # ToolBench fidelity (toolbench preset): in-context seeds of the sample's own mode, whole API docs
-    # in the prompt, I1 over every tool with all its APIs, and I1 queries needing 2 related APIs
+    """Share of instructions held out per test split (`test_inst`, `test_tool`, `test_cat`), deterministic by
+    seed."""
+    import_queries: list[str] = Field(default_factory=list)
+    """ToolBench / StableToolBench query files imported as instructions."""
     seed_modes: Literal["any", "own"] = "any"
+    """In-context seeds of any mode, or only of the sample's own mode (ToolBench; the toolbench preset)."""
     api_docs: Literal["short", "full"] = "short"
+    """API docs in the prompt: short, or whole (ToolBench; the toolbench preset)."""
     i1_apis: Literal["sample", "all"] = "sample"
+    """I1 over a sample of a tool's APIs, or every tool with all its APIs (ToolBench; the toolbench preset)."""
     i1_min_related: int = Field(1, ge=0)
-    near_dup_threshold: float | None = Field(0.7, gt=0, le=1)  # MinHash LSH, 5-gram Jaccard; None: exact only
+    """Fewest related APIs an I1 query must need (ToolBench: 2)."""
+    near_dup_threshold: float | None = Field(0.7, gt=0, le=1)
+    """Near-duplicate instructions are dropped at this 5-gram Jaccard similarity (MinHash LSH, confirmed
+    exactly); null: exact duplicates only."""
 
 
 class SimulateConfig(Section):
     protocol: Literal["react", "function_calling"] = "react"
+    """How the assistant calls tools: ReAct text (ToolAlpaca) or OpenAI function calling."""
     max_steps: int = Field(8, ge=1)
-    max_user_turns: int = Field(2, ge=0)  # clarifying questions the user agent answers per episode
-    naming: Literal["plain", "toolbench"] = "plain"  # function names the assistant sees (plain: ToolAlpaca's own)
-    # "get_details": clarifying questions through ToolAlpaca's getDetails tool, answered by the user agent
+    """Most assistant steps per episode."""
+    max_user_turns: int = Field(2, ge=0)
+    """Clarifying questions the user agent answers per episode."""
+    naming: Literal["plain", "toolbench"] = "plain"
+    """Function names the assistant sees: `plain` (ToolAlpaca's own) or ToolBench's `{api}_for_{tool}`."""
     clarify: Literal["text", "get_details"] = "text"
-    # "toolalpaca": "Status Code: N. Response: ..." (+ retry hint), cut at executor.observation_limit
+    """Clarifying questions as text in the reply, or through ToolAlpaca's `getDetails` tool answered by the
+    user agent."""
     observation_format: Literal["toolweave", "toolalpaca"] = "toolweave"
+    """`toolalpaca`: observations read `Status Code: N. Response: ...` (plus the retry hint), cut at
+    `executor.observation_limit`."""
 
 
 class SolveConfig(Section):
     method: Literal["dfsdt", "cot"] = "dfsdt"
+    """`dfsdt`: ToolBench's depth-first search tree; `cot`: the same search with width 1."""
     width: int = Field(2, ge=1)
+    """Children expanded per node."""
     max_steps: int = Field(12, ge=1)
+    """Depth of a chain (see `depth_unit`)."""
     max_llm_calls: int = Field(200, ge=1)
-    # "required" forces a function call every turn (small models never call one under "auto")
+    """Budget of LLM calls per instruction."""
     tool_choice: Literal["auto", "required"] = "required"
-    # sampling of the solving model; None: llm.temperature / llm.max_tokens (toolbench preset: 1.0 / 1024)
+    """`required` forces a function call every turn (small models never call one under `auto`)."""
     temperature: float | None = Field(None, ge=0, le=2)
+    """Sampling temperature of the solving model; null: `llm.temperature` (toolbench preset: 1.0)."""
     max_tokens: int | None = Field(None, ge=1)
-    # "turn": max_steps counts assistant turns; "level": ToolBench's tree levels (Thought, Action and
-    # Action Input nodes: 12 levels = 4 calls with thoughts, 6 without)
+    """Most tokens per solving reply; null: `llm.max_tokens` (toolbench preset: 1024)."""
     depth_unit: Literal["turn", "level"] = "turn"
-    # system / diversity prompts and function descriptions: toolweave's own or ToolBench's verbatim
+    """`turn`: `max_steps` counts assistant turns; `level`: ToolBench's tree levels (Thought, Action and
+    Action Input nodes: 12 levels = 4 calls with thoughts, 6 without)."""
     prompts: Literal["toolweave", "toolbench"] = "toolweave"
-    # "all": every function of the instruction's tools; "api_list": only the query's api_list, in its order
+    """System / diversity prompts and function descriptions: toolweave's own or ToolBench's verbatim."""
     functions: Literal["all", "api_list"] = "all"
-    # without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded
+    """`all`: every function of the instruction's tools; `api_list`: only the query's api_list, in its order."""
     give_up_pick: Literal["first", "random"] = "first"
+    """Without an answer, the episode keeps the first give-up, or one at random (ToolBench), seeded."""
     seed: int = Field(0, ge=0, le=INT64_MAX)
-    # "retrieved": every instruction gets the top `retrieved_k` APIs of the trained retriever (run dir's
-    # retriever/) over the whole corpus (ToolBench's "retriever" setting); "given": its own tools, and
-    # the retriever only for instructions that name none
+    """Seed of the random give-up pick."""
     tools: Literal["given", "retrieved"] = "given"
+    """`given`: each instruction's own tools (the retriever only for instructions that name none);
+    `retrieved`: the trained retriever's top `retrieved_k` APIs over the whole corpus (ToolBench's
+    retriever setting)."""
     retrieved_k: int = Field(5, ge=1)
-    splits: list[str] = Field(default_factory=list)  # empty = all
+    """APIs the retriever gives an instruction."""
+    splits: list[str] = Field(default_factory=list)
+    """Instruction splits solved; empty: all."""
 
 
 class ExecutorConfig(Section):
     kind: Literal["llm", "mock", "http", "mcp"] = "llm"
-    cache_path: str | None = None  # None: <run_dir>/tool_cache (Parquet parts; SQLite stays on local disk)
+    """How tool calls are answered: `llm` (simulated API), `mock` (deterministic from response schemas and
+    examples), `http` (real calls to allowed hosts), `mcp` (MCP servers)."""
+    cache_path: str | None = None
+    """Store of simulated responses; null: `<run_dir>/tool_cache` (Parquet parts; SQLite stays on local disk)."""
     max_examples: int = Field(5, ge=0)
-    observation_limit: int = Field(2048, ge=1)  # characters
-    # ToolBench fidelity (toolweave.search.env.EnvOptions): what is checked and how observations read
-    argument_check: Literal["schema", "json"] = "schema"  # json: no schema check (ToolBench)
-    finish_check: Literal["strict", "toolbench"] = "strict"  # toolbench: only the final_answer key is needed
+    """Example responses shown to the simulator (the function's own, then earlier ones of this run)."""
+    observation_limit: int = Field(2048, ge=1)
+    """Characters of an observation the model sees."""
+    argument_check: Literal["schema", "json"] = "schema"
+    """`schema`: arguments are checked against the function's JSON Schema; `json`: only parsed (ToolBench)."""
+    finish_check: Literal["strict", "toolbench"] = "strict"
+    """`strict`: Finish's arguments are checked; `toolbench`: only the final_answer key is needed."""
     name_match: Literal["exact", "endswith"] = "exact"
+    """`exact` function names, or ToolBench's `endswith` match (a `functions.` prefix dropped)."""
     observation_format: Literal["toolweave", "toolbench"] = "toolweave"
-    response_limit: int | None = Field(None, ge=1)  # server-side cut of the response text (ToolBench: 2048)
-    response_mode: Literal["full", "filter"] = "full"  # filter: keep the response schema's keys (ToolBench)
-    # the LLM-simulated API: toolweave's prompt (status codes, 400/404 invited) or StableToolBench's
-    # (error left empty, {"error", "response"}, its prompt verbatim)
+    """Observation text: toolweave's, or ToolBench's `json.dumps` of `{error, response}`."""
+    response_limit: int | None = Field(None, ge=1)
+    """Server-side cut of the response text (ToolBench: 2048); null: none."""
+    response_mode: Literal["full", "filter"] = "full"
+    """`filter`: keep only the response schema's keys (ToolBench's filter mode)."""
     simulator: Literal["toolweave", "stabletoolbench", "toolalpaca"] = "toolweave"
+    """The LLM-simulated API's prompt: toolweave's (status codes, 400/404 invited), StableToolBench's (error
+    left empty, `{error, response}`, its prompt verbatim) or ToolAlpaca's."""
     compress: Literal["truncate", "llm"] = "truncate"
-    max_tokens: int | None = Field(None, ge=1)  # of a simulated response; None: 512 (stabletoolbench: 1024)
+    """An observation over `observation_limit` is cut (`truncate`) or summarised by the LLM (`llm`)."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Most tokens of a simulated response; null: 512 (stabletoolbench: 1024)."""
     timeout_s: float = Field(30.0, gt=0)
+    """Deadline of one tool call, in seconds (the http executor's whole call)."""
     allow_hosts: list[str] = Field(default_factory=list)
-    auth_env: dict[str, str] = Field(default_factory=dict)  # tool id -> env var with its key
-    rate_limit_per_s: float = Field(5.0, ge=0)  # 0: no limit
-    mcp: "MCPSettings" = Field(default_factory=lambda: MCPSettings())  # kind mcp (section at the end)
+    """http executor: hosts it may call (`host` the default port, `host:port`, `host:*`)."""
+    auth_env: dict[str, str] = Field(default_factory=dict)
+    """Tool id → name of the env var holding its key (redacted from results)."""
+    rate_limit_per_s: float = Field(5.0, ge=0)
+    """http executor: calls per second; 0: no limit."""
+    mcp: "MCPSettings" = Field(default_factory=lambda: MCPSettings())
+    """MCP servers and allow-lists, for `kind: mcp`."""
 
 
 class SFTConfig(Section):
-    tokenizer: str = "smollm2"  # "smollm2" (the shipped GGUF's tokenizer), a local dir or hub id
-    # toolllama_steps: ToolBench's preprocess exactly (one example per step, loss on that reply)
+    tokenizer: str = "smollm2"
+    """`smollm2` (the shipped GGUF's tokenizer), a local dir or hub id."""
     format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps", "toolalpaca_v1"] = "chat_template"
-    # auto: the model's own template if it renders tools, else the Hermes-style ChatML fallback
+    """`chat_template` (messages and tools through the tokenizer's template), `toolllama` (ToolBench's lines),
+    `toolalpaca` (ReAct text), `toolllama_steps` (ToolBench's preprocess exactly: one example per step),
+    `toolalpaca_v1` (ToolAlpaca's build_dataset.py)."""
     chat_template: ChatTemplateMode = "auto"
+    """`auto`: the model's own template if it renders tools, else toolweave's Hermes-style ChatML; `model` /
+    `fallback` force one."""
     loss_on: Literal["all_assistant", "last_turn", "segments"] = "all_assistant"
+    """Tokens trained: every assistant turn, the last turn (ToolBench), or thought/action/response segments
+    (ToolAlpaca)."""
     include_give_up: bool = False
-    splits: list[str] = Field(default_factory=lambda: ["train"])  # episode splits trained on
+    """Train on give-up episodes too (ToolBench keeps them)."""
+    splits: list[str] = Field(default_factory=lambda: ["train"])
+    """Episode splits trained on."""
     max_len: int = Field(8192, ge=1)
-    truncate: bool = False  # False: longer examples are rejected; True: cut at max_len
+    """Most tokens of an example (and of a packed row)."""
+    truncate: bool = False
+    """false: longer examples are rejected with the reason; true: cut at `max_len`."""
     pack: bool = True
+    """Pack examples into rows of `max_len` tokens (best-fit decreasing; positions restart per example)."""
     cache_dir: str = "~/.cache/toolweave"
+    """Where the tokenizer of `smollm2` is converted and kept."""
 
 
 class TrainConfig(Section):
-    model: str = "tiny"  # "tiny": a small Llama from config; "smollm2": the shipped SmolLM2-135M; or a local dir / hub id
+    model: str = "tiny"
+    """`tiny`: a small Llama from `tiny`'s config (random weights); `smollm2`: the shipped SmolLM2-135M; or a
+    local dir / hub id."""
     tiny: dict[str, Any] = Field(default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128,
                                                            "num_hidden_layers": 2, "num_attention_heads": 4,
                                                            "num_key_value_heads": 2})
+    """Llama config keys of the `tiny` model."""
     num_workers: int = Field(2, ge=1)
+    """Ray Train workers (ranks)."""
     use_gpu: bool = False
+    """One GPU per worker."""
     resources_per_worker: dict[str, NonNegative] = Field(default_factory=dict)
+    """Resources each worker asks for (`{trainer: 1}` on a cluster.yaml cluster)."""
     zero_stage: Literal[2, 3] = 3
+    """DeepSpeed ZeRO stage."""
     offload_optimizer: bool = False
+    """ZeRO: optimizer state in CPU memory."""
     offload_params: bool = False
+    """ZeRO-3: parameters in CPU memory."""
     bf16: bool | Literal["auto"] = "auto"
+    """bfloat16 training; `auto`: where the GPU has it."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory)."""
     micro_batch_size: int = Field(1, ge=1)
+    """Rows per worker per step."""
     grad_accum: int = Field(1, ge=1)
+    """Micro-batches accumulated per optimizer step."""
     epochs: float = Field(1, gt=0)
+    """Passes over the SFT data."""
     max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps; null: `epochs` decides."""
     lr: float = Field(5e-5, gt=0)
+    """Peak learning rate (cosine schedule with warmup)."""
     warmup_ratio: float = Field(0.04, ge=0, le=1)
+    """Share of the steps spent warming up."""
     weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
     max_len: int = Field(8192, ge=1)
-    rope_original_max_len: int | None = Field(None, ge=1)  # set to stretch: factor = max_len / original
-    lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}
+    """Sequence length trained at."""
+    rope_original_max_len: int | None = Field(None, ge=1)
+    """The model's own context, set to stretch it with linear RoPE interpolation: factor = `max_len` / this
+    (ToolLLaMA: 2048 → 8192)."""
+    lora: dict[str, Any] | None = None
+    """LoRA via peft: `{r, alpha, dropout, target_modules}`; null: full fine-tuning."""
     merge_lora: bool = True
+    """Merge the LoRA weights into the saved model."""
     checkpoint_every: int = Field(50, ge=1)
-    max_failures: int = Field(1, ge=-1)  # -1: retry forever (Ray Train)
-    attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs that have it
-    ds_config: dict[str, Any] = Field(default_factory=dict)  # merged over the generated one
-    optimizer: Literal["auto", "torch", "deepspeed"] = "auto"  # auto: DeepSpeed's fused/CPU Adam on GPU, torch AdamW on CPU
-    data: str | None = None  # SFT dataset dir; None: <run_dir>/sft
-    save_model: bool = True  # final Hugging Face model to <run_dir>/model
+    """Steps between checkpoints under `<run_dir>/train/`."""
+    max_failures: int = Field(1, ge=-1)
+    """Worker-group restarts from the last checkpoint after a failure; -1: retry forever (Ray Train)."""
+    attn_implementation: str = "sdpa"
+    """transformers attention implementation (`flash_attention_2` on GPUs that have it)."""
+    ds_config: dict[str, Any] = Field(default_factory=dict)
+    """DeepSpeed config keys merged over the generated one."""
+    optimizer: Literal["auto", "torch", "deepspeed"] = "auto"
+    """`auto`: DeepSpeed's fused/CPU Adam on GPU, torch AdamW on CPU."""
+    data: str | None = None
+    """SFT dataset dir; null: `<run_dir>/sft`."""
+    save_model: bool = True
+    """Save the final Hugging Face model to `<run_dir>/model`."""
     log_every: int = Field(1, ge=1)
+    """Steps between metric lines in `metrics.jsonl`."""
     num_cpus_per_worker: float = Field(1.0, ge=0)
-    peak_tflops: float | None = Field(None, gt=0)  # per device, for MFU; None: looked up from the GPU name
-    fail_at_step: int | None = Field(None, ge=0)  # fault drill: rank 0 raises once after this step's checkpoint
+    """CPUs each worker asks for."""
+    peak_tflops: float | None = Field(None, gt=0)
+    """Peak TFLOPS per device, for MFU; null: looked up from the GPU name."""
+    fail_at_step: int | None = Field(None, ge=0)
+    """Fault drill: rank 0 raises once after this step's checkpoint."""
 
 
 class SweepConfig(Section):
     num_samples: int = Field(2, ge=1)
-    # dotted train/sft keys -> {grid: [...]} | {choice: [...]} | {loguniform: [lo, hi]} | {uniform: [lo, hi]}
-    # e.g. {"train.lr": {"loguniform": [1e-5, 1e-4]}, "train.lora.r": {"choice": [8, 16]}, "sft.max_len": {"grid": [1024, 2048]}}
+    """Trials drawn from `space` (each grid point counts once per sample)."""
     space: dict[str, Any] = Field(default_factory=dict)
-    metric: str = "val_loss"  # on the held-out validation split; "loss" is the training loss
-    validation_fraction: float = Field(0.2, gt=0, lt=1)  # of the SFT examples, held out of every trial
+    """Dotted train/sft keys → `{grid: [...]}`, `{choice: [...]}`, `{loguniform: [lo, hi]}` or `{uniform: [lo,
+    hi]}`, e.g. `{train.lr: {loguniform: [1e-5, 1e-4]}, sft.max_len: {grid: [1024, 2048]}}`."""
+    metric: str = "val_loss"
+    """Metric ASHA compares: `val_loss` on the held-out validation split, or `loss` (training loss)."""
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    """Share of the SFT examples held out of every trial, chosen by a hash of the episode id."""
     mode: Literal["min", "max"] = "min"
+    """Whether `metric` is minimised or maximised."""
     grace_period: int = Field(1, ge=1)
-    max_t: int = Field(100, ge=1)  # ASHA: most reports a trial gets
+    """ASHA: reports before a trial may be stopped."""
+    max_t: int = Field(100, ge=1)
+    """ASHA: most reports a trial gets."""
     reduction_factor: int = Field(2, ge=2)
+    """ASHA: share of trials kept at each rung is 1 / this."""
     max_concurrent: int = Field(1, ge=1)
-    trial_cpus: float = Field(0.1, ge=0)  # the trial driver; its TorchTrainer asks for the workers' own resources
+    """Trials running at once."""
+    trial_cpus: float = Field(0.1, ge=0)
+    """CPUs of a trial's driver; its TorchTrainer asks for the workers' own resources."""
 
 
 class RetrieverConfig(Section):
-    base_model: str = "all-MiniLM-L6-v2"  # the shipped encoder; or a local dir
-    queries: list[str] = Field(default_factory=list)  # query files with relevant APIs
+    base_model: str = "all-MiniLM-L6-v2"
+    """Encoder to train: the shipped all-MiniLM-L6-v2, or a local dir."""
+    queries: list[str] = Field(default_factory=list)
+    """ToolBench query files with relevant APIs (besides the instruction stage's)."""
     test_fraction: float = Field(0.2, ge=0, lt=1)
-    # a JSON file of the held-out query ids (a list, or ToolBench's data/test_query_ids/*.json: an object
-    # keyed by them); they match a query's id or its query file's query_id. Set: test_fraction is unused
+    """Share of queries held out for NDCG (seeded split by query)."""
     test_ids: str | None = None
+    """A JSON file of the held-out query ids (a list, or ToolBench's data/test_query_ids/*.json keyed by
+    them), matched by a query's id or its query file's query_id; set, `test_fraction` is unused."""
     epochs: int = Field(1, ge=1)
+    """Training epochs."""
     batch_size: int = Field(16, ge=1)
+    """Queries per batch (in-batch negatives)."""
     lr: float = Field(2e-5, gt=0)
+    """Learning rate."""
     top_k: int = Field(5, ge=1)
-    max_seq_length: int = Field(256, ge=1)  # tokens of an API document the encoder reads
-    warmup_steps: int | None = Field(None, ge=0)  # None: 10% of the steps; else capped by the steps there are
-    # > 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)
+    """APIs returned per query."""
+    max_seq_length: int = Field(256, ge=1)
+    """Tokens of an API document the encoder reads."""
+    warmup_steps: int | None = Field(None, ge=0)
+    """Warmup steps; null: 10 % of the steps; else capped by the steps there are."""
     validation_fraction: float = Field(0.0, ge=0, lt=1)
-    hard_negatives: bool = False  # add each query's best wrong BM25 API as a negative (triplets)
+    """> 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)."""
+    hard_negatives: bool = False
+    """Add each query's best wrong BM25 API as a negative (triplets)."""
 
 
 class EvaluateConfig(Section):
     judge_role: Role = "judge"
+    """Role whose endpoint judges."""
     votes: int = Field(4, ge=1)
-    reference: str | None = None  # episodes dataset of the reference run (win rate)
+    """Independent judging rounds per query (majority label; a tie per `tie`)."""
+    reference: str | None = None
+    """Episodes dataset of the reference run for the win rate (or `method:<name>` inside the evaluated
+    episodes)."""
     solvable_pass_rate: bool = True
+    """Also report StableToolBench's solvable pass rate (Solved 1, Unsure 0.5, Unsolved 0)."""
     toolalpaca: bool = False
+    """Also score ToolAlpaca's process and final-response correctness against golden answers."""
     seed: int = Field(0, ge=0, le=INT64_MAX)
-    judge_output: Literal["tool_call", "json_schema"] = "tool_call"  # how a verdict is forced to parse
+    """Seed of the coins that settle Unsure rounds and ties, and of answer order in the win rate."""
+    judge_output: Literal["tool_call", "json_schema"] = "tool_call"
+    """How a verdict is forced to parse: one forced function call, or JSON-schema output."""
     judge_retries: int = Field(2, ge=0)  # garbage verdicts are retried, then scored Unsure with the reason
-    # ToolEval fidelity (toolbench preset): its verbatim prompts / function specs and inputs, its sampling,
-    # a tie of votes counted as passed, and win rate re-judging the answers' status in each of 2 rounds
     judge_style: Literal["toolweave", "toolbench"] = "toolweave"
+    """Judge prompts, function specs and inputs: toolweave's, or ToolEval's verbatim (the toolbench preset)."""
     judge_temperature: float = Field(0.0, ge=0, le=2)
+    """Judge's sampling temperature (ToolEval: 0.2)."""
     judge_max_tokens: int = Field(512, ge=1)
+    """Most tokens of a verdict (ToolEval: 1000)."""
     tie: Literal["coin", "pass"] = "coin"
-    win_votes: int | None = Field(None, ge=1)  # None: `votes`
+    """A tie of votes is settled by a seeded coin, or counted as passed (ToolBench's `failed <= passed`)."""
+    win_votes: int | None = Field(None, ge=1)
+    """Win-rate rounds; null: `votes`."""
     win_status: Literal["pass_rate", "recheck"] = "pass_rate"
-    concurrency: int = Field(16, ge=1)  # judge conversations at once
-    episodes: str | None = None  # None: eval_episodes/ if it has data, else episodes/
-    # who solves the test splits before judging: "trained" = <run_dir>/model, or a local model dir /
-    # hub id, served by a second embedded engine (llm.embedded settings) as the assistant role; the
-    # episodes go to eval_episodes/. None: judge the episodes already there.
+    """Win rate reuses the pass-rate statuses, or re-judges the answers' status each round (ToolEval)."""
+    concurrency: int = Field(16, ge=1)
+    """Judge conversations at once."""
+    episodes: str | None = None
+    """Episodes dataset judged; null: eval_episodes/ if it has data, else episodes/."""
     solve_with: str | None = None
+    """Who solves the test splits before judging: `trained` (`<run_dir>/model`), or a local model dir / hub
+    id, served as the assistant role by a second engine; episodes go to eval_episodes/. null: judge the
+    episodes already there."""
     splits: list[str] = Field(default_factory=lambda: ["test_inst", "test_tool", "test_cat"])
-    # with solve_with: the tools the model under test solves each test query with, one episode per
-    # setting: "given" (its own tools; ToolBench's "oracle" rows) and/or "retrieved" (the trained
-    # retriever's top solve.retrieved_k; its "retriever" rows), side by side in the report. Empty: solve.tools
+    """Instruction splits solved and judged."""
     tools: list[Literal["given", "retrieved"]] = Field(default_factory=list)
+    """With `solve_with`: the tools each test query is solved with, one episode per setting: `given`
+    (ToolBench's oracle rows) and/or `retrieved` (the trained retriever's top `solve.retrieved_k`), side by
+    side in the report. Empty: `solve.tools`."""
 
 
 class RunConfig(Section):
-    preset: str | None = None  # a profile from toolweave/presets/ merged under this config (e.g. toolbench)
+    preset: str | None = None
+    """A profile from toolweave/presets/ (`toolbench`, `toolalpaca`) merged under this config; the config's
+    own keys win."""
     name: str = "run"
+    """Name of the run (summaries, logs, error messages)."""
     run_dir: str = "runs/default"
-    seed: int = Field(0, ge=0, le=NUMPY_SEED_MAX)  # seeds torch, random and numpy (the retriever's training)
+    """Where the run's datasets, ledger, logs and reports live: a local path, a path every node mounts, or an
+    object-store URI (`s3://bucket/runs/x`)."""
+    seed: int = Field(0, ge=0, le=NUMPY_SEED_MAX)
+    """Seed of the run's random choices (splits, samples)."""
     stages: list[str] = Field(default_factory=list)
+    """The chain `toolweave run` runs, in order."""
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    """The LLM engine and each role's endpoint."""
     ray: RaySettings = Field(default_factory=RaySettings)
+    """Ray's resources (address, CPUs, object store, actor pools)."""
     run: RunSettings = Field(default_factory=RunSettings)
+    """How every stage runs its records (batches, in-flight bound, limits, retries)."""
     toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
+    """build_toolset: files to import and the catalogue to build from."""
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
+    """instructions: how instructions are generated, deduplicated and split."""
     simulate: SimulateConfig = Field(default_factory=SimulateConfig)
+    """simulate: ToolAlpaca-style multi-agent episodes."""
     solve: SolveConfig = Field(default_factory=SolveConfig)
+    """solve: DFSDT / CoT solution search."""
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    """How tool calls are answered (simulated, mock, HTTP, MCP) and what the model sees back."""
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    """sft_data: how episodes become SFT examples."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """train: Ray Train + DeepSpeed fine-tuning."""
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    """sweep: a Ray Tune / ASHA search over train and sft keys."""
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
+    """retriever: the dense API retriever and its NDCG report."""
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    verify: "VerifyConfig" = Field(default_factory=lambda: VerifyConfig())  # section at the end
-    dataset: "DatasetCardConfig" = Field(default_factory=lambda: DatasetCardConfig())  # section at the end
+    """evaluate: ToolEval pass rate, win rate, the report."""
+    verify: "VerifyConfig" = Field(default_factory=lambda: VerifyConfig())
+    """verify: APIGen's checks on each episode, and what sft_data keeps."""
+    dataset: "DatasetCardConfig" = Field(default_factory=lambda: DatasetCardConfig())
+    """The dataset card under `<run_dir>/dataset/` and its optional upload."""
 
     def path(self, *parts: str) -> Path:
         """A path under run_dir: the datasets of a run live at run_dir/<stage output>."""
@@ -606,53 +765,80 @@ class MCPServerConfig(Section):
     """How to reach one MCP server: a command over stdio or a streamable-HTTP URL."""
 
     transport: Literal["stdio", "http"] = "stdio"
-    command: str | None = None  # stdio: must be on MCPSettings.allow_commands, exactly as written
+    """`stdio` (a command) or `http` (streamable HTTP)."""
+    command: str | None = None
+    """stdio: the command; must be on `allow_commands`, exactly as written."""
     args: list[str] = Field(default_factory=list)
-    env_from: list[str] = Field(default_factory=list)  # names of env vars passed through (values never stored)
+    """stdio: the command's arguments."""
+    env_from: list[str] = Field(default_factory=list)
+    """Names of env vars passed through to the server (values are never stored)."""
     cwd: str | None = None
-    url: str | None = None  # http: its host must be on MCPSettings.allow_hosts
+    """stdio: working directory of the server."""
+    url: str | None = None
+    """http: the server's URL; its host must be on `allow_hosts`."""
 
 
 class MCPSettings(Section):
-    # tool id -> server, for tools imported from a tools/list *file* (a live import records its server)
     servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    """Tool id → server, for tools imported from a tools/list file (a live import records its server)."""
     allow_commands: list[str] = Field(default_factory=list)
+    """Commands that may be started as stdio servers."""
     allow_hosts: list[str] = Field(default_factory=list)
-    timeout_s: float = Field(30.0, gt=0)  # one tools/call
-    connect_timeout_s: float = Field(30.0, gt=0)  # start + handshake of one server
+    """Hosts that may be contacted as HTTP servers."""
+    timeout_s: float = Field(30.0, gt=0)
+    """Deadline of one tools/call."""
+    connect_timeout_s: float = Field(30.0, gt=0)
+    """Deadline of starting and handshaking one server."""
 
 
 class VerifyConfig(Section):
     """APIGen's checks on each episode (format, execution, semantic) and what sft_data keeps."""
 
     format: bool = True
+    """Check format: every call names an offered function with schema-valid strict-JSON arguments, and the
+    episode ends with a final answer."""
     execution: bool = True
-    semantic: bool = True  # an LLM judge (the `judge_role` endpoint) with `votes` votes
+    """Check execution: no well-formed call came back with an error."""
+    semantic: bool = True
+    """Check semantics: an LLM judge (the `judge_role` endpoint) with `votes` votes, asked only when format
+    and execution passed."""
     judge_role: Role = "judge"
+    """Role whose endpoint judges."""
     votes: int = Field(3, ge=1)
-    min_solved_votes: float = Field(0.5, ge=0, le=1)  # share of usable votes that must say Solved
-    require_call: bool = True  # format: an episode that calls no tool fails (no_tool_call)
-    # a final answer is required, except a clarifying question ends an episode of these methods
+    """Judge votes per episode."""
+    min_solved_votes: float = Field(0.5, ge=0, le=1)
+    """Share of usable votes that must say Solved."""
+    require_call: bool = True
+    """Format: an episode that calls no tool fails (`no_tool_call`)."""
     clarify_methods: list[str] = Field(default_factory=lambda: ["simulate_react", "simulate_fc"])
-    # sft_data: which checks an episode must have passed; [] trains on unverified episodes too
+    """Methods whose episodes may end with a clarifying question instead of a final answer."""
     require: list[Literal["format", "execution", "semantic"]] = Field(
         default_factory=lambda: ["format", "execution", "semantic"])
-    toolbench_rule: bool = False  # ToolBench: only give_answer paths judged Solved are trained on
-    # ToolBench / StableToolBench answer files or folders imported into episodes/ (then verified like
-    # the rest), e.g. the real ChatGPT DFSDT answers, so a small model's run still has verified rows
+    """Checks an episode must have passed for sft_data to train on it; `[]` trains on unverified episodes too."""
+    toolbench_rule: bool = False
+    """ToolBench's rule: only give_answer paths judged Solved are trained on."""
     import_answers: list[str] = Field(default_factory=list)
+    """ToolBench / StableToolBench answer files or folders imported into episodes/ and verified like the rest
+    (e.g. the real ChatGPT DFSDT answers)."""
 
 
 class DatasetCardConfig(Section):
     """RUN_DIR/dataset/: the card's metadata and the optional upload."""
 
     pretty_name: str = "toolweave tool-use episodes"
+    """Title of the dataset card."""
     license: str = "apache-2.0"
+    """License in the card's header."""
     task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
+    """Hub task categories in the card's header."""
     tags: list[str] = Field(default_factory=lambda: ["tool-use", "function-calling", "synthetic", "toolweave"])
-    push_to_hub: str | None = None  # a dataset repo id: uploaded after the card is written
-    token_env: str = "HF_TOKEN"  # the env var holding the Hub token (never stored)
+    """Hub tags in the card's header."""
+    push_to_hub: str | None = None
+    """A dataset repo id: the dataset is uploaded there after the card is written."""
+    token_env: str = "HF_TOKEN"
+    """Env var holding the Hub token (never stored)."""
     private: bool = True
+    """Upload as a private dataset."""
 
 
 ExecutorConfig.model_rebuild()
