@@ -747,12 +747,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _set_dotted(data, k.strip(), yaml.safe_load(v))
     check_moved_keys(data)
     data = apply_preset(data)
-    if numbers := unrunnable_numbers(data):
-        raise ConfigError(numbers)
+    numbers = unrunnable_numbers(data)
     try:
         cfg = RunConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(config_problems(e)) from None
+    except ValidationError as e:  # a key named by both is said once
+        named = {n.split(":", 1)[0] for n in numbers}
+        raise ConfigError(numbers + [p for p in config_problems(e) if p.split(":", 1)[0] not in named]) from None
+    if numbers:
+        raise ConfigError(numbers)
     if cfg.ray.cluster:
         from toolweave.placement import check_placement, find_cluster_file  # they read RunConfig: imported late
         check_placement(cfg, find_cluster_file(cfg.ray.cluster, path))
