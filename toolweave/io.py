@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import tempfile
@@ -88,8 +89,6 @@ def local_logs(run_dir: str | Path) -> Path:
     append there) a local dir named by the run dir, whose files the CLI uploads to `<run_dir>/logs/`."""
     if not is_remote(run_dir):
         return Path(run_dir) / "logs"
-    import hashlib
-    import tempfile
     return Path(tempfile.gettempdir()) / "toolweave-logs" / hashlib.sha256(location(run_dir).encode()).hexdigest()[:16]
 
 
@@ -166,6 +165,17 @@ def list_files(directory: str | Path) -> list[Entry]:
                    for i in infos if i.type == pafs.FileType.File), key=lambda e: e.name)
 
 
+def list_dirs(directory: str | Path) -> list[Entry]:
+    """Directories directly in `directory` (prefixes, in an object store), sorted by name."""
+    fs, inner = filesystem(directory)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted((Entry(i.base_name, _as_location(fs, i.path, directory), None)
+                   for i in infos if i.type == pafs.FileType.Directory), key=lambda e: e.name)
+
+
 # --- Parquet parts ---------------------------------------------------------------------------
 
 def to_table(records: Iterable[Record], cls: type[Record]) -> pa.Table:
@@ -195,6 +205,34 @@ def write_table_part(table: pa.Table, out_dir: str | Path, name: str | None = No
     pq.write_table(table, tmp)
     os.replace(tmp, final)
     return final
+
+
+def write_hashed_part(table: pa.Table, out_dir: str | Path, name: str) -> str | None:
+    """The part `name` holds exactly `table` (removed when it has no rows); returns the sha256 of the
+    file's bytes as written (None when removed), hashed in memory before the one atomic write, so
+    the digest is of what was meant, never of what a disk later returns."""
+    path = join(out_dir, f"part-{name}.parquet")
+    if table.num_rows == 0:
+        delete(path)
+        return None
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    data = buf.getvalue().to_pybytes()
+    write_bytes(path, data)  # tmp + rename locally, one PUT in an object store
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of(path: str | Path) -> str | None:
+    """The sha256 of a file's bytes, read in chunks (None when there is no such file)."""
+    fs, inner = filesystem(path)
+    h = hashlib.sha256()
+    try:
+        with fs.open_input_stream(inner) as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    except FileNotFoundError:
+        return None
+    return h.hexdigest()
 
 
 def replace_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record],

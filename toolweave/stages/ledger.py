@@ -27,10 +27,13 @@ records it wrote, so `--retry-failed` (`forget_failed`) can remove exactly the f
 and entries; the rerun then does them again, once. That removal is planned in `RETRY.json` first
 and finished by the next run if this one is killed midway (`finish_retry`).
 
-Before a rerun trusts what is committed, `verify` reads each batch's ledger part and its output
-parts' footers and compares their rows with what the ledger entries list: a batch that fails
-(a truncated part, say) loses its ledger part, so its outputs are orphans and its inputs are redone,
-and the run says which file it was.
+Checksums: each output part's sha256 is taken from the bytes as they are written, and the batch's
+ledger part carries them in its Parquet metadata (`toolweave.parts`: {dataset name: sha256}) with a
+sha256 of its own rows and that map (`toolweave.sha256`). Before a rerun trusts what is committed,
+`verify` checks both: a batch whose ledger part or any output part differs (a cut, a flipped bit,
+bytes overwritten) is named, one line per damaged file, and loses its ledger part, so all its output
+parts are orphans (removed) and its inputs are done again, once. A ledger part from before checksums
+is checked by its footers and row counts only, and the run says so once.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toolweave import io
-from toolweave.io import TMP_PREFIX, iter_rows, replace_part, write_part
+from toolweave.io import TMP_PREFIX, iter_rows
 from toolweave.schemas import LedgerEntry, Record
 
 STALE_TMP_S = 120.0
@@ -55,6 +58,8 @@ OWNER_FILE = "OWNER"
 SETTINGS_FILE = "SETTINGS.json"
 RETRY_FILE = "RETRY.json"
 IN_FLIGHT = "INFLIGHT-"  # + batch key: the ids of a batch a worker is running (removed at its commit)
+PARTS_META = b"toolweave.parts"  # ledger part metadata: {dataset name: sha256 of its part file}
+HASH_META = b"toolweave.sha256"  # ledger part metadata: sha256 of its rows and the parts map
 
 Location = str | Path  # a local path or a URI (toolweave.io)
 
@@ -102,12 +107,60 @@ def commit_batch(stage: str, ledger_dir: Location, inputs: list[str] | list[Ledg
     checks that this run still owns the stage."""
     entries = [e if isinstance(e, LedgerEntry) else LedgerEntry(id=e) for e in inputs]
     key = batch_key(stage, [e.id for e in entries])
+    parts: dict[str, str] = {}
     for out_dir, (cls, records) in outputs.items():
         check_owner(ledger_dir, token)
-        replace_part(records, out_dir, cls, name=key)  # a retry clears kinds its first attempt wrote
+        digest = io.write_hashed_part(io.to_table(records, cls), out_dir, key)  # a retry clears kinds
+        if digest:  # its first attempt wrote
+            parts[dataset_name(out_dir)] = digest
     check_owner(ledger_dir, token)
-    write_part(entries, ledger_dir, LedgerEntry, name=key)
+    _write_ledger_part(ledger_dir, key, io.to_table(entries, LedgerEntry), parts)
     return key
+
+
+def dataset_name(directory: Location) -> str:
+    """How a ledger entry names an output dataset: its directory's name in the run dir."""
+    return io.location(directory).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _content_hash(rows: list[dict], parts: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps({"entries": rows, "parts": dict(parts)}, sort_keys=True,
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+def _write_ledger_part(ledger_dir: Location, key: str, table: pa.Table, parts: Mapping[str, str]) -> None:
+    meta = {PARTS_META: json.dumps(dict(parts), sort_keys=True).encode(),
+            HASH_META: _content_hash(table.to_pylist(), parts).encode()}
+    io.write_hashed_part(table.replace_schema_metadata(meta), ledger_dir, key)
+
+
+class LedgerDamage(ValueError):
+    """A ledger part that cannot be read or does not match its own checksum."""
+
+
+def read_ledger_part(path: Location) -> tuple[list[dict], dict[str, str] | None]:
+    """A ledger part's rows and its {dataset name: part sha256} map, checked against the part's own
+    checksum (the map is None for a part from before checksums); LedgerDamage names what is wrong."""
+    try:
+        table = _read_table(path)
+        rows = table.to_pylist()
+    except (OSError, ValueError, pa.ArrowException) as e:  # UnicodeDecodeError is a ValueError
+        raise LedgerDamage(f"ledger entry {path} cannot be read ({type(e).__name__}: {_one_line(e)})") from None
+    meta = table.schema.metadata or {}
+    if HASH_META not in meta:
+        return rows, None
+    try:
+        parts = json.loads(meta.get(PARTS_META, b"").decode())
+        intact = isinstance(parts, dict) and _content_hash(rows, parts) == meta[HASH_META].decode()
+    except ValueError:
+        intact = False
+    if not intact:
+        raise LedgerDamage(f"ledger entry {path} is damaged (its content does not match its checksum)")
+    return rows, parts
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
 
 
 def mark_in_flight(ledger_dir: Location, key: str, input_ids: list[str]) -> str:
@@ -165,41 +218,87 @@ def _read_table(path: Location) -> pa.Table:
 
 def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location],
            report: Callable[[str], None] = lambda line: None) -> list[str]:
-    """Check every committed batch (see the module doc); returns a line per batch redone. Each
-    line goes to `report` before its ledger entry is deleted: a run killed in between names the
-    damage again on the next run, never not at all."""
+    """Check every committed batch (see the module doc); returns a line per damaged file, each ending
+    in what is done about it. Each line goes to `report` before its ledger entry is deleted: a run
+    killed in between names the damage again on the next run, never not at all."""
     dirs = list(dataset_dirs)
     redone = []
+    unverified = 0
     for part in _ledger_parts(ledger_dir):
-        why = _batch_problem(part, dirs)
-        if why:
-            line = f"{why}: its inputs are done again"
-            report(line)
+        problems, checked = batch_problems(part, dirs)
+        unverified += not checked
+        if problems:
+            for why in problems:
+                line = f"{why}: its batch's parts are removed and its inputs done again"
+                report(line)
+                redone.append(line)
             io.delete(part.path)
-            redone.append(line)
+    if unverified:
+        report(f"{unverified} committed batches in {io.location(ledger_dir)} predate checksums: "
+               f"checked by their footers and row counts only")
     if redone:
         remove_orphans(stage, ledger_dir, dirs)
     return redone
 
 
-def _batch_problem(ledger_part: io.Entry, dirs: list[Location]) -> str | None:
+def batch_problems(ledger_part: io.Entry, dirs: list[Location]) -> tuple[list[str], bool]:
+    """What is wrong with one committed batch (one line per damaged file; none when it is intact),
+    and whether it could be checked by checksum (False for a batch from before checksums)."""
     try:
-        entries = io.parquet_file(ledger_part.path)
-        listed = (sum(len(o) for o in entries.read(columns=["outputs"])["outputs"].to_pylist())
-                  if "outputs" in entries.schema_arrow.names else None)  # a ledger from before it listed them
-    except (OSError, pa.ArrowException) as e:
-        return f"ledger part {ledger_part.path} cannot be read ({type(e).__name__}: {e})"
-    rows = 0
+        rows, parts = read_ledger_part(ledger_part.path)
+    except LedgerDamage as e:
+        return [str(e)], True
+    if parts is None:
+        return _unhashed_problems(ledger_part.name, rows, dirs), False
+    problems = []
+    seen = set()
     for out in dirs:
-        part = io.join(out, ledger_part.name)
+        name = dataset_name(out)
+        seen.add(name)
+        path = io.join(out, ledger_part.name)
+        expected = parts.get(name)
+        if expected is None:
+            if io.exists(path):
+                problems.append(f"committed part {path} is not listed by its ledger entry")
+            continue
+        actual = io.sha256_of(path)
+        if actual is None:
+            problems.append(f"committed part {path} is missing (its ledger entry lists it)")
+        elif actual != expected:
+            problems.append(f"committed part {path} is damaged: {_damage(path, rows)}")
+    problems += [f"committed part {io.join(name, ledger_part.name)} of dataset {name} is missing "
+                 f"(its ledger entry lists it)" for name in sorted(set(parts) - seen)]
+    return problems, True
+
+
+def _damage(path: Location, rows: list[dict]) -> str:
+    """Why a part's bytes differ from those committed, as far as a reader can tell."""
+    try:
+        table = _read_table(path)
+    except (OSError, ValueError, pa.ArrowException) as e:
+        return f"sha256 mismatch; it cannot be read ({type(e).__name__}: {_one_line(e)})"
+    listed = {o for r in rows for o in r.get("outputs") or []}
+    ids = set(table.column("id").to_pylist()) if "id" in table.column_names else set()
+    if listed and ids - listed:
+        return f"sha256 mismatch; it holds an id its ledger entry does not list: {sorted(ids - listed)[0]!r}"
+    return f"sha256 mismatch; {table.num_rows} rows read"
+
+
+def _unhashed_problems(part_name: str, rows: list[dict], dirs: list[Location]) -> list[str]:
+    """A batch from before checksums: every output part's footer must read, and their rows add up to
+    the outputs the ledger lists (when it lists them)."""
+    listed = sum(len(r.get("outputs") or []) for r in rows) if rows and "outputs" in rows[0] else None
+    found = 0
+    for out in dirs:
+        part = io.join(out, part_name)
         if io.exists(part):
             try:
-                rows += io.parquet_file(part).metadata.num_rows
+                found += io.parquet_file(part).metadata.num_rows
             except (OSError, pa.ArrowException) as e:
-                return f"committed part {part} cannot be read ({type(e).__name__}: {e})"
-    if listed is not None and rows != listed:
-        return f"committed parts {ledger_part.name} hold {rows} rows, the ledger lists {listed}"
-    return None
+                return [f"committed part {part} cannot be read ({type(e).__name__}: {_one_line(e)})"]
+    if listed is not None and found != listed:
+        return [f"committed parts {part_name} hold {found} rows, the ledger lists {listed}"]
+    return []
 
 
 def remove_orphans(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location]) -> list[str | Path]:
@@ -256,8 +355,9 @@ def forget_failed(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> int
 
 
 def finish_retry(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> None:
-    """Carry out a planned removal (idempotent): output rows first, then the ledger entries, so an
-    input is never "not done" while its old rows are still there."""
+    """Carry out a planned removal (idempotent): output rows first, then the ledger entries (with the
+    new parts' checksums), so an input is never "not done" while its old rows are still there. A
+    batch whose parts match neither their checksums nor a finished removal is left to `verify`."""
     path = io.join(ledger_dir, RETRY_FILE)
     text = io.read_text(path)
     if text is None:
@@ -265,22 +365,51 @@ def finish_retry(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> None
     plan = json.loads(text)
     dirs = list(dataset_dirs)
     for key, drop in plan.items():
+        ledger_part = io.join(ledger_dir, f"part-{key}.parquet")
+        if not io.exists(ledger_part):
+            continue
+        try:
+            rows, parts = read_ledger_part(ledger_part)
+        except LedgerDamage:
+            continue  # verify names it and does its whole batch again
+        outputs, inputs = set(drop["outputs"]), set(drop["inputs"])
+        new_parts: dict[str, str] = {}
         for out in dirs:
-            _drop_rows(io.join(out, f"part-{key}.parquet"), set(drop["outputs"]))
-        _drop_rows(io.join(ledger_dir, f"part-{key}.parquet"), set(drop["inputs"]))
+            part = io.join(out, f"part-{key}.parquet")
+            expected = (parts or {}).get(dataset_name(out))
+            if expected and io.sha256_of(part) != expected and not _dropped_already(part, outputs):
+                break  # damaged: verify names it
+            digest = _drop_rows(out, key, outputs)
+            if digest:
+                new_parts[dataset_name(out)] = digest
+        else:
+            kept = [r for r in rows if r["id"] not in inputs]
+            if not kept:
+                io.delete(ledger_part)
+            elif parts is None:  # a ledger part from before checksums stays as it was, less the rows
+                _drop_rows(ledger_dir, key, inputs)
+            elif kept != rows or new_parts != parts:
+                _write_ledger_part(ledger_dir, key, pa.Table.from_pylist(kept, schema=LedgerEntry.ARROW), new_parts)
     io.delete(path)
 
 
-def _drop_rows(part: Location, ids: set[str]) -> None:
-    if not ids or not io.exists(part):
-        return
+def _dropped_already(part: Location, ids: set[str]) -> bool:
+    """A part a killed earlier removal already rewrote: readable, without the rows to drop."""
+    try:
+        return not ids & set(_read_table(part).column("id").to_pylist())
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return False
+
+
+def _drop_rows(directory: Location, key: str, ids: set[str]) -> str | None:
+    """Remove the rows `ids` from a batch's part; returns the sha256 of what is left (None: no part)."""
+    part = io.join(directory, f"part-{key}.parquet")
+    if not io.exists(part):
+        return None
+    if not ids:
+        return io.sha256_of(part)
     table = _read_table(part)
     kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=pa.array(sorted(ids), pa.string()))))
     if kept.num_rows == table.num_rows:
-        return
-    if kept.num_rows == 0:
-        io.delete(part)
-        return
-    buf = pa.BufferOutputStream()
-    pq.write_table(kept, buf)
-    io.write_bytes(part, buf.getvalue().to_pybytes())  # whole: tmp + rename, or one PUT
+        return io.sha256_of(part)
+    return io.write_hashed_part(kept, directory, key)  # whole: tmp + rename, or one PUT

@@ -125,7 +125,8 @@ def test_a_part_with_missing_rows_is_done_again(tmp_path):
     victim = sorted((tmp_path / "episodes").glob("part-probe-*.parquet"))[0]
     pq.write_table(pq.read_table(victim).slice(0, 1), victim)  # readable, one row short
     summary = run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "again")})
-    assert "hold 1 rows, the ledger lists 2" in summary["redone_batches"][0] and summary["processed"] == 2
+    (line,) = summary["redone_batches"]
+    assert f"committed part {victim} is damaged: sha256 mismatch; 1 rows read" in line and summary["processed"] == 2
     assert len(io.existing_ids(tmp_path / "episodes")) == len(list(io.iter_rows(tmp_path / "episodes"))) == 5
 
 
