@@ -627,6 +627,9 @@ class RunConfig(Section):
     """Seed of the run's random choices (splits, samples)."""
     stages: list[str] = Field(default_factory=list)
     """The chain `toolweave run` runs, in order."""
+    secret_env: list[str] = Field(default_factory=list)
+    """Env vars holding secrets besides those sections name (`api_key_env`, `auth_env`, `env_from`,
+    `dataset.token_env`): their values are redacted from everything a run writes or shows."""
     llm: LLMSettings = Field(default_factory=LLMSettings)
     """The LLM engine and each role's endpoint."""
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -758,6 +761,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if cfg.ray.cluster:
         from toolweave.placement import check_placement, find_cluster_file  # they read RunConfig: imported late
         check_placement(cfg, find_cluster_file(cfg.ray.cluster, path))
+    from toolweave.secrets import register_config  # registered before anything can quote them
+    register_config(cfg)
     return cfg
 
 
