@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from toolweave.config import MCPServerConfig, MCPSettings
 from toolweave.executors.base import NO_RESPONSE, TIMEOUT, Observation
 from toolweave.schemas import Function, Tool
+from toolweave.secrets import read_secret, redact
 
 TOOL_ERROR = 500  # the status an MCP result with isError gets (the call reached the tool, the tool failed)
 STDERR_TAIL = 500  # characters of a stdio server's stderr quoted when it fails to start
@@ -72,7 +73,8 @@ class MCPConnection:
 
         if self.server.transport == "http":
             return self.server.url
-        env = {name: os.environ[name] for name in self.server.env_from if name in os.environ}
+        # env_from values are secrets (tokens): registered, so the server's echoes of them are redacted
+        env = {name: read_secret(name) for name in self.server.env_from if name in os.environ}
         params = StdioServerParameters(command=self.server.command, args=list(self.server.args), env=env or None,
                                        cwd=self.server.cwd)
         return stdio_client(params, errlog=self._stderr)
@@ -102,7 +104,7 @@ class MCPConnection:
             tail = self._stderr.read()[-STDERR_TAIL:].strip()
             if tail:
                 why += f" (server stderr: {tail})"
-        return f"MCP server {self.describe()!r} unavailable: {why}"[:1500]
+        return redact(f"MCP server {self.describe()!r} unavailable: {why}")[:1500]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._own())
@@ -163,6 +165,9 @@ class MCPExecutor:
 
     def __init__(self, settings: MCPSettings):
         self.settings = settings
+        for server in settings.servers.values():  # before any call: an error may quote them
+            for name in server.env_from:
+                read_secret(name)
         self.connections: dict[str, MCPConnection] = {}
         self._lock = asyncio.Lock()
 
@@ -183,16 +188,16 @@ class MCPExecutor:
         try:
             conn = await self.connection(server_for(tool, self.settings))
         except (MCPPolicyError, ConnectionError) as e:
-            return Observation(NO_RESPONSE, "", str(e), time.monotonic() - start)
+            return Observation(NO_RESPONSE, "", redact(str(e)), time.monotonic() - start)
         try:
             result = await conn.call(function.name, arguments)
         except (asyncio.TimeoutError, TimeoutError):
             return Observation(TIMEOUT, "", f"timeout: MCP tool {function.name!r} took over "
                                             f"{self.settings.timeout_s:g} s", time.monotonic() - start)
         except Exception as e:  # protocol errors (MCPError), a server that died mid-call
-            return Observation(NO_RESPONSE, "", f"MCP call failed: {type(e).__name__}: {e}"[:1000],
+            return Observation(NO_RESPONSE, "", redact(f"MCP call failed: {type(e).__name__}: {e}")[:1000],
                                time.monotonic() - start)
-        body = result_body(result)
+        body = redact(result_body(result))  # redacted whole, then cut
         if result.is_error:
             return Observation(TOOL_ERROR, body, f"MCP tool error: {body[:300]}", time.monotonic() - start)
         return Observation(200, body, None, time.monotonic() - start)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from toolweave import secrets
 from toolweave.config import RunConfig
 from toolweave.io import to_table
 from toolweave.llm.types import ChatModel, ChatReply, Usage
@@ -77,6 +78,7 @@ class RecordWorker(ABC):
 
     def __init__(self, cfg: RunConfig, clients: dict[str, ChatModel]):
         self.cfg = cfg
+        secrets.register_config(cfg)  # this process's registry (a Ray actor has its own)
         self.clients = {role: MeteredChatModel(c) for role, c in clients.items()}
         # the clients' accountants keep usage per episode until popped: pop each record's after it
         # is done, or a long-lived actor grows with every record it ever ran
