@@ -29,6 +29,7 @@ from toolweave import io
 from toolweave.chat_template import serving_chat_template
 from toolweave.config import EmbeddedEngineConfig, LLMSettings, RunConfig, ServeDeploymentConfig
 from toolweave.llm.engine import free_port, resolve_model, smollm2_hf_dir, wait_healthy
+from toolweave.model_family import tool_call_parser
 from toolweave.placement import worker_bundles
 from toolweave.stages.clients import resolve_endpoints  # noqa: F401 - Ray-free, used by the stages' clients
 
@@ -37,8 +38,8 @@ log = logging.getLogger("toolweave.serve")
 PREFIX_AWARE_ROUTER = "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
 APP_NAME = "toolweave-llm"
 
-# Every replica parses tool calls (forced, required and auto tool choice all work).
-TOOL_KWARGS = {"enable_auto_tool_choice": True, "tool_call_parser": "hermes", "tool_strict_level": "parameter"}
+# Every replica parses tool calls (forced, required and auto tool choice all work), with its family's parser.
+TOOL_KWARGS = {"enable_auto_tool_choice": True, "tool_strict_level": "parameter"}
 
 
 def autoscaling_config(d: ServeDeploymentConfig) -> dict[str, Any]:
@@ -66,10 +67,11 @@ def deployment_llm_config(d: ServeDeploymentConfig) -> LLMConfig:
         deployment["request_router_config"] = RequestRouterConfig(
             request_router_class=PREFIX_AWARE_ROUTER,
             request_router_kwargs={"imbalanced_threshold": d.router_imbalanced_threshold})
-    engine = {**TOOL_KWARGS, "tensor_parallel_size": d.tensor_parallel_size, "max_model_len": d.max_model_len,
-              "enable_prefix_caching": d.enable_prefix_caching,
-              **_chat_template_kwargs(d.chat_template, d.model_source if isinstance(source, dict) else source),
-              **d.engine_kwargs}
+    template = _chat_template_kwargs(d.chat_template, d.model_source if isinstance(source, dict) else source)
+    parser = tool_call_parser(d.tool_call_parser, d.model_source, template.get("chat_template"), (d.model_id,))
+    engine = {**TOOL_KWARGS, "tool_call_parser": parser, "tensor_parallel_size": d.tensor_parallel_size,
+              "max_model_len": d.max_model_len, "enable_prefix_caching": d.enable_prefix_caching,
+              **template, **d.engine_kwargs}
     kwargs: dict[str, Any] = {}
     if d.accelerator_type:
         kwargs["accelerator_type"] = d.accelerator_type
@@ -97,9 +99,10 @@ def llm_configs(settings: LLMSettings) -> list[LLMConfig]:
 def embedded_llm_config(cfg: EmbeddedEngineConfig, model_source: str | None = None) -> LLMConfig:
     """One CPU replica: a placement bundle with no GPU makes vLLM use its CPU platform."""
     source = model_source or resolve_model(cfg)
-    engine = {**TOOL_KWARGS, "dtype": cfg.dtype, "max_model_len": cfg.max_model_len,
-              "enforce_eager": cfg.enforce_eager, "tool_call_parser": cfg.tool_call_parser,
-              **_chat_template_kwargs(cfg.chat_template, source), **cfg.extra_engine_kwargs}
+    template = _chat_template_kwargs(cfg.chat_template, source)
+    parser = tool_call_parser(cfg.tool_call_parser, source, template.get("chat_template"), (cfg.model, cfg.served_name))
+    engine = {**TOOL_KWARGS, "tool_call_parser": parser, "dtype": cfg.dtype, "max_model_len": cfg.max_model_len,
+              "enforce_eager": cfg.enforce_eager, **template, **cfg.extra_engine_kwargs}
     return LLMConfig(
         model_loading_config={"model_id": cfg.served_name, "model_source": source},
         placement_group_config={"bundles": [{"CPU": 1}]},

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from toolweave import safe_read
 from toolweave.chat_template import ChatTemplateMode
 
 # who an LLM call is for; each role may have its own endpoint (`llm.endpoints`)
@@ -36,6 +37,7 @@ NUMPY_SEED_MAX = 2**32 - 1  # np.random.seed (transformers' set_seed calls it: t
 # concurrency past this is a typo, not a setting: one asyncio task and socket per unit, Ray's
 # per-actor concurrency is a C++ int
 MAX_CONCURRENCY = 100_000
+CONFIG_MAX_BYTES = 4 * 1024 * 1024  # a run config is kilobytes
 
 
 # --- models and endpoints --------------------------------------------------------------------
@@ -62,6 +64,9 @@ class EndpointConfig(Section):
     """More replicas of the same model: requests go to the one with the fewest in flight."""
     is_vllm: bool = True
     """The endpoint is vLLM: allows vLLM-only request fields (`structured_outputs` for JSON-schema output)."""
+    max_reply_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=2**40)
+    """Most bytes of one reply read; a longer (or endless) body fails that call with an LLMError naming the
+    endpoint and this cap, never held whole in memory."""
 
 
 class EmbeddedEngineConfig(Section):
@@ -88,7 +93,8 @@ class EmbeddedEngineConfig(Section):
     kv_cache_gb: int = Field(1, ge=1)
     """KV cache size of vLLM's CPU backend (`VLLM_CPU_KVCACHE_SPACE`), in GiB."""
     enforce_eager: bool = True
-    tool_call_parser: str = "hermes"
+    # vLLM's tool-call parser; None: the model family's (toolweave.model_family)
+    tool_call_parser: str | None = None
     # auto: the Hermes-style template of toolweave.chat_template where the model's own drops `tools`
     # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
     chat_template: ChatTemplateMode = "auto"
@@ -138,6 +144,9 @@ class ServeDeploymentConfig(Section):
     # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
     # cache) and otherwise leaves the model's own
     chat_template: ChatTemplateMode = "auto"
+    # vLLM's tool-call parser; None: the model family's (toolweave.model_family: Llama 3.x llama3_json,
+    # Mistral mistral, Qwen2.5 / Hermes / SmolLM2 hermes; hermes wherever toolweave's template is served)
+    tool_call_parser: str | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     target_ongoing_requests: float = Field(64, gt=0)
     """Ongoing requests per replica the autoscaler aims at (Serve LLM's own default, 1e9, never scales up)."""
@@ -585,7 +594,12 @@ class EvaluateConfig(Section):
     """Seed of the coins that settle Unsure rounds and ties, and of answer order in the win rate."""
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"
     """How a verdict is forced to parse: one forced function call, or JSON-schema output."""
-    judge_retries: int = Field(2, ge=0)  # garbage verdicts are retried, then scored Unsure with the reason
+    judge_retries: int = Field(2, ge=0)  # unusable verdicts (prose, bad JSON, endpoint errors) are retried
+    # then: "unsure" scores it Unsure, counted in the summary (judge_failures); "stop" ends the stage
+    # with an error naming the query (the presets: ToolEval's and ToolAlpaca's scripts stop)
+    judge_failure: Literal["stop", "unsure"] = "unsure"
+    judge_retry_wait_s: float = Field(0.0, ge=0)  # > 0: exponential wait between tries, from this ...
+    judge_retry_wait_max_s: float = Field(10.0, ge=0)  # ... up to this (tenacity's wait_exponential)
     judge_style: Literal["toolweave", "toolbench"] = "toolweave"
     """Judge prompts, function specs and inputs: toolweave's, or ToolEval's verbatim (the toolbench preset)."""
     judge_temperature: float = Field(0.0, ge=0, le=2)
@@ -742,7 +756,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     with one line naming each key and what is allowed."""
     data: dict[str, Any] = {}
     if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(safe_read.read_text(path, max_bytes=CONFIG_MAX_BYTES)) or {}  # no FIFO, no device
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value")

@@ -41,6 +41,15 @@ def test_gpu_deployments_from_settings():
     assert second.accelerator_type is None
 
 
+def test_a_deployment_gets_its_model_family_tool_call_parser():
+    llama = ServeDeploymentConfig(model_id="llama-3.1-8b-instruct", model_source="meta-llama/Llama-3.1-8B-Instruct")
+    assert deployment_llm_config(llama).engine_kwargs["tool_call_parser"] == "llama3_json"
+    own = llama.model_copy(update={"tool_call_parser": "pythonic"})
+    assert deployment_llm_config(own).engine_kwargs["tool_call_parser"] == "pythonic"
+    ours = llama.model_copy(update={"chat_template": "fallback"})  # toolweave's template: Hermes-style calls
+    assert deployment_llm_config(ours).engine_kwargs["tool_call_parser"] == "hermes"
+
+
 def test_deployment_without_a_model_source_is_refused():
     with pytest.raises(ValueError, match="'toolllama': model_source is empty"):
         deployment_llm_config(ServeDeploymentConfig())

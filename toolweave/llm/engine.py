@@ -28,6 +28,7 @@ from pathlib import Path
 
 from toolweave.chat_template import serving_chat_template
 from toolweave.config import EmbeddedEngineConfig
+from toolweave.model_family import tool_call_parser
 
 log = logging.getLogger("toolweave.llm.engine")
 
@@ -109,16 +110,17 @@ def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[str]:
     """Command line of vLLM's OpenAI server for this config."""
+    template = serving_chat_template(cfg.chat_template, model_dir)
     args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
             "--served-model-name", cfg.served_name, "--host", cfg.host, "--port", str(port),
             "--dtype", cfg.dtype, "--max-model-len", str(cfg.max_model_len),
-            "--enable-auto-tool-choice", "--tool-call-parser", cfg.tool_call_parser,
+            "--enable-auto-tool-choice", "--tool-call-parser",
+            tool_call_parser(cfg.tool_call_parser, model_dir, template, (cfg.model, cfg.served_name)),
             # vLLM 0.32: constrain forced tool calls' arguments to the tool's schema
             "--tool-strict-level", "parameter",
             "--disable-uvicorn-access-log"]
     if cfg.enforce_eager:
         args.append("--enforce-eager")
-    template = serving_chat_template(cfg.chat_template, model_dir)
     if template is not None:
         args += ["--chat-template", template]
     for key, value in cfg.extra_engine_kwargs.items():
