@@ -3,7 +3,8 @@
 A concurrency bound per endpoint, least-in-flight load balancing over several base URLs of one
 model, a deadline per attempt, exponential backoff with jitter on 429 / 5xx / connection errors /
 timeouts / malformed replies (Retry-After honoured), a final LLMError naming endpoint, attempts and
-cause, and token accounting.
+cause, and token accounting. A reply is streamed and read up to the endpoint's `max_reply_bytes`; a
+longer one fails its call at once (an endless body must not fill memory).
 
 The transport is aiohttp, talking the chat-completions wire format directly (as vLLM's own
 serving benchmarks do): thousands of episodes share one actor's event loop, and the openai SDK's
@@ -44,6 +45,21 @@ class MalformedReply(Exception):
 
 class _Fatal(Exception):
     """A cause not worth retrying (4xx other than 408/409/429)."""
+
+
+class ReplyTooLarge(_Fatal):
+    """A reply body past the endpoint's `max_reply_bytes`: the same request would get it again."""
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body, streamed, stopping once it passes `cap` bytes: (at most `cap` bytes, whether it was
+    longer). An endless body costs `cap` bytes of memory, not all the server sends."""
+    body = bytearray()
+    async for chunk in resp.content.iter_any():
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[:cap]), True
+    return bytes(body), False
 
 
 def named_tool_choice(tool_choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -349,7 +365,12 @@ class LLMClient:
             try:
                 async with asyncio.timeout(self.endpoint.timeout_s):  # a deadline for the whole attempt
                     async with state.sessions[idx].post(state.urls[idx], data=data) as resp:
-                        body = await resp.read()
+                        cap = self.endpoint.max_reply_bytes  # an error reply past it is cut, not refused
+                        declared_over = resp.status < 400 and (resp.content_length or 0) > cap
+                        body, longer = (b"", True) if declared_over else await _read_at_most(resp, cap)
+                        if longer and resp.status < 400:
+                            raise ReplyTooLarge(f"reply over the max_reply_bytes cap of {cap} bytes; "
+                                                "not read further")
                         if resp.status >= 400:
                             err = HTTPStatusError(resp.status, body, _retry_after(resp.headers))
                             if resp.status < 500 and resp.status not in (408, 409, 429):
