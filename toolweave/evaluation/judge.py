@@ -1,15 +1,19 @@
 """The LLM judge: one forced function call (or JSON-schema output) per question, so a verdict parses.
 
 Each question is one of ToolEval's functions (`check_answer_status`, `parse_answer_status`,
-`check_task_solvable`, `select_better_answer`) or ToolAlpaca's `report_correctness`. Garbage
-(no call, bad JSON, a value outside the enum, an endpoint error) is retried; after the last try
-the verdict comes back not ok, with the reason, and the caller scores it Unsure.
+`check_task_solvable`, `select_better_answer`) or ToolAlpaca's `report_correctness`. Parsing is
+strict: the arguments of a tool call (or, in JSON-schema mode, content that is one JSON object)
+with every required field; prose is a failure. A failure (that, a value outside the enum, an
+endpoint error) is retried; after the last try `on_failure="stop"` raises JudgeFailure naming the
+query and the reasons (ToolEval: 3 tries, then the exception ends eval_pass_rate.py; see
+tests/data/reference/toolbench/judge_failures_golden.json), `"unsure"` returns a verdict that is
+not ok and the caller scores it Unsure and counts it (`judge_failures` in the summary).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -94,6 +98,37 @@ def tool_spec(function: str) -> dict[str, Any]:
                                              "parameters": parameters(function)}}
 
 
+class JudgeFailure(RuntimeError):
+    """The judge gave no usable verdict after its retries (`on_failure="stop"`)."""
+
+    def __init__(self, function: str, query: str, attempts: int, problems: list[str]):
+        self.function, self.query, self.attempts, self.problems = function, query, attempts, problems
+        super().__init__(f"judge failed on query {query!r}: no usable {function} after {attempts} attempt(s): "
+                         + "; ".join(problems)[:1500])
+
+
+async def gather_or_stop(*aws: Any) -> list[Any]:
+    """asyncio.gather that, on the first exception (a JudgeFailure under "stop"), cancels the rest
+    before they ask the judge again, and raises that exception itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(aw) for aw in aws]
+    except BaseExceptionGroup as eg:
+        first = eg.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [t.result() for t in tasks]
+
+
+def retry_waits(retries: int, wait_s: float, wait_max_s: float) -> list[float]:
+    """Seconds slept before each retry: tenacity's wait_exponential(multiplier=1, min=wait_s,
+    max=wait_max_s) as StableToolBench's function_call waits (4, 4 for 3 tries); 0 = no wait."""
+    if wait_s <= 0:
+        return [0.0] * retries
+    return [float(min(max(2 ** n, wait_s), wait_max_s)) for n in range(retries)]
+
+
 @dataclass
 class Verdict:
     ok: bool
@@ -109,18 +144,30 @@ class Judge:
     def __init__(self, model: ChatModel, *, name: str = "", output: Literal["tool_call", "json_schema"] = "tool_call",
                  retries: int = 2, temperature: float | None = 0.0, max_tokens: int = 512,
                  style: Literal["toolweave", "toolbench"] = "toolweave", tie: str = "coin",
-                 win_status: str = "pass_rate", win_votes: int | None = None):
+                 win_status: str = "pass_rate", win_votes: int | None = None,
+                 on_failure: Literal["stop", "unsure"] = "unsure", retry_wait_s: float = 0.0,
+                 retry_wait_max_s: float = 10.0):
         """`style="toolbench"`: ToolEval's verbatim prompts and function specs (reason after the
         decision); the caller passes ToolEval's inputs (see pass_rate / win_rate) and sampling.
         `tie`, `win_status`, `win_votes`: the aggregation the evaluation functions use when their
-        callers do not say (cfg.evaluate travels with the judge: see `judge_options`)."""
+        callers do not say (cfg.evaluate travels with the judge: see `judge_options`).
+        `on_failure`: after `retries` retries (waits: `retry_waits`), raise JudgeFailure ("stop")
+        or return a verdict that is not ok ("unsure")."""
+        if on_failure not in ("stop", "unsure"):
+            raise ValueError(f"on_failure must be 'stop' or 'unsure', got {on_failure!r}")
         self.model, self.output, self.retries, self.style = model, output, retries, style
+        self.on_failure = on_failure
+        self.failure: JudgeFailure | None = None  # under "stop": the first, after which nothing is asked
+        self.waits = retry_waits(retries, retry_wait_s, retry_wait_max_s)
         self.tie, self.win_status, self.win_votes = tie, win_status, win_votes
         self.name = name or getattr(model, "model", "") or type(model).__name__
         self.temperature, self.max_tokens = temperature, max_tokens
         self.prompt_version = _prompt_version(style)
 
-    async def ask(self, function: str, fields: dict[str, Any], *, episode: str = "") -> Verdict:
+    async def ask(self, function: str, fields: dict[str, Any], *, episode: str = "", query: str = "") -> Verdict:
+        """One verdict; `query` (its id) names it in a JudgeFailure."""
+        if self.failure is not None:  # stopped: conversations already running ask nothing more
+            raise self.failure
         prompt, _ = FUNCTIONS[function]
         if self.style == "toolbench" and function in TOOLBENCH_FUNCTIONS:
             # the template's description keeps its surrounding newlines there
@@ -132,6 +179,10 @@ class Judge:
             spec, schema = tool_spec(function), parameters(function)
         usage, problems = Usage(), []
         for attempt in range(1, self.retries + 2):
+            if attempt > 1 and self.waits[attempt - 2] > 0:
+                await asyncio.sleep(self.waits[attempt - 2])
+            if self.failure is not None:
+                raise self.failure
             try:
                 if self.output == "json_schema":
                     reply = await self.model.chat(
@@ -148,11 +199,14 @@ class Judge:
                 problems.append(f"attempt {attempt}: {type(e).__name__}: {e}")
                 continue
             usage.add(reply.usage)
-            values, problem = parse_reply(function, reply.message)
+            values, problem = parse_reply(function, reply.message, output=self.output, style=self.style)
             if values is not None:
                 reason = str(values.get("reason") or values.get("analysis") or "")
                 return Verdict(True, values, reason, attempt, usage)
             problems.append(f"attempt {attempt}: {problem}")
+        if self.on_failure == "stop":
+            self.failure = JudgeFailure(function, query or episode, self.retries + 1, problems)
+            raise self.failure
         return Verdict(False, {}, f"judge gave no usable {function}: " + "; ".join(problems)[:1000],
                        self.retries + 1, usage)
 
@@ -160,48 +214,42 @@ class Judge:
 def judge_options(ev: Any) -> dict[str, Any]:
     """Judge(...) keyword arguments from `cfg.evaluate`: style, sampling and aggregation."""
     return {"style": ev.judge_style, "temperature": ev.judge_temperature, "max_tokens": ev.judge_max_tokens,
-            "tie": ev.tie, "win_status": ev.win_status, "win_votes": ev.win_votes}
+            "tie": ev.tie, "win_status": ev.win_status, "win_votes": ev.win_votes,
+            "on_failure": ev.judge_failure, "retry_wait_s": ev.judge_retry_wait_s,
+            "retry_wait_max_s": ev.judge_retry_wait_max_s}
 
 
-def _arguments(message: dict[str, Any], function: str) -> Any:
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        if fn.get("name") in (function, None, ""):
-            args = fn.get("arguments")
-            return json.loads(args) if isinstance(args, str) else args
+def _arguments(message: dict[str, Any], function: str, output: str) -> Any:
+    """The reply's arguments: its first tool call's (as StableToolBench reads `tool_calls[0]`), or in
+    JSON-schema mode the whole content as JSON. Anything else is prose: a failure."""
+    calls = message.get("tool_calls") or []
+    if calls:
+        fn = calls[0].get("function") or {}
+        if fn.get("name") not in (function, None, ""):
+            raise ValueError(f"called {fn.get('name')!r}, not {function}")
+        args = fn.get("arguments")
+        return json.loads(args) if isinstance(args, str) else args
     content = (message.get("content") or "").strip()
     if not content:
         raise ValueError("neither a tool call nor content")
-    m = re.search(r"\{.*\}", content, re.DOTALL)
-    if m:
-        try:
-            return json.loads(m.group(0))
-        except json.JSONDecodeError:
-            pass
-    return _from_words(content, function)
+    if output != "json_schema":
+        raise ValueError(f"no tool call, prose instead: {content[:120]!r}")
+    return json.loads(content)
 
 
-def _from_words(text: str, function: str) -> dict[str, Any]:
-    """Last resort for a judge that wrote prose: accept it only if exactly one allowed value is named."""
-    _, fields = FUNCTIONS[function]
-    out = {}
-    for key, schema in fields.items():
-        found = {v for v in schema["enum"] if re.search(rf"(?<![A-Za-z]){re.escape(str(v))}(?![A-Za-z])", text)}
-        if len(found) != 1:
-            raise ValueError(f"prose names {sorted(map(str, found)) or 'no'} value(s) for {key}")
-        out[key] = found.pop()
-    return out
-
-
-def parse_reply(function: str, message: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """(values, "") when the reply holds valid arguments for `function`, else (None, why not)."""
+def parse_reply(function: str, message: dict[str, Any], *, output: str = "tool_call",
+                style: str = "toolweave") -> tuple[dict[str, Any] | None, str]:
+    """(values, "") when the reply holds valid arguments for `function` -- every required field,
+    the reason too, as ToolEval reads `ret['reason']` -- else (None, why not)."""
     try:
-        values = _arguments(message, function)
+        values = _arguments(message, function, output)
         if isinstance(values, dict) and "index" in values and isinstance(values["index"], str | float):
             values["index"] = int(float(values["index"]))  # ToolBench's schema said "number"
-        # only the decisive fields must be there: a verdict without its reason still counts
-        schema = dict(parameters(function), additionalProperties=True, required=list(FUNCTIONS[function][1]))
-        jsonschema.validate(values, schema)
+        if style == "toolbench" and function in TOOLBENCH_FUNCTIONS:
+            required = toolbench_function(function)["parameters"]["required"]
+        else:
+            required = parameters(function)["required"]
+        jsonschema.validate(values, dict(parameters(function), additionalProperties=True, required=required))
         return values, ""
     except (ValueError, TypeError, json.JSONDecodeError, jsonschema.ValidationError) as e:
         msg = e.message if isinstance(e, jsonschema.ValidationError) else str(e)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolweave.evaluation.answers import GIVE_UP, Answer
-from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.judge import Judge, gather_or_stop
 from toolweave.evaluation.labels import (FAIL, PASS, SOLVABLE_SCORE, AnswerStatus, TaskStatus, majority,
                                          pass_label, resolve, seeded)
 
@@ -29,7 +29,7 @@ class Round:
     resolved: str  # Pass / Fail
     reason: str = ""
     judge_calls: int = 0
-    judge_failures: int = 0  # verdicts that stayed garbage after retries (scored Unsure)
+    judge_failures: int = 0  # verdicts still unusable after retries (judge_failure: unsure scores them Unsure)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,13 +77,13 @@ async def answer_status(judge: Judge, answer: Answer) -> tuple[AnswerStatus, str
         return AnswerStatus.UNSOLVED, "Empty final answer!" if not answer.final_answer else "Gave up.", 0, 0
     inputs = _inputs(judge, answer)
     v = await judge.ask("check_answer_status", {"query": answer.query, "answer": inputs["final"]},
-                        episode=answer.episode_id or answer.query_id)
+                        episode=answer.episode_id or answer.query_id, query=answer.query_id)
     calls, failures = v.attempts, int(not v.ok)
     status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
     reason = v.reason
     if status is AnswerStatus.UNSURE:  # look at the whole execution
         v = await judge.ask("parse_answer_status", {"query": answer.query, "answer": inputs["details"]},
-                            episode=answer.episode_id or answer.query_id)
+                            episode=answer.episode_id or answer.query_id, query=answer.query_id)
         calls, failures = calls + v.attempts, failures + int(not v.ok)
         status = AnswerStatus(v.values["answer_status"]) if v.ok else AnswerStatus.UNSURE
         reason = v.reason if judge.style == "toolbench" else f"{reason}\n{v.reason}".strip()
@@ -94,7 +94,7 @@ async def task_status(judge: Judge, answer: Answer, solved: bool) -> tuple[TaskS
     if solved:  # ToolBench: has_been_solved -> Solvable, not asked
         return TaskStatus.SOLVABLE, "Task has been solved.", 0, 0
     v = await judge.ask("check_task_solvable", {"task": _inputs(judge, answer)["task"]},
-                        episode=answer.episode_id or answer.query_id)
+                        episode=answer.episode_id or answer.query_id, query=answer.query_id)
     status = TaskStatus(v.values["task_status"]) if v.ok else TaskStatus.UNSURE
     return status, v.reason, v.attempts, int(not v.ok)
 
@@ -125,14 +125,14 @@ async def evaluate_pass_rate(answers: list[Answer], judge: Judge, *, votes: int 
             return await judge_round(judge, answer, seed, r)
 
     async def query(answer: Answer) -> QueryPass:
-        rounds = list(await asyncio.gather(*(one(answer, r) for r in range(votes))))
+        rounds = list(await gather_or_stop(*(one(answer, r) for r in range(votes))))
         qp = QueryPass(answer, rounds, majority([r.resolved for r in rounds],
                                                 seeded(seed, "majority", answer.query_id, answer.method), tie))
         if on_query is not None:
             on_query(qp)
         return qp
 
-    return list(await asyncio.gather(*(query(a) for a in answers)))
+    return list(await gather_or_stop(*(query(a) for a in answers)))
 
 
 def summarize(results: list[QueryPass]) -> dict[str, Any]:

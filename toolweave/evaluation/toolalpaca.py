@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolweave.evaluation.answers import Answer
-from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.judge import Judge, gather_or_stop
 from toolweave.schemas import Instruction, Tool
 
 YES, NO, UNCERTAIN = "Yes", "No", "Uncertain"
@@ -58,9 +58,11 @@ async def judge_case(judge: Judge, case: AlpacaCase) -> dict[str, Any]:
         return {"process": NO, "response": NO, "overall": False, "reason": "no intermediate steps", "judged": False}
     v = await judge.ask("report_correctness", {"documentation": case.documentation[:6000],
                                                "instruction": case.instruction, "standard": standard_text(case.golden),
-                                               "solution": solution_text(a)[:6000]}, episode=a.episode_id)
+                                               "solution": solution_text(a)[:6000]}, episode=a.episode_id,
+                        query=a.query_id)
     if not v.ok:
-        return {"process": UNCERTAIN, "response": UNCERTAIN, "overall": False, "reason": v.reason, "judged": True}
+        return {"process": UNCERTAIN, "response": UNCERTAIN, "overall": False, "reason": v.reason, "judged": True,
+                "judge_failed": True}
     p, r = v.values["process_correctness"], v.values["final_response_correctness"]
     return {"process": p, "response": r, "overall": p == r == YES, "reason": v.reason[:2000], "judged": True}
 
@@ -78,7 +80,7 @@ async def evaluate_toolalpaca(cases: list[AlpacaCase], judge: Judge, concurrency
             on_case(c, result)
         return result
 
-    return list(await asyncio.gather(*(one(c) for c in cases)))
+    return list(await gather_or_stop(*(one(c) for c in cases)))
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,4 +89,5 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"queries": n, "process": {k: proc[k] for k in (YES, NO, UNCERTAIN)},
             "response": {k: resp[k] for k in (YES, NO, UNCERTAIN)},
             "process_rate": proc[YES] / n if n else 0.0, "response_rate": resp[YES] / n if n else 0.0,
-            "overall_rate": sum(r["overall"] for r in results) / n if n else 0.0}
+            "overall_rate": sum(r["overall"] for r in results) / n if n else 0.0,
+            "judge_failures": sum(bool(r.get("judge_failed")) for r in results)}

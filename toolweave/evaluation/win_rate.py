@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolweave.evaluation.answers import Answer
-from toolweave.evaluation.judge import Judge
+from toolweave.evaluation.judge import Judge, gather_or_stop
 from toolweave.evaluation.labels import PASS, AnswerStatus, seeded
 from toolweave.evaluation.pass_rate import QueryPass, answer_status
 
@@ -72,7 +72,7 @@ async def _select(judge: Judge, query: str, shown: list[Side], rng, episode: str
     else:
         texts = [s.answer.for_judge(3000) for s in shown]
     v = await judge.ask("select_better_answer", {"query": query, "answer_0": texts[0], "answer_1": texts[1]},
-                        episode=episode)
+                        episode=episode, query=shown[0].answer.query_id)
     if not v.ok:
         return None, v.reason
     return int(v.values["index"]), f"judge: {v.reason}"[:500]
@@ -122,7 +122,7 @@ async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryP
             return await compare_round(judge, c, r, seed, k, status)
 
     async def query(c: Side, r: Side) -> QueryWin:
-        mine = list(await asyncio.gather(*(one(c, r, k) for k in range(votes))))
+        mine = list(await gather_or_stop(*(one(c, r, k) for k in range(votes))))
         cw = sum(x["winner"] == "candidate" for x in mine)
         rw = sum(x["winner"] == "reference" for x in mine)
         won = QueryWin(c.answer.query_id, WIN if cw > rw else LOSE if rw > cw else TIE, cw, rw, mine)
@@ -130,7 +130,7 @@ async def evaluate_win_rate(candidates: list[QueryPass], references: list[QueryP
             on_query(won)
         return won
 
-    return list(await asyncio.gather(*(query(c, r) for c, r in pairs)))
+    return list(await gather_or_stop(*(query(c, r) for c, r in pairs)))
 
 
 def summarize(results: list[QueryWin]) -> dict[str, Any]:
@@ -139,6 +139,8 @@ def summarize(results: list[QueryWin]) -> dict[str, Any]:
         return {"queries": 0}
     count = Counter(r.label for r in results)
     return {"queries": n, "win_rate": count[WIN] / n, "tie_rate": count[TIE] / n, "lose_rate": count[LOSE] / n,
+            # rounds the judge left undecided (judge_failure: unsure); they count for neither side
+            "judge_failures": sum(x["winner"] is None for r in results for x in r.rounds),
             # ToolBench counts a tie as half a win when it reports one number
             "win_rate_ties_half": (count[WIN] + 0.5 * count[TIE]) / n}
 

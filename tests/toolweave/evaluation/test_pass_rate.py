@@ -122,10 +122,31 @@ def test_garbage_is_retried_then_unsure_with_reason(judge_kit):
     assert "judge gave no usable check_answer_status" in r.reason and "Perhaps" in r.reason
 
 
-def test_judge_accepts_json_content_and_string_arguments(judge_kit):
-    replies = {"check_answer_status": {"content": 'Sure: {"reason": "ok", "answer_status": "Solved"}'}}
-    r = asyncio.run(judge_round(Judge(judge_kit.make(replies)), answer(), 0, 0))
-    assert r.answer_status is AnswerStatus.SOLVED
+def test_judge_parses_strictly_prose_and_json_in_content_are_failures(judge_kit):
+    # tool-call mode reads the tool call only (ToolEval reads function_call / tool_calls[0]): JSON in content is prose
+    replies = {"check_answer_status": {"content": '{"reason": "ok", "answer_status": "Solved"}'},
+               "parse_answer_status": {"content": "Solved, I think."}, "check_task_solvable": "Solvable"}
+    model = judge_kit.make(replies)
+    r = asyncio.run(judge_round(Judge(model, retries=1), answer(), 0, 0))
+    assert r.answer_status is AnswerStatus.UNSURE and r.judge_failures == 2
+    assert judge_kit.calls(model, "check_answer_status") == 2 and "prose instead" in r.reason
+    # arguments as a string, and a verdict without its reason is unusable (ToolEval reads ret['reason'])
+    ok = {"content": None, "tool_calls": [{"function": {"name": "check_answer_status",
+                                                        "arguments": '{"reason": "r", "answer_status": "Solved"}'}}]}
+    no_reason = {"content": None, "tool_calls": [{"function": {"name": "check_answer_status",
+                                                               "arguments": '{"answer_status": "Solved"}'}}]}
+    seq = iter([no_reason, ok])
+    model = judge_kit.make(lambda fn, req: next(seq))
+    r = asyncio.run(judge_round(Judge(model, retries=1), answer(), 0, 0))
+    assert r.answer_status is AnswerStatus.SOLVED and r.judge_calls == 2 and r.judge_failures == 0
+
+
+def test_json_schema_mode_takes_only_a_whole_json_object(judge_kit):
+    model = judge_kit.make({"check_answer_status": {"content": 'Sure: {"reason": "ok", "answer_status": "Solved"}'},
+                            "parse_answer_status": {"content": ' {"reason": "ok", "answer_status": "Solved"}\n'},
+                            "check_task_solvable": "Solvable"})
+    r = asyncio.run(judge_round(Judge(model, output="json_schema", retries=0), answer(), 0, 0))
+    assert r.answer_status is AnswerStatus.SOLVED and r.judge_failures == 1  # the first reply was prose
 
 
 def test_json_schema_mode_asks_for_a_schema_and_parses_the_content(judge_kit):
