@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a live MCP server: a streamable-HTTP URL or a command line over stdio (repeatable)")
     _add_run_args(sub.add_parser("run", help="run the chain of stages a config lists"))
     _add_run_args(sub.add_parser("serve", help="start the configured engine and print its base URL"))
+    sub.add_parser("verify-run", help="check a run dir's committed parts and ledgers offline; say what a "
+                                      "rerun would redo").add_argument("run_dir", help="a run dir: path or URI")
     for name in STAGES:
         _add_run_args(sub.add_parser(name.replace("_", "-"), help=f"run the {name} stage"))
     return parser
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             print("toolweave toolset import: give files, folders or --mcp SERVER", file=sys.stderr)
             return 2
         return import_command(args.paths, args.out, args.mcp)
+    if args.command == "verify-run":
+        from toolweave.stages.run_integrity import verify_run_command
+        return verify_run_command(args.run_dir)
     return run_from_cli(args.command.replace("-", "_"), args.config, _overrides(args))
 
 

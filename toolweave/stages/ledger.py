@@ -145,7 +145,7 @@ def read_ledger_part(path: Location) -> tuple[list[dict], dict[str, str] | None]
         table = _read_table(path)
         rows = table.to_pylist()
     except (OSError, ValueError, pa.ArrowException) as e:  # UnicodeDecodeError is a ValueError
-        raise LedgerDamage(f"ledger entry {path} cannot be read ({type(e).__name__}: {_one_line(e)})") from None
+        raise LedgerDamage(f"ledger entry {path} cannot be read ({type(e).__name__}: {_one_line(e, path)})") from None
     meta = table.schema.metadata or {}
     if HASH_META not in meta:
         return rows, None
@@ -159,8 +159,10 @@ def read_ledger_part(path: Location) -> tuple[list[dict], dict[str, str] | None]
     return rows, parts
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300]
+def _one_line(e: BaseException, path: Location | None = None) -> str:
+    """An exception's text on one line, shortened; the file's path (the line names it) left out."""
+    text = str(e) if path is None else str(e).replace(io.filesystem(path)[1], "the file")
+    return " ".join(text.split())[:300]
 
 
 def mark_in_flight(ledger_dir: Location, key: str, input_ids: list[str]) -> str:
@@ -199,7 +201,7 @@ def done_inputs(ledger_dir: Location) -> set[str]:
     return {r["id"] for r in iter_rows(ledger_dir, columns=["id"])}
 
 
-def _ledger_parts(ledger_dir: Location) -> list[io.Entry]:
+def ledger_parts(ledger_dir: Location) -> list[io.Entry]:
     return [e for e in io.list_files(ledger_dir) if e.name.startswith("part-") and e.name.endswith(".parquet")]
 
 
@@ -208,7 +210,7 @@ def _key(part_name: str) -> str:
 
 
 def committed_keys(ledger_dir: Location) -> set[str]:
-    return {_key(e.name) for e in _ledger_parts(ledger_dir)}
+    return {_key(e.name) for e in ledger_parts(ledger_dir)}
 
 
 def _read_table(path: Location) -> pa.Table:
@@ -224,7 +226,7 @@ def verify(stage: str, ledger_dir: Location, dataset_dirs: Iterable[Location],
     dirs = list(dataset_dirs)
     redone = []
     unverified = 0
-    for part in _ledger_parts(ledger_dir):
+    for part in ledger_parts(ledger_dir):
         problems, checked = batch_problems(part, dirs)
         unverified += not checked
         if problems:
@@ -276,7 +278,7 @@ def _damage(path: Location, rows: list[dict]) -> str:
     try:
         table = _read_table(path)
     except (OSError, ValueError, pa.ArrowException) as e:
-        return f"sha256 mismatch; it cannot be read ({type(e).__name__}: {_one_line(e)})"
+        return f"sha256 mismatch; it cannot be read ({type(e).__name__}: {_one_line(e, path)})"
     listed = {o for r in rows for o in r.get("outputs") or []}
     ids = set(table.column("id").to_pylist()) if "id" in table.column_names else set()
     if listed and ids - listed:
@@ -295,7 +297,7 @@ def _unhashed_problems(part_name: str, rows: list[dict], dirs: list[Location]) -
             try:
                 found += io.parquet_file(part).metadata.num_rows
             except (OSError, pa.ArrowException) as e:
-                return [f"committed part {part} cannot be read ({type(e).__name__}: {_one_line(e)})"]
+                return [f"committed part {part} cannot be read ({type(e).__name__}: {_one_line(e, part)})"]
     if listed is not None and found != listed:
         return [f"committed parts {part_name} hold {found} rows, the ledger lists {listed}"]
     return []
@@ -343,7 +345,7 @@ def forget_failed(ledger_dir: Location, dataset_dirs: Iterable[Location]) -> int
     """`--retry-failed`: remove the failed inputs' output rows and ledger entries (so this run does
     them again); returns how many inputs were forgotten."""
     plan: dict[str, dict[str, list[str]]] = {}
-    for part in _ledger_parts(ledger_dir):
+    for part in ledger_parts(ledger_dir):
         failed = [r for r in _read_table(part.path).to_pylist() if not r.get("ok", True)]
         if failed:
             plan[_key(part.name)] = {"inputs": [r["id"] for r in failed],
