@@ -21,7 +21,6 @@ the card declares only configs with rows: with no verified episode, `all` alone 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from toolweave import io
 from toolweave.config import DatasetCardConfig, LLMSettings
 from toolweave.dataset_stats import TokenCounter, compute, plot_all
 from toolweave.schemas import Tool
+from toolweave.secrets import read_secret, redact, redact_obj
 from toolweave.verify import CHECKS, VerifiedEpisode
 
 DROPPED = ("tree", "extra")  # the search tree and source-specific extras stay in the run's episodes/
@@ -105,7 +105,7 @@ def dataset_row(ep: VerifiedEpisode, schema: pa.Schema) -> dict[str, Any]:
     row = ep.to_row()
     row["messages"] = [message_row(m, f"episode {ep.id} message {i}") for i, m in enumerate(ep.messages)]
     row["semantic_votes"] = [{k: v.get(k) for k in VOTE.names} for v in ep.semantic_votes]
-    return {f.name: row.get(f.name) for f in schema}
+    return redact_obj({f.name: row.get(f.name) for f in schema})  # written with pyarrow, not io.to_table
 
 
 def size_category(n: int) -> str:
@@ -263,16 +263,17 @@ def _write_dataset(out: Path, episodes: list[VerifiedEpisode], tools: list[Tool]
     plots = plot_all(stats, out / "plots")
     stats.pop("_series")
     stats["splits"] = splits
-    (out / "statistics.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "statistics.json").write_text(json.dumps(redact_obj(stats), indent=2, ensure_ascii=False),
+                                         encoding="utf-8")
     header = yaml.dump(card_header(cfg, splits, schema), Dumper=_NoAliases, sort_keys=False, allow_unicode=True)
-    (out / "README.md").write_text(f"---\n{header}---\n\n{card_body(cfg, stats, plots)}", encoding="utf-8")
+    (out / "README.md").write_text(redact(f"---\n{header}---\n\n{card_body(cfg, stats, plots)}"), encoding="utf-8")
     return stats
 
 
 def push_to_hub(dataset_dir: str | Path, repo_id: str, *, token_env: str = "HF_TOKEN", private: bool = True) -> str:
     """Upload the folder as a dataset repo; the token comes from `token_env` and is passed only to
     huggingface_hub (never logged or written). Returns the repo URL."""
-    token = os.environ.get(token_env)
+    token = read_secret(token_env)  # registered: an error quoting it is redacted
     if not token:
         raise ValueError(f"push_to_hub needs a Hugging Face token in the environment variable {token_env}")
     from huggingface_hub import HfApi

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 from toolweave.converters.toolbench import answer_to_episode, episode_to_toolbench_answer
 from toolweave.schemas import Episode, RecordError, Tool
+from toolweave.secrets import redact_obj
 from toolweave.toolsets.export import FINISH
 
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt"}
@@ -283,7 +284,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     n = 0
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(redact_obj(row), ensure_ascii=False) + "\n")
             n += 1
     return n
 
@@ -330,8 +331,8 @@ def write_toolbench_answers(episodes: Iterable[Episode], out_dir: str | Path) ->
     paths = []
     for ep in episodes:
         p = out / toolbench_answer_name(ep)
-        p.write_text(json.dumps(episode_to_toolbench_answer(toolbench_ready(ep)), ensure_ascii=False, indent=2),
-                     encoding="utf-8")
+        answer = redact_obj(episode_to_toolbench_answer(toolbench_ready(ep)))
+        p.write_text(json.dumps(answer, ensure_ascii=False, indent=2), encoding="utf-8")
         paths.append(p)
     return paths
 
@@ -359,7 +360,8 @@ def export_all(episodes: list[Episode], out_dir: str | Path, *, tools: list[Tool
                 continue
             by_tool.setdefault(tool_of[ep.id], []).append(ep)
     entries = [toolalpaca_entry(t, by_tool[t.id]) for t in tools or [] if t.id in by_tool]
-    (out / "toolalpaca.json").write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "toolalpaca.json").write_text(json.dumps(redact_obj(entries), ensure_ascii=False, indent=2),
+                                         encoding="utf-8")
     counts["toolalpaca"] = sum(len(e["Instances"]) for e in entries)
     if refused:
         counts["refused"] = {"toolalpaca": refused}

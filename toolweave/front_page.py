@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolweave import io
+from toolweave import io, secrets
 from toolweave.schemas import Episode
 
 CSS = """
@@ -275,5 +275,5 @@ def write_front_page(run_dir: str | Path, out: str | Path | None = None, *, titl
     path = out if out is not None else io.join(run_dir, "report", "report.html")
     name = io.location(run_dir).rstrip("/").rpartition("/")[2]
     page = render_front_page(title or f"toolweave run: {name}", run_dir, sample_episodes(run_dir, samples), eval_dir)
-    io.write_text(path, page)
+    io.write_text(path, secrets.redact(page))  # samples and notes may quote what a tool echoed
     return path if io.is_remote(path) else Path(path)

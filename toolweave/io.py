@@ -31,7 +31,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from toolweave.schemas import Record, RecordError
-from toolweave.secrets import redact_obj
+from toolweave.secrets import BUCKET_SECRET_ENVS, read_secret, redact_obj
 
 TMP_PREFIX = ".tmp-"
 
@@ -66,6 +66,8 @@ def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
         return _LOCAL, str(Path(s.removeprefix("file://")).expanduser().absolute())
     scheme, rest = s.split("://", 1)
     bucket = rest.split("/", 1)[0]
+    for name in BUCKET_SECRET_ENVS:  # the run uses the bucket's credentials: they are secrets of it
+        read_secret(name)
     return _remote_fs(scheme, bucket, os.environ.get("AWS_ENDPOINT_URL")), rest.rstrip("/")
 
 
@@ -207,7 +209,7 @@ def write_table_part(table: pa.Table, out_dir: str | Path, name: str | None = No
     return final
 
 
-def write_hashed_part(table: pa.Table, out_dir: str | Path, name: str) -> str | None:
+def write_hashed_part(table: pa.Table, out_dir: str | Path, name: str, **parquet_options) -> str | None:
     """The part `name` holds exactly `table` (removed when it has no rows); returns the sha256 of the
     file's bytes as written (None when removed), hashed in memory before the one atomic write, so
     the digest is of what was meant, never of what a disk later returns."""
@@ -216,7 +218,7 @@ def write_hashed_part(table: pa.Table, out_dir: str | Path, name: str) -> str | 
         delete(path)
         return None
     buf = pa.BufferOutputStream()
-    pq.write_table(table, buf)
+    pq.write_table(table, buf, **parquet_options)
     data = buf.getvalue().to_pybytes()
     write_bytes(path, data)  # tmp + rename locally, one PUT in an object store
     return hashlib.sha256(data).hexdigest()

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from toolweave import io
 from toolweave.front_page import write_front_page
 from toolweave.schemas import EvalResult
+from toolweave.secrets import redact, redact_obj
 
 SPLIT_NAMES = {"test_inst": "Inst", "test_tool": "Tool", "test_cat": "Cat", "train": "Train"}
 ALL = "all"
@@ -175,10 +176,48 @@ def _write_report(results: list[EvalResult], out: Path, title: str, extra: dict[
         md.append("")
     for p in pngs:
         md.append(f"![{p}]({p})")
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    summary = {"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})}
+    (out / "report.md").write_text(redact("\n".join(md) + "\n"), encoding="utf-8")
+    rows = redact_obj(rows)
+    summary = redact_obj({"title": title, "judges": judges, "rows": rows, "plots": pngs, **(extra or {})})
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     # report.html is the run's front page (chain, dataset, this evaluation, sample episodes), one file
     write_front_page(run_dir, out / "report.html", title=title, eval_dir=out)
     pq.write_table(pa.Table.from_pylist(rows), out / "summary.parquet")
     return summary
+
+
+def before_after_html(rows: list[dict[str, Any]], judge: str = "", title: str = "") -> str:
+    """The base-vs-trained table (toolweave.evaluation.tool_use.compare rows) as an HTML section."""
+    from html import escape
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    def ci(r: dict[str, Any]) -> str:
+        return "-" if r["ci_low"] is None else f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    body = "".join(
+        f"<tr><td>{escape(r['metric'] + (f' ({judge}-judged)' if r['metric'] == 'judge_pass' and judge else ''))}"
+        f"</td><td>{cell(r['base'])}</td><td>{cell(r['trained'])}</td><td>{cell(r['difference'])}</td>"
+        f"<td>{ci(r)}</td>"
+        f"<td>{r['n_base']} / {r['n_trained']}</td></tr>" for r in rows)
+    return (f"<h2 id=before-after>Base vs trained</h2><p class=muted>{escape(title)}; 95% bootstrap CI of the "
+            "difference over queries; rates of tool calls are pooled over the queries' calls.</p>"
+            "<table id=before-after-table><tr><th>metric</th><th>base</th><th>trained</th><th>difference</th>"
+            f"<th>95% CI</th><th>queries (base / trained)</th></tr>{body}</table>")
+
+
+def write_before_after(report_dir: str | Path, rows: list[dict[str, Any]], judge: str = "", title: str = "") -> None:
+    """before_after.json / .md beside the report, and the table in report.html before the sample episodes
+    (the report of the trained model's evaluation; the base model's is in the benchmark's base run)."""
+    from toolweave.evaluation.tool_use import table_text
+    io.write_text(io.join(report_dir, "before_after.json"),
+                  json.dumps({"title": title, "judge": judge, "rows": rows}, indent=2))
+    io.write_text(io.join(report_dir, "before_after.md"), f"# {title}\n\n{table_text(rows, judge)}\n")
+    page_path = io.join(report_dir, "report.html")
+    page = io.read_text(page_path)
+    if page is None:
+        return
+    section = before_after_html(rows, judge, title)
+    marker = "<h2 id=samples>"
+    page = page.replace(marker, section + marker, 1) if marker in page else page.replace("</body>", section + "</body>")
+    io.write_text(page_path, page)

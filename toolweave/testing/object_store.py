@@ -20,8 +20,10 @@ from collections.abc import Iterator
 
 from toolweave.llm.engine import free_port
 
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-       "AWS_EC2_METADATA_DISABLED": "true"}
+# the secret key is registered for redaction when a bucket is used: a word like "testing" would be
+# redacted from every text of the test process
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "moto-Fk3xQ9vT2wLr8sYp",
+       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 @contextlib.contextmanager
