@@ -18,7 +18,7 @@ from typing import Any
 from toolweave.config import RunConfig, load_config
 from toolweave.stages import display
 from toolweave.stages.declaration import Stage
-from toolweave.stages.registry import STAGES, chain, check_config
+from toolweave.stages.registry import STAGES, chain
 
 
 def _add_run_args(p: argparse.ArgumentParser, config_flag: bool = False) -> None:
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--mcp", action="append", default=[], metavar="SERVER",
                      help="a live MCP server: a streamable-HTTP URL or a command line over stdio (repeatable)")
     _add_run_args(sub.add_parser("run", help="run the chain of stages a config lists"))
+    chk = sub.add_parser("check", help="check a config before any job starts: one line per problem")
+    chk.add_argument("config", help="YAML run config (see configs/)")
+    chk.add_argument("overrides", nargs="*", help="key=value overrides, as for run")
     _add_run_args(sub.add_parser("serve", help="start the configured engine and print its base URL"))
     sub.add_parser("verify-run", help="check a run dir's committed parts and ledgers offline; say what a "
                                       "rerun would redo").add_argument("run_dir", help="a run dir: path or URI")
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             print("toolweave toolset import: give files, folders or --mcp SERVER", file=sys.stderr)
             return 2
         return import_command(args.paths, args.out, args.mcp)
+    if args.command == "check":
+        return check_command(args.config, args.overrides)
     if args.command == "verify-run":
         from toolweave.stages.run_integrity import verify_run_command
         return verify_run_command(args.run_dir)
@@ -79,24 +84,62 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *(k for k, on in flags.items() if on)]
 
 
+def check_command(config: str, overrides: list[str]) -> int:
+    """`toolweave check CONFIG [key=value ...]`: the checks every run and stage job does first."""
+    from toolweave.checks import check_file
+    cfg, problems = check_file(config, overrides)
+    for problem in problems:
+        print(f"{config}: {problem}")
+    if problems:
+        return 1
+    print(f"{config}: ok ({', '.join(cfg.stages) or 'no stages'})")
+    return 0
+
+
 def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     """`toolweave run CONFIG` (the chain `cfg.stages`), `toolweave serve CONFIG` or `toolweave <stage> CONFIG`."""
-    try:
-        cfg = load_config(config, overrides)
-        stages = chain(cfg.stages if command == "run" else [] if command == "serve" else [command])
-        if command == "run":  # e.g. sft_data without verify: said before hours of work, not after
-            check_config(cfg)
-    except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
-        print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
-        return 2
     if command == "serve":
+        try:
+            cfg = load_config(config, overrides)
+        except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
+            print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
+            return 2
         return serve_forever(cfg)
+    from ray_jobs.runtime import RunStopped, stop_on_signals
+    stop_on_signals()  # SIGTERM / SIGINT: a clean stop, exit 143 / 130
+    try:
+        return _run_checked(command, config, overrides)
+    except RunStopped as e:
+        display.console.print(f"toolweave {command}: {e}; committed batches are kept, a rerun resumes",
+                              markup=False, highlight=False)
+        return e.exit_code
+
+
+def _run_checked(command: str, config: str | None, overrides: list[str]) -> int:
+    """The run after `toolweave check`'s checks (e.g. sft_data without verify, an actor no node
+    holds: said before hours of work, not after)."""
+    from toolweave.checks import check_file
+    cfg, problems = check_file(config, overrides, None if command == "run" else [command])
+    if cfg is not None and not problems:
+        try:
+            stages = chain(cfg.stages if command == "run" else [command])
+        except ValueError as e:
+            problems = [str(e)]
+    for problem in problems:
+        print(f"toolweave: config {config!r}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from ray_jobs.runtime import RunStopped
     if not stages:
         print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
         return 2
     with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
         try:
             results = run_stages(cfg, stages)
+        except KeyboardInterrupt:  # a SIGINT before our handler was in place
+            raise RunStopped(2) from None
+        except RunStopped:
+            raise
         except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
             logging.getLogger("toolweave.jobs").info("toolweave %s stopped", command, exc_info=True)
             display.console.print(f"toolweave {command}: {e}", markup=False, highlight=False)

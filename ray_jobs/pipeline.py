@@ -12,6 +12,7 @@ found; it is rejected by id with the reason, and the pipeline goes on with the r
 from __future__ import annotations
 
 import math
+import os
 from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -48,6 +49,7 @@ def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
             from actors.tool_cache import cache_actor_name, start_tool_cache
             cache = start_tool_cache(tool_cache_path(cfg), job.io.run_token)
             cache_actor = cache_actor_name(tool_cache_path(cfg), job.io.run_token)
+        wait_for_placement(cfg, job.stage.name)
         runner_kwargs = dict(cfg_json=cfg.model_dump_json(), worker=job.stage.worker, io=job.io, base_url=url,
                              cache_actor=cache_actor)
         skip = set(job.scan.skip_ids)
@@ -73,6 +75,48 @@ def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
         if cache is not None:  # this run's actors are done with it: a final persist to the run dir, then it goes
             from actors.tool_cache import stop_tool_cache
             stop_tool_cache(cache)
+
+
+class PlacementTimeout(RuntimeError):
+    """A stage's actors could not be placed in `ray.placement_timeout_s`."""
+
+
+def wait_for_placement(cfg: RunConfig, stage: str) -> None:
+    """Reserve what the first `ray.min_actors` episode actors ask for, then free it at once: a stage
+    whose actors no node can hold stops after a bounded wait with one line naming the ask and the
+    nodes' resources (Ray Data would wait forever; Ray's own warning goes to the session logs only).
+    On a cluster the wait lets the autoscaler add a node that fits."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+    rs = cfg.ray
+    ask = {k: v for k, v in {"CPU": rs.actor_num_cpus, **rs.actor_resources}.items() if v > 0}
+    if not ask:
+        return
+    on_cluster = bool(rs.address or os.environ.get("RAY_ADDRESS"))  # as init_ray decides
+    timeout = rs.placement_timeout_s or (900.0 if on_cluster else 60.0)
+    pg = placement_group([ask] * rs.min_actors, strategy="SPREAD")
+    try:
+        if not pg.wait(timeout_seconds=timeout):
+            raise PlacementTimeout(
+                f"{stage}: no episode actor placed after {timeout:g}s (ray.placement_timeout_s): {rs.min_actors} "
+                f"(ray.min_actors) x {_show(ask)} (ray.actor_num_cpus, ray.actor_resources) asked; "
+                f"the cluster has {cluster_nodes()}")
+    finally:
+        remove_placement_group(pg)
+
+
+def _show(r: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{k} {v:g}" for k, v in r.items()) + "}"
+
+
+def cluster_nodes() -> str:
+    """The alive nodes' resources, identical nodes counted: `2 x {CPU 8, GPU 1}; 1 x {CPU 2, sim 1}`."""
+    shown: dict[str, int] = {}
+    for node in ray.nodes():
+        if node.get("Alive"):
+            res = {k: v for k, v in sorted(node.get("Resources", {}).items())
+                   if not k.startswith(("node:", "accelerator_type:")) and k not in ("memory", "object_store_memory")}
+            shown[_show(res)] = shown.get(_show(res), 0) + 1
+    return "; ".join(f"{n} node{'s' if n > 1 else ''} {r}" for r, n in shown.items()) or "no alive node"
 
 
 def _committed_unseen(job: RecordJob, skip: set[str], seen: array) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -71,14 +72,51 @@ def _link_worker_logs(cfg: RunConfig, session_dir: str | None) -> None:
         link.symlink_to(os.path.join(session_dir, "logs"), target_is_directory=True)
 
 
+class RunStopped(BaseException):
+    """SIGTERM / SIGINT reached the job: raised in its main thread, so every `with` and `finally` of
+    the run unwinds (engine stopped, ledger released, Ray shut down). A BaseException, like
+    KeyboardInterrupt: no `except Exception` of a stage swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended: 143, 130
+
+
+def _stop_on_signal(signum: int, frame: Any) -> None:
+    # a second signal while the first one's clean stop runs: stop now, the default way
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    raise RunStopped(signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT raise RunStopped in the main thread. Installed before the run and again
+    after `ray.init`, which sets its own SIGTERM handler (`sys.exit(15)`: the run then died by
+    SIGABRT from a thread Ray still ran at exit)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop_on_signal)
+
+
 @contextlib.contextmanager
 def ray_session(cfg: RunConfig) -> Iterator[None]:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     started = init_ray(cfg)
+    if started and handlers[signal.SIGTERM] is _stop_on_signal:
+        stop_on_signals()
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+            if threading.current_thread() is threading.main_thread():
+                for sig, handler in handlers.items():
+                    if signal.getsignal(sig) is not signal.SIG_DFL:  # a second signal's SIG_DFL stays
+                        signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
