@@ -2,6 +2,11 @@
 
 Each repair is one line `at POINTER: what was wrong; what was done`, kept on the tool in
 `extra["repairs"]`. Repaired:
+- misnesting (ToolAlpaca's eval_real has both): a path nested inside a path item (lifted to
+  `paths`), a root key such as `components` given inside `paths` (moved to the root), and a
+  component map at the document root (`parameters`, `schemas`, Swagger-2 `definitions`, ...: moved
+  under `components`, its local `$ref`s rewritten); where the target is taken, it is left for the
+  validator to reject;
 - a local `$ref` to a component that is not there: a schema/response/example becomes a stand-in
   (an empty schema, a response with a description), a parameter or request body is dropped;
 - a path without its leading `/`;
@@ -65,6 +70,65 @@ def _repair_missing_refs(doc: dict, repairs: list[str]) -> None:
         else:
             parent[key] = {"description": f"unresolved $ref {ref}"}
             repairs.append(f"at {at}: $ref {ref!r} points to nothing; replaced by an empty schema")
+
+
+COMPONENT_KINDS = ("schemas", "responses", "parameters", "examples", "requestBodies", "headers",
+                   "securitySchemes", "links", "callbacks")
+ROOT_KEYS = ("openapi", "info", "servers", "components", "security", "tags", "externalDocs")
+
+
+def _repair_nested_paths(doc: dict, repairs: list[str]) -> None:
+    """Paths nested inside a path item are lifted to `paths`; root keys inside `paths` go to the root."""
+    paths = doc.get("paths")
+    if not isinstance(paths, dict):
+        return
+    for key in [k for k in ROOT_KEYS if k in paths]:
+        if key in doc:
+            continue  # both places: the validator names it
+        doc[key] = paths.pop(key)
+        repairs.append(f"at {json_pointer(('paths', key))}: {key!r} inside paths; moved to the document root")
+    todo = [(path, item, ("paths", path)) for path, item in paths.items()]
+    while todo:
+        path, item, where = todo.pop(0)
+        if not isinstance(item, dict):
+            continue
+        for key in [k for k in item if isinstance(k, str) and k.startswith("/")]:
+            if key in paths:
+                continue  # the same path twice: left for the validator to name
+            paths[key] = item.pop(key)
+            repairs.append(f"at {json_pointer((*where, key))}: path nested inside the path item {path!r}; "
+                           f"moved to paths")
+            todo.append((key, paths[key], (*where, key)))
+
+
+def _rewrite_refs(node: Any, old: str, new: str) -> int:
+    n = 0
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(old):
+            node["$ref"], n = new + ref[len(old):], 1
+        return n + sum(_rewrite_refs(v, old, new) for k, v in node.items() if k != "$ref")
+    if isinstance(node, list):
+        return sum(_rewrite_refs(v, old, new) for v in node)
+    return 0
+
+
+def _repair_root_components(doc: dict, repairs: list[str]) -> None:
+    """Named component maps at the root (`parameters: {Name: {...}}`, Swagger-2 `definitions`) move
+    under `components`; `#/<key>/...` refs follow them."""
+    for key in (*COMPONENT_KINDS, "definitions"):
+        found = doc.get(key)
+        if not (isinstance(found, dict) and found and all(isinstance(v, dict) for v in found.values())):
+            continue
+        kind = "schemas" if key == "definitions" else key
+        components = doc.setdefault("components", {})
+        target = components.setdefault(kind, {}) if isinstance(components, dict) else None
+        if not isinstance(target, dict) or any(name in target for name in found):
+            continue  # a clash: left for the validator to name
+        target.update(doc.pop(key))
+        moved = _rewrite_refs(doc, f"#/{key}/", f"#/components/{kind}/")
+        repairs.append(f"at /{key}: {key} at the document root; moved to /components/{kind}"
+                       + (f" ({moved} $ref(s) rewritten)" if moved else ""))
 
 
 def _repair_paths(doc: dict, repairs: list[str]) -> None:
@@ -136,6 +200,8 @@ def repair_openapi(doc: dict) -> tuple[dict, list[str]]:
     """A repaired copy of `doc` and the repairs made (none: an equal copy, an empty list)."""
     doc = copy.deepcopy(doc)
     repairs: list[str] = []
+    _repair_nested_paths(doc, repairs)  # first: the refs and paths below are checked where they now are
+    _repair_root_components(doc, repairs)
     _repair_missing_refs(doc, repairs)
     _repair_paths(doc, repairs)
     for path, item in (doc.get("paths") or {}).items() if isinstance(doc.get("paths"), dict) else ():

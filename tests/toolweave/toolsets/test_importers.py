@@ -10,8 +10,9 @@ EVAL = DATA / "toolalpaca/eval_simulated.json"
 def test_mixed_folder_walk_and_format_detection():
     result = import_paths([DATA / "toolalpaca", DATA / "toolbench/data_example/instruction/G1_query.json",
                            DATA / "nowhere.json"])
-    assert result.summary["formats"] == {"catalogue": 1, "toolalpaca": 1, "toolbench": 1}
-    assert result.summary["tools"] == 12 and len(result.catalogue) == 1425
+    # toolalpaca/: eval_simulated.json (10 tools), eval_real.json (11), public_apis.json (the catalogue)
+    assert result.summary["formats"] == {"catalogue": 1, "toolalpaca": 2, "toolbench": 1}
+    assert result.summary["tools"] == 10 + 11 + 2 and len(result.catalogue) == 1425
     assert [r.reason for r in result.rejects] == [f"{DATA / 'nowhere.json'}: no such file or folder"]
 
 
