@@ -29,11 +29,13 @@ and finished by the next run if this one is killed midway (`finish_retry`).
 
 Checksums: each output part's sha256 is taken from the bytes as they are written, and the batch's
 ledger part carries them in its Parquet metadata (`toolweave.parts`: {dataset name: sha256}) with a
-sha256 of its own rows and that map (`toolweave.sha256`). Before a rerun trusts what is committed,
-`verify` checks both: a batch whose ledger part or any output part differs (a cut, a flipped bit,
-bytes overwritten) is named, one line per damaged file, and loses its ledger part, so all its output
-parts are orphans (removed) and its inputs are done again, once. A ledger part from before checksums
-is checked by its footers and row counts only, and the run says so once.
+sha256 of its own rows and that map (`toolweave.sha256`). That one covers what a rerun reads from
+the ledger part (written without min/max statistics, no copy of an id lies outside it); bytes that
+change nothing read back, the writer's name in the footer say, are not checked. Before a rerun
+trusts what is committed, `verify` checks both: a batch whose ledger part or any output part
+differs (a cut, a flipped bit, bytes overwritten) is named, one line per damaged file, and loses its
+ledger part, so all its output parts are orphans (removed) and its inputs are done again, once. A
+ledger part from before checksums is checked by its footers and row counts only, said once.
 """
 from __future__ import annotations
 
@@ -131,7 +133,8 @@ def _content_hash(rows: list[dict], parts: Mapping[str, str]) -> str:
 def _write_ledger_part(ledger_dir: Location, key: str, table: pa.Table, parts: Mapping[str, str]) -> None:
     meta = {PARTS_META: json.dumps(dict(parts), sort_keys=True).encode(),
             HASH_META: _content_hash(table.to_pylist(), parts).encode()}
-    io.write_hashed_part(table.replace_schema_metadata(meta), ledger_dir, key)
+    # no min/max statistics: every copy of an id is then one its checksum covers
+    io.write_hashed_part(table.replace_schema_metadata(meta), ledger_dir, key, write_statistics=False)
 
 
 class LedgerDamage(ValueError):
