@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from toolweave import secrets
+from toolweave.printable import SafeConsole, printable
 from toolweave.schemas import RecordOutcome
 from toolweave.stages.base import Progress
 
@@ -42,8 +42,9 @@ class RedactingFile:
         return getattr(self._target(), name)
 
 
-# where the run's own output goes; `quiet_terminal` points it at the terminal it saved
-console = Console(file=RedactingFile())
+# where the run's own output goes; `quiet_terminal` points it at the terminal it saved. Every string
+# printed is escaped (toolweave.printable): file names and ids from input cannot drive the terminal
+console = SafeConsole(file=RedactingFile())
 SHOWN_FAILURES = 3  # per stage; the rest are counted, and all are in the summary and the datasets
 
 
@@ -134,16 +135,16 @@ _NOT_NOTES = (*_COUNTS, "elapsed_s", "stage", "inputs", "runner", "outputs", "pr
 
 def summary_table(results: dict[str, dict[str, Any]], run_dir: Path) -> None:
     """One screen: a row per stage with its counts and what it made."""
-    table = Table(title=f"run {run_dir}", title_justify="left")
+    table = Table(title=printable(f"run {run_dir}"), title_justify="left")
     for col in ("stage", "records", "failed", "done before", "LLM calls", "tok/s", "s"):
         # counts keep their width; the notes column gives way (cut with an ellipsis)
         table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True, min_width=len(col))
     table.add_column("notes", no_wrap=True, overflow="ellipsis", max_width=80)
     for name, s in results.items():
-        counts = [_short(s.get(k, "")) for k in _COUNTS]
+        counts = [printable(_short(s.get(k, ""))) for k in _COUNTS]
         notes = ", ".join(f"{k} {_short(v)}" for k, v in s.items()
                           if k not in _NOT_NOTES and isinstance(v, (int, float, str)) and v not in ("", None, 0))
-        table.add_row(name, *counts, f"{s.get('elapsed_s', 0):.0f}", notes)
+        table.add_row(printable(name), *counts, f"{s.get('elapsed_s', 0):.0f}", printable(notes))
     console.print(table)
     console.print(f"summaries: {run_dir / 'run_summary.json'}; logs: {run_dir / 'logs'}", highlight=False)
     report = run_dir / "report" / "report.md"
@@ -179,7 +180,7 @@ def quiet_terminal(log_dir: Path, verbose: bool = False) -> Iterator[Path]:
             saved = [os.dup(1), os.dup(2)]
             terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
             # not a terminal (a log, a Ray job): lines as wide as a summary row needs
-            console = Console(file=RedactingFile(terminal), width=None if terminal.isatty() else 160)
+            console = SafeConsole(file=RedactingFile(terminal), width=None if terminal.isatty() else 160)
             out = os.open(log_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)

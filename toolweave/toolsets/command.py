@@ -26,6 +26,7 @@ from rich.table import Table
 
 from toolweave.config import MCPServerConfig, MCPSettings
 from toolweave.io import existing_ids, read_records, write_part
+from toolweave.printable import SafeConsole, printable
 from toolweave.schemas import CatalogueEntry, Reject, Tool
 from toolweave.toolsets.common import make_reject, tool_fingerprint
 from toolweave.toolsets.importers import ImportResult, import_paths
@@ -81,18 +82,18 @@ def write_result(result: ImportResult, out: str | Path) -> dict[str, int]:
 
 def _print_summary(result: ImportResult, out: Path, written: dict[str, int], console: Console) -> None:
     s = result.summary
-    table = Table(title=f"toolset import -> {out}", show_header=False)
+    table = Table(title=printable(f"toolset import -> {out}"), show_header=False)
     table.add_row("files", str(s["files"]))
-    table.add_row("formats", ", ".join(f"{k}: {v}" for k, v in s["formats"].items()) or "-")
+    table.add_row("formats", printable(", ".join(f"{k}: {v}" for k, v in s["formats"].items()) or "-"))
     table.add_row("tools", f"{s['tools']} ({written['tools']} new)")
     table.add_row("functions", str(s["functions"]))
     if result.catalogue:
-        table.add_row("catalogue entries", f"{s['catalogue_entries']} ({written['catalogue']} new) "
-                                           f"-> {catalogue_dir(out)}")
+        table.add_row("catalogue entries", printable(f"{s['catalogue_entries']} ({written['catalogue']} new) "
+                                                     f"-> {catalogue_dir(out)}"))
     for k in ("merged_duplicates", "catalogue_merged", "catalogue_renamed"):
         if s.get(k):
             table.add_row(k.replace("_", " "), str(s[k]))
-    table.add_row("rejected", f"{s['rejected']}" + (f" -> {rejects_dir(out)}" if result.rejects else ""))
+    table.add_row("rejected", printable(f"{s['rejected']}" + (f" -> {rejects_dir(out)}" if result.rejects else "")))
     console.print(table)
     for note in s["notes"]:
         console.print(f"note: {note}", markup=False, highlight=False)
@@ -148,8 +149,9 @@ def add_live_servers(result: ImportResult, specs: list[str]) -> None:
 
 
 def import_command(paths: list[str], out: str, mcp: list[str] | None = None) -> int:
-    console = Console()
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # file names and document keys reach these lines: control characters are escaped (one record, one line)
+    console = SafeConsole()
+    err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
     out_path = Path(out)
     problem = out_problem(out_path, paths)
     if problem:
