@@ -313,12 +313,66 @@ def _steps_from_messages(messages: list[dict]) -> list[dict]:
     return chain
 
 
-def episode_to_toolbench_answer(ep: Episode) -> dict:
-    """Export an Episode as a ToolBench answer file (the shape ToolEval and ToolBench's loaders read)."""
+def toolbench_method_name(method: str) -> str:
+    """The method as ToolBench names its answer files and converted answers."""
+    return "CoT@1" if method == "cot" else "DFS_woFilter_w2"
+
+
+def _finish_as_written(ep: Episode) -> str | None:
+    """The last Finish call's arguments as the model wrote them (ToolBench's `final_answer`)."""
+    for m in reversed(ep.messages):
+        for call in reversed(m.get("tool_calls") or []) if m.get("role") == "assistant" else []:
+            fn = call.get("function") or {}
+            if fn.get("name") == FINISH:
+                args = fn.get("arguments", "")
+                return args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return None
+
+
+def _own_tree_to_toolbench(nodes: list[dict]) -> dict:
+    """Our search's nodes (one per assistant turn) as ToolBench's tree: per turn a Thought node when
+    the reply has content, then Action and Action Input (the observation) when it calls a function."""
+    def new(node_type: str, description: str, depth: int, **kw: Any) -> dict:
+        return {"is_terminal": False, "pruned": False, "finished": False, "depth": depth, "node_type": node_type,
+                "description": description, "Elo": 1000.0, **kw, "children": []}
+
+    root = new("Action Input", "", 0)
+    tail: dict[int, dict] = {}  # our node id -> the ToolBench node its children hang under
+    for n in nodes:
+        if n.get("parent") is None:
+            tail[n["id"]] = root
+            continue
+        cur = tail.get(n["parent"], root)
+        message = n.get("message") or {}
+        if message.get("content") is not None:
+            cur["children"].append(new("Thought", message["content"], cur["depth"] + 1))
+            cur = cur["children"][-1]
+        if n.get("function") is not None:
+            cur["children"].append(new("Action", n["function"], cur["depth"] + 1))
+            cur = cur["children"][-1]
+            cur["children"].append(new("Action Input", n.get("arguments") or "", cur["depth"] + 1,
+                                       observation=n.get("observation") or "",
+                                       observation_code=n.get("status_code")))
+            cur = cur["children"][-1]
+        tail[n["id"]] = cur
+    return root
+
+
+def episode_to_toolbench_answer(ep: Episode, *, as_searched: bool = False) -> dict:
+    """Export an Episode as a ToolBench answer file (the shape ToolEval and ToolBench's loaders read).
+
+    `as_searched` (what ToolEval is shown under the toolbench preset): for our own episodes
+    `final_answer` is Finish's arguments as the model wrote them and the tree is the explored one
+    (ToolEval takes the steps of an episode without valid data from it). Without it (the export
+    stage, whose files tests/training/test_toolllama_steps.py pins): the answer re-serialised and the
+    chosen path as the tree."""
     tb = ep.extra.get("toolbench") or {}
     ag_kept = tb.get("answer_generation") or {}
+    written = _finish_as_written(ep) if as_searched and ep.status in ("answered", "gave_up") else None
     if "final_answer" in ag_kept:
         final_answer = ag_kept["final_answer"]
+    elif written is not None:
+        final_answer = written
     elif ep.status == "answered":
         final_answer = json.dumps({"return_type": "give_answer", "final_answer": ep.final_answer}, indent=2)
     elif ep.status == "gave_up":
@@ -350,7 +404,10 @@ def episode_to_toolbench_answer(ep: Episode) -> dict:
     elif ep.tree and "node_type" in ep.tree[0]:
         out["tree"] = {"size": tb.get("tree_size", len(ep.tree)), "max_length": tb.get("tree_max_length"),
                        "tree": _nest_tree(ep.tree)}
-    else:  # our own search: one chain, the chosen path
+    elif as_searched and ep.tree and "function" in ep.tree[0]:  # our own search's explored tree
+        out["tree"] = {"size": len(ep.tree), "max_length": max((n.get("depth") or 0 for n in ep.tree), default=0),
+                       "tree": _own_tree_to_toolbench(ep.tree)}
+    else:  # no tree: one chain, the chosen path
         chain = _steps_from_messages(ep.messages)
         root = {"is_terminal": False, "pruned": False, "finished": False, "depth": 0,
                 "node_type": "Action Input", "description": "", "Elo": 1000.0, "children": []}

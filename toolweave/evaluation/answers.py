@@ -5,13 +5,17 @@ fails unjudged), the final answer, and the chain of tool calls (name, arguments,
 """
 from __future__ import annotations
 
+import ast
 import copy
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolweave.converters import tooleval
+from toolweave.converters.toolbench import episode_to_toolbench_answer, toolbench_method_name
 from toolweave.schemas import Episode, RecordError
 
 FINISH = "Finish"
@@ -40,6 +44,7 @@ class Answer:
     completion_tokens: int = 0
     episode_id: str = ""
     raw: dict[str, Any] | None = None  # the converted-answer entry it was read from (ToolEval's own input)
+    episode: Episode | None = field(default=None, repr=False, compare=False)  # the episode it was made from
     # how ToolEval's script shows it: "pass_rate" (tool messages rewritten by its hallucination check)
     # or "preference" (eval_preference.py's process_answer: final answer cut at 1000, no "method")
     toolbench_view: str = "pass_rate"
@@ -53,10 +58,23 @@ class Answer:
     def total_steps(self) -> int:
         return len(self.steps)
 
+    def converted(self) -> dict[str, Any]:
+        """The ToolEval converted answer: the entry read, or for our episodes what ToolBench's
+        convert_to_answer_format.py makes of the episode's answer file (all node kinds, its
+        total_steps, the method as ToolBench names it, Finish as written, invalid data from the
+        explored tree; toolweave.converters.tooleval)."""
+        if self.raw is not None:
+            return self.raw
+        if self.episode is None:
+            raise ValueError(f"answer {self.query_id!r}: neither a converted entry nor an episode")
+        from toolweave.export import toolbench_ready  # the step clause ToolBench's files carry
+        data = episode_to_toolbench_answer(toolbench_ready(self.episode), as_searched=True)
+        return tooleval.convert_answer(data, toolbench_method_name(self.episode.method), where=self.episode.id)
+
     def toolbench_final_answer(self) -> str:
         """ToolEval's `answer["final_answer"]`: Finish's arguments as written (a give-up included)."""
-        if self.raw is not None:
-            final = str(self.raw["answer"].get("final_answer", ""))
+        if self.raw is not None or self.episode is not None:
+            final = str(self.converted()["answer"].get("final_answer", ""))
         elif not self.finished:
             final = ""
         elif self.final_answer == GIVE_UP:
@@ -66,11 +84,13 @@ class Answer:
         return final[:1000] if self.toolbench_view == "preference" else final
 
     def toolbench_answer(self) -> dict[str, Any]:
-        """ToolEval's converted answer (`method, total_steps, final_answer, answer_details`); for our
-        own episodes the details are the tool steps as a chain of `tool` nodes."""
-        if self.raw is not None:
-            answer = copy.deepcopy(self.raw["answer"])
-        else:
+        """ToolEval's converted answer (`method, total_steps, final_answer, answer_details`) as its
+        script shows it to the judge (`toolbench_view`)."""
+        if self.raw is not None or self.episode is not None:
+            converted = self.converted()
+            answer, offered = copy.deepcopy(converted["answer"]), converted.get("available_tools") or []
+        else:  # an Answer built by hand: its steps as a chain of tool nodes
+            offered = [{"name": name} for name in self.tool_names]
             node: list[dict[str, Any]] = []
             for step in reversed(self.steps):
                 node = [{"role": "tool", "message": dict(step), "next": node}]
@@ -81,7 +101,8 @@ class Answer:
             answer["answer_details"] = answer.get("answer_details", [])[:3000]
             answer.pop("method", None)
             return answer
-        return _as_toolbench_judges_it(answer, self.tool_names)
+        tooleval.has_no_hallucination(offered, answer)  # eval_pass_rate.py rewrites before judging
+        return answer
 
     def for_judge(self, limit: int = 6000) -> str:
         """The answer as JSON for the judge (ToolBench passes `json.dumps(answer)`), cut to `limit` chars."""
@@ -91,39 +112,11 @@ class Answer:
         return text if len(text) <= limit else text[:limit] + " ...(truncated)"
 
     def steps_text(self) -> tuple[str, str]:
-        """ToolBench's `get_steps`: ("Step 1: {...}\\nStep 2: ...", "Final step: {...}")."""
-        lines = [f"Step {i}: {_step_repr(s)}" for i, s in enumerate(self.steps, 1)]
-        final = f"Final step: {_step_repr(self.steps[-1])}" if self.steps else ""
-        return "\n".join(lines), final
-
-
-def _as_toolbench_judges_it(answer: dict[str, Any], tool_names: list[str]) -> dict[str, Any]:
-    """eval_pass_rate.py runs `check_has_hallucination` first, which rewrites each `tool` node's dict
-    message as `str(dict)` in place, walking in order and stopping after the first node whose function
-    is not an available tool; the judge then sees the answer so rewritten."""
-    names = set(tool_names)
-
-    def walk(nodes: Any) -> bool:
-        for node in nodes if isinstance(nodes, list) else [nodes]:
-            if not isinstance(node, dict):
-                return False
-            if node.get("role") == "tool":
-                if isinstance(node.get("message"), dict):
-                    node["message"] = str(node["message"])
-                found = re.findall(r"'name':\s*'(.*?)'", str(node.get("message")), re.DOTALL)
-                if not found or found[0] not in names:
-                    return False
-            if not walk(node.get("next", [])):
-                return False
-        return True
-
-    walk(answer.get("answer_details", []))
-    return answer
-
-
-def _step_repr(step: dict[str, Any]) -> str:
-    return str({"name": step.get("name", ""), "arguments": step.get("arguments", ""),
-                "response": step.get("response", "")})
+        """ToolEval's `get_steps` of the converted answer, hallucination rewrite applied:
+        ("Step 1: {...}\nStep 2: ...", "Final step: {...}"). The same in and outside the toolbench
+        preset: these texts exist only for ToolEval's result files."""
+        answer = dataclasses.replace(self, toolbench_view="pass_rate").toolbench_answer()
+        return tooleval.get_steps(answer) if answer.get("answer_details") else ("", "")
 
 
 # --- from our episodes -------------------------------------------------------------------------
@@ -165,19 +158,33 @@ def from_episode(ep: Episode, query: str | None = None, split: str | None = None
         available_tools=ep.tools, method=ep.method, tools=TOOL_SETTINGS.get(ep.extra.get("tools"), ORACLE),
         model=ep.model, split=split or ep.split,
         llm_calls=ep.llm_calls, prompt_tokens=ep.prompt_tokens, completion_tokens=ep.completion_tokens,
-        episode_id=ep.id)
+        episode_id=ep.id, episode=ep)
 
 
 # --- from ToolBench / StableToolBench converted answers ------------------------------------------
 
+def _step_of(message: Any) -> dict[str, Any]:
+    """A tool node's message as {name, arguments, response}: a dict as it is, a string as `str(dict)`
+    reads back, else (ToolBench's published files cut it at 100 characters) its name only."""
+    if isinstance(message, dict):
+        return message
+    try:
+        parsed = ast.literal_eval(message)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    found = re.findall(r"'name':\s*'(.*?)'", str(message), re.DOTALL)
+    return {"name": found[0] if found else "", "arguments": "", "response": "", "text": str(message)}
+
+
 def _chain(details: Any) -> list[dict[str, Any]]:
-    """Follow `answer_details[0].next[0]...` collecting tool nodes (ToolBench's `get_steps`)."""
+    """The tool nodes `get_steps` shows: along `answer_details[0].next[0]...`, non-empty messages."""
     steps: list[dict[str, Any]] = []
     node = details[0] if isinstance(details, list) and details else details
     while isinstance(node, dict):
-        msg = node.get("message")
-        if msg and node.get("role") == "tool":
-            steps.append(msg if isinstance(msg, dict) else {"name": "", "arguments": "", "response": str(msg)})
+        if node.get("message") and node.get("role") == "tool":
+            steps.append(_step_of(node["message"]))
         nxt = node.get("next") or []
         node = nxt[0] if nxt else None
     return steps
@@ -197,17 +204,22 @@ def _final_text(raw: str) -> str:
 
 
 def from_converted(query_id: str, example: dict[str, Any], model: str = "") -> Answer:
-    """One entry of a `model_predictions_converted/<model>/<set>.json` file."""
+    """One entry of a converted-answer file (ToolBench's `results/<set>/<model>/<test set>.json`,
+    StableToolBench's `model_predictions_converted/<model>/<test set>.json`); tool messages may be
+    dicts or strings. `finished` is eval_pass_rate.py's test: `get_steps`' final step shows a Finish
+    call, after its hallucination rewrite."""
     try:
         ans = example["answer"]
         steps = _chain(ans.get("answer_details") or [])
         tools = example.get("available_tools") or []
-        finished = bool(steps) and steps[-1].get("name") == FINISH
-        return Answer(query_id=str(query_id), query=str(example["query"]), finished=finished,
-                      final_answer=_final_text(ans.get("final_answer", "")) if finished else "",
-                      steps=steps, tool_names=[t["name"] for t in tools], available_tools=tools,
-                      method=str(ans.get("method", "")), model=model, raw=example)
-    except (KeyError, TypeError, AttributeError) as e:
+        names = [str(t["function"]["name"] if "function" in t else t["name"]) for t in tools]
+        answer = Answer(query_id=str(query_id), query=str(example["query"]), finished=False, final_answer="",
+                        steps=steps, tool_names=names, available_tools=tools,
+                        method=str(ans.get("method", "")), model=model, raw=example)
+        answer.finished = tooleval.ends_with_finish(answer.steps_text()[1])
+        answer.final_answer = _final_text(ans.get("final_answer", "")) if answer.finished else ""
+        return answer
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
         raise RecordError("converted_answer", str(query_id), f"not a ToolEval answer: {e!r}") from None
 
 

@@ -52,7 +52,8 @@ def test_convert_matches_reference_on_every_shipped_raw_answer():
         data = json.loads(raw_answer_path(key).read_text(encoding="utf-8"))
         if not data["answer_generation"]["valid_data"]:
             invalid.append(key.rsplit("/", 1)[1])
-        assert convert_answer(data, expected["answer"]["method"], where=key) == expected, key
+        mine = convert_answer(data, expected["answer"]["method"], where=key)
+        assert json.dumps(mine) == json.dumps(expected), key  # key order too: str(dict) shows it to the judge
     # ToolBench's 69 and 8: a random walk of the explored tree; StableToolBench's CoT 588: a random try
     assert sorted(invalid) == ["588_CoT@1.json", "69_ChatGPT_DFS_woFilter_w2.json", "8_ChatGPT_DFS_woFilter_w2.json"]
 

@@ -1,0 +1,54 @@
+"""toolweave's Answer reads and shows answers as ToolEval does (goldens: tests/data/reference/SOURCES.md,
+`tooleval_reading_golden.json.gz`): ToolBench's published converted answers (string tool messages) are
+finished where eval_pass_rate.py finds Finish, with its step texts; episodes show the judge what
+convert_to_answer_format.py makes of their answer file."""
+import copy
+import gzip
+import json
+from functools import cache
+from pathlib import Path
+
+from toolweave.converters import tooleval
+from toolweave.converters.toolbench import answer_to_episode
+from toolweave.evaluation.answers import from_converted, from_episode
+
+DATA = Path(__file__).parents[2] / "data"
+REF = DATA / "reference" / "toolbench"
+
+
+@cache
+def golden() -> dict:
+    with gzip.open(REF / "tooleval_reading_golden.json.gz", "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_published_converted_answers_are_finished_and_stepped_as_tooleval_reads_them():
+    with gzip.open(REF / "default_evalset_sample.json.gz", "rt", encoding="utf-8") as f:
+        sample = json.load(f)
+    finished = set()
+    for key, entries in sample.items():
+        for qid, example in entries.items():
+            expected = golden()["read"][f"toolbench/{key}"][qid]
+            answer = from_converted(qid, copy.deepcopy(example))
+            assert answer.finished == expected["finished"], (key, qid)
+            assert answer.steps_text() == (expected["answer_steps"], expected["final_step"]), (key, qid)
+            assert answer.toolbench_answer()["answer_details"] == expected["answer_details"], (key, qid)
+            if answer.finished:  # the cut string message still names its function
+                assert answer.steps[-1]["name"] == "Finish" and answer.final_answer, (key, qid)
+            finished.add(answer.finished)
+    assert finished == {True, False}
+
+
+def test_episodes_show_the_judge_what_convert_to_answer_format_makes_of_them():
+    answers = sorted((DATA / "toolbench" / "data_example" / "answer").glob("G*_answer/*.json"))
+    assert len(answers) == 15
+    for path in answers:
+        key = f"toolbench/{path.parent.name}/{path.name}"
+        expected = golden()["convert"][key]
+        answer = from_episode(answer_to_episode(path))
+        assert json.dumps(answer.converted()) == json.dumps(expected), key
+        shown = copy.deepcopy(expected["answer"])
+        tooleval.has_no_hallucination(expected["available_tools"], shown)
+        assert answer.toolbench_answer() == shown, key
+        assert answer.toolbench_final_answer() == expected["answer"]["final_answer"], key
+        assert answer.steps_text() == tooleval.get_steps(shown), key
