@@ -311,7 +311,7 @@ class InstructionsConfig(Section):
     max_tools: int = Field(5, ge=1)
     """toolbench style: most tools in an I2/I3 sample."""
     collections: dict[str, list[str]] = Field(default_factory=dict)
-    """I3 groups: name → tool ids."""
+    """I3 groups: name → tool ids (I3 needs them)."""
     seed_file: str | None = None
     """In-context seed instructions; null: the packaged set (toolweave/data/seed_instructions.json)."""
     num_seed_examples: int = Field(3, ge=0)
@@ -429,8 +429,10 @@ class ExecutorConfig(Section):
 
 
 class SFTConfig(Section):
-    tokenizer: str = "smollm2"
-    """`smollm2` (the shipped GGUF's tokenizer), a local dir or hub id."""
+    tokenizer: str | None = None
+    """The tokenizer the token ids are made with: null (the default) takes the trained model's (`train.model`;
+    `smollm2`'s for `tiny`). Set, it must be that model's tokenizer (train refuses one whose ids differ):
+    `smollm2` (the shipped GGUF's tokenizer), a local dir or hub id."""
     format: Literal["chat_template", "toolllama", "toolalpaca", "toolllama_steps", "toolalpaca_v1"] = "chat_template"
     """`chat_template` (messages and tools through the tokenizer's template), `toolllama` (ToolBench's lines),
     `toolalpaca` (ReAct text), `toolllama_steps` (ToolBench's preprocess exactly: one example per step),
@@ -674,6 +676,13 @@ class RunConfig(Section):
     """verify: APIGen's checks on each episode, and what sft_data keeps."""
     dataset: "DatasetCardConfig" = Field(default_factory=lambda: DatasetCardConfig())
     """The dataset card under `<run_dir>/dataset/` and its optional upload."""
+
+    @model_validator(mode="after")
+    def _sft_tokenizer_defaults_to_the_trained_models(self) -> "RunConfig":
+        # token ids made with another tokenizer mean other words to the model (see training.model)
+        if self.sft.tokenizer is None:
+            self.sft.tokenizer = "smollm2" if self.train.model == "tiny" else self.train.model
+        return self
 
     def path(self, *parts: str) -> Path:
         """A path under run_dir: the datasets of a run live at run_dir/<stage output>."""

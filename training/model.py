@@ -2,12 +2,17 @@
 RoPE interpolation for context extension and optional LoRA (peft)."""
 from __future__ import annotations
 
+import functools
+import importlib.util
+import logging
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
 
 from toolweave.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 # ToolBench's LoRA recipe (train_lora.py): r 8, alpha 16, dropout 0.05 on the q / v projections
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
@@ -60,15 +65,50 @@ def lora_config(train: TrainConfig):
                       target_modules=list(spec["target_modules"]), bias="none", task_type="CAUSAL_LM")
 
 
+FLASH_ATTENTION = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+@functools.cache
+def attention_implementation(wanted: str) -> str:
+    """`wanted`, or `sdpa` (said once) where this node cannot run it: flash-attn is a CUDA build that
+    the node install may lack (cluster.yaml installs it on GPU nodes where a wheel fits)."""
+    module = FLASH_ATTENTION.get(wanted)
+    if module is None:
+        return wanted
+    missing = "no CUDA device" if not torch.cuda.is_available() else (
+        None if importlib.util.find_spec(module) else f"the {module} package is not installed")
+    if missing:
+        log.warning("train.attn_implementation %s: %s here, using sdpa", wanted, missing)
+        return "sdpa"
+    return wanted
+
+
+def check_tokenizer(train: TrainConfig, tokenizer) -> None:
+    """The SFT tokenizer must give each of the model's own tokens the model's id (tokens it adds after
+    them, like a chat template's, are fine: the embeddings grow for them). Ids from another tokenizer
+    would train the model on other words."""
+    if train.model == "tiny":  # built from this tokenizer's vocabulary
+        return
+    from training.tokenizers import load_tokenizer
+    own = load_tokenizer(train.model if train.model == "smollm2" else pretrained_source(train))
+    theirs = tokenizer.get_vocab()
+    differ = [t for t, i in own.get_vocab().items() if theirs.get(t) != i]
+    if differ:
+        raise ValueError(f"sft.tokenizer is not train.model {train.model!r}'s: {len(differ)} of its "
+                         f"{len(own)} tokens have another id (e.g. {differ[0]!r}); leave sft.tokenizer unset "
+                         "to use the model's, and rebuild sft/")
+
+
 def build_model(train: TrainConfig, vocab_size: int, dtype: torch.dtype = torch.float32, seed: int = 0):
     """The trainable model (LoRA-wrapped when `train.lora` is set)."""
     cfg = model_config(train, vocab_size)
+    attn = attention_implementation(train.attn_implementation)
     if train.model == "tiny":
         torch.manual_seed(seed)  # every rank builds the same random weights
-        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=train.attn_implementation)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=attn)
     else:
         model = AutoModelForCausalLM.from_pretrained(pretrained_source(train), config=cfg, dtype=dtype,
-                                                     attn_implementation=train.attn_implementation)
+                                                     attn_implementation=attn)
         if model.get_input_embeddings().weight.shape[0] < vocab_size:
             model.resize_token_embeddings(vocab_size)
     if train.gradient_checkpointing:

@@ -30,7 +30,7 @@ ROWS_PER_PART = 2000
 
 def sft_tokenizer(sft: SFTConfig):
     """The tokenizer SFT data is made with (and the trained model is saved with)."""
-    tok = load_tokenizer(sft.tokenizer, sft.cache_dir)
+    tok = load_tokenizer(sft.tokenizer or "smollm2", sft.cache_dir)  # RunConfig sets it to the trained model's
     return tokenizer_for_chat(tok, sft.chat_template) if sft.format == "chat_template" else tok
 
 

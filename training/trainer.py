@@ -29,7 +29,7 @@ import torch
 from toolweave import io
 from toolweave.config import RunConfig
 from training.ds_config import bf16_enabled, deepspeed_config, uses_deepspeed_optimizer
-from training.model import build_model, count_params
+from training.model import build_model, check_tokenizer, count_params
 from training.packing import collate
 from training.sft_data import sft_tokenizer
 
@@ -132,6 +132,7 @@ def _setup(config: dict[str, Any]) -> WorkerRun:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     tokenizer = sft_tokenizer(cfg.sft)
+    check_tokenizer(train, tokenizer)
     steps_per_epoch, total_steps = plan_steps(train, config["n_rows"], world)
     ds_cfg = deepspeed_config(train, world)
 

@@ -90,3 +90,17 @@ def test_every_number_in_the_config_has_a_range():
 
     walk(RunConfig, "")
     assert unbounded == []
+
+
+def test_a_chain_with_I3_and_no_collections_is_refused():
+    """I3 samples tools of one collection: without `instructions.collections` the mode made nothing,
+    said only in a log line."""
+    from toolweave.stages.registry import check_config
+
+    cfg = RunConfig(stages=["build_toolset", "instructions"], instructions={"style": "toolbench"})
+    with pytest.raises(ValueError, match="I3 needs instructions.collections"):
+        check_config(cfg)
+    check_config(cfg.model_copy(update={"instructions": cfg.instructions.model_copy(update={"modes": ["I1", "I2"]})}))
+    check_config(cfg.model_copy(update={"instructions": cfg.instructions.model_copy(
+        update={"collections": {"weather": ["a", "b"]}})}))
+    check_config(cfg.model_copy(update={"stages": ["build_toolset"]}))  # no instructions stage, no rule

