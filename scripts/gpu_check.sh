@@ -3,7 +3,9 @@
 #   1. the run's own Serve LLM app deploys a replica of the shipped SmolLM2 on CUDA and a small DFSDT
 #      solve runs against it (configs/gpu_check.yaml: build_toolset -> instructions -> solve);
 #   2. ZeRO-3 trains a 1.1B Llama built from a config (random weights: no hub download) at 8192 tokens
-#      on every GPU, printing tokens/s and MFU (tests/training/test_gpu.py).
+#      on every GPU, printing tokens/s and MFU (tests/training/test_gpu.py);
+#   3. the proof of value at its GPU profile (benchmarks/proof_of_value.py --profile gpu: 10x the CPU
+#      profile's queries and training steps): base vs trained SmolLM2 on held-out tools, one table.
 # Without a GPU it prints "skipped: no GPU" and exits 0. `--dry-run` checks the config loads and prints
 # the commands without running them (any machine).
 #   bash scripts/gpu_check.sh [--dry-run]         (PYTHON=... picks the interpreter; default python)
@@ -18,12 +20,14 @@ RUN_DIR=${GPU_CHECK_RUN_DIR:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 
 SOLVE=("$PY" -m ray_jobs.cli run configs/gpu_check.yaml "run_dir=$RUN_DIR/solve")
 TRAIN=("$PY" -m pytest -q -s -p no:cacheprovider tests/training/test_gpu.py)
+PROOF=("$PY" benchmarks/proof_of_value.py --profile gpu "run_dir=$RUN_DIR/proof_of_value")
 
 if [[ $DRY == 1 ]]; then
     "$PY" -c "from toolweave.config import load_config; c = load_config('configs/gpu_check.yaml'); \
 print('config ok:', c.name, c.stages, 'gpus per replica:', c.llm.deployments[0].gpus_per_worker)"
     echo "would run: ${SOLVE[*]}"
     echo "would run: ${TRAIN[*]}"
+    echo "would run: ${PROOF[*]}"
     exit 0
 fi
 
@@ -47,4 +51,9 @@ echo "solve chain took $(( $(date +%s) - t0 )) s"
 
 echo "== 2. ZeRO-3, 1.1B Llama (random weights) at 8192 tokens: tokens/s and MFU"
 "${TRAIN[@]}"
+
+echo "== 3. proof of value, GPU profile (run dir $RUN_DIR/proof_of_value)"
+t0=$(date +%s)
+"${PROOF[@]}"
+echo "proof of value took $(( $(date +%s) - t0 )) s"
 echo "gpu check: done"

@@ -1,5 +1,5 @@
 """scripts/gpu_check.sh without a GPU: the skip line and exit 0; `--dry-run` loads its config and
-names the two steps. (The GPU path itself runs only on a machine with CUDA.)"""
+names the three steps. (The GPU path itself runs only on a machine with CUDA.)"""
 import os
 import subprocess
 import sys
@@ -25,8 +25,9 @@ def test_without_a_gpu_it_skips_cleanly(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing ran
 
 
-def test_dry_run_loads_the_config_and_names_both_steps(tmp_path):
+def test_dry_run_loads_the_config_and_names_the_steps(tmp_path):
     out = _run("--dry-run", GPU_CHECK_RUN_DIR=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "config ok: gpu_check ['build_toolset', 'instructions', 'solve']" in out.stdout
     assert "ray_jobs.cli run configs/gpu_check.yaml" in out.stdout and "tests/training/test_gpu.py" in out.stdout
+    assert f"benchmarks/proof_of_value.py --profile gpu run_dir={tmp_path}/proof_of_value" in out.stdout
