@@ -139,6 +139,13 @@ def exists(path: str | Path) -> bool:
     return fs.get_file_info(inner).type != pafs.FileType.NotFound
 
 
+def mtime(path: str | Path) -> float | None:
+    """A file's modification time in seconds since the epoch (None when there is no such file)."""
+    fs, inner = filesystem(path)
+    info = fs.get_file_info(inner)
+    return info.mtime.timestamp() if info.type == pafs.FileType.File and info.mtime is not None else None
+
+
 def delete(path: str | Path) -> None:
     """Remove a file; a missing one is fine."""
     fs, inner = filesystem(path)
@@ -319,15 +326,17 @@ def upload_dir(local: str | Path, dest: str | Path, last: str | None = None) -> 
 
 
 @contextlib.contextmanager
-def local_dir_for(dest: str | Path, prefix: str = "toolweave-") -> Iterator[Path]:
-    """A local dir to make `dest`'s files in, for writers of local files only (matplotlib): `dest`
-    itself when it is local, else a temporary dir uploaded to `dest` when the block ends."""
+def local_dir_for(dest: str | Path, prefix: str = "toolweave-", last: str | None = None) -> Iterator[Path]:
+    """A local dir to make `dest`'s files in, for writers of local files only (matplotlib, a saved
+    encoder): `dest` itself when it is local, else a temporary dir uploaded to `dest` when the block
+    ends (the file named `last` after the others)."""
     if not is_remote(dest):
+        Path(dest).mkdir(parents=True, exist_ok=True)
         yield Path(dest)
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as local:
         yield Path(local)
-        upload_dir(local, dest)
+        upload_dir(local, dest, last=last)
 
 
 def download_dir(src: str | Path, local: str | Path) -> None:

@@ -15,7 +15,9 @@ The ledger part is the commit point:
 A run first takes the stage (`claim`): it writes a fresh owner token, and every commit checks it
 (`check_owner`) before each write. Workers of a killed driver can outlive it for a few seconds;
 once a rerun has claimed the stage their commits are refused, and the rerun waits `FENCE_GRACE_S`
-for a commit already past its check before it scans what is done. `release` ends a clean run.
+for a commit already past its check before it scans what is done. `release` ends a clean run. The
+driver renews its token every `RENEW_S` (`OwnerLease`); a token older than `LEASE_S` is a killed
+driver's, so its orphaned workers stop committing even when no rerun comes.
 
 Parts other writers put in the same dataset (imports, another stage) are never touched: only
 names `part-<stage>-<hash>` of this stage are ours.
@@ -41,6 +43,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +61,8 @@ from toolweave.schemas import LedgerEntry, Record
 STALE_TMP_S = 120.0
 FENCE_GRACE_S = 5.0
 OWNER_FILE = "OWNER"
+RENEW_S = 10.0  # the driver rewrites its owner token this often (OwnerLease)
+LEASE_S = 60.0  # a token not rewritten for this long is a gone driver's: its workers' commits are refused
 SETTINGS_FILE = "SETTINGS.json"
 RETRY_FILE = "RETRY.json"
 IN_FLIGHT = "INFLIGHT-"  # + batch key: the ids of a batch a worker is running (removed at its commit)
@@ -64,6 +70,7 @@ PARTS_META = b"toolweave.parts"  # ledger part metadata: {dataset name: sha256 o
 HASH_META = b"toolweave.sha256"  # ledger part metadata: sha256 of its rows and the parts map
 
 Location = str | Path  # a local path or a URI (toolweave.io)
+log = logging.getLogger("toolweave.stages")
 
 
 class StaleRunError(RuntimeError):
@@ -83,12 +90,49 @@ def claim(ledger_dir: Location, grace_s: float = FENCE_GRACE_S) -> str:
 
 
 def check_owner(ledger_dir: Location, token: str | None) -> None:
+    """Refuse a commit of a run that no longer owns the stage: another run claimed it, it was given
+    up (a clean stop), or its driver stopped renewing the claim (`OwnerLease`: the driver is gone)."""
     if not token:
         return
-    current = io.read_text(io.join(ledger_dir, OWNER_FILE)) or ""
+    owner = io.join(ledger_dir, OWNER_FILE)
+    current = io.read_text(owner) or ""
     if current != token:
-        raise StaleRunError(f"stage ledger {io.location(ledger_dir)}: another run owns this stage now; "
-                            f"this (stale) run's commit is refused")
+        raise StaleRunError(f"stage ledger {io.location(ledger_dir)}: another run owns this stage now (or "
+                            f"this one stopped); this (stale) run's commit is refused")
+    age = time.time() - (io.mtime(owner) or time.time())
+    if age > LEASE_S:
+        raise StaleRunError(f"stage ledger {io.location(ledger_dir)}: this run's driver has not renewed its "
+                            f"claim for {age:.0f} s (it is gone); this orphaned worker's commit is refused")
+
+
+class OwnerLease:
+    """The driver's side of a claim: rewrites the owner token every `every_s` seconds from a thread,
+    so that workers can tell a live driver from a killed one (`check_owner`). It stops by itself once
+    the token is not this run's any more (released, or claimed by a rerun)."""
+
+    def __init__(self, ledger_dir: Location, token: str, every_s: float = RENEW_S):
+        self.ledger_dir, self.token, self.every_s = ledger_dir, token, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="toolweave-owner-lease", daemon=True)
+
+    def start(self) -> "OwnerLease":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _renew(self) -> None:
+        owner = io.join(self.ledger_dir, OWNER_FILE)
+        while not self._stop.wait(self.every_s):
+            try:
+                if io.read_text(owner) != self.token:
+                    return
+                io.write_text(owner, self.token)
+            except OSError as e:  # a store's hiccup: the next renewal may succeed, well within LEASE_S
+                log.warning("stage ledger %s: renewing the claim failed (%s)", io.location(self.ledger_dir), e)
 
 
 def release(ledger_dir: Location, token: str) -> None:

@@ -33,7 +33,8 @@ class RecordJob:
     stage: Stage
     io: StageIO
     scan: InputScan
-    redone: list[str]  # committed batches found broken on resume (named), done again by this run
+    redone: list[str]  # damaged files of committed batches found on resume (named), done again by this run
+    lease: ledger.OwnerLease  # renews this run's claim while it runs
 
 
 Execute = Callable[[RecordJob], Iterable[RecordOutcome | dict[str, Any]]]
@@ -53,17 +54,20 @@ def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str
     """Run a per-record stage with `execute` (called only when some input is left); its summary."""
     notes = stage.prepare(cfg) if stage.prepare is not None else {}
     job = begin(cfg, stage)
-    progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
-    with ProgressView(progress, enabled=cfg.run.show_progress) as view:
-        for outcome in execute(job) if job.scan.todo else ():
-            progress.add(outcome)
-            if not (outcome["ok"] if isinstance(outcome, dict) else outcome.ok):
-                view.failure(outcome)
-            view.update()
-    if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
-        ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
-    if stage.finish is not None:
-        notes.update(stage.finish(cfg))
+    try:
+        progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
+        with ProgressView(progress, enabled=cfg.run.show_progress) as view:
+            for outcome in execute(job) if job.scan.todo else ():
+                progress.add(outcome)
+                if not (outcome["ok"] if isinstance(outcome, dict) else outcome.ok):
+                    view.failure(outcome)
+                view.update()
+        if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
+            ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
+        if stage.finish is not None:
+            notes.update(stage.finish(cfg))
+    finally:
+        job.lease.stop()  # a run that stops here stops renewing: its workers' commits are refused
     ledger.release(job.io.ledger, job.io.run_token)
     return write_summary(cfg, stage.name, progress, {**notes, "filtered": job.scan.filtered,
                                                      "duplicate_ids": len(job.scan.duplicates),
@@ -77,6 +81,16 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
     check_inputs(stage, io_)
     ledger.check_settings(io_.ledger, stage.name, stage.shaping_settings(cfg))
     io_.run_token = ledger.claim(io_.ledger)
+    # renewed from now on: checking a big run dir's checksums may take longer than a lease
+    lease = ledger.OwnerLease(io_.ledger, io_.run_token).start()
+    try:
+        return _resume(cfg, stage, io_, lease)
+    except BaseException:
+        lease.stop()
+        raise
+
+
+def _resume(cfg: RunConfig, stage: Stage, io_: StageIO, lease: ledger.OwnerLease) -> RecordJob:
     ledger.remove_orphans(stage.name, io_.ledger, io_.outputs())
     ledger.clear_in_flight(io_.ledger)  # a killed run's batches: their parts were orphans, just removed
     ledger.finish_retry(io_.ledger, io_.outputs())  # a killed --retry-failed run's removal
@@ -89,7 +103,7 @@ def begin(cfg: RunConfig, stage: Stage) -> RecordJob:
     scan = scan_inputs(io_, _selector(cfg, stage), list(stage.select_columns), cfg.run.limit if stage.limited else None)
     # one fixed part a rerun rewrites (outside the ledger's `part-<stage>-*` names, so it is no orphan)
     io.replace_part(scan.duplicates, io_.rejects, Reject, name=f"duplicates-of-{stage.name}")
-    return RecordJob(cfg, stage, io_, scan, redone)
+    return RecordJob(cfg, stage, io_, scan, redone, lease)
 
 
 def _selector(cfg: RunConfig, stage: Stage) -> Callable[[dict[str, Any]], bool] | None:

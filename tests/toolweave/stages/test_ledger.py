@@ -134,3 +134,34 @@ def test_commit_records_the_sha256_of_the_bytes_it_wrote(tmp_path):
     rows, parts = ledger.read_ledger_part(led / f"part-{key}.parquet")
     assert [r["id"] for r in rows] == ["a"]
     assert parts == {"out": hashlib.sha256((out / f"part-{key}.parquet").read_bytes()).hexdigest()}
+
+
+def test_an_orphaned_workers_commit_is_refused_once_its_driver_stops_renewing(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import pytest
+    out, led = tmp_path / "out", tmp_path / "ledger"
+    monkeypatch.setattr(ledger, "LEASE_S", 0.6)
+    token = ledger.claim(led, grace_s=0)
+    lease = ledger.OwnerLease(led, token, every_s=0.1).start()
+    time.sleep(1.0)  # longer than a lease: a live driver's renewals keep its workers committing
+    ledger.commit_batch("t", led, ["a"], {out: (Reject, [_rej("a")])}, token=token)
+    lease.stop()  # the driver is SIGKILLed: nothing renews its claim, and no rerun comes
+    owner = led / ledger.OWNER_FILE
+    os.utime(owner, (time.time() - 5, time.time() - 5))
+    with pytest.raises(ledger.StaleRunError, match="has not renewed its claim for 5 s"):
+        ledger.commit_batch("t", led, ["b"], {out: (Reject, [_rej("b")])}, token=token)
+    assert ledger.done_inputs(led) == {"a"} and [r["id"] for r in io.iter_rows(out)] == ["a"]
+    assert owner.read_text() == token  # the claim itself is left for the rerun to take over
+
+
+def test_a_lease_stops_renewing_once_a_rerun_claims_the_stage(tmp_path):
+    import time
+    led = tmp_path / "ledger"
+    old = ledger.claim(led, grace_s=0)
+    lease = ledger.OwnerLease(led, old, every_s=0.05).start()
+    new = ledger.claim(led, grace_s=0)
+    time.sleep(0.3)
+    assert (led / ledger.OWNER_FILE).read_text() == new and not lease._thread.is_alive()
+    lease.stop()

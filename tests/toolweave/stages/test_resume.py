@@ -141,3 +141,22 @@ def test_the_damage_is_named_before_its_ledger_entry_is_deleted(tmp_path):
     seen: list[tuple[str, bool]] = []
     redone = ledger.verify("probe", led, [tmp_path / "episodes"], lambda line: seen.append((line, victim.exists())))
     assert seen == [(redone[0], True)] and str(victim) in redone[0] and not victim.exists()
+
+
+def test_a_run_whose_stage_is_claimed_by_another_stops_committing(tmp_path):
+    # the commit path of the in-process runner (stages.base.commit, as the Ray actors use) checks the
+    # owner token: once a rerun has claimed the stage, this run's next batch is refused, not written
+    _instructions(tmp_path)
+    led = tmp_path / "_ledger" / "probe"
+    calls = []
+
+    def taken_over_after_two(req):
+        calls.append(req)
+        if len(calls) == 3:  # the first batch is committed; a rerun claims the stage now
+            ledger.claim(led, grace_s=0)
+        return "ok"
+
+    cfg = RunConfig(run_dir=str(tmp_path), run={"batch_size": 2, "max_in_flight": 1})
+    with pytest.raises(ledger.StaleRunError, match="another run owns this stage now"):
+        run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=taken_over_after_two)})
+    assert len(ledger.done_inputs(led)) == 2 and len(list(io.iter_rows(tmp_path / "episodes"))) == 2
