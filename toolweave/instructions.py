@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from toolweave import safe_read
 from toolweave.build_toolset import extract_json
 from toolweave.config import InstructionsConfig
 from toolweave.llm.types import CallTag, ChatModel, LLMError
@@ -232,7 +233,7 @@ def load_seeds(path: str | Path | None = None) -> list[dict[str, Any]]:
     if path is None:
         text = resources.files("toolweave").joinpath("data", "seed_instructions.json").read_text(encoding="utf-8")
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        text = safe_read.read_text(path)  # a regular file, bounded in size and time
     seeds = json.loads(text)
     if not isinstance(seeds, list) or not all(isinstance(s, dict) and "query" in s for s in seeds):
         raise ValueError(f"seed file {path or 'seed_instructions.json'}: expected a list of objects with 'query'")
@@ -393,7 +394,7 @@ def import_toolbench_queries(path: str | Path) -> tuple[list[Tool], list[Instruc
     path = Path(path)
     source = f"toolbench:{path.name}"
     try:
-        queries = json.loads(path.read_text(encoding="utf-8"))
+        queries = json.loads(safe_read.read_text(path))  # a regular file, bounded in size and time
     except (OSError, json.JSONDecodeError) as e:
         return [], [], [_reject(source, f"query file {path}: cannot be read: {e}", str(path))]
     if not isinstance(queries, list):

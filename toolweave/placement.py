@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from toolweave import safe_read
+
 # The types are toolweave.config's RunConfig and ServeDeploymentConfig, named only in annotations:
 # config.py runs this check at load, so importing it back would be a cycle.
 
@@ -69,7 +71,7 @@ def find_cluster_file(name: str | Path, config_path: str | Path | None = None) -
 
 def node_kinds(cluster_yaml: str | Path) -> tuple[list[NodeKind], str]:
     """(node kinds, head kind's name) of a Ray cluster launcher file."""
-    data = yaml.safe_load(Path(cluster_yaml).expanduser().read_text()) or {}
+    data = yaml.safe_load(safe_read.read_text(Path(cluster_yaml).expanduser())) or {}
     head = data.get("head_node_type", "")
     kinds = [NodeKind(name, dict(t.get("resources") or {}), 1 if name == head else int(t.get("max_workers", 0)))
              for name, t in (data.get("available_node_types") or {}).items()]

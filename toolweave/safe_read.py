@@ -36,7 +36,8 @@ class UnreadableFile(OSError):
 def file_kind(mode: int) -> str:
     """What a non-regular file is, in words."""
     for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISLNK, "a symbolic link")):
         if test(mode):
             return name
     return "not a regular file"
@@ -54,6 +55,17 @@ def regular_file_problem(path: str | Path) -> str | None:
     except OSError:
         return None
     return None if stat.S_ISREG(mode) else not_regular(path, mode).strerror
+
+
+def check_own_file(path: str | Path) -> None:
+    """A file this process creates and reopens (a working copy in a shared temp dir) is absent or a
+    regular file, not a link (its writes would land elsewhere) nor a FIFO (its open would block)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UnreadableFile(errno.EINVAL, f"{file_kind(mode)}, not a regular file; not used (remove it)", path)
 
 
 def _read(path: str | Path, max_bytes: int) -> bytes:

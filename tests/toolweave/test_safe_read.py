@@ -70,3 +70,32 @@ def test_the_time_limit_holds_during_a_read_that_blocks(tmp_path, monkeypatch):
     assert 0.3 <= time.monotonic() - t < 2
     assert e.value.filename == str(tmp_path / "a.json")
     os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))  # lets the abandoned thread finish
+
+
+def _fifo_callers():
+    from toolweave.config import RunConfig, load_config
+    from toolweave.instructions import import_toolbench_queries, load_seeds
+    from toolweave.placement import node_kinds
+    from toolweave.retrieval.corpus import read_test_ids
+    from toolweave.stages.build_toolset import _import_catalogue
+
+    def catalogue(path):
+        _import_catalogue(RunConfig.model_validate({"toolsets": {"catalogue": str(path)}}))
+
+    def queries(path):  # a bad query file is a reject, not an exception
+        raise ValueError(import_toolbench_queries(path)[2][0].reason)
+
+    return {"config": load_config, "seeds": load_seeds, "cluster yaml": node_kinds, "test ids": read_test_ids,
+            "catalogue": catalogue, "toolbench queries": queries}
+
+
+def test_every_file_a_config_names_is_refused_when_it_is_a_fifo(tmp_path):
+    """Configs, clusters, seed/query/test-id files and catalogues: a FIFO is an error naming it, at once."""
+    pipe = tmp_path / "named.json"
+    os.mkfifo(pipe)
+    for name, read in _fifo_callers().items():
+        t = time.monotonic()
+        with pytest.raises((OSError, ValueError)) as e:
+            read(pipe)
+        assert time.monotonic() - t < 2, name
+        assert "a FIFO" in str(e.value) and str(pipe) in str(e.value), (name, str(e.value))

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from toolweave import io
 from toolweave.executors.cache import SqliteResponseCache
+from toolweave.safe_read import check_own_file
 
 PART_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string())])
 
@@ -69,6 +70,8 @@ class PersistedResponseCache:
         self.name = name
         self.local = local_copy_path(name)
         self.local.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # in a shared temp dir: no FIFO, device or planted link
+            check_own_file(f"{self.local}{suffix}")
         self.cache = SqliteResponseCache(self.local)  # creates the table
         # after a restart on this machine, what the dead process added but never persisted is pending
         self.restored, self.pending = restore_into(self.local, self.persisted)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolweave import safe_read
 from toolweave.schemas import Instruction, Reject, Tool
 from toolweave.toolsets import toolbench
 from toolweave.toolsets.common import DocumentError, make_reject, read_document
@@ -114,7 +115,7 @@ def read_test_ids(path: str | Path) -> list[str]:
     """Query ids from a JSON file: a list of ids, or ToolBench's `data/test_query_ids/*.json` (an
     object whose keys are the ids). A file of another shape is a ValueError naming it."""
     try:
-        data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+        data = json.loads(safe_read.read_text(Path(path).expanduser()))
     except (OSError, ValueError) as e:
         raise ValueError(f"retriever.test_ids {path}: cannot be read as JSON: {e}") from None
     if isinstance(data, dict):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolweave import io
+from toolweave import io, safe_read
 from toolweave.config import RunConfig
 from toolweave.schemas import CatalogueEntry, Record, RecordError, Reject, Tool
 from toolweave.stages.base import RecordWorker, reject_for
@@ -38,7 +38,7 @@ def _import_catalogue(cfg: RunConfig) -> dict[str, int]:
     from toolweave.toolsets.catalogue import import_catalogue
     path = Path(cfg.toolsets.catalogue)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(safe_read.read_text(path))  # a regular file, bounded in size and time
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"toolsets.catalogue {str(path)!r}: cannot read it: {e}") from None
     entries, rejects, _ = import_catalogue(doc, path)
