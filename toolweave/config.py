@@ -93,11 +93,14 @@ class EmbeddedEngineConfig(Section):
     kv_cache_gb: int = Field(1, ge=1)
     """KV cache size of vLLM's CPU backend (`VLLM_CPU_KVCACHE_SPACE`), in GiB."""
     enforce_eager: bool = True
-    # vLLM's tool-call parser; None: the model family's (toolweave.model_family)
+    """Skip CUDA graphs / torch.compile (a faster start-up)."""
     tool_call_parser: str | None = None
-    # auto: the Hermes-style template of toolweave.chat_template where the model's own drops `tools`
-    # (SmolLM2's does), so function schemas reach the prompt; model: always its own; fallback: always ours
+    """vLLM's tool-call parser, which reads calls back from the model's text; null: the model family's
+    (toolweave.model_family)."""
     chat_template: ChatTemplateMode = "auto"
+    """`auto`: toolweave's Hermes-style template (toolweave/chat_template.py) where the model's own drops
+    `tools` (SmolLM2's does), so function schemas reach the prompt; `model`: always the model's own;
+    `fallback`: always toolweave's."""
     startup_timeout_s: float = Field(600.0, gt=0)
     """How long to wait for the engine to answer before giving up."""
     omp_threads_bind: str | None = None
@@ -141,13 +144,14 @@ class ServeDeploymentConfig(Section):
     toolweave request shares the system and tools preamble, all of them would follow one replica."""
     accelerator_type: str | None = None
     """Ray accelerator type the replicas ask for (e.g. `H100`); null: any."""
-    # as llm.embedded.chat_template; auto reads the template where the driver can (a local dir, the HF
-    # cache) and otherwise leaves the model's own
     chat_template: ChatTemplateMode = "auto"
-    # vLLM's tool-call parser; None: the model family's (toolweave.model_family: Llama 3.x llama3_json,
-    # Mistral mistral, Qwen2.5 / Hermes / SmolLM2 hermes; hermes wherever toolweave's template is served)
+    """As `llm.embedded.chat_template`; `auto` reads the model's template where the driver can (a local dir,
+    the HF cache), otherwise it leaves the model's own."""
     tool_call_parser: str | None = None
+    """vLLM's tool-call parser; null: the model family's (Llama 3.x `llama3_json`, Mistral `mistral`, Qwen2.5
+    / Hermes / SmolLM2 `hermes`; `hermes` wherever toolweave's template is served)."""
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More vLLM engine arguments for the replicas."""
     target_ongoing_requests: float = Field(64, gt=0)
     """Ongoing requests per replica the autoscaler aims at (Serve LLM's own default, 1e9, never scales up)."""
     autoscaling: dict[str, Any] = Field(default_factory=dict)
@@ -228,10 +232,10 @@ class RaySettings(Section):
     cluster: str | None = None
     """The Ray cluster launcher file this config runs on (e.g. `cluster.yaml`): loading the config checks that
     its actors, Serve replicas and train workers each fit a worker node kind."""
-    # a per-record stage whose actors cannot be placed (resources no node has) stops after this
-    # wait, naming what it asks for. None: 60 s on a local instance, 900 s on a cluster (its
-    # autoscaler may have to start a node)
     placement_timeout_s: float | None = Field(None, gt=0)
+    """A per-record stage whose actors cannot be placed (resources no node has) stops after this wait, naming
+    what it asks for. null: 60 s on a local instance, 900 s on a cluster (its autoscaler may have to start
+    a node)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -596,12 +600,17 @@ class EvaluateConfig(Section):
     """Seed of the coins that settle Unsure rounds and ties, and of answer order in the win rate."""
     judge_output: Literal["tool_call", "json_schema"] = "tool_call"
     """How a verdict is forced to parse: one forced function call, or JSON-schema output."""
-    judge_retries: int = Field(2, ge=0)  # unusable verdicts (prose, bad JSON, endpoint errors) are retried
-    # then: "unsure" scores it Unsure, counted in the summary (judge_failures); "stop" ends the stage
-    # with an error naming the query (the presets: ToolEval's and ToolAlpaca's scripts stop)
+    judge_retries: int = Field(2, ge=0)
+    """Unusable verdicts (prose, bad JSON, endpoint errors) are retried this many times; then `judge_failure`
+    decides."""
     judge_failure: Literal["stop", "unsure"] = "unsure"
-    judge_retry_wait_s: float = Field(0.0, ge=0)  # > 0: exponential wait between tries, from this ...
-    judge_retry_wait_max_s: float = Field(10.0, ge=0)  # ... up to this (tenacity's wait_exponential)
+    """After the retries: `unsure` scores the verdict Unsure, counted in the summary (`judge_failures`);
+    `stop` ends the stage with an error naming the query (the presets: ToolEval's and ToolAlpaca's scripts
+    stop)."""
+    judge_retry_wait_s: float = Field(0.0, ge=0)
+    """> 0: exponential wait between judge tries, starting here (tenacity's wait_exponential)."""
+    judge_retry_wait_max_s: float = Field(10.0, ge=0)
+    """Longest wait between judge tries."""
     judge_style: Literal["toolweave", "toolbench"] = "toolweave"
     """Judge prompts, function specs and inputs: toolweave's, or ToolEval's verbatim (the toolbench preset)."""
     judge_temperature: float = Field(0.0, ge=0, le=2)
