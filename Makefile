@@ -6,7 +6,7 @@ CONFIG ?= configs/quickstart.yaml
 $(VENV)/.toolweave-ready: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 
-.PHONY: setup demo test test-quick bench
+.PHONY: setup demo test test-quick bench docs
 setup: $(VENV)/.toolweave-ready
 
 demo: setup
@@ -20,3 +20,7 @@ test-quick: setup
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# the documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a page off the nav fails
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
