@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,7 +106,10 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
             print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
             return 2
         return serve_forever(cfg)
+    import signal
+
     from ray_jobs.runtime import RunStopped, stop_on_signals
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stop_on_signals()  # SIGTERM / SIGINT: a clean stop, exit 143 / 130
     try:
         return _run_checked(command, config, overrides)
@@ -113,6 +117,10 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
         display.console.print(f"toolweave {command}: {e}; committed batches are kept, a rerun resumes",
                               markup=False, highlight=False)
         return e.exit_code
+    finally:  # a caller's own handlers (tests call this in-process)
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
 def _run_checked(command: str, config: str | None, overrides: list[str]) -> int:

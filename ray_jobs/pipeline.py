@@ -22,6 +22,7 @@ import pyarrow as pa
 import ray
 
 from actors.record_runner import RecordBatchRunner
+from ray_jobs.runtime import RunStopped
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome
@@ -71,6 +72,11 @@ def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
                 yield from _isolate(job, runner_kwargs, ids, e)
                 ledger.clear_in_flight(job.io.ledger)  # the dead actors' batches, all committed now
                 skip |= ledger.done_inputs(job.io.ledger)  # then the rest, in a new pipeline
+    except (RunStopped, KeyboardInterrupt, PlacementTimeout):
+        # a signal's clean stop, or no actor ever placed: give the stage up now, so a commit still in
+        # flight is refused (its owner token is gone) and a rerun claims it without the fence's grace wait
+        ledger.release(job.io.ledger, job.io.run_token)
+        raise
     finally:
         if cache is not None:  # this run's actors are done with it: a final persist to the run dir, then it goes
             from actors.tool_cache import stop_tool_cache
