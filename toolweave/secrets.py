@@ -103,7 +103,7 @@ def forms(secret: str) -> list[str]:
              *cores]
     for core in cores:
         found += _base64_cores(core.encode())  # base64 of base64
-        found += [quote(core, safe=""), quote(core, safe="")[::-1]]  # base64 in a query string
+        found.append(quote(core, safe=""))  # base64 in a query string
     return sorted({f for f in found if len(f) >= MIN_SECRET}, key=len, reverse=True)
 
 
