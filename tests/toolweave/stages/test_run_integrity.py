@@ -66,3 +66,23 @@ def test_damage_outside_any_ledger_and_an_uncommitted_part_are_reported(tmp_path
                     f"run's): a rerun removes it and does its inputs")
     assert main(["verify-run", str(tmp_path / "nothing-here")]) == 2
     assert "no run dir at" in capsys.readouterr().out
+
+
+def test_a_run_dir_in_an_object_store_is_checked_the_same_way(tmp_path):
+    from toolweave.instructions import import_toolbench_queries
+    from toolweave.schemas import Instruction
+    from toolweave.testing.object_store import moto_s3
+    queries = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
+    with moto_s3() as root:
+        run_dir = f"{root}/runs/{tmp_path.name}"
+        io.write_part(import_toolbench_queries(queries)[1], io.join(run_dir, "instructions"), Instruction, name="input")
+        cfg = RunConfig(run_dir=run_dir, run={"batch_size": 2})
+        run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
+        clean = check_run(run_dir)
+        assert clean.damaged == [] and clean.batches == 3 and clean.parts_read == 1
+        episode = sorted(e.path for e in io.list_files(io.join(run_dir, "episodes")))[0]
+        data = bytearray(io.read_bytes(episode))
+        data[len(data) // 3] ^= 0x01
+        io.write_bytes(episode, bytes(data))
+        (line,) = check_run(run_dir).damaged
+        assert line.startswith(f"probe: committed part {episode} is damaged: sha256 mismatch")
