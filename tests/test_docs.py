@@ -57,8 +57,8 @@ def test_rows_show_type_default_range_and_nested_sections():
     assert by_key["instructions.holdout"].allowed == ">= 0 and <= 1"  # bounds of the mapping's values
     # sections inside mappings and lists get their own tables, named by where they sit
     assert "llm.deployments[].model_id" in by_key
-    assert any(k.startswith("llm.endpoints.<") and k.endswith(">.base_url") for k in by_key)
-    assert "executor.mcp.servers.<str>.transport" in by_key
+    assert "llm.endpoints.<key>.base_url" in by_key
+    assert "executor.mcp.servers.<key>.transport" in by_key
     page = ref.render()
     assert "| `solve` | [section](#solve) |" in page
     assert "## `llm.embedded` { #llm-embedded }" in page
@@ -82,8 +82,8 @@ class _Outer(config.Section):
 
 def test_generator_walks_maps_and_records_what_is_missing():
     rows = {r.key: r for r in _reference().rows(_Outer)}
-    assert set(rows) == {"mode", "by_name", "shares", "plain", "by_name.<str>.depth"}
-    assert rows["by_name.<str>.depth"].allowed == ">= 1 and <= 9"
-    assert rows["by_name.<str>.depth"].meaning == "How deep."
+    assert set(rows) == {"mode", "by_name", "shares", "plain", "by_name.<key>.depth"}
+    assert rows["by_name.<key>.depth"].allowed == ">= 1 and <= 9"
+    assert rows["by_name.<key>.depth"].meaning == "How deep."
     assert rows["shares"].default == '`{"x": 0.5}`' and rows["shares"].allowed == ">= 0"
     assert rows["plain"].type == "int | null" and rows["plain"].meaning == ""

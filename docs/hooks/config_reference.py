@@ -50,7 +50,7 @@ def _nested_model(annotation: Any) -> tuple[type[BaseModel], str] | None:
         return annotation, ""
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is dict and args and isinstance(args[1], type) and issubclass(args[1], BaseModel):
-        return args[1], ".<" + _type_name(args[0]).replace('"', "").replace(" | ", "|") + ">"
+        return args[1], ".<key>"  # the map's key type is in its own row
     if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
         return args[0], "[]"
     return None
