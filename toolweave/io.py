@@ -164,6 +164,15 @@ class Entry:
 
 def list_files(directory: str | Path) -> list[Entry]:
     """Files directly in `directory` (none when it does not exist), sorted by name."""
+    return _entries(directory, pafs.FileType.File)
+
+
+def list_dirs(directory: str | Path) -> list[Entry]:
+    """Directories directly in `directory` (prefixes, in an object store), sorted by name."""
+    return _entries(directory, pafs.FileType.Directory)
+
+
+def _entries(directory: str | Path, kind: pafs.FileType) -> list[Entry]:
     fs, inner = filesystem(directory)
     try:
         infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
@@ -171,18 +180,7 @@ def list_files(directory: str | Path) -> list[Entry]:
         return []
     return sorted((Entry(i.base_name, _as_location(fs, i.path, directory),
                          i.mtime.timestamp() if i.mtime is not None else None)
-                   for i in infos if i.type == pafs.FileType.File), key=lambda e: e.name)
-
-
-def list_dirs(directory: str | Path) -> list[Entry]:
-    """Directories directly in `directory` (prefixes, in an object store), sorted by name."""
-    fs, inner = filesystem(directory)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted((Entry(i.base_name, _as_location(fs, i.path, directory), None)
-                   for i in infos if i.type == pafs.FileType.Directory), key=lambda e: e.name)
+                   for i in infos if i.type == kind), key=lambda e: e.name)
 
 
 # --- Parquet parts ---------------------------------------------------------------------------

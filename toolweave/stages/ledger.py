@@ -192,7 +192,7 @@ def read_ledger_part(path: Location) -> tuple[list[dict], dict[str, str] | None]
         table = _read_table(path)
         rows = table.to_pylist()
     except (OSError, ValueError, pa.ArrowException) as e:  # UnicodeDecodeError is a ValueError
-        raise LedgerDamage(f"ledger entry {path} cannot be read ({type(e).__name__}: {_one_line(e, path)})") from None
+        raise LedgerDamage(f"ledger entry {path} cannot be read ({type(e).__name__}: {one_line(e, path)})") from None
     meta = table.schema.metadata or {}
     if HASH_META not in meta:
         return rows, None
@@ -206,7 +206,7 @@ def read_ledger_part(path: Location) -> tuple[list[dict], dict[str, str] | None]
     return rows, parts
 
 
-def _one_line(e: BaseException, path: Location | None = None) -> str:
+def one_line(e: BaseException, path: Location | None = None) -> str:
     """An exception's text on one line, shortened; the file's path (the line names it) left out."""
     text = str(e) if path is None else str(e).replace(io.filesystem(path)[1], "the file")
     return " ".join(text.split())[:300]
@@ -325,7 +325,7 @@ def _damage(path: Location, rows: list[dict]) -> str:
     try:
         table = _read_table(path)
     except (OSError, ValueError, pa.ArrowException) as e:
-        return f"sha256 mismatch; it cannot be read ({type(e).__name__}: {_one_line(e, path)})"
+        return f"sha256 mismatch; it cannot be read ({type(e).__name__}: {one_line(e, path)})"
     listed = {o for r in rows for o in r.get("outputs") or []}
     ids = set(table.column("id").to_pylist()) if "id" in table.column_names else set()
     if listed and ids - listed:
@@ -344,7 +344,7 @@ def _unhashed_problems(part_name: str, rows: list[dict], dirs: list[Location]) -
             try:
                 found += io.parquet_file(part).metadata.num_rows
             except (OSError, pa.ArrowException) as e:
-                return [f"committed part {part} cannot be read ({type(e).__name__}: {_one_line(e, part)})"]
+                return [f"committed part {part} cannot be read ({type(e).__name__}: {one_line(e, part)})"]
     if listed is not None and found != listed:
         return [f"committed parts {part_name} hold {found} rows, the ledger lists {listed}"]
     return []

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from toolweave import io
 from toolweave.stages import ledger
@@ -43,11 +42,10 @@ def check_run(run_dir: io.Location) -> RunCheck:
                 continue  # checked with its stage's ledger
             result.parts_read += 1
             try:
-                fs, inner = io.filesystem(part)
-                pq.read_table(inner, filesystem=fs)
+                io.parquet_file(part).read()
             except (OSError, ValueError, pa.ArrowException) as e:
                 result.damaged.append(f"part {io.location(part)} cannot be read ({type(e).__name__}: "
-                                      f"{' '.join(str(e).split())[:300]}): no stage ledger covers it, so no rerun "
+                                      f"{ledger.one_line(e, part)}): no stage ledger covers it, so no rerun "
                                       f"redoes it; write it again from its source")
     return result
 
