@@ -10,7 +10,8 @@ of `leak_forms`; `/trickle` sends a byte every 0.2 s for ~10 s; `/bomb` a gzip b
 `BOMB_BYTES`; `/huge` an endless plain body; `/drop` closes without answering; `/badgzip`, `/brotli`,
 `/shortbody`, `/charset` send broken or unexpected encodings; `/status/NNN` answers NNN;
 `/v1/chat/completions` 502 with an HTML page of the request headers, or 401 "Incorrect API key
-provided: KEY" when the body asks for model `fatal`.
+provided: KEY" when the body asks for model `fatal`, 401 "key ending ...<its last 16 characters>" for
+model `ending`.
 Anything else echoes method, path and headers as JSON.
 """
 from __future__ import annotations
@@ -129,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
             if model == "fatal":
                 self._send(401, json.dumps({"error": {"message": f"Incorrect API key provided: {key}. You can "
                                                                  "find your API key at ..."}}).encode())
+            elif model == "ending":  # the key's last 16 characters, as some gateways quote it
+                self._send(401, json.dumps({"error": {"message": f"invalid key: key ending ...{key[-16:]} is "
+                                                                 "not authorised"}}).encode())
             else:
                 rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in self.headers.items())
                 self._send(502, f"<html><body><h1>502 Bad Gateway</h1><table>{rows}</table>"
