@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig
+from toolweave import io
 from toolweave.io import existing_ids, read_records, write_part
 from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
@@ -239,20 +240,22 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     test_ids = read_test_ids(r.test_ids) if r.test_ids else None
     if test_ids is not None:
         split_by_ids(queries, test_ids, r.test_ids)  # unknown ids stop the stage before anything is loaded
-    key, report_path = inputs_key(cfg, docs, queries, test_ids), cfg.path("retriever", "report.json")
+    key = inputs_key(cfg, docs, queries, test_ids)
     try:
-        done = json.loads(report_path.read_text())
-    except (OSError, ValueError):
+        done = json.loads(io.read_text(cfg.path("retriever", "report.json")) or "{}")
+    except ValueError:
         done = {}
     if done.get("inputs_key") == key:
         return {**{k: v for k, v in done.items() if k != "test_query_ids"}, "skipped": "already trained on these inputs"}
-    report = train_and_evaluate(docs, queries, cfg.path("retriever"), base_model=r.base_model,
-                                test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
-                                batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
-                                evaluate_base=False, warmup_steps=r.warmup_steps,
-                                validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives,
-                                test_ids=test_ids, test_ids_source=r.test_ids or "")  # benchmarks/retriever.py also measures the untrained encoder
-    report["rejects"] = len(rejects)
-    report["inputs_key"] = key
-    report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    # made locally, then uploaded where run_dir is an object store (report.json last: it marks the rest done)
+    with io.local_dir_for(cfg.path("retriever"), last="report.json") as out:
+        report = train_and_evaluate(docs, queries, out, base_model=r.base_model,
+                                    test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
+                                    batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
+                                    evaluate_base=False, warmup_steps=r.warmup_steps,
+                                    validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives,
+                                    test_ids=test_ids, test_ids_source=r.test_ids or "")  # benchmarks/retriever.py also measures the untrained encoder
+        report["rejects"] = len(rejects)
+        report["inputs_key"] = key
+        (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return {k: v for k, v in report.items() if k != "test_query_ids"}

@@ -34,3 +34,23 @@ def test_trained_retriever_beats_bm25(tmp_path):
     again = run(cfg)
     assert again["skipped"] and again["trained"] == report["trained"]
     assert cfg.path("retriever", "report.json").stat().st_mtime_ns == mtime
+
+
+def test_the_retriever_stage_keeps_its_retriever_in_an_object_store_run_dir(tmp_path):
+    """With `run_dir=s3://...` the stage wrote a local `s3:/` folder and solve looked for it locally;
+    now the retriever lands in the bucket (report.json last), solve and evaluate find it there, and a
+    rerun reads the bucket's report and trains nothing."""
+    from toolweave import io
+    from toolweave.testing.object_store import moto_s3
+
+    with moto_s3() as root:
+        cfg = RunConfig(run_dir=f"{root}/runs/r", seed=0)
+        r = cfg.retriever
+        r.queries, r.epochs, r.batch_size, r.max_seq_length, r.warmup_steps = [str(G1)], 0.1, 16, 32, 0
+        summary = run(cfg)
+        where = cfg.path("retriever")
+        assert io.is_remote(where) and not Path("s3:").exists()
+        assert {"report.json", "corpus.jsonl", "embeddings.npy"} <= set(io.files_under(where))
+        assert json.loads(io.read_text(io.join(where, "report.json")))["trained"] == summary["trained"]
+        assert Retriever.load(where).top_k("transfers of football players", 1)
+        assert run(cfg)["skipped"]

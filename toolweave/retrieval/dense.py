@@ -6,11 +6,13 @@ documents, one per line: tool, function, text) and `embeddings.npy` (their unit-
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from toolweave import io
 from toolweave.retrieval.corpus import ApiDoc, Key
 
 SHIPPED_MINILM = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -68,6 +70,10 @@ class Retriever:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Retriever":
+        if io.is_remote(directory):  # a run dir in an object store: its files come here first
+            with tempfile.TemporaryDirectory(prefix="toolweave-retriever-") as local:
+                io.download_dir(directory, local)
+                return cls.load(local)
         d = Path(directory)
         if not (d / "encoder").is_dir() or not (d / "corpus.jsonl").is_file():
             raise FileNotFoundError(f"{d} is not a retriever directory (needs encoder/ and corpus.jsonl)")

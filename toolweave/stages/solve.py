@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import Episode, Instruction, Record, Tool
 from toolweave.stages.declaration import Dataset, Stage
@@ -20,7 +21,7 @@ class SolveWorker(EpisodeWorker):
 
     async def setup(self) -> None:
         await super().setup()
-        if self.cfg.solve.tools == "retrieved" or self.cfg.path("retriever", "report.json").exists():
+        if self.cfg.solve.tools == "retrieved" or io.exists(self.cfg.path("retriever", "report.json")):
             from toolweave.retrieval.dense import Retriever
             try:
                 self.retriever = Retriever.load(self.cfg.path("retriever"))
