@@ -87,3 +87,11 @@ def test_generator_walks_maps_and_records_what_is_missing():
     assert rows["by_name.<key>.depth"].meaning == "How deep."
     assert rows["shares"].default == '`{"x": 0.5}`' and rows["shares"].allowed == ">= 0"
     assert rows["plain"].type == "int | null" and rows["plain"].meaning == ""
+
+
+def test_architecture_page_keeps_repository_links_as_code():
+    page = _reference().architecture_page(
+        "see [the runner](ray_jobs/pipeline.py), [`toolweave/io.py`](toolweave/io.py), "
+        "[Ray](https://docs.ray.io) and [below](#layers)")
+    assert page == ("see the runner (`ray_jobs/pipeline.py`), `toolweave/io.py`, "
+                    "[Ray](https://docs.ray.io) and [below](#layers)")
