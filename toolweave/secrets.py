@@ -54,7 +54,6 @@ import numpy as np
 
 MASK = "***"
 FRAGMENT_MIN = 8  # shortest fragment of a secret's form that is redacted (shorter ones are too common)
-PREFIX_MIN = FRAGMENT_MIN  # the old name: a prefix is a fragment
 MIN_SECRET = 4  # shorter values are not secrets worth the damage redacting them would do
 _PRIME = np.uint32(1_000_003)
 _TABLE_BITS = 22  # a bit table of the grams' hashes: a text position is looked up in one gather
