@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -95,3 +96,15 @@ def test_architecture_page_keeps_repository_links_as_code():
         "[Ray](https://docs.ray.io) and [below](#layers)")
     assert page == ("see the runner (`ray_jobs/pipeline.py`), `toolweave/io.py`, "
                     "[Ray](https://docs.ray.io) and [below](#layers)")
+
+
+def test_readme_is_a_short_guide_whose_links_resolve():
+    root = HOOK.parents[2]
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250, "README.md is the user's guide; reference material goes to docs/"
+    first_block = readme.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
+    targets = re.findall(r"\]\(((?!https?://|#)[^)\s]+)\)", readme)
+    assert targets, "README links into docs/"
+    broken = [t for t in targets if not (root / t.split("#")[0]).exists()]
+    assert not broken, f"README links to missing files: {broken}"
