@@ -171,7 +171,7 @@ def test_every_secret_a_config_names_is_registered_at_load(registry, monkeypatch
         ["TW_ENDPOINT_KEY", "TW_TOOL_KEY", "TW_MCP_KEY", "TW_HUB_KEY", "TW_OTHER_SECRET", "HF_TOKEN"])}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("TW_NOT_A_SECRET", "plain-value-0123456789")
+    monkeypatch.setenv("TW_NOT_A_SECRET", "an-ordinary-setting-value")
     path = tmp_path / "run.yaml"
     path.write_text(f"""
 run_dir: {tmp_path / 'run'}
@@ -182,8 +182,8 @@ executor: {{auth_env: {{some_tool: TW_TOOL_KEY}},
 dataset: {{token_env: TW_HUB_KEY}}
 """)
     load_config(path)
-    text = " | ".join([*values.values(), "plain-value-0123456789"])
-    assert secrets.redact(text) == " | ".join(["***"] * len(values) + ["plain-value-0123456789"])
+    text = " | ".join([*values.values(), "an-ordinary-setting-value"])
+    assert secrets.redact(text) == " | ".join(["***"] * len(values) + ["an-ordinary-setting-value"])
     assert secrets.config_secret_envs(load_config(path)) == [
         "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TW_OTHER_SECRET", "TW_ENDPOINT_KEY", "TW_TOOL_KEY", "TW_MCP_KEY",
         "TW_HUB_KEY"]
