@@ -31,6 +31,12 @@ def _add_run_args(p: argparse.ArgumentParser, config_flag: bool = False) -> None
     p.add_argument("--retry-failed", action="store_true",
                    help="rerun exactly the records that failed before (their error rows are replaced)")
     p.add_argument("--verbose", action="store_true", help="show Ray, vLLM, DeepSpeed and torch output live too")
+    p.add_argument("--smoke", action="store_true", help="the config scaled down (tiny models, small counts; "
+                   "run_dir <run_dir>-smoke): toolweave/smoke.py lists what changes")
+    p.add_argument("--smoke-cpu", action="store_true", help="with --smoke: replicas and train workers on CPUs "
+                   "(default: so where the run starts its own Ray and sees no GPU)")
+    p.add_argument("--smoke-llm", metavar="URL", help="with --smoke: every role's endpoint is this "
+                   "OpenAI-compatible URL (a scripted server, a running engine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify-run":
         from toolweave.stages.run_integrity import verify_run_command
         return verify_run_command(args.run_dir)
-    return run_from_cli(args.command.replace("-", "_"), args.config, _overrides(args))
+    return run_from_cli(args.command.replace("-", "_"), args.config, _overrides(args), _smoke(args))
 
 
 def stage_main(stage: Stage | str) -> None:
@@ -77,12 +83,19 @@ def stage_main(stage: Stage | str) -> None:
     p = argparse.ArgumentParser(prog=f"python -m ray_jobs.{name}")
     _add_run_args(p, config_flag=True)
     args = p.parse_args()
-    sys.exit(run_from_cli(name, args.config, _overrides(args)))
+    sys.exit(run_from_cli(name, args.config, _overrides(args), _smoke(args)))
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     flags = {"run.retry_failed=true": args.retry_failed, "run.verbose=true": args.verbose}
     return [*args.overrides, *(k for k, on in flags.items() if on)]
+
+
+def _smoke(args: argparse.Namespace) -> dict[str, Any] | None:
+    """toolweave.smoke.smoke_config's options, or None without --smoke."""
+    if not args.smoke:
+        return None
+    return {"cpu": True if args.smoke_cpu else None, "llm_url": args.smoke_llm}
 
 
 def check_command(config: str, overrides: list[str]) -> int:
@@ -97,7 +110,7 @@ def check_command(config: str, overrides: list[str]) -> int:
     return 0
 
 
-def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
+def run_from_cli(command: str, config: str | None, overrides: list[str], smoke: dict[str, Any] | None = None) -> int:
     """`toolweave run CONFIG` (the chain `cfg.stages`), `toolweave serve CONFIG` or `toolweave <stage> CONFIG`."""
     if command == "serve":
         try:
@@ -112,7 +125,7 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stop_on_signals()  # SIGTERM / SIGINT: a clean stop, exit 143 / 130
     try:
-        return _run_checked(command, config, overrides)
+        return _run_checked(command, config, overrides, smoke)
     except RunStopped as e:
         display.console.print(f"toolweave {command}: {e}; committed batches are kept, a rerun resumes",
                               markup=False, highlight=False)
@@ -123,11 +136,14 @@ def run_from_cli(command: str, config: str | None, overrides: list[str]) -> int:
                 signal.signal(sig, handler)
 
 
-def _run_checked(command: str, config: str | None, overrides: list[str]) -> int:
+def _run_checked(command: str, config: str | None, overrides: list[str], smoke: dict[str, Any] | None) -> int:
     """The run after `toolweave check`'s checks (e.g. sft_data without verify, an actor no node
-    holds: said before hours of work, not after)."""
+    holds: said before hours of work, not after); with `smoke`, of the scaled-down config."""
     from toolweave.checks import check_file
     cfg, problems = check_file(config, overrides, None if command == "run" else [command])
+    if smoke is not None and cfg is not None:
+        from toolweave.smoke import smoke_checked
+        cfg, problems = smoke_checked(cfg, None if command == "run" else [command], **smoke)
     if cfg is not None and not problems:
         try:
             stages = chain(cfg.stages if command == "run" else [command])
@@ -186,16 +202,19 @@ def _one_line(e: Exception) -> str:
 
 def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
     """Stages in order, sharing one Ray session and (when any calls an LLM) one engine start."""
-    from ray_jobs.runtime import LazyEngine, ray_runtime, ray_session
+    from ray_jobs.pipeline import ray_runtime
+    from ray_jobs.runtime import LazyEngine, ray_session
+    from training.drivers import bind
     results: dict[str, Any] = {}
     with ray_session(cfg):
         # started by the first stage with LLM work left, shared by the rest of the chain
         engine = LazyEngine(cfg) if any(s.roles for s in stages) else None
         runtime = ray_runtime(engine)
         try:
-            for stage in stages:
+            for stage in map(bind, stages):
                 t0 = time.monotonic()
-                results[stage.name] = stage.run(cfg, runtime)
+                with display.heartbeat(stage.name, enabled=cfg.run.show_progress):  # a line a minute or more often
+                    results[stage.name] = stage.run(cfg, runtime)
                 results[stage.name].setdefault("elapsed_s", round(time.monotonic() - t0, 1))
                 if not stage.per_record:  # a per-record stage's bar ends in its own line
                     display.stage_done(stage.name, time.monotonic() - t0)
@@ -247,7 +266,7 @@ def hold_serve_app(cfg: RunConfig) -> int:
     import ray
 
     from actors.serve import deploy_app, remove_app
-    from ray_jobs.runtime import init_ray
+    from training.ray_init import init_ray
     from toolweave.llm.front import ConformantFront
     on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))  # else init_ray starts a local Ray
     init_ray(cfg)
