@@ -7,10 +7,14 @@ DFSDT request's function schemas reach the prompt. Reads local files only (no tr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
+from toolweave import safe_read
+
 ChatTemplateMode = Literal["auto", "model", "fallback"]
+TEMPLATE_FILE_MAX_BYTES = 16 * 1024 * 1024  # tokenizer_config.json of a big vocabulary is a few MB
 
 # ChatML with tools in the Hermes / Qwen2.5 style: the model's tool calls are `<tool_call>{json}</tool_call>`,
 # which vLLM's `hermes` tool parser reads back, so a model trained on it is servable with tool calling.
@@ -61,7 +65,9 @@ def renders_tools(template: str | dict | None) -> bool:
 
 def model_chat_template(model: str) -> str | dict | None:
     """The chat template a model dir ships (`chat_template.jinja`, else tokenizer_config.json), or of a
-    hub id already in the local HF cache; None when there is none or it cannot be read here."""
+    hub id already in the local HF cache; None when there is none or it cannot be read here.
+    A template file there that is no regular file (a FIFO, a device) or is too big raises
+    safe_read.UnreadableFile naming it."""
     if "://" in model:  # an object store: the replica's node reads it, not this process
         return None
     path = Path(model).expanduser()
@@ -74,12 +80,12 @@ def model_chat_template(model: str) -> str | dict | None:
         jinja, config = (f if isinstance(f, str) else None for f in found)
     else:
         jinja, config = path / "chat_template.jinja", path / "tokenizer_config.json"
-    if jinja and Path(jinja).is_file():
-        return Path(jinja).read_text()
-    if config and Path(config).is_file():
+    if jinja and os.path.exists(jinja):  # is_file() would pass a FIFO over silently
+        return safe_read.read_text(jinja, max_bytes=TEMPLATE_FILE_MAX_BYTES)
+    if config and os.path.exists(config):
         try:
-            return json.loads(Path(config).read_text()).get("chat_template")
-        except (ValueError, AttributeError):
+            return json.loads(safe_read.read_text(config, max_bytes=TEMPLATE_FILE_MAX_BYTES)).get("chat_template")
+        except (ValueError, AttributeError):  # not JSON, not a map: no template to be read here
             return None
     return None
 

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from toolweave import safe_read
 from toolweave.converters.toolbench import answer_to_episode, episode_to_toolbench_answer
 from toolweave.schemas import Episode, RecordError, Tool
 from toolweave.secrets import redact_obj
@@ -32,6 +33,9 @@ from toolweave.toolsets.export import FINISH
 
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt"}
 FINAL_THOUGHT = "I now know the final answer."
+# an export is read back whole: a bound on it, and on the time a stuck filesystem may take
+READ_JSONL_MAX_BYTES = 2 * 1024 ** 3
+READ_JSONL_TIMEOUT_S = 300.0
 
 
 def _args_text(arguments: Any) -> str:
@@ -291,7 +295,12 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     rows = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        # a regular file only (a FIFO would block), bounded in size and time
+        text = safe_read.read_text(path, max_bytes=READ_JSONL_MAX_BYTES, timeout_s=READ_JSONL_TIMEOUT_S)
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordError("jsonl", str(path), f"cannot read: {e}") from None
+    for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

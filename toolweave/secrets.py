@@ -52,6 +52,8 @@ from urllib.parse import quote, quote_plus
 
 import numpy as np
 
+from toolweave import safe_read
+
 MASK = "***"
 FRAGMENT_MIN = 8  # shortest fragment of a secret's form that is redacted (shorter ones are too common)
 MIN_SECRET = 4  # shorter values are not secrets worth the damage redacting them would do
@@ -59,6 +61,8 @@ _PRIME = np.uint32(1_000_003)
 _TABLE_BITS = 22  # a bit table of the grams' hashes: a text position is looked up in one gather
 _TABLE_MASK = np.uint32((1 << _TABLE_BITS) - 1)
 _VECTOR_FROM = 512  # texts at least this long are hashed with numpy (below: a Python loop is faster)
+SECRET_FILE_MAX_BYTES = 64 * 1024  # a key, a token or a certificate; not a data file
+SECRET_FILE_TIMEOUT_S = 10.0
 _BREAKS = re.compile(r"\r|\n|\\[rn]")  # line breaks, raw or JSON-escaped, that may split a form
 
 
@@ -285,11 +289,12 @@ def read_secret(env_name: str) -> str:
     value = os.environ.get(env_name)
     if value is None and os.environ.get(f"{env_name}_FILE"):
         path = Path(os.environ[f"{env_name}_FILE"]).expanduser()
-        try:
-            value = path.read_text(encoding="utf-8")
+        try:  # a regular file only (a FIFO would block), bounded in size and time
+            value = safe_read.read_text(path, max_bytes=SECRET_FILE_MAX_BYTES, timeout_s=SECRET_FILE_TIMEOUT_S)
         except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"cannot read the secret file {path} named by {env_name}_FILE: "
-                             f"{type(e).__name__}") from None
+            # safe_read's reasons are its own words; other errors may quote the file's bytes
+            why = e.strerror if isinstance(e, safe_read.UnreadableFile) else type(e).__name__
+            raise ValueError(f"cannot read the secret file {path} named by {env_name}_FILE: {why}") from None
     return register(value)
 
 

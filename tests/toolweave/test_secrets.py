@@ -23,6 +23,13 @@ from toolweave.testing.hostile_server import HostileServer, leak_forms
 CANARY = "sk-canary/Zq8+xLm4_P9wR2tYv=Hk7Jd"
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    # the registry is per process: keys left registered here (0123456789...) redacted later tests' data
+    with secrets.isolated():
+        yield
+
+
 def found_leaks(text: str, key: str = CANARY) -> list[str]:
     """The forms of `key` in `text` (case-insensitive: an upper-cased echo is a leak too)."""
     low = text.lower()

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from toolweave import safe_read
 from toolweave.schemas import Episode, RecordError
 
 FINISH = "Finish"
@@ -33,8 +34,8 @@ def _load(answer: dict | str | Path) -> tuple[dict, str]:
         return answer, "<dict>"
     p = Path(answer)
     try:
-        return json.loads(p.read_text(encoding="utf-8")), _group_prefix(p) + p.name
-    except (OSError, json.JSONDecodeError) as e:
+        return json.loads(safe_read.read_text(p)), _group_prefix(p) + p.name  # no FIFO, bounded
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
         raise RecordError("episode", str(p), f"cannot read ToolBench answer file: {e}") from None
 
 

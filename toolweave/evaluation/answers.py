@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolweave import safe_read
 from toolweave.converters import tooleval
 from toolweave.converters.toolbench import episode_to_toolbench_answer, toolbench_method_name
 from toolweave.schemas import Episode, RecordError
@@ -224,10 +225,16 @@ def from_converted(query_id: str, example: dict[str, Any], model: str = "") -> A
 
 
 def load_converted(path: str | Path, model: str | None = None) -> tuple[list[Answer], list[RecordError]]:
-    """All answers of a converted-answer JSON file; entries that do not parse come back as errors."""
+    """All answers of a converted-answer JSON file; entries that do not parse come back as errors.
+    A file that cannot be read whole (not a regular file, too big, not JSON) raises RecordError."""
     path = Path(path)
     model = model or path.parent.name
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(safe_read.read_text(path))  # no FIFO, bounded in size and time
+    except (OSError, ValueError) as e:
+        raise RecordError("converted_answer", str(path), f"cannot read the converted-answer file: {e}") from None
+    if not isinstance(data, dict):
+        raise RecordError("converted_answer", str(path), f"not a map of query ids, a JSON {type(data).__name__}")
     good, bad = [], []
     for qid, ex in data.items():
         try:
