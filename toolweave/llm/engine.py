@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,13 @@ from toolweave.model_family import tool_call_parser
 log = logging.getLogger("toolweave.llm.engine")
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# the engines this process has started and not stopped: the heartbeat line reads their metrics
+_running: "weakref.WeakSet[EmbeddedEngine]" = weakref.WeakSet()
+
+
+def running_base_urls() -> list[str]:
+    return sorted(e.base_url for e in list(_running))
 
 
 @contextmanager
@@ -194,6 +202,7 @@ class EmbeddedEngine:
         for attempt in range(3):
             try:
                 self._launch(model_dir)
+                _running.add(self)
                 return self
             except _PortTaken:
                 if self.cfg.port or attempt == 2:
@@ -229,6 +238,7 @@ class EmbeddedEngine:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         proc, self.proc = self.proc, None
+        _running.discard(self)
         if proc is None or proc.poll() is not None:
             return
         pgid = os.getpgid(proc.pid)

@@ -1,6 +1,7 @@
 """What a run shows on the terminal: a rich progress bar per per-record stage (records done/failed,
-LLM calls, tokens/s, ETA), each failed record with its reason (the first few of a stage), a line
-per finished stage, and one summary table at the end. Everything else (Ray, vLLM, DeepSpeed, torch,
+LLM calls, tokens/s, ETA), a heartbeat line while any stage works (at least every `HEARTBEAT_S`,
+on a TTY and off it), each failed record with its reason (the first few of a stage), a line per
+finished stage, and one summary table at the end. Everything else (Ray, vLLM, DeepSpeed, torch,
 warnings, our own logs) goes to `<run_dir>/logs/` unless `run.verbose` (`quiet_terminal`).
 """
 from __future__ import annotations
@@ -9,15 +10,19 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from toolweave import secrets
+from toolweave.llm.engine import running_base_urls
+from toolweave.llm.engine_metrics import EngineActivity, engine_activity
 from toolweave.printable import SafeConsole, printable
 from toolweave.schemas import RecordOutcome
 from toolweave.stages.base import Progress
@@ -46,11 +51,100 @@ class RedactingFile:
 # printed is escaped (toolweave.printable): file names and ids from input cannot drive the terminal
 console = SafeConsole(file=RedactingFile())
 SHOWN_FAILURES = 3  # per stage; the rest are counted, and all are in the summary and the datasets
+HEARTBEAT_S = 30.0  # while a stage works, a line at least this often (a DFSDT record can take minutes)
+_last_line = time.monotonic()  # when the last progress or heartbeat line was printed
 
 
 def _hms(seconds: float) -> str:
     h, rest = divmod(int(seconds), 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"  # hours past 24 too
+
+
+def _elapsed(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _printed_line(text: str) -> None:
+    global _last_line
+    _last_line = time.monotonic()
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def engine_note(activity: EngineActivity | None) -> str:
+    if activity is None:
+        return ""
+    waiting = f", {activity.waiting} waiting" if activity.waiting else ""
+    return (f"{activity.running} LLM calls in flight{waiting}, "
+            f"{activity.prompt_tokens + activity.generation_tokens:,} engine tokens so far")
+
+
+def engines_activity() -> EngineActivity | None:
+    """Summed over the engines this process started (the run's, evaluate's second); None: none answers."""
+    found = [a for url in running_base_urls() if (a := engine_activity(url)) is not None]
+    total = None
+    for a in found:
+        total = a if total is None else total.add(a)
+    return total
+
+
+class Heartbeat:
+    """While a stage works: a line at least every `every_s` seconds (counted from the last progress
+    line), saying the stage, its records done/total (while a per-record view runs in it), the LLM
+    calls in flight and tokens so far (from the engines' metrics) and the time elapsed. A thread
+    prints it, so a record that takes minutes, or a driver stage (train, evaluate), is never silent."""
+
+    def __init__(self, stage: str, every_s: float | None = None,
+                 activity: Callable[[], EngineActivity | None] = engines_activity):
+        self.stage = stage
+        self.every_s = HEARTBEAT_S if every_s is None else every_s
+        self.activity = activity
+        self.progress: Progress | None = None  # set by a ProgressView running inside this stage
+        self.started = time.monotonic()  # again at __enter__: the stage's start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{stage}", daemon=True)
+
+    def line(self) -> str:
+        parts = [f"{self.stage}: working"]
+        p = self.progress
+        if p is not None:
+            inner = "" if p.stage == self.stage else f"{p.stage} "
+            parts.append(f"{inner}{p.done}/{p.total} records ({p.failed} failed)")
+        if note := engine_note(self.activity()):
+            parts.append(note)
+        elif p is not None:
+            parts.append(f"{p.llm_calls} LLM calls, {p.prompt_tokens + p.completion_tokens:,} tokens done")
+        parts.append(f"{_elapsed(time.monotonic() - self.started)} elapsed")
+        return " | ".join(parts)
+
+    def _due(self) -> float:  # seconds until a line is due, counted from the stage's last line
+        return max(_last_line, self.started) + self.every_s - time.monotonic()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(max(0.0, self._due())):
+            if self._due() <= 0:
+                _printed_line(self.line())
+
+    def __enter__(self) -> "Heartbeat":
+        global _beating
+        self._outer, _beating = _beating, self
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _beating
+        self._stop.set()
+        self._thread.join()
+        _beating = self._outer
+
+
+_beating: Heartbeat | None = None  # the innermost stage at work
+
+
+def heartbeat(stage: str, enabled: bool = True, every_s: float | None = None) -> contextlib.AbstractContextManager:
+    """A `Heartbeat` for a stage (the runner wraps each stage in one); off with `run.show_progress`."""
+    return Heartbeat(stage, every_s) if enabled else contextlib.nullcontext()
 
 
 def progress_line(p: Progress) -> str:
@@ -64,7 +158,8 @@ def progress_line(p: Progress) -> str:
 class ProgressView:
     """A live bar on a terminal; elsewhere (logs, Ray jobs) a plain line every `every_s` seconds."""
 
-    def __init__(self, progress: Progress, enabled: bool = True, every_s: float = 60.0):
+    def __init__(self, progress: Progress, enabled: bool = True, every_s: float = 60.0,
+                 heartbeat_s: float | None = None):
         self.p = progress
         self.enabled = enabled
         self.every_s = every_s
@@ -73,19 +168,42 @@ class ProgressView:
         self._last = time.monotonic()
         self._shown_failures = 0
         self._printed: tuple[int, ...] = ()  # the counts of the last plain line: not printed twice
+        self.heartbeat_s = heartbeat_s
+        self._own_beat: Heartbeat | None = None
+        self._attached: tuple[Heartbeat, Progress | None] | None = None
 
     def _print_line(self) -> None:
         counts = (self.p.done, self.p.failed, self.p.llm_calls)
         if counts != self._printed:
             self._printed = counts
-            self.console.print(progress_line(self.p), markup=False, highlight=False)
+            _printed_line(progress_line(self.p))
+
+    def _start_heartbeat(self) -> None:
+        """Counts into the stage's heartbeat (the runner's, e.g. evaluate's solve inside evaluate's),
+        or a heartbeat of its own where the runner has none."""
+        if _beating is not None:
+            self._attached = (_beating, _beating.progress)
+            _beating.progress = self.p
+        else:
+            self._own_beat = Heartbeat(self.p.stage, self.heartbeat_s)
+            self._own_beat.progress = self.p
+            self._own_beat.__enter__()
+
+    def _stop_heartbeat(self) -> None:
+        if self._attached is not None:
+            beat, before = self._attached
+            beat.progress = before
+        if self._own_beat is not None:
+            self._own_beat.__exit__(None, None, None)
 
     def __enter__(self) -> "ProgressView":
+        if self.enabled:
+            self._start_heartbeat()
         if self.enabled and self.console.is_terminal:
             self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[failed]} failed | {task.fields[calls]} LLM calls | "
-                                       "{task.fields[tok_s]:.0f} tok/s | ETA"), TimeRemainingColumn(),
-                            console=self.console, transient=True)
+                                       "{task.fields[tok_s]:.0f} tok/s |"), TimeElapsedColumn(),
+                            TextColumn("| ETA"), TimeRemainingColumn(), console=self.console, transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.p.stage, total=self.p.total, failed=0, calls=0, tok_s=0.0)
         return self
@@ -110,6 +228,8 @@ class ProgressView:
                                highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._stop_heartbeat()
         if self._bar is not None:
             self._bar.__exit__(*exc)
         more = self._shown_failures - SHOWN_FAILURES
