@@ -214,7 +214,6 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
             for stage in map(bind, stages):
                 t0 = time.monotonic()
                 with display.heartbeat(stage.name, enabled=cfg.run.show_progress):  # a line a minute or more often
-                    with display.heartbeat(stage.name, enabled=cfg.run.show_progress):  # a line a minute or more often
                     results[stage.name] = stage.run(cfg, runtime)
                 results[stage.name].setdefault("elapsed_s", round(time.monotonic() - t0, 1))
                 if not stage.per_record:  # a per-record stage's bar ends in its own line
