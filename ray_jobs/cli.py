@@ -100,10 +100,10 @@ def _smoke(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def check_command(config: str, overrides: list[str]) -> int:
     """`toolweave check CONFIG [key=value ...]`: the checks every run and stage job does first."""
-    from toolweave.checks import check_file
+    from toolweave.checks import check_file, check_notes
     cfg, problems = check_file(config, overrides)
-    for problem in problems:
-        print(f"{config}: {problem}")
+    for line in problems + (check_notes(cfg, config) if cfg is not None else []):
+        print(f"{config}: {line}")
     if problems:
         return 1
     print(f"{config}: ok ({', '.join(cfg.stages) or 'no stages'})")
@@ -225,6 +225,12 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
     return write_summary_file(cfg.path("run_summary.json"), results)
 
 
+def front_reply_cap(cfg: RunConfig) -> int:
+    """The serve front's cap on an engine reply it reads whole: the largest of the endpoints' caps."""
+    from toolweave.llm.front import DEFAULT_MAX_REPLY_BYTES
+    return max((e.max_reply_bytes for e in cfg.llm.endpoints.values()), default=DEFAULT_MAX_REPLY_BYTES)
+
+
 class _no_engine:
     def __enter__(self):
         return None
@@ -245,7 +251,7 @@ def serve_forever(cfg: RunConfig) -> int:
         print(json.dumps({role: e.base_url for role, e in cfg.llm.endpoints.items()}))
         return 0
     with ray_session(cfg) if cfg.llm.embedded.backend == "serve" else _no_engine():
-        with llm_engine(cfg) as base_url, ConformantFront(base_url) as front:
+        with llm_engine(cfg) as base_url, ConformantFront(base_url, max_reply_bytes=front_reply_cap(cfg)) as front:
             print(front.base_url, flush=True)
             try:
                 while True:
@@ -275,7 +281,7 @@ def hold_serve_app(cfg: RunConfig) -> int:
         print(app.base_url, flush=True)
         return 0
     try:
-        with ConformantFront(app.base_url) as front:
+        with ConformantFront(app.base_url, max_reply_bytes=front_reply_cap(cfg)) as front:
             print(front.base_url, flush=True)
             while True:
                 time.sleep(3600)
