@@ -51,7 +51,7 @@ class ReplyTooLarge(_Fatal):
     """A reply body past the endpoint's `max_reply_bytes`: the same request would get it again."""
 
 
-async def _read_at_most(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+async def read_at_most(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """The body, streamed, stopping once it passes `cap` bytes: (at most `cap` bytes, whether it was
     longer). An endless body costs `cap` bytes of memory, not all the server sends."""
     body = bytearray()
@@ -367,7 +367,7 @@ class LLMClient:
                     async with state.sessions[idx].post(state.urls[idx], data=data) as resp:
                         cap = self.endpoint.max_reply_bytes  # an error reply past it is cut, not refused
                         declared_over = resp.status < 400 and (resp.content_length or 0) > cap
-                        body, longer = (b"", True) if declared_over else await _read_at_most(resp, cap)
+                        body, longer = (b"", True) if declared_over else await read_at_most(resp, cap)
                         if longer and resp.status < 400:
                             raise ReplyTooLarge(f"reply over the max_reply_bytes cap of {cap} bytes; "
                                                 "not read further")

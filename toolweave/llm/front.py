@@ -12,6 +12,8 @@ streamed back chunk by chunk) and rewrites only the body of a non-streaming chat
 request forced a tool call. vLLM streams forced calls as `tool_calls` deltas, cut ones too, so
 streams pass through, but for one case: a call cut inside its name streams no call at all, and a
 named call then gets its call added (`NamedCallStream`), as the non-streaming repair gives it.
+A body to rewrite is read whole, up to `max_reply_bytes` (as the LLM client reads): an engine reply
+past it (or endless) is a 502 saying so, never held in memory; streamed bytes are passed on as they come.
 aiohttp, already the LLM client's transport, serves and forwards; the front runs on 127.0.0.1 in a
 thread with its own event loop, beside the command's main thread.
 """
@@ -30,6 +32,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from toolweave.llm.client import read_at_most
 from toolweave.llm.engine import bound_socket
 from toolweave.llm.forced_calls import forced_call_in_text, is_forced
 
@@ -39,6 +42,7 @@ log = logging.getLogger("toolweave.llm.front")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # aiohttp's default (1 MiB) is less than a long chat with images
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024  # as an endpoint's max_reply_bytes
 
 
 def _forwarded(headers: Any) -> dict[str, str]:
@@ -138,8 +142,10 @@ class ConformantFront:
     """`with ConformantFront("http://127.0.0.1:8000/v1") as front: front.base_url` (also 127.0.0.1/v1).
     The upstream URL's path up to `/v1` is its root: every path of the front is forwarded below it."""
 
-    def __init__(self, upstream_base_url: str, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, upstream_base_url: str, host: str = "127.0.0.1", port: int = 0,
+                 max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES):
         base = upstream_base_url.rstrip("/")
+        self.max_reply_bytes = max_reply_bytes
         self.upstream_root = base[:-len("/v1")] if base.endswith("/v1") else base
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -212,6 +218,12 @@ class ConformantFront:
 
     # --- forwarding --------------------------------------------------------------------------
 
+    def _too_large(self, request: web.Request) -> web.Response:
+        message = (f"the engine at {self.upstream_root} replied to {request.method} {request.path} with more than "
+                   f"the front's max_reply_bytes cap of {self.max_reply_bytes} bytes; not read further")
+        log.warning("%s", message)
+        return web.json_response({"error": {"message": message, "type": "bad_gateway", "code": 502}}, status=502)
+
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         forced = forced_chat_request(request.method, request.path, body)
@@ -225,7 +237,13 @@ class ConformantFront:
         try:
             async with self._session.request(request.method, url, data=body or None, headers=headers) as up:
                 if tool_choice is not None and up.status == 200:
-                    payload = conformant_completion(await up.read(), tool_choice)
+                    cap = self.max_reply_bytes
+                    declared_over = (up.content_length or 0) > cap
+                    body, longer = (b"", True) if declared_over else await read_at_most(up, cap)
+                    if longer:
+                        up.close()  # the rest is not read: this connection is not reused
+                        return self._too_large(request)
+                    payload = conformant_completion(body, tool_choice)
                     return web.Response(body=payload, status=up.status, headers=_forwarded(up.headers))
                 reply = web.StreamResponse(status=up.status, reason=up.reason, headers=_forwarded(up.headers))
                 await reply.prepare(request)

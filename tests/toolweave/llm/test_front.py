@@ -177,3 +177,64 @@ def test_the_embedded_engine_behind_the_front_gives_forced_calls_as_tool_calls(e
             calls = [tc for d in deltas for tc in (d.tool_calls or [])]
             assert calls and calls[0].function.name == "search_flights", max_tokens
             assert not "".join(d.content or "" for d in deltas)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_an_endless_or_oversized_reply_to_a_forced_call_is_a_502_naming_the_cap(declared):
+    """The front reads a forced call's reply whole to repair it: at most max_reply_bytes of it."""
+    import asyncio
+    import threading
+    import time
+
+    from aiohttp import web
+
+    sent = {"bytes": 0}
+    cap = 256 * 1024
+
+    async def endless(request):
+        await request.read()
+        headers = {"Content-Type": "application/json"}
+        if declared:
+            headers["Content-Length"] = str(10 * cap)
+        resp = web.StreamResponse(status=200, headers=headers)
+        await resp.prepare(request)
+        try:
+            while sent["bytes"] < (10 * cap if declared else 1 << 40):
+                await resp.write(b" " * 16384)
+                sent["bytes"] += 16384
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        return resp
+
+    loop, ready = asyncio.new_event_loop(), threading.Event()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", endless)
+    runner = web.AppRunner(app, access_log=None)
+
+    def upstream():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        ready.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=upstream, daemon=True).start()
+    assert ready.wait(10)
+    try:
+        with ConformantFront(f"http://127.0.0.1:{ready.port}/v1", max_reply_bytes=cap) as f:
+            t = time.monotonic()
+            reply = httpx.post(f.base_url + "/chat/completions", timeout=30, json={
+                "model": "x", "messages": USER, "tools": [SEARCH], "tool_choice": NAMED})
+            took = time.monotonic() - t
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+    assert reply.status_code == 502, reply.text
+    message = reply.json()["error"]["message"]
+    assert f"more than the front's max_reply_bytes cap of {cap} bytes" in message
+    assert f"127.0.0.1:{ready.port}" in message and "POST /v1/chat/completions" in message
+    assert took < 10
+    if not declared:  # it stopped reading soon after the cap, not at the end of an endless body
+        assert sent["bytes"] < 64 * cap
