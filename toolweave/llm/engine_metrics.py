@@ -6,11 +6,12 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 # vLLM 0.32's names (vllm/v1/metrics/loggers.py); a counter is exposed with the `_total` suffix
 _GAUGES = {"vllm:num_requests_running": "running", "vllm:num_requests_waiting": "waiting"}
-_COUNTERS = {"vllm:prompt_tokens_total": "prompt_tokens", "vllm:generation_tokens_total": "generation_tokens"}
+_COUNTERS = {"vllm:prompt_tokens_total": "prompt_tokens", "vllm:generation_tokens_total": "generation_tokens",
+             "vllm:prefix_cache_queries_total": "cache_queries", "vllm:prefix_cache_hits_total": "cache_hits"}
 
 
 @dataclass
@@ -19,11 +20,11 @@ class EngineActivity:
     waiting: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    cache_queries: int = 0  # prompt tokens looked up in the prefix cache
+    cache_hits: int = 0  # ... and found there (not prefilled again)
 
     def add(self, other: "EngineActivity") -> "EngineActivity":
-        return EngineActivity(self.running + other.running, self.waiting + other.waiting,
-                              self.prompt_tokens + other.prompt_tokens,
-                              self.generation_tokens + other.generation_tokens)
+        return EngineActivity(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
 
 def parse_metrics(text: str) -> EngineActivity:

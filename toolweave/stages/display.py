@@ -75,8 +75,9 @@ def engine_note(activity: EngineActivity | None) -> str:
     if activity is None:
         return ""
     waiting = f", {activity.waiting} waiting" if activity.waiting else ""
+    cached = f" ({activity.cache_hits / activity.cache_queries:.0%} of prompts cached)" if activity.cache_queries else ""
     return (f"{activity.running} LLM calls in flight{waiting}, "
-            f"{activity.prompt_tokens + activity.generation_tokens:,} engine tokens so far")
+            f"{activity.prompt_tokens + activity.generation_tokens:,} engine tokens so far{cached}")
 
 
 def engines_activity() -> EngineActivity | None:
