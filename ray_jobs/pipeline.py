@@ -22,13 +22,13 @@ import pyarrow as pa
 import ray
 
 from actors.record_runner import RecordBatchRunner
-from ray_jobs.runtime import RunStopped
+from ray_jobs.runtime import LazyEngine, RunStopped, serve_model_under_test
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome
 from toolweave.stages import ledger
 from toolweave.stages.base import commit, failed_record
-from toolweave.stages.declaration import Stage, Summary
+from toolweave.stages.declaration import Runtime, Stage, Summary
 from toolweave.stages.episodes import tool_cache_path
 from toolweave.stages.lifecycle import RecordJob, run_record_stage
 from toolweave.stages.scan import id_hash
@@ -184,3 +184,10 @@ def _dataset(job: RecordJob, runner_kwargs: dict[str, Any], skip: set[str]) -> r
         resources=rs.actor_resources or None,
         max_task_retries=rs.max_task_retries,
     )
+
+
+def ray_runtime(engine: LazyEngine | None) -> Runtime:
+    """Per-record stages on Ray Data; the run's engine started by the first stage that asks."""
+    base_url = engine if engine is not None else (lambda: None)
+    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url),
+                   serve_model=serve_model_under_test)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave import io, secrets
-from toolweave.schemas import Episode
+from toolweave.schemas import Episode, VerifiedEpisode
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1.5em;color:#222}
@@ -239,8 +239,6 @@ def episode_html(ep: Episode) -> str:
 def sample_episodes(run_dir: str | Path, limit: int) -> list[Episode]:
     """Verified episodes when the run has them (with their verdicts), else the plain episodes; a
     few of each method."""
-    from toolweave.verify import VerifiedEpisode
-
     for name, cls in (("verified_episodes", VerifiedEpisode), ("episodes", Episode)):
         if io.part_files(io.join(run_dir, name)):
             episodes, _ = io.read_records(io.join(run_dir, name), cls)

@@ -119,7 +119,7 @@ def run(cfg: RunConfig) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from ray_jobs.runtime import init_ray
+    from training.ray_init import init_ray
 
     init_ray(cfg)
     sw = cfg.sweep

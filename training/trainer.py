@@ -413,7 +413,7 @@ def fit(cfg: RunConfig, *, storage: str | Path, name: str, data: str | Path, mod
 
 def run(cfg: RunConfig) -> dict:
     """SFT rows (`sft/` or `train.data`) → checkpoints under `train/`, final model in `model/`."""
-    from ray_jobs.runtime import init_ray
+    from training.ray_init import init_ray
     init_ray(cfg)
     data = io.location(cfg.train.data or cfg.path("sft"))
     model_dir = io.location(cfg.path("model")) if cfg.train.save_model else None

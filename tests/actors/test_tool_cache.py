@@ -21,7 +21,7 @@ BODY = '{"status_code": 200, "body": "sunny"}'
 def local_ray():
     import ray
 
-    from ray_jobs.runtime import init_ray
+    from training.ray_init import init_ray
     from toolweave.config import RunConfig
     init_ray(RunConfig(ray={"num_cpus": 4, "object_store_memory": 100_000_000}))
     yield

@@ -4,7 +4,7 @@ job's env, credentials too); outside one, they are."""
 import json
 from types import SimpleNamespace
 
-from ray_jobs import runtime
+from training import ray_init as runtime
 from toolweave.config import RunConfig
 
 

@@ -44,10 +44,10 @@ def test_the_lazy_engine_deploys_on_first_use_and_removes_only_its_own_app(tmp_p
 
 def test_toolweave_serve_on_a_cluster_deploys_prints_the_route_and_leaves_the_app_held(tmp_path, monkeypatch, capsys):
     import actors.serve as serve_mod
-    import ray_jobs.runtime as runtime
+    import training.ray_init
     from ray_jobs.cli import serve_forever
     deleted = []
-    monkeypatch.setattr(runtime, "init_ray", lambda cfg: True)
+    monkeypatch.setattr(training.ray_init, "init_ray", lambda cfg: True)
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it: a running cluster
     monkeypatch.setattr(serve_mod, "deploy_app", lambda settings: ServeApp("toolweave-llm", ROUTE, True))
     monkeypatch.setattr(serve_mod.serve, "delete", deleted.append)

@@ -38,6 +38,9 @@ class Stage:
     roles: tuple[Role, ...] = ()  # LLM roles it calls; none: the run's engine is not started for it
     worker: type[RecordWorker] | None = None  # per-record stage
     driver: Callable[[RunConfig, Runtime], Summary] | None = None  # driver stage
+    # a driver that needs Ray Train, Tune or torch lives on the Ray side: its declaration here says so
+    # and `training.drivers.bind` gives it its driver (nothing under toolweave/ imports training)
+    driver_on_ray: bool = False
     # driver-side steps of a per-record stage, before and after its records (imports, dedupe, splits)
     prepare: Callable[[RunConfig], Summary] | None = None
     finish: Callable[[RunConfig], Summary] | None = None
@@ -51,8 +54,8 @@ class Stage:
     limited: bool = True
 
     def __post_init__(self) -> None:
-        if (self.worker is None) == (self.driver is None):
-            raise TypeError(f"stage {self.name}: declare exactly one of worker (per record) or driver")
+        if (self.worker is None) == (self.driver is None and not self.driver_on_ray):
+            raise TypeError(f"stage {self.name}: declare exactly one of worker (per record), driver or driver_on_ray")
 
     @property
     def per_record(self) -> bool:
@@ -74,7 +77,9 @@ class Stage:
     def run(self, cfg: RunConfig, runtime: Runtime) -> Summary:
         if self.worker is not None:
             return runtime.run_records(cfg, self)
-        assert self.driver is not None
+        if self.driver is None:
+            raise RuntimeError(f"stage {self.name}: its driver runs on Ray and is bound by training.drivers.bind "
+                               f"(the runner does it: `toolweave {self.name.replace('_', '-')}`)")
         return self.driver(cfg, runtime)
 
 
