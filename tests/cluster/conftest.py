@@ -23,12 +23,12 @@ WORKER_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_
 
 
 @contextlib.contextmanager
-def local_cluster(head_cpus: float = 1, driver_env: dict[str, str] | None = None,
+def local_cluster(head_cpus: float = 1, driver_env: dict[str, str] | None = None, connect: bool = True,
                   **kinds: dict) -> Iterator[tuple[object, dict[str, object]]]:
     """A head node plus one node per keyword (`vllm={"num_cpus": 2, "resources": {"vllm": 1}}`), the
     driver connected (`driver_env`: more env vars of its runtime_env, as a submitted job's, which
-    its tasks, actors and Serve deployments get); yields (cluster, {kind: node}). Shut down (nodes
-    and driver) on exit."""
+    its tasks, actors and Serve deployments get; `connect=False`: no driver here, jobs are submitted);
+    yields (cluster, {kind: node}). Shut down (nodes and driver) on exit."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -43,10 +43,12 @@ def local_cluster(head_cpus: float = 1, driver_env: dict[str, str] | None = None
         nodes = {kind: cluster.add_node(object_store_memory=80 * 1024 * 1024, runtime_env_agent_port=free_port(), **args)
                  for kind, args in kinds.items()}
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, runtime_env={"env_vars": {**WORKER_ENV, **(driver_env or {})}})
+        if connect:
+            ray.init(address=cluster.address, runtime_env={"env_vars": {**WORKER_ENV, **(driver_env or {})}})
         yield cluster, nodes
     finally:
-        ray.shutdown()
+        if connect:
+            ray.shutdown()
         cluster.shutdown()
 
 
