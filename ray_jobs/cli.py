@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig, load_config
+from toolweave.printable import printable
 from toolweave.stages import display
 from toolweave.stages.declaration import Stage
 from toolweave.stages.registry import STAGES, chain
@@ -103,10 +104,10 @@ def check_command(config: str, overrides: list[str]) -> int:
     from toolweave.checks import check_file, check_notes
     cfg, problems = check_file(config, overrides)
     for line in problems + (check_notes(cfg, config) if cfg is not None else []):
-        print(f"{config}: {line}")
+        print(printable(f"{config}: {line}"))
     if problems:
         return 1
-    print(f"{config}: ok ({', '.join(cfg.stages) or 'no stages'})")
+    print(printable(f"{config}: ok ({', '.join(cfg.stages) or 'no stages'})"))
     return 0
 
 
@@ -116,7 +117,7 @@ def run_from_cli(command: str, config: str | None, overrides: list[str], smoke: 
         try:
             cfg = load_config(config, overrides)
         except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
-            print(f"toolweave: config {config!r}: {_one_line(e)}", file=sys.stderr)
+            print(printable(f"toolweave: config {config!r}: {_one_line(e)}"), file=sys.stderr)
             return 2
         return serve_forever(cfg)
     import signal
@@ -150,12 +151,12 @@ def _run_checked(command: str, config: str | None, overrides: list[str], smoke: 
         except ValueError as e:
             problems = [str(e)]
     for problem in problems:
-        print(f"toolweave: config {config!r}: {problem}", file=sys.stderr)
+        print(printable(f"toolweave: config {config!r}: {problem}"), file=sys.stderr)
     if problems:
         return 2
     from ray_jobs.runtime import RunStopped
     if not stages:
-        print(f"toolweave: config {config!r} lists no stages (set `stages:`)", file=sys.stderr)
+        print(printable(f"toolweave: config {config!r} lists no stages (set `stages:`)"), file=sys.stderr)
         return 2
     with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
         try:
@@ -278,7 +279,7 @@ def hold_serve_app(cfg: RunConfig) -> int:
     init_ray(cfg)
     app = deploy_app(cfg.llm)
     if on_cluster:
-        print(app.base_url, flush=True)
+        print(printable(app.base_url), flush=True)
         return 0
     try:
         with ConformantFront(app.base_url, max_reply_bytes=front_reply_cap(cfg)) as front:
