@@ -18,7 +18,7 @@ import yaml
 from toolweave import safe_read
 
 COMMAND_LISTS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands")
-_SEPARATORS = re.compile(r"&&|\|\||[;|(){}]")
+_SEPARATORS = re.compile(r"&&|\|\||[;|]")  # between commands; `{ ...; }` and `( ... )` groups: their words
 _OPTIONS_WITH_VALUE = {"-t", "-o", "-O", "-L", "-U", "--types", "--options"}
 
 
@@ -56,7 +56,7 @@ def mount_points(command: str) -> list[str]:
     found = []
     for part in _SEPARATORS.split(command):
         try:
-            args = shlex.split(part)
+            args = [a for a in shlex.split(part) if a not in ("{", "}", "(", ")")]
         except ValueError:
             continue
         if "mount" not in args:
