@@ -95,11 +95,11 @@ def trial_driver(config: dict[str, Any]) -> None:
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from training.trainer import fit
+    from training.trainer import fit, worker_config
 
+    base = worker_config(config["base"])  # a trial's own process: its secrets registered here
     params = {k: v for k, v in config.items() if k != "base"}
     cfg = apply_params(config["base"], params)
-    base = RunConfig.model_validate(config["base"])
     trial = tune.get_context().get_trial_name()
     storage = base.path("sweep")
     data, validation = storage / "data" / "train", storage / "data" / "validation"

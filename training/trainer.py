@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from toolweave import io
+from toolweave import io, secrets
 from toolweave.config import RunConfig
 from training.ds_config import bf16_enabled, deepspeed_config, uses_deepspeed_optimizer
 from training.model import build_model, check_tokenizer, count_params
@@ -110,6 +110,14 @@ class Window:
         self.computed += computed
 
 
+def worker_config(data: dict[str, Any]) -> RunConfig:
+    """The run config in a Ray Train or Tune worker, its secrets registered in this process's registry
+    (each process has its own: a key quoted by an error or a log line here is redacted too)."""
+    cfg = RunConfig.model_validate(data)
+    secrets.register_config(cfg)
+    return cfg
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Set up, resume from Ray Train's checkpoint, train to `total_steps`, save the model."""
     run = _setup(config)
@@ -126,7 +134,7 @@ def _setup(config: dict[str, Any]) -> WorkerRun:
     import ray.train
     from transformers import get_cosine_schedule_with_warmup
 
-    cfg = RunConfig.model_validate(config["cfg"])
+    cfg = worker_config(config["cfg"])
     train = cfg.train
     t0 = time.perf_counter()
     ctx = ray.train.get_context()

@@ -101,9 +101,12 @@ class Accountant:
             }
 
     def print_table(self, console=None) -> None:
-        """A rich table of the summary (per model and per stage)."""
-        from rich.console import Console
+        """A rich table of the summary (per model and per stage). Names come from configs and
+        records: shown escaped (printable) and as plain text, not rich markup."""
         from rich.table import Table
+        from rich.text import Text
+
+        from toolweave.printable import SafeConsole, printable
 
         s = self.summary()
         table = Table(title="LLM usage")
@@ -112,9 +115,9 @@ class Accountant:
         for group in ("by_model", "by_stage", "by_role"):
             for name, r in s[group].items():
                 cost = r.get("cost_usd")
-                table.add_row(group[3:], name, str(r["calls"]), str(r["prompt_tokens"]),
+                table.add_row(group[3:], Text(printable(name)), str(r["calls"]), str(r["prompt_tokens"]),
                               str(r["completion_tokens"]), "" if cost is None else f"{cost:.4f}")
         t = s["total"]
         table.add_row("total", "", str(t["calls"]), str(t["prompt_tokens"]), str(t["completion_tokens"]),
                       "" if t.get("cost_usd") is None else f"{t['cost_usd']:.4f}")
-        (console or Console()).print(table)
+        (console or SafeConsole()).print(table)

@@ -76,3 +76,14 @@ def test_client_usage_lands_in_the_episode(scripted_server):
         expected.add(r.usage)
     assert acc.episode_usage("ep-7") == expected and expected.calls == 3
     assert acc.summary()["by_model"]["m"]["calls"] == 3
+
+
+def test_the_table_shows_hostile_model_names_escaped_on_its_default_console(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one row one line
+    acc = Accountant()
+    acc.record(Usage(10, 5, 1), model="m\x1b]0;pwned\x07[bold]x[/bold]\nforged", tag=CallTag(stage="solve"))
+    acc.print_table()  # its own console: a SafeConsole
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if "\x1b" in line or "\x07" in line or line.startswith("forged")]
+    [row] = [line for line in lines if "pwned" in line]
+    assert "m\\x1b]0;pwned\\x07[bold]x[/bold]\\nforged" in row and "10" in row  # as written, markup too
