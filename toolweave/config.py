@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from toolweave import safe_read
 from toolweave.chat_template import ChatTemplateMode
@@ -576,12 +576,25 @@ class RetrieverConfig(Section):
     """APIs returned per query."""
     max_seq_length: int = Field(256, ge=1)
     """Tokens of an API document the encoder reads."""
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    """Warm-up as a share of the run's optimizer steps (sized to the run, however many queries it has)."""
     warmup_steps: int | None = Field(None, ge=0)
-    """Warmup steps; null: 10 % of the steps; else capped by the steps there are."""
+    """Warm-up steps instead of `warmup_ratio`; more than the run has is an error (the whole run would warm up)."""
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     """> 0: that share of the training queries picks the epoch with the best NDCG@5 (the one kept)."""
-    hard_negatives: bool = False
-    """Add each query's best wrong BM25 API as a negative (triplets)."""
+    hard_negatives: list[Literal["bm25", "dense"]] = Field(default_factory=list)
+    """Hard negatives mined per query: the best wrong API of BM25 and/or of the untrained encoder (one
+    more negative column each, beside the batch's); empty: in-batch negatives only. `true` means `[bm25]`."""
+    ranking: Literal["dense", "hybrid"] = "dense"
+    """How the trained retriever ranks for solve's retrieved tools: the encoder alone, or BM25 and the
+    encoder fused by reciprocal rank. Its held-out NDCG@5 is the stage summary's `ndcg@5`."""
+
+    @field_validator("hard_negatives", mode="before")
+    @classmethod
+    def _hard_negatives_flag(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # the earlier on/off form: BM25's negative
+            return ["bm25"] if v else []
+        return v
 
 
 class EvaluateConfig(Section):

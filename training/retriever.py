@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig
-from toolweave import io, secrets
+from toolweave import io
 from toolweave.io import existing_ids, read_records, write_part
 from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
@@ -273,7 +273,6 @@ def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery]
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Driver-level stage: writes `retriever/` (encoder, corpus, embeddings, report.json). A rerun on the
     same inputs trains nothing and writes nothing again (report.json, written last, keeps their key)."""
-    secrets.register_config(cfg)  # a Ray job's process, or a config made without load_config
     docs, queries, rejects = gather(cfg)
     seen = existing_ids(cfg.path("retriever_rejects"))  # reject ids are deterministic: record each once
     new_rejects = [x for x in {x.id: x for x in rejects}.values() if x.id not in seen]

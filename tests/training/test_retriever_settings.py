@@ -1,4 +1,6 @@
-"""ToolBench's retriever training settings: warmup steps capped by the schedule, the best epoch kept."""
+"""Retriever training settings: warm-up sized to the run, hard negatives mined from BM25 and the encoder, the best
+epoch kept."""
+import numpy as np
 import pytest
 import torch
 
@@ -11,10 +13,12 @@ DOCS = [ApiDoc("weather", "forecast", "weather, forecast: tomorrow's rain and te
         ApiDoc("music", "lyrics", "music, lyrics: the words of a song by title and artist")]
 
 
-def test_warmup_is_a_ratio_unless_set_and_capped_by_the_steps():
-    assert warmup(None, 1000, 32, 5) == 0.1
-    assert warmup(500, 100, 32, 5) == 20  # 4 batches x 5 epochs: ToolBench's 500 cannot all happen
-    assert warmup(500, 10_000, 32, 5) == 500
+def test_warmup_is_a_share_of_the_runs_steps_and_a_fixed_count_past_its_end_is_refused():
+    assert warmup(1000, 32, 5) == 16  # 32 batches x 5 epochs = 160 steps, 10 %
+    assert warmup(1000, 32, 5, ratio=0.25) == 40
+    assert warmup(10_000, 32, 5, steps=500) == 500
+    with pytest.raises(ValueError, match=r"warmup_steps 500: the run has 20 optimizer steps .*all be warm-up"):
+        warmup(100, 32, 5, steps=500)  # ToolBench's 500 on 4 batches x 5 epochs
 
 
 def test_keep_best_restores_the_epoch_with_the_best_validation_ndcg():
@@ -46,12 +50,66 @@ def test_training_with_hard_negatives_and_validation_reports_each_epoch_and_keep
              RetrievalQuery("t2", "song words of Yesterday", frozenset({("music", "lyrics")}))]
     validation = [RetrievalQuery("v1", "Which clubs did Messi play for?", frozenset({("football", "transfers")}))]
     report = {}
-    train_encoder("all-MiniLM-L6-v2", train, docs, epochs=2, batch_size=2, warmup_steps=500, max_seq_length=32,
-                  validation=validation, report=report, hard_negatives=True)
+    train_encoder("all-MiniLM-L6-v2", train, docs, epochs=2, batch_size=2, max_seq_length=32,
+                  validation=validation, report=report, hard_negatives=("bm25", "dense"))
     assert len(report["validation_ndcg5_by_epoch"]) == 2 and report["best_epoch"] in (1, 2)
+    assert report["training_rows"] == 2 and report["optimizer_steps"] == 2 and report["warmup_steps"] == 1
 
 
 def test_bm25_negative_is_the_best_lexical_match_that_is_not_relevant():
     from training.retriever import bm25_negatives
     q = RetrievalQuery("q", "football transfer fees and song lyrics", frozenset({("football", "transfers")}))
     assert bm25_negatives([q], DOCS) == {"q": DOCS[2].text}
+
+
+class FixedEncoder:
+    """An encoder whose embeddings are given: what the dense miner ranks is known."""
+
+    def __init__(self, vectors):
+        self.vectors = vectors
+
+    def encode(self, texts, **kwargs):
+        return np.array([self.vectors[t] for t in texts], dtype=np.float32)
+
+
+def test_dense_negative_is_the_encoders_best_wrong_api_not_bm25s():
+    from training.retriever import bm25_negatives, dense_negatives
+    q = RetrievalQuery("q", "football rain", frozenset({("weather", "forecast")}))
+    # the encoder puts lyrics next to the query; BM25 (shared word "football") picks transfers
+    encoder = FixedEncoder({q.text: [1, 0, 0], DOCS[0].text: [0.8, 0.6, 0], DOCS[1].text: [0, 1, 0],
+                            DOCS[2].text: [0.6, 0, 0.8]})
+    assert dense_negatives(encoder, [q], DOCS) == {"q": DOCS[2].text}
+    assert bm25_negatives([q], DOCS) == {"q": DOCS[1].text}
+    everything = RetrievalQuery("q", "x", frozenset(d.key for d in DOCS))
+    encoder.vectors["x"] = [1, 0, 0]
+    assert dense_negatives(encoder, [everything], DOCS) == {}  # every API relevant: no negative
+
+
+def test_training_columns_one_negative_column_per_miner_and_fallback(monkeypatch):
+    import training.retriever as tr
+    queries = [RetrievalQuery("a", "rain", frozenset({("weather", "forecast"), ("music", "lyrics")})),
+               RetrievalQuery("b", "clubs", frozenset({("football", "transfers")})),
+               RetrievalQuery("c", "nothing found", frozenset({("weather", "forecast")}))]
+    monkeypatch.setattr(tr, "bm25_negatives", lambda qs, docs: {"a": "bm25-a"})
+    monkeypatch.setattr(tr, "dense_negatives", lambda enc, qs, docs: {"a": "dense-a", "b": "dense-b"})
+    plain = tr.training_columns(queries, DOCS)
+    assert list(plain) == ["anchor", "positive"] and plain["anchor"] == ["rain", "rain", "clubs", "nothing found"]
+    cols = tr.training_columns(queries, DOCS, ["bm25", "dense"], encoder=object())
+    assert list(cols) == ["anchor", "positive", "negative_bm25", "negative_dense"]
+    # a: both, one row per relevant API; b: BM25 found none, takes the dense one; c: none, left out
+    assert cols["anchor"] == ["rain", "rain", "clubs"]
+    assert cols["negative_bm25"] == ["bm25-a", "bm25-a", "dense-b"]
+    assert cols["negative_dense"] == ["dense-a", "dense-a", "dense-b"]
+    assert cols["positive"][2] == DOCS[1].text
+
+
+def test_config_hard_negatives_and_ranking():
+    from toolweave.config import RunConfig
+    assert RunConfig(run_dir="r", retriever={"hard_negatives": True}).retriever.hard_negatives == ["bm25"]
+    assert RunConfig(run_dir="r", retriever={"hard_negatives": False}).retriever.hard_negatives == []
+    both = RunConfig(run_dir="r", retriever={"hard_negatives": ["bm25", "dense"], "ranking": "hybrid"}).retriever
+    assert both.hard_negatives == ["bm25", "dense"] and both.ranking == "hybrid"
+    with pytest.raises(ValueError, match="ranking"):
+        RunConfig(run_dir="r", retriever={"ranking": "sparse"})
+    with pytest.raises(ValueError, match="hard_negatives"):
+        RunConfig(run_dir="r", retriever={"hard_negatives": ["tfidf"]})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pathlib import Path
+
 from toolweave.retrieval.corpus import Key
 
 RRF_K = 60  # the paper's constant: dampens the weight of the very top ranks
@@ -28,3 +30,16 @@ class HybridRetriever:
 
     def rank(self, query: str, k: int) -> list[Key]:
         return [(t, f) for t, f, _ in self.top_k(query, k)]
+
+
+def load_ranker(directory: str | Path, ranking: str = "dense") -> Ranker:
+    """A trained retriever directory as `retriever.ranking` serves it: `dense` (the encoder) or
+    `hybrid` (BM25 over the same corpus fused with it)."""
+    from toolweave.retrieval.bm25 import BM25Retriever
+    from toolweave.retrieval.dense import Retriever
+    dense = Retriever.load(directory)
+    if ranking == "dense":
+        return dense
+    if ranking == "hybrid":
+        return HybridRetriever(BM25Retriever(dense.docs), dense)
+    raise ValueError(f"retriever.ranking {ranking!r}: expected 'dense' or 'hybrid'")

@@ -22,9 +22,9 @@ class SolveWorker(EpisodeWorker):
     async def setup(self) -> None:
         await super().setup()
         if self.cfg.solve.tools == "retrieved" or io.exists(self.cfg.path("retriever", "report.json")):
-            from toolweave.retrieval.dense import Retriever
+            from toolweave.retrieval.hybrid import load_ranker
             try:
-                self.retriever = Retriever.load(self.cfg.path("retriever"))
+                self.retriever = load_ranker(self.cfg.path("retriever"), self.cfg.retriever.ranking)
             except (OSError, ValueError) as e:  # solve.tools: retrieved without a trained retriever
                 if self.cfg.solve.tools == "retrieved":
                     raise ValueError(f"solve.tools is 'retrieved' but no retriever in "

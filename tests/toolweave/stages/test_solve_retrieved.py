@@ -6,6 +6,7 @@ import pytest
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.retrieval import dense
+from toolweave.retrieval.corpus import ApiDoc
 from toolweave.schemas import Function, Instruction, Tool
 from toolweave.stages.solve import SolveWorker
 from toolweave.testing.fake_llm import FakeChatModel
@@ -15,12 +16,16 @@ TOOLS = [Tool(id=t, name=t, functions=[Function(name=f, parameters={"type": "obj
 
 
 class Ranked:
+    docs = [ApiDoc("weather", "now", "weather now forecast"), ApiDoc("music", "lyrics", "song lyrics"),
+            ApiDoc("maps", "route", "maps route")]
+
     def top_k(self, query, k=5):
         return [("maps", "route", 0.9), ("weather", "now", 0.5)][:k]
 
 
-def solved(tmp_path, monkeypatch, tools_setting, instruction, trained=True):
-    cfg = RunConfig(run_dir=str(tmp_path), solve={"tools": tools_setting, "retrieved_k": 1})
+def solved(tmp_path, monkeypatch, tools_setting, instruction, trained=True, ranking="dense"):
+    cfg = RunConfig(run_dir=str(tmp_path), solve={"tools": tools_setting, "retrieved_k": 1},
+                    retriever={"ranking": ranking})
     io.write_part(TOOLS, cfg.path("toolsets"), Tool)
     if trained:
         monkeypatch.setattr(dense.Retriever, "load", classmethod(lambda cls, d: Ranked()))
@@ -55,3 +60,10 @@ def test_given_setting_retrieves_only_for_instructions_without_tools(tmp_path, m
 def test_retrieved_without_a_trained_retriever_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="run the retriever stage"):
         solved(tmp_path, monkeypatch, "retrieved", Instruction(id="q", text="t", tool_ids=[]), trained=False)
+
+
+def test_hybrid_ranking_serves_bm25_fused_with_the_encoder(tmp_path, monkeypatch):
+    """retriever.ranking: hybrid: the encoder ranks route, now; BM25 now, lyrics, route; fused, now is first."""
+    inst, tools = solved(tmp_path, monkeypatch, "retrieved", Instruction(id="q", text="weather now forecast"),
+                         ranking="hybrid")
+    assert tools == ["weather"] and inst.extra["api_list"] == [{"tool": "weather", "function": "now"}]
