@@ -31,15 +31,8 @@ from toolweave.schemas import Instruction, Reject, Tool
 KS = (1, 3, 5)
 
 
-def training_pairs(queries: list[RetrievalQuery], docs: list[ApiDoc]) -> tuple[list[str], list[str]]:
-    text = {d.key: d.text for d in docs}
-    anchors, positives = [], []
-    for q in queries:
-        for key in sorted(q.relevant):
-            if key in text:
-                anchors.append(q.text)
-                positives.append(text[key])
-    return anchors, positives
+def _first_wrong(q: RetrievalQuery, ranked: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return next((key for key in ranked if key not in q.relevant), None)
 
 
 def bm25_negatives(queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int = 10) -> dict[str, str]:
@@ -48,18 +41,65 @@ def bm25_negatives(queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int
     bm25, text = BM25Retriever(docs), {d.key: d.text for d in docs}
     out = {}
     for q in queries:
-        wrong = [(t, f) for t, f, _ in bm25.top_k(q.text, depth) if (t, f) not in q.relevant]
+        wrong = _first_wrong(q, bm25.rank(q.text, depth))
         if wrong:
-            out[q.id] = text[wrong[0]]
+            out[q.id] = text[wrong]
     return out
 
 
-def warmup(warmup_steps: int | None, pairs: int, batch_size: int, epochs: float) -> float:
-    """The trainer's warmup_steps: 10% of the steps when unset, else the given steps capped by the
-    steps there are (ToolBench's 500 would exceed a small run's whole schedule)."""
-    if warmup_steps is None:
-        return 0.1
-    return min(warmup_steps, max(1, math.ceil(math.ceil(pairs / batch_size) * epochs)))
+def dense_negatives(encoder: Any, queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int = 10
+                    ) -> dict[str, str]:
+    """Query id -> the text of the encoder's best wrong API for it (mined with the encoder before
+    training: what it confuses by meaning, where BM25's negative is what shares words)."""
+    ranked = Retriever(encoder, docs).top_k_many([q.text for q in queries], depth)
+    text = {d.key: d.text for d in docs}
+    out = {}
+    for q, hits in zip(queries, ranked):
+        wrong = _first_wrong(q, [(t, f) for t, f, _ in hits])
+        if wrong:
+            out[q.id] = text[wrong]
+    return out
+
+
+def training_columns(queries: list[RetrievalQuery], docs: list[ApiDoc], miners: list[str] | tuple[str, ...] = (),
+                     encoder: Any = None) -> dict[str, list[str]]:
+    """The trainer's columns: anchor, positive, and one negative column per miner ("bm25", "dense").
+    A query one miner found nothing for takes the other's negative; a query none found one for is
+    left out when there are negative columns (every row fills every column)."""
+    text = {d.key: d.text for d in docs}
+    mine = {"bm25": lambda: bm25_negatives(queries, docs), "dense": lambda: dense_negatives(encoder, queries, docs)}
+    mined = [mine[m]() for m in miners]
+    columns: dict[str, list[str]] = {"anchor": [], "positive": [], **{f"negative_{m}": [] for m in miners}}
+    for q in queries:
+        found = [m.get(q.id) for m in mined]
+        fallback = next((x for x in found if x), None)
+        if miners and fallback is None:
+            continue
+        for key in sorted(q.relevant):
+            if key not in text:
+                continue
+            columns["anchor"].append(q.text)
+            columns["positive"].append(text[key])
+            for m, x in zip(miners, found):
+                columns[f"negative_{m}"].append(x or fallback)
+    return columns
+
+
+def optimizer_steps(rows: int, batch_size: int, epochs: float) -> int:
+    return max(1, math.ceil(math.ceil(rows / batch_size) * epochs))
+
+
+def warmup(rows: int, batch_size: int, epochs: float, *, ratio: float = 0.1, steps: int | None = None) -> int:
+    """Warm-up steps sized to the run: `ratio` of its optimizer steps, or exactly `steps`. `steps` at or
+    past the run's end is a ValueError (ToolBench's 500 on a run of a few hundred steps: all warm-up)."""
+    total = optimizer_steps(rows, batch_size, epochs)
+    if steps is None:
+        return math.ceil(ratio * total)
+    if steps >= total:
+        raise ValueError(f"retriever.warmup_steps {steps}: the run has {total} optimizer steps "
+                         f"({rows} pairs, batch {batch_size}, {epochs} epochs), so it would all be warm-up; "
+                         "set retriever.warmup_ratio instead")
+    return steps
 
 
 class KeepBest:
@@ -83,36 +123,34 @@ class KeepBest:
 
 
 def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[ApiDoc], *, epochs: float = 1,
-                  batch_size: int = 16, lr: float = 2e-5, warmup_steps: int | None = None, seed: int = 0,
-                  max_seq_length: int = 256, validation: list[RetrievalQuery] | None = None,
-                  report: dict[str, Any] | None = None, hard_negatives: bool = False) -> Any:
-    """Fine-tune a SentenceTransformer on (query, positive API doc) pairs; returns the model. With
-    `validation` queries, the epoch with the best validation NDCG@5 is the one returned."""
+                  batch_size: int = 16, lr: float = 2e-5, warmup_ratio: float = 0.1, warmup_steps: int | None = None,
+                  seed: int = 0, max_seq_length: int = 256, validation: list[RetrievalQuery] | None = None,
+                  report: dict[str, Any] | None = None, hard_negatives: list[str] | tuple[str, ...] = ()) -> Any:
+    """Fine-tune a SentenceTransformer on (query, positive API doc[, mined negatives]) rows; returns the
+    model. With `validation` queries, the epoch with the best validation NDCG@5 is the one returned."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    anchors, positives = training_pairs(queries, docs)
-    if not anchors:
-        raise ValueError("no training pairs: no training query names an API of the corpus")
     model = load_encoder(base_model, max_seq_length)
-    columns = {"anchor": anchors, "positive": positives}
-    if hard_negatives:  # (anchor, positive, negative) triplets: the loss adds the BM25 negative to the batch's
-        by_text = bm25_negatives(queries, docs)
-        by_text = {q.text: by_text[q.id] for q in queries if q.id in by_text}
-        keep = [i for i, a in enumerate(anchors) if a in by_text]
-        columns = {"anchor": [anchors[i] for i in keep], "positive": [positives[i] for i in keep],
-                   "negative": [by_text[anchors[i]] for i in keep]}
-    data = Dataset.from_dict(columns)
+    columns = training_columns(queries, docs, hard_negatives, encoder=model)  # dense: mined before training
+    rows = len(columns["anchor"])
+    if not rows:
+        raise ValueError("no training pairs: no training query names an API of the corpus"
+                         + (" with a hard negative" if hard_negatives else ""))
+    steps = warmup(rows, batch_size, epochs, ratio=warmup_ratio, steps=warmup_steps)
+    if report is not None:
+        report.update(training_rows=rows, optimizer_steps=optimizer_steps(rows, batch_size, epochs),
+                      warmup_steps=steps, hard_negatives=list(hard_negatives))
     with tempfile.TemporaryDirectory(prefix="retriever-train-") as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,
-            warmup_steps=warmup(warmup_steps, len(anchors), batch_size, epochs), seed=seed, data_seed=seed, report_to="none", save_strategy="no",
+            warmup_steps=steps, seed=seed, data_seed=seed, report_to="none", save_strategy="no",
             logging_steps=10, disable_tqdm=True, dataloader_num_workers=0,
             batch_sampler=BatchSamplers.NO_DUPLICATES)  # a duplicate text in a batch is a false negative
         keep = KeepBest(model, docs, validation) if validation else None
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
                                              loss=MultipleNegativesRankingLoss(model),
                                              callbacks=[_Callback(keep)] if keep else None)
         trainer.train()
@@ -141,13 +179,17 @@ def _ndcg(rank, queries) -> dict[str, float]:
 def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_dir: str | Path, *,
                        base_model: str = "all-MiniLM-L6-v2", test_fraction: float = 0.2, seed: int = 0,
                        epochs: float = 1, batch_size: int = 16, lr: float = 2e-5, max_seq_length: int = 256,
-                       evaluate_base: bool = True, warmup_steps: int | None = None,
-                       validation_fraction: float = 0.0, hard_negatives: bool = False,
-                       test_ids: list[str] | None = None, test_ids_source: str = "") -> dict[str, Any]:
-    """Split (exactly the queries `test_ids` names, from the file `test_ids_source`, else a seeded
-    `test_fraction`), train, measure against BM25 (and the untrained encoder), save the retriever and
-    report.json."""
-    if test_ids is not None:
+                       evaluate_base: bool = True, warmup_ratio: float = 0.1, warmup_steps: int | None = None,
+                       validation_fraction: float = 0.0, hard_negatives: list[str] | tuple[str, ...] = (),
+                       test_ids: list[str] | None = None, test_ids_source: str = "",
+                       held_out: list[RetrievalQuery] | None = None, ranking: str = "dense") -> dict[str, Any]:
+    """Split (train on all `queries` and test on `held_out` when given; else exactly the queries
+    `test_ids` names, from the file `test_ids_source`; else a seeded `test_fraction`), train, measure
+    against BM25 (and the untrained encoder), save the retriever and report.json. The report's `ndcg@5`
+    is the held-out NDCG@5 of `ranking` (dense: the trained encoder; hybrid: fused with BM25)."""
+    if held_out is not None:
+        train, test = list(queries), list(held_out)
+    elif test_ids is not None:
         train, test = split_by_ids(queries, test_ids, test_ids_source)
     else:
         train, test = split_queries(queries, test_fraction, seed)
@@ -169,8 +211,8 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
         report["base_hybrid"] = _ndcg(HybridRetriever(bm25, base).rank, test)
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          max_seq_length=max_seq_length, warmup_steps=warmup_steps, validation=validation,
-                          report=report, hard_negatives=hard_negatives)
+                          max_seq_length=max_seq_length, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
+                          validation=validation, report=report, hard_negatives=hard_negatives)
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
     report["trained"] = _ndcg(retriever.rank, test)
@@ -178,6 +220,8 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     b5, t5 = report["bm25"]["ndcg@5"], report["trained"]["ndcg@5"]
     report["ndcg@5_gain_over_bm25"] = round(t5 - b5, 4)
     report["ndcg@5_ratio_to_bm25"] = round(t5 / b5, 4) if b5 else None
+    report["ranking"] = ranking
+    report["ndcg@5"] = report["hybrid" if ranking == "hybrid" else "trained"]["ndcg@5"]  # what solve is served
     report["test_query_ids"] = [q.id for q in test]
     out = retriever.save(out_dir)
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -215,7 +259,8 @@ def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Rej
 def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery],
                test_ids: list[str] | None = None) -> str:
     """What a trained retriever was made from: documents, queries, settings, the held-out ids and seed."""
-    h = hashlib.sha256(cfg.retriever.model_dump_json().encode() + str(cfg.seed).encode())
+    settings = cfg.retriever.model_dump_json(exclude={"ranking"})  # serving only: the report has both rankings
+    h = hashlib.sha256(settings.encode() + str(cfg.seed).encode())
     if test_ids is not None:  # the file's content, not only its path
         h.update(json.dumps(sorted(test_ids)).encode())
     for d in sorted(docs, key=lambda d: d.key):
@@ -247,14 +292,17 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     except ValueError:
         done = {}
     if done.get("inputs_key") == key:
-        return {**{k: v for k, v in done.items() if k != "test_query_ids"}, "skipped": "already trained on these inputs"}
+        served = {"ranking": r.ranking, "ndcg@5": done["hybrid" if r.ranking == "hybrid" else "trained"]["ndcg@5"]}
+        return {**{k: v for k, v in done.items() if k != "test_query_ids"}, **served,
+                "skipped": "already trained on these inputs"}
     # made locally, then uploaded where run_dir is an object store (report.json last: it marks the rest done)
     with io.local_dir_for(cfg.path("retriever"), last="report.json") as out:
         report = train_and_evaluate(docs, queries, out, base_model=r.base_model,
                                     test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                     batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,
-                                    evaluate_base=False, warmup_steps=r.warmup_steps,
+                                    evaluate_base=False, warmup_ratio=r.warmup_ratio, warmup_steps=r.warmup_steps,
                                     validation_fraction=r.validation_fraction, hard_negatives=r.hard_negatives,
+                                    ranking=r.ranking,
                                     test_ids=test_ids, test_ids_source=r.test_ids or "")  # benchmarks/retriever.py also measures the untrained encoder
         report["rejects"] = len(rejects)
         report["inputs_key"] = key
