@@ -85,3 +85,123 @@ def test_the_check_command_prints_one_line_per_problem_or_ok(tmp_path):
     assert out.returncode == 1 and "asks for gpu_vllm 1, a resource no node has" in line and "{CPU 4," in line
     out = subprocess.run([*cmd, QUICKSTART], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith(f"{QUICKSTART}: ok"), out.stdout + out.stderr
+
+
+# --- a cluster config: storage, credentials, agreement (against the repo's cluster.yaml, whose setup mounts
+# /mnt/shared and installs flash-attn; a copy without them stands for a cluster.yaml that does not)
+TOOLBENCH = str(ROOT / "configs" / "toolbench_dfsdt.yaml")
+TRAIN_7B = str(ROOT / "configs" / "train_7b_zero3.yaml")
+TOOLALPACA = str(ROOT / "configs" / "toolalpaca.yaml")
+
+
+def deployments(**second) -> str:
+    """An `llm.deployments=[...]` override of toolbench_dfsdt.yaml's two, the second changed."""
+    import json
+    a = {"model_id": "llama-3.1-70b-instruct", "model_source": "meta-llama/Llama-3.1-70B-Instruct",
+         "tensor_parallel_size": 4}
+    b = {"model_id": "llama-3.1-8b-instruct", "model_source": "meta-llama/Llama-3.1-8B-Instruct", **second}
+    return f"llm.deployments={json.dumps([a, b])}"
+
+
+@pytest.fixture
+def hf_token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_placeholder_for_the_check")
+
+
+@pytest.mark.parametrize("config, overrides, expected", [
+    (TOOLBENCH, ["run_dir=/data/runs/x"], "run_dir: /data/runs/x is on no storage every node sees; use an "
+     "object-store URI (s3://, gs://) or a path under a mount cluster.yaml makes on every node (mounts: /mnt/shared)"),
+    (TOOLBENCH, ["run_dir=runs/x"], "run_dir: runs/x is a relative path: each node resolves it in its own working dir"),
+    (TOOLBENCH, ["run_dir=/home/ubuntu/toolweave/runs/x"], "run_dir: /home/ubuntu/toolweave/runs/x is under "
+     "/home/ubuntu/toolweave, a copy file_mounts syncs to each node"),
+    (TOOLBENCH, ["executor.cache_path=/tmp/tool_cache"], "executor.cache_path: /tmp/tool_cache is on no storage"),
+    (TRAIN_7B, ["train.model=/opt/models/llama-7b", "sft.tokenizer=/opt/models/llama-7b"],
+     "train.model: /opt/models/llama-7b is on no storage every node sees"),
+    (TRAIN_7B, ["train.data=/scratch/sft"], "train.data: /scratch/sft is on no storage"),
+    (TOOLBENCH, [deployments(model_source="/local/llama-8b")],
+     "llm.deployments llama-3.1-8b-instruct model_source: /local/llama-8b is on no storage"),
+])
+def test_a_cluster_run_keeps_what_nodes_share_on_shared_storage(hf_token, config, overrides, expected):
+    cfg, problems = check_file(config, overrides)
+    assert cfg is not None and len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_uris_mounts_hub_ids_and_read_only_copies_pass(hf_token):
+    ok = ["run_dir=s3://bucket/runs/x", "executor.cache_path=gs://b/cache", "sft.tokenizer=/mnt/shared/models/t"]
+    env = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert check_file(TOOLBENCH, ok)[1] == []
+    # a model read from the project's synced copy is fine; a hub id is downloaded by each node
+    assert check_file(TRAIN_7B, ["train.model=/home/ubuntu/toolweave/models/m",
+                                 "sft.tokenizer=/home/ubuntu/toolweave/models/m"])[1] == []
+    assert check_file(TRAIN_7B, ["train.model=Qwen/Qwen2.5-7B", "sft.tokenizer=Qwen/Qwen2.5-7B"])[1] == []
+    # a local run is not judged for shared storage
+    assert check_file(QUICKSTART, ["run_dir=/data/x", "ray.num_cpus=8"])[1] == []
+
+
+def test_credentials_are_checked_by_name_never_shown(monkeypatch, tmp_path):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    [line] = check_file(TOOLBENCH)[1]
+    assert line.startswith("llm.deployments llama-3.1-70b-instruct model_source meta-llama/Llama-3.1-70B-Instruct, "
+                           "llm.deployments llama-3.1-8b-instruct model_source meta-llama/Llama-3.1-8B-Instruct: "
+                           "gated on the Hugging Face Hub and no HF_TOKEN or HUGGING_FACE_HUB_TOKEN is set")
+    [line] = check_file(TOOLALPACA)[1]
+    assert line.startswith("train.model meta-llama/Llama-2-7b-hf, sft.tokenizer meta-llama/Llama-2-7b-hf: gated")
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_secret_value_1234")
+    assert check_file(TOOLBENCH)[1] == []
+    problems = check_file(TOOLBENCH, ["run_dir=s3://bucket/runs/x"])[1]
+    assert problems == ["run_dir: an s3:// path and no AWS credentials by name (AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE) nor an IamInstanceProfile "
+                        "on every worker kind of the cluster file"]
+    assert not any("hf_secret_value" in p for p in problems)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA_NOT_SHOWN")
+    assert check_file(TOOLBENCH, ["run_dir=s3://bucket/runs/x"])[1] == problems  # the secret half is missing
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    assert check_file(TOOLBENCH, ["run_dir=s3://bucket/runs/x"])[1] == []
+    assert check_file(TOOLBENCH, ["executor.cache_path=gs://b/c"])[1][0].startswith(
+        "executor.cache_path: a gs:// path and no GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def test_the_sft_tokenizer_must_be_the_trained_models_at_check_time(hf_token):
+    # the fault issue 20 found: toolalpaca.yaml tokenized with SmolLM2's tokenizer, training Llama 2
+    [line] = check_file(TOOLALPACA, ["sft.tokenizer=smollm2"])[1]
+    assert line.startswith("sft.tokenizer smollm2 is not train.model meta-llama/Llama-2-7b-hf: token ids from another")
+    assert check_file(TRAIN_7B, ["sft.tokenizer=/mnt/shared/models/llama-7b/"])[1] == []  # the same dir
+    assert check_file(QUICKSTART, ["ray.num_cpus=8", "sft.tokenizer=smollm2", "train.model=tiny"])[1] == []
+
+
+def test_a_served_model_of_unknown_family_needs_its_tool_call_parser(hf_token):
+    unknown = dict(model_id="mine", model_source="/mnt/shared/models/my-model")
+    endpoint = "llm.endpoints.executor.model=mine"
+    [line] = check_file(TOOLBENCH, [deployments(**unknown), endpoint])[1]
+    assert line.startswith("llm.deployments mine: /mnt/shared/models/my-model is of no model family toolweave "
+                           "knows (hermes, llama3, mistral, qwen2.5, smollm2): set its tool_call_parser")
+    assert check_file(TOOLBENCH, [deployments(**unknown, tool_call_parser="pythonic"), endpoint])[1] == []
+    # toolweave's own template is served: Hermes calls whatever the model
+    assert check_file(TOOLBENCH, [deployments(**unknown, chat_template="fallback"), endpoint])[1] == []
+
+
+def test_flash_attention_on_a_cluster_without_flash_attn_is_a_note_not_a_failure(tmp_path, hf_token):
+    import yaml
+
+    from toolweave.checks import check_notes
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    assert check_notes(check_file(TRAIN_7B)[0], TRAIN_7B) == []  # the repo's setup installs it
+    cluster["setup_commands"] = [c for c in cluster["setup_commands"] if "flash-attn" not in c]
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(cluster))
+    config = tmp_path / "train.yaml"
+    config.write_text((ROOT / "configs" / "train_7b_zero3.yaml").read_text())
+    cfg, problems = check_file(config, [f"ray.cluster={tmp_path / 'cluster.yaml'}"])
+    assert problems == [] and check_notes(cfg, config) == [
+        "note: train.attn_implementation flash_attention_2: cluster.yaml's setup installs no flash-attn, so train "
+        "falls back to sdpa on its nodes"]
+    out = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "check", str(config),
+                          f"ray.cluster={tmp_path / 'cluster.yaml'}"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60, env={**__import__("os").environ, "HF_TOKEN": "x"})
+    assert out.returncode == 0 and out.stdout.splitlines()[0].endswith("falls back to sdpa on its nodes"), out.stdout
