@@ -118,7 +118,7 @@ def settled(urls: list[str], want_requests: int, timeout_s: float) -> dict[str, 
 
 def g1_problems(n: int, selection: str = "first"):
     """N G1 queries as instructions, each with its own tools (see the module's doc for `selection`)."""
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     tools, instrs, _ = import_toolbench_queries(G1)
     by_id = {t.id: t for t in tools}
     if selection == "shared-tools":

@@ -236,7 +236,7 @@ class Episode(Record):
 
 
 class VerifiedEpisode(Episode):
-    """An episode with its verification (`toolweave.verify`): `<check>_pass` (None: not run),
+    """An episode with its verification (`toolweave.curation.verify`): `<check>_pass` (None: not run),
     `_reason` (`code: detail`), `_problems`, for the checks format, execution and semantic."""
 
     KIND: ClassVar[str] = "verified_episode"

@@ -14,8 +14,8 @@ import logging
 from toolweave.config import RunConfig, SFTConfig, VerifyConfig
 from toolweave.io import existing_ids, iter_rows, read_records, write_part
 from toolweave.schemas import Episode, RecordError, Reject, SFTExample
-from toolweave.verify import sft_exclusion, unverified_chain
-from toolweave.verify_export import episodes_for_training
+from toolweave.curation.verify import sft_exclusion, unverified_chain
+from toolweave.curation.verify_export import episodes_for_training
 from training.formats import RenderError, Segment, render
 from training.toolalpaca_v1 import render_toolalpaca_v1
 from training.toolllama_steps import render_steps

@@ -167,7 +167,7 @@ def test_quickstart(tmp_path, embedded_base_url):
     from toolweave.config import VerifyConfig
     from toolweave.io import read_records
     from toolweave.schemas import Episode, SFTExample, VerifiedEpisode
-    from toolweave.verify import sft_exclusion
+    from toolweave.curation.verify import sft_exclusion
     proc = run_local("ray_jobs.cli", "run", "configs/quickstart.yaml", f"run_dir={tmp_path / 'qs'}",
                      "run.show_progress=false", "llm.endpoints.default.timeout_s=600", "--smoke",
                      "--smoke-llm", embedded_base_url)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rich.console import Console
 
 from toolweave import secrets
-from toolweave.export import write_jsonl
+from toolweave.curation.export import write_jsonl
 from toolweave.io import to_table
 from toolweave.llm.types import LLMError
 from toolweave.schemas import Reject

@@ -48,7 +48,7 @@ def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path,
     # verify: every episode of the run checked (run.limit does not cut it), the imported answers too
     from toolweave.io import read_records
     from toolweave.schemas import Episode, SFTExample, VerifiedEpisode
-    from toolweave.verify import sft_exclusion
+    from toolweave.curation.verify import sft_exclusion
     checked = {v.id: v for v in read_records(cfg.path("verified_episodes"), VerifiedEpisode)[0]}
     assert set(checked) == {e.id for e in read_records(cfg.path("episodes"), Episode)[0]}
     assert results["verify"]["imported_answers"] == 15

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from toolweave.build_toolset import build_tool, extract_json, nl_documentation, split_introduction
+from toolweave.authoring.build_toolset import build_tool, extract_json, nl_documentation, split_introduction
 from toolweave.config import ToolsetsConfig
 from toolweave.llm.types import LLMError
 from toolweave.schemas import CatalogueEntry, Reject, Tool
@@ -115,7 +115,7 @@ def test_build_tool_counts_a_document_without_operations_as_an_attempt():
 
 @pytest.mark.parametrize("tool", TOOLALPACA, ids=lambda t: t["Name"])
 def test_every_toolalpaca_document_passes_the_check_with_its_function_names(tool):
-    from toolweave.build_toolset import check_openapi
+    from toolweave.authoring.build_toolset import check_openapi
 
     entry = CatalogueEntry(id="x", name=tool["Name"], description=tool["Description"], category=tool["Category"])
     _, built = check_openapi("```json\n" + tool["Documentation"] + "\n```", entry)

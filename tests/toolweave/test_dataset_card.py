@@ -11,13 +11,13 @@ datasets = pytest.importorskip("datasets")
 
 from toolweave.config import LLMSettings, VerifyConfig  # noqa: E402
 from toolweave.converters.toolbench import answer_to_episode  # noqa: E402
-from toolweave.dataset_card import push_to_hub, write_dataset  # noqa: E402
-from toolweave.dataset_stats import distinct_ngrams, embedding_spread  # noqa: E402
+from toolweave.curation.dataset_card import push_to_hub, write_dataset  # noqa: E402
+from toolweave.curation.dataset_stats import distinct_ngrams, embedding_spread  # noqa: E402
 from toolweave.evaluation.judge import Judge  # noqa: E402
 from toolweave.schemas import Episode  # noqa: E402
 from toolweave.testing.fake_llm import FakeChatModel, tool_call  # noqa: E402
 from toolweave.toolsets import import_paths  # noqa: E402
-from toolweave.verify import verify_episodes  # noqa: E402
+from toolweave.curation.verify import verify_episodes  # noqa: E402
 
 DATA = Path(__file__).parents[1] / "data/toolbench/data_example"
 LLM = LLMSettings(endpoints={"default": {"model": "big-model"}, "user": {"model": "small-model"}},
@@ -143,7 +143,7 @@ def test_messages_are_structs_a_chat_template_takes_as_they_are(run):
 
 
 def _episodes(n: int) -> list:
-    from toolweave.verify import verify_episodes as verify
+    from toolweave.curation.verify import verify_episodes as verify
     eps = [answer_to_episode(p) for p in sorted((DATA / "answer").glob("G1_answer/*.json"))][:n]
     return asyncio.run(verify(eps, VerifyConfig(semantic=False), None))
 

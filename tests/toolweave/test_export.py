@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from toolweave.config import SolveConfig
-from toolweave.converters.toolbench import answer_to_episode
+from toolweave.converters.toolbench import TOOLBENCH_STEP_LINE, answer_to_episode, toolbench_ready
 from toolweave.executors import SchemaMockExecutor
-from toolweave.export import (export_all, from_openai_finetune, from_sharegpt, from_toolalpaca_instances,
+from toolweave.curation.export import (export_all, from_openai_finetune, from_sharegpt, from_toolalpaca_instances,
                               read_jsonl, read_toolbench_answers, renumber_calls, sharegpt_alternation_problem,
                               to_openai_finetune,
-                              to_sharegpt, to_toolalpaca_instance, toolalpaca_entry, toolbench_ready, write_jsonl,
-                              write_toolbench_answers, TOOLBENCH_STEP_LINE)
+                              to_sharegpt, to_toolalpaca_instance, toolalpaca_entry, write_jsonl,
+                              write_toolbench_answers)
 from toolweave.schemas import Episode, Function, Instruction, RecordError, Tool
 from toolweave.search import solve_instruction
 from toolweave.testing.fake_llm import FakeChatModel, tool_call

@@ -15,17 +15,17 @@ import pytest
 
 from toolweave.config import LLMSettings, SolveConfig, VerifyConfig
 from toolweave.converters.toolbench import answer_to_episode
-from toolweave.dataset_card import write_dataset
+from toolweave.curation.dataset_card import write_dataset
 from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.report import write_report
 from toolweave.executors import SchemaMockExecutor
 from toolweave import io
-from toolweave.front_page import write_front_page
+from toolweave.reporting.front_page import write_front_page
 from toolweave.io import write_part
 from toolweave.schemas import EvalResult, Episode, Function, Instruction, Tool
 from toolweave.search import solve_instruction
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
-from toolweave.verify import VerifiedEpisode, verify_episodes
+from toolweave.curation.verify import VerifiedEpisode, verify_episodes
 
 DATA = Path(__file__).parents[1] / "data/toolbench/data_example"
 TOOL = Tool(id="weather", name="weather", category="Weather", functions=[Function(

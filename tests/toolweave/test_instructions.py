@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from toolweave.config import InstructionsConfig
-from toolweave.instructions import (ApiSample, assign_splits, dedupe_instructions, import_toolbench_queries,
+from toolweave.authoring.instructions import (ApiSample, assign_splits, dedupe_instructions, import_toolbench_queries,
                                     instruction_id, load_seeds, sample_api_groups, toolalpaca_instructions,
                                     toolbench_instructions)
 from toolweave.schemas import FunctionRef, Instruction, Reject, Tool

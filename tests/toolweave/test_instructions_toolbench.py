@@ -5,7 +5,7 @@ import logging
 import random
 
 from toolweave.config import InstructionsConfig, RunConfig
-from toolweave.instructions import sample_api_groups, toolbench_instructions
+from toolweave.authoring.instructions import sample_api_groups, toolbench_instructions
 from toolweave.presets import apply_preset
 from toolweave.schemas import Function, Tool
 from toolweave.testing.fake_llm import FakeChatModel

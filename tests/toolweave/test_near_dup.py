@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from toolweave.config import InstructionsConfig
-from toolweave.instructions import dedupe_instructions, normalize_text
-from toolweave.near_dup import dedupe_counts, near_duplicates
+from toolweave.authoring.instructions import dedupe_instructions, normalize_text
+from toolweave.authoring.near_dup import dedupe_counts, near_duplicates
 from toolweave.schemas import Instruction
 
 G1 = Path(__file__).parents[1] / "data/stabletoolbench/solvable_queries/G1_instruction.json"

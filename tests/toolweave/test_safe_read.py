@@ -74,7 +74,7 @@ def test_the_time_limit_holds_during_a_read_that_blocks(tmp_path, monkeypatch):
 
 def _fifo_callers():
     from toolweave.config import RunConfig, load_config
-    from toolweave.instructions import import_toolbench_queries, load_seeds
+    from toolweave.authoring.instructions import import_toolbench_queries, load_seeds
     from toolweave.placement import node_kinds
     from toolweave.retrieval.corpus import read_test_ids
     from toolweave.stages.build_toolset import _import_catalogue

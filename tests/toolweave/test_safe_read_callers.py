@@ -9,7 +9,7 @@ from toolweave import secrets
 from toolweave.chat_template import model_chat_template
 from toolweave.converters.toolbench import answer_to_episode
 from toolweave.evaluation.answers import load_converted
-from toolweave.export import read_jsonl
+from toolweave.curation.export import read_jsonl
 from toolweave.safe_read import UnreadableFile
 from toolweave.schemas import RecordError
 

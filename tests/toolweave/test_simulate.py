@@ -8,7 +8,7 @@ from toolweave.config import EndpointConfig, SimulateConfig
 from toolweave.executors import Observation
 from toolweave.llm.types import LLMError
 from toolweave.schemas import Episode, Instruction
-from toolweave.simulate import asks_user, simulate_episode
+from toolweave.solving.simulate import asks_user, simulate_episode
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
 from toolweave.toolsets.export import openai_tools
 from toolweave.toolsets.toolalpaca import import_toolalpaca
@@ -234,10 +234,10 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
     135M model), then a real ToolAlpaca tool through instructions and simulation: valid records."""
     import random
 
-    from toolweave.build_toolset import build_tool
+    from toolweave.authoring.build_toolset import build_tool
     from toolweave.config import EmbeddedEngineConfig, ExecutorConfig, InstructionsConfig, ToolsetsConfig
     from toolweave.executors import make_executor
-    from toolweave.instructions import toolalpaca_instructions
+    from toolweave.authoring.instructions import toolalpaca_instructions
     from toolweave.llm.client import LLMClient
     from toolweave.schemas import CatalogueEntry, Reject, Tool
 

@@ -13,7 +13,7 @@ from toolweave.evaluation.judge import Judge
 from toolweave.schemas import Episode
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
 from toolweave.toolsets.export import finish_function
-from toolweave.verify import (VerifiedEpisode, check_execution, check_format, select_for_sft, sft_exclusion,
+from toolweave.curation.verify import (VerifiedEpisode, check_execution, check_format, select_for_sft, sft_exclusion,
                               summarize, verify_episode, verify_episodes)
 
 ANSWERS = sorted(Path(__file__).parents[1].joinpath("data/toolbench/data_example/answer").glob("*/*.json"))
@@ -183,7 +183,7 @@ def test_real_simulations_a_clarified_react_run_passes_and_a_no_call_answer_fail
     from toolweave.config import SimulateConfig
     from toolweave.executors import Observation
     from toolweave.schemas import Instruction
-    from toolweave.simulate import simulate_episode
+    from toolweave.solving.simulate import simulate_episode
     from toolweave.toolsets.toolalpaca import import_toolalpaca
 
     data = Path(__file__).parents[1] / "data/toolalpaca/eval_simulated.json"

@@ -130,8 +130,8 @@ def _verified(cfg, episodes):
     import asyncio
 
     from toolweave.testing.fake_llm import FakeChatModel, tool_call
-    from toolweave.verify import verify_episodes
-    from toolweave.verify_export import make_judge
+    from toolweave.curation.verify import verify_episodes
+    from toolweave.curation.verify_export import make_judge
     solved = {"tool_calls": [tool_call("check_answer_status", {"reason": "fine", "answer_status": "Solved"})]}
     judge = make_judge(cfg, FakeChatModel(handler=lambda req: solved, model="judge-m"))
     return asyncio.run(verify_episodes(episodes, cfg.verify, judge))

@@ -17,7 +17,7 @@ TOOL = next(t for t in json.loads((DATA / "toolalpaca/eval_simulated.json").read
 
 def docs() -> list[list[str]]:
     """What simulate records as `extra["toolalpaca_docs"]` for an imported ToolAlpaca tool."""
-    from toolweave.simulate import toolalpaca_docs
+    from toolweave.solving.simulate import toolalpaca_docs
     from toolweave.toolsets.toolalpaca import import_toolalpaca
     return toolalpaca_docs(import_toolalpaca([TOOL], "eval.json").tools)
 
@@ -68,7 +68,7 @@ def test_simulated_episode_renders_as_build_dataset_does():
     from toolweave.config import ExecutorConfig, SimulateConfig
     from toolweave.executors import Observation
     from toolweave.schemas import Instruction
-    from toolweave.simulate import simulate_episode
+    from toolweave.solving.simulate import simulate_episode
     from toolweave.testing.fake_llm import FakeChatModel
     from toolweave.toolsets.toolalpaca import import_toolalpaca
 

@@ -422,3 +422,23 @@ def episode_to_toolbench_answer(ep: Episode, *, as_searched: bool = False) -> di
     out["compare_candidates"] = tb.get("compare_candidates", [])
     out["answer_generation"] = ag
     return out
+
+
+# ToolBench's preprocess (preprocess_toolllama_data.py) asserts that the system message holds this
+# clause, its spelling included, and rewrites the prompt around it; our own search's prompt is worded
+# differently, so the export puts the clause first where it is missing.
+TOOLBENCH_STEP_CLAUSE = "with a function call to actually excute your step."
+TOOLBENCH_STEP_LINE = f"At each step, give your thought and what to do next, {TOOLBENCH_STEP_CLAUSE}"
+
+
+def toolbench_ready(ep: Episode) -> Episode:
+    """The episode with ToolBench's step clause in its system message (unchanged when it has it)."""
+    messages = [dict(m) for m in ep.messages]
+    system = next((m for m in messages if m.get("role") == "system"), None)
+    if system is None:
+        messages.insert(0, {"role": "system", "content": TOOLBENCH_STEP_LINE})
+    elif TOOLBENCH_STEP_CLAUSE not in str(system.get("content") or ""):
+        system["content"] = f"{TOOLBENCH_STEP_LINE}\n{system.get('content') or ''}"
+    else:
+        return ep
+    return ep.model_copy(update={"messages": messages})

@@ -16,7 +16,7 @@ from typing import Any
 
 from toolweave import safe_read
 from toolweave.converters import tooleval
-from toolweave.converters.toolbench import episode_to_toolbench_answer, toolbench_method_name
+from toolweave.converters.toolbench import episode_to_toolbench_answer, toolbench_method_name, toolbench_ready
 from toolweave.schemas import Episode, RecordError
 
 FINISH = "Finish"
@@ -68,7 +68,6 @@ class Answer:
             return self.raw
         if self.episode is None:
             raise ValueError(f"answer {self.query_id!r}: neither a converted entry nor an episode")
-        from toolweave.export import toolbench_ready  # the step clause ToolBench's files carry
         data = episode_to_toolbench_answer(toolbench_ready(self.episode), as_searched=True)
         return tooleval.convert_answer(data, toolbench_method_name(self.episode.method), where=self.episode.id)
 

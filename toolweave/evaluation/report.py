@@ -1,5 +1,5 @@
 """A run's report: one table per metric (split x method), plots, as Markdown, the numbers as JSON and
-Parquet, and report.html, the run's front page (`toolweave.front_page`). Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
+Parquet, and report.html, the run's front page (`toolweave.reporting.front_page`). Splits are ToolBench's held-out groups: `I1 Inst`, `I2 Tool`, `I3 Cat`, ...
 Each row names its tool setting (`tools`: ToolBench's "oracle", the given tools, or "retriever"); when
 a report has retriever rows, each method's two settings are columns side by side (`dfsdt (oracle)`,
 `dfsdt (retriever)`).
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolweave import io
-from toolweave.front_page import write_front_page
+from toolweave.reporting.front_page import write_front_page
 from toolweave.schemas import EvalResult
 from toolweave.secrets import redact, redact_obj
 

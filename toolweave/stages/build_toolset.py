@@ -1,6 +1,6 @@
 """Stage build_toolset: catalogue/ -> toolsets/. Before the records: `toolsets.catalogue` becomes the
 `catalogue/` dataset and `toolsets.sources` are imported as they are; then each catalogue entry is
-built into a tool by the LLM (`toolweave.build_toolset.build_tool`), or rejected with the reason."""
+built into a tool by the LLM (`toolweave.authoring.build_toolset.build_tool`), or rejected with the reason."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ class BuildToolsetWorker(RecordWorker):
     stage = "build_toolset"
 
     async def process(self, row: dict[str, Any]) -> list[Record]:
-        from toolweave.build_toolset import build_tool
+        from toolweave.authoring.build_toolset import build_tool
         try:
             entry = CatalogueEntry.from_row(row)
         except RecordError as e:

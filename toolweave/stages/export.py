@@ -1,6 +1,6 @@
 """Stage export: the episodes sft_data would train on (`verify.require` / `verify.toolbench_rule`;
 verified_episodes/, else episodes/) -> export/ in every format: ShareGPT, OpenAI fine-tuning JSONL,
-ToolAlpaca instance files, ToolBench answer files (`toolweave.verify_export.run_export`)."""
+ToolAlpaca instance files, ToolBench answer files (`toolweave.curation.verify_export.run_export`)."""
 from __future__ import annotations
 
 from toolweave.config import RunConfig
@@ -9,7 +9,7 @@ from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
 
 
 def run(cfg: RunConfig, runtime: Runtime) -> Summary:
-    from toolweave.verify_export import run_export
+    from toolweave.curation.verify_export import run_export
     return run_export(cfg)
 
 

@@ -1,5 +1,5 @@
 """Stage instructions: toolsets/ -> instructions/. `instructions.style` picks the generator:
-toolalpaca (`toolweave.instructions.toolalpaca_instructions`, one tool per record) or toolbench
+toolalpaca (`toolweave.authoring.instructions.toolalpaca_instructions`, one tool per record) or toolbench
 (`toolbench_instructions`, one sampled API group per record; the samples are drawn once, before the
 records, into `instructions_samples/`). ToolBench query files (`instructions.import_queries`) are
 imported beside them. After the records: dedupe and the holdout splits over all of them."""
@@ -23,12 +23,12 @@ class InstructionWorker(RecordWorker):
     stage = "instructions"
 
     async def setup(self) -> None:
-        from toolweave.instructions import load_seeds
+        from toolweave.authoring.instructions import load_seeds
         if self.cfg.instructions.style == "toolbench":
             self.seeds = load_seeds(self.cfg.instructions.seed_file)
 
     async def process(self, row: dict[str, Any]) -> list[Record]:
-        from toolweave.instructions import ApiSample, toolalpaca_instructions, toolbench_instructions
+        from toolweave.authoring.instructions import ApiSample, toolalpaca_instructions, toolbench_instructions
         rng = record_rng(self.cfg.seed, str(row.get("id")))
         if self.cfg.instructions.style == "toolbench":
             s = ApiSampleRow.from_row(row)
@@ -59,7 +59,7 @@ def _import_queries(cfg: RunConfig) -> dict[str, int]:
     cover them too, so a run whose generation yields little still has a test split."""
     if not cfg.instructions.import_queries:
         return {}
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     counts = {"imported_instructions": 0, "imported_query_tools": 0, "import_rejects": 0}
     for n, path in enumerate(cfg.instructions.import_queries):
         tools, instructions, rejects = import_toolbench_queries(path)
@@ -75,7 +75,7 @@ def _import_queries(cfg: RunConfig) -> dict[str, int]:
 
 def _write_api_samples(cfg: RunConfig) -> dict[str, int]:
     """ToolBench style: sample API groups (I1/I2/I3) once, deterministically, as the inputs."""
-    from toolweave.instructions import sample_api_groups
+    from toolweave.authoring.instructions import sample_api_groups
     out = cfg.path("instructions_samples")
     if io.part_files(out):  # sampled by an earlier (killed) run: keep its samples
         return {"api_samples": len(io.existing_ids(out))}
@@ -91,8 +91,8 @@ def _write_api_samples(cfg: RunConfig) -> dict[str, int]:
 def finish(cfg: RunConfig) -> dict[str, Any]:
     """Global steps after generation: dedupe the generated instructions and assign the splits,
     written as one deterministic part of `instructions/` (a rerun rewrites it)."""
-    from toolweave.instructions import assign_splits, dedupe_instructions
-    from toolweave.near_dup import dedupe_counts
+    from toolweave.authoring.instructions import assign_splits, dedupe_instructions
+    from toolweave.authoring.near_dup import dedupe_counts
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
     kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold)

@@ -35,7 +35,7 @@ def check_config(cfg: RunConfig) -> RunConfig:
     """A config's `stages:` must name declared stages, a chain that makes SFT data must verify the
     episodes first unless `verify.require: []`, and one that evaluates with retrieved tools must
     have a retriever (said before any stage runs)."""
-    from toolweave.verify import unverified_chain
+    from toolweave.curation.verify import unverified_chain
     chain(cfg.stages)
     problem = unverified_chain(cfg) if "sft_data" in cfg.stages else None
     if problem:

@@ -1,5 +1,5 @@
 """Stage simulate: instructions/ -> episodes/, one ToolAlpaca-style simulated episode per instruction
-(user, assistant and executor agents: `toolweave.simulate.simulate_episode`)."""
+(user, assistant and executor agents: `toolweave.solving.simulate.simulate_episode`)."""
 from __future__ import annotations
 
 from toolweave.config import RunConfig
@@ -16,7 +16,7 @@ class SimulateWorker(EpisodeWorker):
         self.method = "simulate_react" if cfg.simulate.protocol == "react" else "simulate_fc"
 
     async def run_episode(self, instruction: Instruction, tools: list[Tool]) -> Episode:
-        from toolweave.simulate import simulate_episode
+        from toolweave.solving.simulate import simulate_episode
         return await simulate_episode(instruction, tools, assistant=self.client("assistant"),
                                       user=self.client("user"), executor=self.executor,
                                       cfg=self.cfg.simulate, env_cfg=self.cfg.executor,

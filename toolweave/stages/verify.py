@@ -1,5 +1,5 @@
 """Stage verify: episodes/ -> verified_episodes/, APIGen's three checks per episode
-(`toolweave.verify.verify_episode`: format, execution, and the semantic ToolEval judge on the
+(`toolweave.curation.verify.verify_episode`: format, execution, and the semantic ToolEval judge on the
 `verify.judge_role` endpoint), each recorded in the episode's declared columns; then the dataset
 folder `dataset/` (card, statistics, plots) from every verified episode.
 
@@ -23,23 +23,23 @@ class VerifyWorker(RecordWorker):
     stage = "verify"
 
     async def setup(self) -> None:
-        from toolweave.verify_export import make_judge
+        from toolweave.curation.verify_export import make_judge
         role = self.cfg.verify.judge_role
         self.judge = make_judge(self.cfg, self.clients.get(role) or self.clients.get("default"))
 
     async def process(self, row: dict[str, Any]) -> list[Record]:
-        from toolweave.verify import verify_episode
+        from toolweave.curation.verify import verify_episode
         episode = Episode.from_row(row)  # a row that is no Episode: a Reject naming it (on_error)
         return [await verify_episode(episode, self.cfg.verify, self.judge)]
 
 
 def import_answers(cfg: RunConfig) -> Summary:
-    from toolweave.verify_export import import_answers as import_into_episodes
+    from toolweave.curation.verify_export import import_answers as import_into_episodes
     return import_into_episodes(cfg)
 
 
 def write_card(cfg: RunConfig) -> Summary:
-    from toolweave.verify_export import write_card as write_dataset_folder  # plots: matplotlib loads here
+    from toolweave.curation.verify_export import write_card as write_dataset_folder  # plots: matplotlib loads here
     return write_dataset_folder(cfg)
 
 

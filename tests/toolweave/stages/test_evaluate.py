@@ -16,7 +16,7 @@ G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instru
 
 
 def _run_dir(run_dir: Path | str, test_split: int = 2) -> list[Instruction]:
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     tools, instrs, _ = import_toolbench_queries(G1)
     instrs = [i.model_copy(update={"split": "test_inst" if n < test_split else "train"}) for n, i in enumerate(instrs)]
     io.write_part(tools, io.join(run_dir, "toolsets"), Tool, name="input")

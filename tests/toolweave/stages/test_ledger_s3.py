@@ -24,7 +24,7 @@ def s3_run_dir(tmp_path):
 
 
 def test_a_killed_run_on_s3_is_resumed_exactly_once(s3_run_dir):
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     _, instrs, _ = import_toolbench_queries(DATA)
     io.write_part(instrs, io.join(s3_run_dir, "instructions"), Instruction, name="input")
     cfg = RunConfig(run_dir=s3_run_dir, run={"batch_size": 2})

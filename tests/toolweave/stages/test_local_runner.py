@@ -16,7 +16,7 @@ DATA = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "inst
 
 
 def _instructions(run_dir: Path) -> list[Instruction]:
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     instrs = []
     for name in ("G1_query.json", "G2_query.json", "G3_query.json"):
         _, got, _ = import_toolbench_queries(DATA / name)

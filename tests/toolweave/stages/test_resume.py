@@ -19,7 +19,7 @@ SHAPED_PROBE = dataclasses.replace(probe.STAGE, shaped_by=("solve.method", "solv
 
 
 def _instructions(run_dir: Path) -> list[Instruction]:
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     _, instrs, _ = import_toolbench_queries(DATA / "G1_query.json")
     instrs = [i.model_copy(update={"extra": {CALLS_PER_EPISODE: 1}}) for i in instrs]
     io.write_part(instrs, run_dir / "instructions", Instruction, name="input")

@@ -69,7 +69,7 @@ def test_damage_outside_any_ledger_and_an_uncommitted_part_are_reported(tmp_path
 
 
 def test_a_run_dir_in_an_object_store_is_checked_the_same_way(tmp_path):
-    from toolweave.instructions import import_toolbench_queries
+    from toolweave.authoring.instructions import import_toolbench_queries
     from toolweave.schemas import Instruction
     from toolweave.testing.object_store import moto_s3
     queries = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"

@@ -15,7 +15,7 @@ from toolweave.stages import export, verify
 from toolweave.stages.local import run_local
 from toolweave.stages.registry import STAGES
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
-from toolweave.verify_export import run_export
+from toolweave.curation.verify_export import run_export
 
 ANSWERS = sorted((Path(__file__).parents[2] / "data/toolbench/data_example/answer").glob("G*_answer/*.json"))
 
@@ -23,7 +23,7 @@ ANSWERS = sorted((Path(__file__).parents[2] / "data/toolbench/data_example/answe
 @pytest.fixture(autouse=True)
 def stand_in_encoder(monkeypatch):
     """The card's embedding spread with a stand-in encoder (MiniLM costs seconds a run)."""
-    monkeypatch.setattr("toolweave.dataset_stats._minilm", lambda: lambda texts: np.eye(len(texts)))
+    monkeypatch.setattr("toolweave.curation.dataset_stats._minilm", lambda: lambda texts: np.eye(len(texts)))
 
 
 def judge_model():

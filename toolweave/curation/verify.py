@@ -28,7 +28,7 @@ from toolweave.evaluation.judge import Judge
 from toolweave.evaluation.labels import AnswerStatus
 from toolweave.evaluation.pass_rate import answer_status
 from toolweave.schemas import Episode, VerifiedEpisode
-from toolweave.simulate import asks_user
+from toolweave.solving.simulate import asks_user
 from toolweave.toolsets.export import FINISH, finish_function
 
 CHECKS = ("format", "execution", "semantic")

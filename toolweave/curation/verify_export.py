@@ -1,5 +1,5 @@
 """The run-directory steps of the verify and export stages, Ray-free (`toolweave/stages/verify.py`
-runs `toolweave.verify.verify_episode` per record between these):
+runs `toolweave.curation.verify.verify_episode` per record between these):
 
 - `import_answers(cfg)` (verify's prepare): `verify.import_answers` (ToolBench answer files) into `episodes/`;
 - `write_card(cfg)` (verify's finish): the dataset folder `dataset/` (Parquet + card + plots) from
@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig
-from toolweave.dataset_card import push_to_hub, write_dataset
+from toolweave.curation.dataset_card import push_to_hub, write_dataset
 from toolweave.evaluation.judge import Judge
-from toolweave.export import export_all
+from toolweave.curation.export import export_all
 from toolweave.converters.toolbench import answer_to_episode
 from toolweave.io import read_records, replace_part
 from toolweave.llm.types import CallTag, ChatModel
 from toolweave.schemas import Episode, Instruction, RecordError, Reject, Tool, VerifiedEpisode
-from toolweave.verify import select_for_sft, summarize
+from toolweave.curation.verify import select_for_sft, summarize
 
 VERIFY = "verify"
 VERIFIED = "verified_episodes"  # the verify stage's records

@@ -31,10 +31,10 @@ import yaml
 
 from toolweave import io
 from toolweave.config import DatasetCardConfig, LLMSettings
-from toolweave.dataset_stats import TokenCounter, compute, plot_all
+from toolweave.curation.dataset_stats import TokenCounter, compute, plot_all
 from toolweave.schemas import Tool
 from toolweave.secrets import read_secret, redact, redact_obj
-from toolweave.verify import CHECKS, VerifiedEpisode
+from toolweave.curation.verify import CHECKS, VerifiedEpisode
 
 DROPPED = ("tree", "extra")  # the search tree and source-specific extras stay in the run's episodes/
 _YAML_DTYPE = {pa.string(): "string", pa.bool_(): "bool", pa.int64(): "int64", pa.float64(): "float64"}

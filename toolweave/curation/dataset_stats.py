@@ -12,7 +12,7 @@ from typing import Any
 from toolweave.config import LLMSettings
 from toolweave.schemas import Episode, Tool
 from toolweave.toolsets.export import FINISH, openai_tools
-from toolweave.verify import CHECKS, VerifiedEpisode, episode_calls, offered_schemas, summarize
+from toolweave.curation.verify import CHECKS, VerifiedEpisode, episode_calls, offered_schemas, summarize
 
 TokenCounter = Callable[[str], int]
 

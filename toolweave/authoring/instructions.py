@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from toolweave import safe_read
-from toolweave.build_toolset import extract_json
+from toolweave.authoring.build_toolset import extract_json
 from toolweave.config import InstructionsConfig
 from toolweave.llm.types import CallTag, ChatModel, LLMError
-from toolweave.near_dup import near_duplicates
+from toolweave.authoring.near_dup import near_duplicates
 from toolweave.prompts import render
 from toolweave.schemas import FunctionRef, Instruction, Reject, Tool
 from toolweave.toolsets.naming import function_name, standardize, tool_id
@@ -325,7 +325,7 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
 def dedupe_instructions(instrs: list[Instruction], near_threshold: float | None = None
                         ) -> tuple[list[Instruction], list[Reject]]:
     """Keep the first of each normalised text (case, punctuation and spacing ignored); with
-    `near_threshold`, then drop near duplicates too (MinHash LSH, `toolweave.near_dup`)."""
+    `near_threshold`, then drop near duplicates too (MinHash LSH, `toolweave.authoring.near_dup`)."""
     seen: dict[str, str] = {}
     kept: list[Instruction] = []
     rejects: list[Reject] = []
