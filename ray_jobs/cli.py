@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="check a config before any job starts: one line per problem")
     chk.add_argument("config", help="YAML run config (see configs/)")
     chk.add_argument("overrides", nargs="*", help="key=value overrides, as for run")
+    pln = sub.add_parser("plan", help="what a config places on which node kind, and its tokens, replica-hours "
+                                      "and GPU-hours on paper")
+    pln.add_argument("config", help="YAML run config (see configs/)")
+    pln.add_argument("overrides", nargs="*", help="key=value overrides, as for run")
     _add_run_args(sub.add_parser("serve", help="start the configured engine and print its base URL"))
     sub.add_parser("verify-run", help="check a run dir's committed parts and ledgers offline; say what a "
                                       "rerun would redo").add_argument("run_dir", help="a run dir: path or URI")
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return import_command(args.paths, args.out, args.mcp)
     if args.command == "check":
         return check_command(args.config, args.overrides)
+    if args.command == "plan":
+        return plan_command(args.config, args.overrides)
     if args.command == "verify-run":
         from toolweave.stages.run_integrity import verify_run_command
         return verify_run_command(args.run_dir)
@@ -108,6 +114,19 @@ def check_command(config: str, overrides: list[str]) -> int:
     if problems:
         return 1
     print(printable(f"{config}: ok ({', '.join(cfg.stages) or 'no stages'})"))
+    return 0
+
+
+def plan_command(config: str, overrides: list[str]) -> int:
+    """`toolweave plan CONFIG [key=value ...]`: placement per node kind and the cost on paper."""
+    from toolweave.plan import plan_lines
+    try:
+        cfg = load_config(config, overrides)
+    except Exception as e:  # noqa: BLE001 - a bad config: said in one line, as check says it
+        print(printable(f"{config}: {_one_line(e)}"))
+        return 1
+    for line in plan_lines(cfg, config):
+        print(printable(line))
     return 0
 
 
