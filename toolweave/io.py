@@ -193,6 +193,7 @@ def to_table(records: Iterable[Record], cls: type[Record]) -> pa.Table:
 def write_part(records: Iterable[Record], out_dir: str | Path, cls: type[Record],
                name: str | None = None) -> Path | str | None:
     """Write one part file; returns its path (None when there was nothing to write)."""
+    filesystem(out_dir)  # first: a bucket's credentials are registered secrets before the rows are redacted
     return write_table_part(to_table(records, cls), out_dir, name)
 
 

@@ -304,8 +304,9 @@ BUCKET_SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # read by p
 
 def config_secret_envs(cfg: Any) -> list[str]:
     """The env vars a run config names as holding secrets: endpoint keys, the HTTP executor's
-    `auth_env`, MCP servers' `env_from`, the Hub token (`dataset.token_env`), `secret_env`."""
-    names: list[str] = [*HUB_TOKEN_ENVS, *getattr(cfg, "secret_env", [])]
+    `auth_env`, MCP servers' `env_from`, the Hub token (`dataset.token_env`), `secret_env`; and the
+    Hub's and buckets' own (set, they are secrets whatever the config says)."""
+    names: list[str] = [*HUB_TOKEN_ENVS, *BUCKET_SECRET_ENVS, *getattr(cfg, "secret_env", [])]
     llm = getattr(cfg, "llm", None)
     names += [e.api_key_env for e in getattr(llm, "endpoints", {}).values() if getattr(e, "api_key_env", None)]
     executor = getattr(cfg, "executor", None)

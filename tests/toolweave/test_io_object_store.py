@@ -115,3 +115,18 @@ def test_a_directory_is_uploaded_and_downloaded_with_its_times(run_dir, tmp_path
     io.download_dir(dest, back)
     assert (back / "sub" / "weights.bin").read_bytes() == b"\x00" * 1000 and (back / "DONE").read_text() == "complete"
     assert (back / "config.json").stat().st_mtime == pytest.approx(times["config.json"], abs=1e-3)
+
+
+def test_a_path_in_the_object_store_registers_the_buckets_secrets(s3_root, tmp_path, monkeypatch):
+    from toolweave import secrets
+    from toolweave.testing.object_store import ENV
+    token = "FwoGZXIvYXdzEJr-session-Tq93LmXa"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    key = ENV["AWS_SECRET_ACCESS_KEY"]
+    with secrets.isolated():
+        assert secrets.redact(token) == token  # not registered yet (the key may be: the module's fixture)
+        out = io.join(s3_root, tmp_path.name, "run", "episodes_rejects")
+        io.write_part([Reject(id="r1", stage="solve", reason=f"denied: key {key[-10:]}, token {token}")], out, Reject)
+        assert secrets.redact(f"{key} {token}") == "*** ***"
+        [rec], bad = io.read_records(out, Reject)
+    assert not bad and rec.reason == "denied: key ***, token ***"  # the Parquet sink redacted both

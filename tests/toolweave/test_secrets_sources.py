@@ -185,5 +185,5 @@ dataset: {{token_env: TW_HUB_KEY}}
     text = " | ".join([*values.values(), "an-ordinary-setting-value"])
     assert secrets.redact(text) == " | ".join(["***"] * len(values) + ["an-ordinary-setting-value"])
     assert secrets.config_secret_envs(load_config(path)) == [
-        "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TW_OTHER_SECRET", "TW_ENDPOINT_KEY", "TW_TOOL_KEY", "TW_MCP_KEY",
-        "TW_HUB_KEY"]
+        "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "TW_OTHER_SECRET",
+        "TW_ENDPOINT_KEY", "TW_TOOL_KEY", "TW_MCP_KEY", "TW_HUB_KEY"]
