@@ -359,6 +359,17 @@ def _own_tree_to_toolbench(nodes: list[dict]) -> dict:
     return root
 
 
+def _pre_order(root: dict) -> list[dict]:
+    """A nested ToolBench tree's nodes below its root, in pre-order, without `children`: a CoT chain."""
+    out: list[dict] = []
+    stack = list(reversed(root.get("children") or []))
+    while stack:
+        node = stack.pop()
+        out.append({k: v for k, v in node.items() if k != "children"})
+        stack.extend(reversed(node.get("children") or []))
+    return out
+
+
 def episode_to_toolbench_answer(ep: Episode, *, as_searched: bool = False) -> dict:
     """Export an Episode as a ToolBench answer file (the shape ToolEval and ToolBench's loaders read).
 
@@ -402,6 +413,12 @@ def episode_to_toolbench_answer(ep: Episode, *, as_searched: bool = False) -> di
                     {k: v for k, v in n.items() if k not in _OUR_NODE_KEYS + ("attempt",)})
         meta = tb.get("tries_meta") or [{} for _ in tries]
         out["trys"] = [{"chain": tries.get(t, []), **m} for t, m in enumerate(meta)]
+    elif as_searched and ep.method == "cot":  # ToolBench's CoT files carry their try as `trys`, where
+        # ToolEval reads an episode without valid data (convert_to_answer_format.py process_invalid_data)
+        own = ep.tree and "function" in ep.tree[0]
+        chain = _pre_order(_own_tree_to_toolbench(ep.tree)) if own else _steps_from_messages(ep.messages)
+        out["try_count"] = 1
+        out["trys"] = [{"chain": chain, "win": ep.status == "answered"}]
     elif ep.tree and "node_type" in ep.tree[0]:
         out["tree"] = {"size": tb.get("tree_size", len(ep.tree)), "max_length": tb.get("tree_max_length"),
                        "tree": _nest_tree(ep.tree)}

@@ -52,3 +52,34 @@ def test_episodes_show_the_judge_what_convert_to_answer_format_makes_of_them():
         assert answer.toolbench_answer() == shown, key
         assert answer.toolbench_final_answer() == expected["answer"]["final_answer"], key
         assert answer.steps_text() == tooleval.get_steps(shown), key
+
+
+def _own_cot_episode(with_tree: bool):
+    from toolweave.schemas import Episode
+    call = {"id": "c0", "type": "function", "function": {"name": "search_for_demo", "arguments": '{"q": "x"}'}}
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Find x."},
+                {"role": "assistant", "content": "I will search.", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c0", "content": '{"error": "", "response": "nothing"}'}]
+    tree = [{"id": 0, "parent": None, "depth": 0, "message": None, "function": None, "status": "root"},
+            {"id": 1, "parent": 0, "depth": 1, "message": messages[2], "function": "search_for_demo",
+             "arguments": '{"q": "x"}', "observation": '{"error": "", "response": "nothing"}', "status_code": 0,
+             "status": "ok"}]
+    tools = [{"type": "function", "function": {"name": "search_for_demo", "description": "Searches.",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    return Episode(id="e", instruction_id="q", method="cot", query="Find x.", status="max_steps", messages=messages,
+                   tools=tools, tree=tree if with_tree else None)
+
+
+def test_own_cot_episodes_without_an_answer_are_converted_from_their_try():
+    """ToolBench's converter reads an invalid CoT answer from `trys` (a KeyError without it): the episode's one
+    chain is that try, from its explored tree or, without one, its messages."""
+    for with_tree in (True, False):
+        converted = from_episode(_own_cot_episode(with_tree)).converted()
+        answer = converted["answer"]
+        assert answer["method"] == "CoT@1" and answer["total_steps"] == 4, with_tree  # system, user, thought, call
+        user = answer["answer_details"][0]["next"][0]
+        thought = user["next"][0]
+        assert (thought["role"], thought["message"]) == ("assistant", "I will search.")
+        tool = thought["next"][0]
+        assert tool["role"] == "tool" and tool["message"] == {
+            "name": "search_for_demo", "arguments": '{"q": "x"}', "response": '{"error": "", "response": "nothing"}'}
