@@ -50,6 +50,10 @@ def prepare(cfg: RunConfig) -> dict[str, int]:
     notes = _import_queries(cfg)
     if cfg.instructions.style == "toolbench":
         notes.update(_write_api_samples(cfg))
+    source = cfg.path(input_dataset(cfg))
+    if not io.part_files(source) and not notes.get("imported_instructions"):  # inputs_optional: said here
+        raise ValueError(f"stage instructions: nothing to make: no input at {source} (instructions.modes "
+                         f"{cfg.instructions.modes}) and no query imported (instructions.import_queries)")
     return notes
 
 
@@ -110,4 +114,4 @@ def finish(cfg: RunConfig) -> dict[str, Any]:
 STAGE = Stage("instructions", reads=(Dataset("toolsets", Tool), Dataset("instructions_samples", ApiSampleRow)),
               writes=(Dataset("instructions_raw", Instruction), Dataset("instructions", Instruction)),
               roles=("builder",), worker=InstructionWorker, input=input_dataset, prepare=prepare, finish=finish,
-              shaped_by=("instructions.style",))
+              shaped_by=("instructions.style",), inputs_optional=True)  # may only import (modes: [])

@@ -3,6 +3,8 @@ generation yields nothing still has a test split (the quickstart's evaluation ne
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import Instruction, Reject
@@ -32,3 +34,15 @@ def test_imported_queries_are_split_by_the_holdout_and_rerun_writes_nothing_twic
     assert again["processed"] == 0
     ids = [r["id"] for r in io.iter_rows(tmp_path / "instructions", columns=["id"])]
     assert sorted(ids) == sorted(i.id for i in instrs), "a rerun wrote instructions twice"
+
+
+def test_a_toolbench_run_may_only_import_and_one_with_nothing_to_make_says_so(tmp_path):
+    cfg = RunConfig(run_dir=str(tmp_path / "only"), instructions={"modes": [], "import_queries": [str(G1)]})
+    llm = FakeChatModel(handler=lambda req: pytest.fail("nothing is generated: no LLM call"))
+    summary = _run(cfg, llm)
+    assert summary["imported_instructions"] == 5 and summary["api_samples"] == 0
+    assert len(io.read_records(tmp_path / "only" / "instructions", Instruction)[0]) == 5
+
+    empty = RunConfig(run_dir=str(tmp_path / "none"), instructions={"modes": []})
+    with pytest.raises(ValueError, match="nothing to make: no input at .*instructions_samples"):
+        _run(empty, llm)
