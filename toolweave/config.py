@@ -650,6 +650,9 @@ class EvaluateConfig(Section):
     """With `solve_with`: the tools each test query is solved with, one episode per setting: `given`
     (ToolBench's oracle rows) and/or `retrieved` (the trained retriever's top `solve.retrieved_k`), side by
     side in the report. Empty: `solve.tools`."""
+    tool_choice: Literal["auto", "required"] | None = None
+    """With `solve_with`: the tool choice the model under test solves with; null: `solve.tool_choice`. `auto`
+    measures whether the model writes well-formed calls itself (`required` has the engine force them)."""
 
 
 class RunConfig(Section):

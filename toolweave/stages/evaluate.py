@@ -222,7 +222,8 @@ def solve_config(cfg: RunConfig, base_url: str | None, model_url: str | None, to
             "is_vllm": True})
     return cfg.model_copy(deep=True, update={
         "llm": llm.model_copy(update={"engine": "endpoints", "endpoints": endpoints}),
-        "solve": cfg.solve.model_copy(update={"splits": list(cfg.evaluate.splits), "tools": tools or cfg.solve.tools}),
+        "solve": cfg.solve.model_copy(update={"splits": list(cfg.evaluate.splits), "tools": tools or cfg.solve.tools,
+                                              "tool_choice": cfg.evaluate.tool_choice or cfg.solve.tool_choice}),
     })
 
 

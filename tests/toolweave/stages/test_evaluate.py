@@ -190,3 +190,15 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
     # the model is known by its files where they are (a retrain changes them)
     marker = json.loads(io.read_text(io.join(run_dir, eval_solve.MODEL_FILE)))
     assert marker["source"] == io.join(run_dir, "model") and marker["files"]["model.safetensors"][0] == len(b"weights")
+
+
+def test_the_model_under_test_is_asked_with_evaluate_tool_choice(tmp_path, scripted_server):
+    _run_dir(tmp_path, test_split=1)
+    under_test = scripted_server(handler=_finish)
+    cfg = _cfg(tmp_path, "http://127.0.0.1:1/v1", tool_choice="auto")
+    assert eval_solve.solve_config(cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
+        update={"tool_choice": None})}), None, None).solve.tool_choice == "required"  # null: solve.tool_choice's
+    scfg = eval_solve.solve_config(cfg, None, under_test.base_url)
+    assert scfg.solve.tool_choice == "auto" and cfg.solve.tool_choice == "required"  # the run's own solve keeps it
+    _solve(scfg)
+    assert under_test.requests and {b.get("tool_choice") for b in under_test.requests} == {"auto"}
