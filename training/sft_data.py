@@ -15,7 +15,9 @@ from toolweave.config import RunConfig, SFTConfig, VerifyConfig
 from toolweave.io import existing_ids, iter_rows, read_records, write_part
 from toolweave.schemas import Episode, RecordError, Reject, SFTExample
 from toolweave.curation.verify import sft_exclusion, unverified_chain
-from toolweave.curation.verify_export import episodes_for_training
+from toolweave.curation.verify_export import VERIFIED, episodes_for_training
+from toolweave.stages import sft_data
+from toolweave.stages.registry import upstream
 from training.formats import RenderError, Segment, render
 from training.toolalpaca_v1 import render_toolalpaca_v1
 from training.toolllama_steps import render_steps
@@ -135,7 +137,11 @@ def episodes_to_use(cfg: RunConfig, required: bool) -> tuple[list[Episode], list
     """(episodes, unreadable rows, episodes waiting for verify): with verification required, the
     verified ones (verified_episodes/); those verify has not checked yet are left for a later run
     (neither trained on nor rejected). Else every episode, verified where it was checked."""
-    if "verify" not in cfg.stages:
+    source = upstream(cfg, sft_data.STAGE)
+    if source is not None and source.name != VERIFIED:  # episodes/, or a curated set after verify (dedupe)
+        good, bad = read_records(cfg.path(source.name), source.kind)
+        return good, bad, 0
+    if source is None and "verify" not in cfg.stages:
         good, bad = read_records(cfg.path("episodes"), Episode)
         return good, bad, 0
     verified, unchecked, bad = episodes_for_training(cfg)

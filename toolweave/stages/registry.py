@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from toolweave.config import RunConfig
-from toolweave.stages import (build_toolset, evaluate, export, instructions, retriever, sft_data, simulate, solve,
-                              sweep, train, verify)
-from toolweave.stages.declaration import Stage
+from toolweave.stages import (build_toolset, dedupe, evaluate, export, instructions, retriever, sft_data, simulate,
+                              solve, sweep, train, verify)
+from toolweave.stages.declaration import Dataset, Stage
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     build_toolset.STAGE,
@@ -14,6 +14,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     simulate.STAGE,
     solve.STAGE,
     verify.STAGE,
+    dedupe.STAGE,
     sft_data.STAGE,
     export.STAGE,
     train.STAGE,
@@ -29,6 +30,18 @@ def chain(names: list[str]) -> list[Stage]:
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     return [STAGES[n] for n in names]
+
+
+def upstream(cfg: RunConfig, stage: Stage) -> Dataset | None:
+    """The dataset `stage` takes its records from in this config's chain: the last one that a stage
+    before it writes whose record kind is one `stage` reads (sft_data: dedupe's deduped_episodes
+    when dedupe runs before it, else verify's verified_episodes, else solve's episodes); None when
+    no stage before it writes one, or the chain does not list `stage`."""
+    kinds = tuple(d.kind for d in stage.reads if d.kind is not None)
+    names = cfg.stages[:cfg.stages.index(stage.name)] if stage.name in cfg.stages else []
+    written = [d for s in chain([n for n in names if n in STAGES]) for d in s.writes
+               if d.kind is not None and kinds and issubclass(d.kind, kinds)]
+    return written[-1] if written else None
 
 
 def check_config(cfg: RunConfig) -> RunConfig:
