@@ -1,7 +1,13 @@
 """Serve autoscaling from `llm.deployments` settings: under load the replicas of a deployment go
 from 1 to 2, after the load they go back to 1 (observed from Serve's status), each on the `vllm`
 node. The replica is a cheap echo deployment with the autoscaling config and placement bundles
-the run's Serve LLM app gets (actors.serve): two real CPU vLLM replicas would not fit this box."""
+the run's Serve LLM app gets (actors.serve), not a CPU vLLM replica of SmolLM2: one becomes ready
+~41-63 s after it is placed (docs: /work/shared ENVIRONMENT.md, tests/cluster/test_serve_app.py's
+~65 s start-up) and its engine process held 1.5-2.7 GB RSS here (ps, 2026-12-07) besides its 1 GiB KV
+cache. Scaling 1 -> 2 -> 1 with real replicas would add ~2 min and ~4 GB to a suite near its CI
+budget on a 2-core box; what is under test (Serve's autoscaler reading actors.serve's config and
+placing each replica's bundles on the `vllm` node) is the same for both. The real replica is deployed
+by the run itself in tests/configs/test_smoke_runs.py::test_gpu_check_on_the_cpu."""
 from __future__ import annotations
 
 import asyncio

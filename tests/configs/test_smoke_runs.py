@@ -112,13 +112,30 @@ def test_toolbench_dfsdt(smoke_cluster, tmp_path):
     run_dir += "-smoke"
     ok(job, run_dir)
     summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
-    assert list(summary) [:7] == ["build_toolset", "instructions", "solve", "verify", "sft_data", "export", "retriever"]
+    assert list(summary)[:7] == ["build_toolset", "instructions", "solve", "verify", "sft_data", "export", "retriever"]
     for name in ("toolsets", "instructions", "episodes", "verified_episodes", "sft"):
         assert rows(run_dir, name), f"{name}/ has no rows in the bucket"
     texts = [r["text"] for r in rows(run_dir, "instructions")]
     assert any(t.startswith("Scripted query: ") for t in texts)
     assert json.loads(io.read_text(io.join(run_dir, "retriever", "report.json")))
     assert actors_by_kind(smoke_cluster, "MapWorker") == {"simulate"}  # ray.actor_resources kept
+
+
+def test_toolalpaca(smoke_cluster, tmp_path):
+    """The ToolAlpaca chain (the preset's ReAct agents, simulator, toolalpaca_v1 rows) through train."""
+    run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
+    job = submit(smoke_cluster, f"toolweave run configs/toolalpaca.yaml run_dir={run_dir} run.show_progress=false "
+                                f"{smoke_args(smoke_cluster.llm_url, cpu=True)}")
+    run_dir += "-smoke"
+    ok(job, run_dir)
+    summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
+    assert list(summary)[:7] == ["build_toolset", "instructions", "simulate", "verify", "sft_data", "export", "train"]
+    for name in ("catalogue", "toolsets", "instructions", "episodes", "verified_episodes", "sft"):
+        assert rows(run_dir, name), f"{name}/ has no rows in the bucket"
+    assert {r["status"] for r in rows(run_dir, "episodes")} == {"answered"}
+    assert summary["train"]["step"] == 1 and summary["train"]["model_dir"] == f"{run_dir}/model"
+    assert actors_by_kind(smoke_cluster, "MapWorker") == {"simulate"}
+    assert actors_by_kind(smoke_cluster, "TrainWorker") == {"trainer"}
 
 
 def _train_job(smoke_cluster, tmp_path, config: str) -> str:
@@ -218,6 +235,7 @@ def test_gpu_check_on_the_cpu(tmp_path):
 
 SMOKE_RUNS = {
     "toolbench_dfsdt.yaml": test_toolbench_dfsdt,
+    "toolalpaca.yaml": test_toolalpaca,
     "train_7b_zero3.yaml": test_train_7b_zero3,
     "train_13b_zero3.yaml": test_train_13b_zero3,
     "train_tiny.yaml": test_train_tiny_then_sweep,
