@@ -32,6 +32,7 @@ class RecordBatchRunner:
         clients = build_clients(self.cfg, base_url)
         self.clients = list({id(c): c for c in clients.values() if hasattr(c, "close")}.values())  # roles share
         self.worker = worker(self.cfg, clients)
+        self.worker.stage = io.stage  # the declaration's name (evaluate's solve: eval_solve), for tags and rejects
         if cache_actor is not None:
             from actors.tool_cache import ActorResponseCache
             self.worker.response_cache = ActorResponseCache.named(cache_actor)

@@ -12,15 +12,17 @@ from toolweave.search.env import EnvOptions, StepResult, ToolEnv
 
 async def solve_instruction(instruction: Instruction, tools: list[Tool], llm: ChatModel, executor: Executor,
                             cfg: SolveConfig, *, env_cfg: ExecutorConfig | None = None,
-                            episode_id: str | None = None) -> Episode:
+                            episode_id: str | None = None, stage: str = "") -> Episode:
     """Solve one instruction with `cfg.method` (dfsdt | cot). Never raises for model or tool
-    misbehaviour: those are recorded on the tree's nodes and in the episode's status and errors."""
+    misbehaviour: those are recorded on the tree's nodes and in the episode's status and errors.
+    `stage`: the stage whose call this is (its LLM calls are tagged with it; evaluate's solving has its own)."""
     env_cfg = env_cfg or ExecutorConfig()
     env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit, compress=env_cfg.compress,
                   llm=llm if env_cfg.compress == "llm" else None, options=env_options(env_cfg, cfg),
-                  offered=offered_functions(instruction, tools) if cfg.functions == "api_list" else None)
+                  offered=offered_functions(instruction, tools) if cfg.functions == "api_list" else None,
+                  stage=stage)
     eid = episode_id or f"{instruction.id}-{cfg.method}"
-    tag = CallTag(stage="solve", episode=eid, role="assistant")
+    tag = CallTag(stage=stage, episode=eid, role="assistant")
     common = dict(max_steps=cfg.max_steps, max_llm_calls=cfg.max_llm_calls, tool_choice=cfg.tool_choice, tag=tag,
                   temperature=cfg.temperature, max_tokens=cfg.max_tokens, depth_unit=cfg.depth_unit,
                   prompts=cfg.prompts, give_up_seed=cfg.seed if cfg.give_up_pick == "random" else None)

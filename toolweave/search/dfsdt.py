@@ -101,7 +101,7 @@ class TreeSearch:
         self.env, self.llm = env, llm
         self.width, self.max_steps, self.max_llm_calls = max(1, width), max_steps, max_llm_calls
         self.tool_choice, self.temperature, self.max_tokens = tool_choice, temperature, max_tokens
-        self.tag = tag or CallTag(stage="solve", role="assistant")
+        self.tag = tag or CallTag(role="assistant")
         self.nodes: list[Node] = []
         self.terminal: list[Node] = []
         self.give_up: list[Node] = []

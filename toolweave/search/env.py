@@ -57,15 +57,17 @@ class EnvOptions:
 class ToolEnv:
     def __init__(self, tools: list[Tool], executor: Executor, *, observation_limit: int = 2048,
                  compress: str = "truncate", llm: ChatModel | None = None, naming: str = "toolbench",
-                 options: EnvOptions | None = None, offered: list[tuple[Tool, Function]] | None = None):
+                 options: EnvOptions | None = None, offered: list[tuple[Tool, Function]] | None = None,
+                 stage: str = ""):
         """`offered`: the (tool, function) pairs the model is shown, in order (None: every function
-        of `tools`)."""
+        of `tools`); `stage`: the stage its compressing calls are tagged with."""
         if compress not in ("truncate", "llm"):
             raise ValueError(f"compress must be 'truncate' or 'llm', got {compress!r}")
         if compress == "llm" and llm is None:
             raise ValueError("compress='llm' needs a chat model")
         self.tools = {t.id: t for t in tools}
         self.executor = executor
+        self.stage = stage
         self.observation_limit = observation_limit
         self.compress = compress
         self.llm = llm
@@ -222,7 +224,7 @@ class ToolEnv:
                         limit=self.observation_limit, observation=body[: self.observation_limit * 8])
         try:
             reply = await self.llm.chat([{"role": "user", "content": prompt}], temperature=0.0,
-                                        tag=CallTag(stage="solve", role="executor"))
+                                        tag=CallTag(stage=self.stage, role="executor"))
         except LLMError:
             return body  # fall back to truncation
         return reply.content.strip() or body

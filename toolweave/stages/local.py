@@ -23,6 +23,7 @@ def run_local(cfg: RunConfig, stage: Stage, clients: dict[str, ChatModel], respo
 def _outcomes(job: RecordJob, clients: dict[str, ChatModel], response_cache: Any) -> Iterator[RecordOutcome]:
     assert job.stage.worker is not None
     worker = job.stage.worker(job.cfg, clients)
+    worker.stage = job.stage.name  # the declaration's name (evaluate's solve: eval_solve), for tags and rejects
     if response_cache is not None:
         worker.response_cache = response_cache
     loop = asyncio.new_event_loop()

@@ -43,7 +43,8 @@ class SolveWorker(EpisodeWorker):
         from toolweave.search import solve_instruction
         episode = await solve_instruction(instruction, tools, self.client("assistant"), self.executor,
                                           self.cfg.solve, env_cfg=self.cfg.executor,
-                                          episode_id=setting_episode_id(instruction.id, self.method, self.cfg))
+                                          episode_id=setting_episode_id(instruction.id, self.method, self.cfg),
+                                          stage=self.stage)
         if "retrieved" in instruction.extra:
             episode.extra["retrieved"] = instruction.extra["retrieved"]
         return self.with_setting(episode)
