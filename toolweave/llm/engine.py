@@ -35,12 +35,18 @@ log = logging.getLogger("toolweave.llm.engine")
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-# the engines this process has started and not stopped: the heartbeat line reads their metrics
+# the engines this process is starting, and those started and not stopped: the heartbeat line says
+# the first and reads the others' metrics
+_starting: "weakref.WeakSet[EmbeddedEngine]" = weakref.WeakSet()
 _running: "weakref.WeakSet[EmbeddedEngine]" = weakref.WeakSet()
 
 
 def running_base_urls() -> list[str]:
     return sorted(e.base_url for e in list(_running))
+
+
+def engines_starting() -> int:
+    return len(_starting)
 
 
 @contextmanager
@@ -198,6 +204,13 @@ class EmbeddedEngine:
     def start(self) -> "EmbeddedEngine":
         if self.proc is not None:
             return self
+        _starting.add(self)
+        try:
+            return self._start()
+        finally:
+            _starting.discard(self)
+
+    def _start(self) -> "EmbeddedEngine":
         model_dir = resolve_model(self.cfg)
         for attempt in range(3):
             try:

@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextC
 from rich.table import Table
 
 from toolweave import secrets
-from toolweave.llm.engine import running_base_urls
+from toolweave.llm.engine import engines_starting, running_base_urls
 from toolweave.llm.engine_metrics import EngineActivity, engine_activity
 from toolweave.printable import SafeConsole, printable
 from toolweave.schemas import RecordOutcome
@@ -113,6 +113,8 @@ class Heartbeat:
             parts.append(f"{inner}{p.done}/{p.total} records ({p.failed} failed)")
         if note := engine_note(self.activity()):
             parts.append(note)
+        elif engines_starting():  # the first stage with LLM work starts the engine (minutes on a busy CPU)
+            parts.append("starting the LLM engine")
         elif p is not None:
             parts.append(f"{p.llm_calls} LLM calls, {p.prompt_tokens + p.completion_tokens:,} tokens done")
         parts.append(f"{_elapsed(time.monotonic() - self.started)} elapsed")
