@@ -32,12 +32,22 @@ G1 = Path(__file__).parents[1] / "tests" / "data" / "stabletoolbench" / "solvabl
 
 
 def generated_queries(run_dir: str, known: set) -> tuple[list, int]:
-    """The run's instructions with relevant APIs, cut to the APIs of the corpus; (queries, dropped)."""
-    instructions, bad = read_records(Path(run_dir) / "instructions", Instruction)
-    if bad:
-        raise SystemExit(f"{run_dir}/instructions: {len(bad)} unreadable records, first: {bad[0]}")
+    """The run's instructions with relevant APIs, cut to the APIs of the corpus; (queries, dropped).
+    A run stopped before the stage's finish step has more in instructions_raw/ (not deduplicated) than
+    in instructions/: the larger is read, and named."""
+    read = {}
+    for name in ("instructions", "instructions_raw"):
+        if (Path(run_dir) / name).is_dir():
+            records, bad = read_records(Path(run_dir) / name, Instruction)
+            if bad:
+                raise SystemExit(f"{run_dir}/{name}: {len(bad)} unreadable records, first: {bad[0]}")
+            read[name] = records
+    if not read:
+        raise SystemExit(f"{run_dir}: no instructions/ or instructions_raw/")
+    name = max(read, key=lambda k: len(read[k]))
+    print(f"training queries from {run_dir}/{name} ({len(read[name])} instructions)")
     out, dropped = [], 0
-    for q in queries_from_instructions(instructions):
+    for q in queries_from_instructions(read[name]):
         kept = q.relevant & known
         if kept:
             out.append(type(q)(q.id, q.text, kept, q.source_id))

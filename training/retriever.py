@@ -142,7 +142,8 @@ def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[Api
     steps = warmup(rows, batch_size, epochs, ratio=warmup_ratio, steps=warmup_steps)
     if report is not None:
         report.update(training_rows=rows, optimizer_steps=optimizer_steps(rows, batch_size, epochs),
-                      warmup_steps=steps, hard_negatives=list(hard_negatives))
+                      warmup_steps=steps, hard_negatives=list(hard_negatives),
+                      queries_not_trained_on=len({q.text for q in queries} - set(columns["anchor"])))
     with tempfile.TemporaryDirectory(prefix="retriever-train-") as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,

@@ -54,6 +54,7 @@ def test_training_with_hard_negatives_and_validation_reports_each_epoch_and_keep
                   validation=validation, report=report, hard_negatives=("bm25", "dense"))
     assert len(report["validation_ndcg5_by_epoch"]) == 2 and report["best_epoch"] in (1, 2)
     assert report["training_rows"] == 2 and report["optimizer_steps"] == 2 and report["warmup_steps"] == 1
+    assert report["queries_not_trained_on"] == 0
 
 
 def test_bm25_negative_is_the_best_lexical_match_that_is_not_relevant():
