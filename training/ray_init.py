@@ -6,6 +6,8 @@ import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
 from typing import Any
 
 import ray
@@ -13,6 +15,7 @@ import ray
 from toolweave import io
 from toolweave.config import RunConfig
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `training` imports from
 # env vars a job's workers need too (never secrets: API keys stay in the environment they are in)
 _PASSED_ENV = ("HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "VLLM_CPU_KVCACHE_SPACE")
 
@@ -39,8 +42,28 @@ def init_ray(cfg: RunConfig) -> bool:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ctx = ray.init(address="local", num_cpus=cfg.ray.num_cpus, object_store_memory=cfg.ray.object_store_memory,
                        include_dashboard=False, **common)
+        _guard_local_instance()
     _link_worker_logs(cfg, ctx.address_info.get("session_dir"))
     return True
+
+
+_guards: list[subprocess.Popen] = []
+
+
+def _guard_local_instance() -> None:
+    """training/ray_guard.py beside the local instance just started: if this driver dies (a SIGKILL
+    too), what Ray leaves of it (its agents, ~60 s) is ended within a second."""
+    _guards[:] = [g for g in _guards if g.poll() is None]  # reaped: Ray was shut down before
+    node = getattr(ray._private.worker, "_global_node", None)
+    infos = getattr(node, "all_processes", None) or {}
+    raylet = [i.process.pid for i in infos.get("raylet", [])]
+    others = [i.process.pid for kind, group in infos.items() if kind != "raylet" for i in group]
+    if not raylet:  # nothing to watch (a Ray without its processes' handles)
+        return
+    _guards.append(subprocess.Popen(
+        [sys.executable, "-m", "training.ray_guard", *map(str, raylet[:1] + others)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}))
 
 
 def _job_env_vars() -> set[str]:

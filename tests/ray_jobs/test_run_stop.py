@@ -80,3 +80,46 @@ def test_a_signal_mid_stage_stops_the_run_cleanly_and_leaves_no_process(tmp_path
     left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in run_procs if _alive(p)}
     assert not left, f"processes of the run outlived it: {left}"
     assert stop_s < 30, stop_s
+
+
+def test_a_sigkilled_driver_takes_its_ray_instance_along_and_nothing_commits_after_it(tmp_path):
+    """SIGKILL leaves no handler to run: Ray's own fate sharing ends its GCS, raylet and workers, and
+    training/ray_guard.py its agents (they waited ~60 s on the dead GCS); no batch commits after."""
+    run_dir = tmp_path / "run"
+    config = tmp_path / "run.yaml"
+    # every reply is slow: batches commit one after another while the driver is killed
+    with ScriptedServer(latency_s=0.5) as srv:
+        config.write_text(yaml.safe_dump({
+            "run_dir": str(run_dir), "stages": ["build_toolset", "instructions"],
+            "llm": {"engine": "endpoints", "endpoints": {"default": {
+                "base_url": srv.base_url, "model": "x", "is_vllm": False, "max_retries": 0, "timeout_s": 60}}},
+            "ray": {"num_cpus": 4, "object_store_memory": 100_000_000, "max_actors": 1},
+            "run": {"batch_size": 1, "limit": 40},
+            "toolsets": {"sources": [str(ROOT / "tests/data/toolalpaca/eval_simulated.json")]},
+            "instructions": {"style": "toolalpaca", "per_tool": 1}}))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+        proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "run", str(config)], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger = run_dir / "_ledger" / "instructions"
+        try:
+            deadline = time.monotonic() + 120
+            while not list(ledger.glob("part-*.parquet")):  # the stage is committing batches
+                assert proc.poll() is None, "the run ended before committing a batch"
+                assert time.monotonic() < deadline, "no batch committed"
+                time.sleep(0.1)
+            run_procs = descendants(proc.pid)
+            assert len(run_procs) >= 5  # GCS, raylet, the agents, the actor's worker, the guard
+            proc.kill()
+            proc.wait()
+            t0 = time.monotonic()
+            while [p for p in run_procs if _alive(p)] and time.monotonic() - t0 < 5:
+                time.sleep(0.1)
+            gone_s = time.monotonic() - t0
+            committed = sorted(p.name for p in ledger.glob("part-*.parquet"))
+            time.sleep(2)  # anything left would commit its batch in flight by now (0.5 s a reply)
+            assert sorted(p.name for p in ledger.glob("part-*.parquet")) == committed
+        finally:
+            proc.kill()
+    left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in run_procs if _alive(p)}
+    assert not left, f"processes of the SIGKILLed run outlived it: {left}"
+    assert gone_s < 5, gone_s
