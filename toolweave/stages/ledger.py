@@ -373,14 +373,15 @@ class SettingsChanged(ValueError):
 
 def check_settings(ledger_dir: Location, stage: str, settings: dict) -> None:
     """Stop when committed records were made with other values of the settings that shape the
-    output; otherwise record these values. A ledger from before settings were recorded is taken
-    as made with these."""
+    output; otherwise record these values. A ledger from before settings were recorded, or before
+    one of them was, is taken as made with these."""
     path = io.join(ledger_dir, SETTINGS_FILE)
     before_text = io.read_text(path) if committed_keys(ledger_dir) else None
     if before_text is not None:
         before = json.loads(before_text)
+        # a setting a newer version keys resume by, absent from an older SETTINGS.json: taken as these
         changed = [f"{k} was {before.get(k)!r}, now {settings.get(k)!r}"
-                   for k in sorted({*before, *settings}) if before.get(k) != settings.get(k)]
+                   for k in sorted({*before, *settings}) if k in before and before.get(k) != settings.get(k)]
         if changed:
             raise SettingsChanged(f"stage {stage}: this run dir's records were made with other settings "
                                   f"({'; '.join(changed)}): use another run_dir, or move the stage's "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolweave import io
-from toolweave.config import RunConfig
+from toolweave.config import RunConfig, SolveConfig
 from toolweave.schemas import Episode, Instruction, Record, Tool
 from toolweave.stages.declaration import Dataset, Stage
 from toolweave.stages.episodes import EpisodeWorker, episode_id
@@ -72,4 +72,7 @@ def in_solved_splits(cfg: RunConfig, row: dict[str, Any]) -> bool:
 
 STAGE = Stage("solve", reads=(Dataset("instructions", Instruction), Dataset("toolsets", Tool)),
               writes=(Dataset("episodes", Episode),), roles=("assistant", "executor"), worker=SolveWorker,
-              shaped_by=("solve.method", "solve.tools"), select=in_solved_splits, select_columns=("split",))
+              # every solve setting shapes an episode (the method, budgets, prompts, depth counting rule,
+              # tools...) but `splits`, which only selects the inputs (`select`)
+              shaped_by=tuple(f"solve.{k}" for k in SolveConfig.model_fields if k != "splits"),
+              select=in_solved_splits, select_columns=("split",))

@@ -1,5 +1,6 @@
 """Resume keyed by the settings that shape a stage's output, and `--retry-failed`."""
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,9 @@ def _instructions(run_dir: Path) -> list[Instruction]:
 def test_stages_declare_the_settings_that_shape_their_output():
     assert "solve.method" in STAGES["solve"].shaped_by and "simulate.protocol" in STAGES["simulate"].shaped_by
     cfg = RunConfig(solve={"method": "cot"})
-    assert STAGES["solve"].shaping_settings(cfg) == {"solve.method": "cot", "solve.tools": "given"}
+    shaping = STAGES["solve"].shaping_settings(cfg)
+    assert shaping["solve.method"] == "cot" and shaping["solve.depth_unit"] == cfg.solve.depth_unit
+    assert set(shaping) == {f"solve.{k}" for k in cfg.solve.model_fields} - {"solve.splits"}  # splits: select
 
 
 def test_a_rerun_with_other_output_settings_stops_and_says_what_changed(tmp_path):
@@ -160,3 +163,19 @@ def test_a_run_whose_stage_is_claimed_by_another_stops_committing(tmp_path):
     with pytest.raises(ledger.StaleRunError, match="another run owns this stage now"):
         run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=taken_over_after_two)})
     assert len(ledger.done_inputs(led)) == 2 and len(list(io.iter_rows(tmp_path / "episodes"))) == 2
+
+
+def test_a_setting_newly_keying_resume_is_taken_as_the_current_value(tmp_path):
+    """A SETTINGS.json written before a setting joined `shaped_by` (solve.depth_unit did) resumes;
+    a recorded one that differs still stops."""
+    _instructions(tmp_path)
+    llm = FakeChatModel(handler=lambda req: "ok")
+    cfg = RunConfig(run_dir=str(tmp_path), solve={"method": "dfsdt"})
+    run_local(cfg, SHAPED_PROBE, {"default": llm})
+    settings = tmp_path / "_ledger" / SHAPED_PROBE.name / ledger.SETTINGS_FILE
+    older = json.loads(settings.read_text())
+    older.pop("solve.width")
+    settings.write_text(json.dumps(older))
+    assert run_local(cfg, SHAPED_PROBE, {"default": llm})["skipped_already_done"] == 5
+    with pytest.raises(ledger.SettingsChanged):
+        run_local(RunConfig(run_dir=str(tmp_path), solve={"method": "cot"}), SHAPED_PROBE, {"default": llm})

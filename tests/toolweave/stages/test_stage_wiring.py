@@ -39,3 +39,29 @@ def test_the_search_core_names_no_stage():
     found = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "toolweave" / "search").rglob("*.py")
              for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"CallTag\(stage=\"", line)]
     assert not found, f"stage names in the core: {found}"
+
+
+def test_every_solve_setting_the_worker_reads_keys_resume(tmp_path):
+    """Recorded while a solve runs: each `solve.*` setting read by the worker and the search core is
+    in `shaped_by` (a rerun under another value stops), but `splits`, which only selects inputs."""
+    from toolweave.authoring.instructions import import_toolbench_queries
+    from toolweave.config import SolveConfig
+    reads: set[str] = set()
+
+    class RecordingSolveConfig(SolveConfig):
+        def __getattribute__(self, name):
+            if name in SolveConfig.model_fields:
+                reads.add(name)
+            return super().__getattribute__(name)
+
+    tools, instrs, _ = import_toolbench_queries(G1)
+    for method in ("cot", "dfsdt"):
+        cfg = RunConfig(run_dir=str(tmp_path / method), run={"show_progress": False})
+        cfg.solve = RecordingSolveConfig(method=method)
+        for name in ("toolsets", "instructions"):
+            io.write_part(tools if name == "toolsets" else instrs[:1], cfg.path(name),
+                          Tool if name == "toolsets" else Instruction, name="input")
+        assert run_local(cfg, solve.STAGE, {"default": FakeChatModel(handler=_finish)})["processed"] == 1
+    shaped = {k.removeprefix("solve.") for k in solve.STAGE.shaped_by}
+    assert {"depth_unit", "max_steps", "method", "prompts"} <= reads
+    assert reads - shaped == {"splits"}
