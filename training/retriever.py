@@ -50,8 +50,10 @@ def bm25_negatives(queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int
 def dense_negatives(encoder: Any, queries: list[RetrievalQuery], docs: list[ApiDoc], depth: int = 10
                     ) -> dict[str, str]:
     """Query id -> the text of the encoder's best wrong API for it (mined with the encoder before
-    training: what it confuses by meaning, where BM25's negative is what shares words)."""
-    ranked = Retriever(encoder, docs).top_k_many([q.text for q in queries], depth)
+    training: what it confuses by meaning, where BM25's negative is what shares words). `encoder` may
+    be a Retriever over `docs` already (its embeddings are reused)."""
+    dense = encoder if isinstance(encoder, Retriever) and encoder.docs == docs else Retriever(encoder, docs)
+    ranked = dense.top_k_many([q.text for q in queries], depth)
     text = {d.key: d.text for d in docs}
     out = {}
     for q, hits in zip(queries, ranked):
@@ -125,16 +127,18 @@ class KeepBest:
 def train_encoder(base_model: str, queries: list[RetrievalQuery], docs: list[ApiDoc], *, epochs: float = 1,
                   batch_size: int = 16, lr: float = 2e-5, warmup_ratio: float = 0.1, warmup_steps: int | None = None,
                   seed: int = 0, max_seq_length: int = 256, validation: list[RetrievalQuery] | None = None,
-                  report: dict[str, Any] | None = None, hard_negatives: list[str] | tuple[str, ...] = ()) -> Any:
+                  report: dict[str, Any] | None = None, hard_negatives: list[str] | tuple[str, ...] = (),
+                  miner: Retriever | None = None) -> Any:
     """Fine-tune a SentenceTransformer on (query, positive API doc[, mined negatives]) rows; returns the
-    model. With `validation` queries, the epoch with the best validation NDCG@5 is the one returned."""
+    model. With `validation` queries, the epoch with the best validation NDCG@5 is the one returned.
+    `miner`: the untrained encoder over `docs`, already built (dense negatives reuse its embeddings)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     model = load_encoder(base_model, max_seq_length)
-    columns = training_columns(queries, docs, hard_negatives, encoder=model)  # dense: mined before training
+    columns = training_columns(queries, docs, hard_negatives, encoder=miner or model)  # dense: before training
     rows = len(columns["anchor"])
     if not rows:
         raise ValueError("no training pairs: no training query names an API of the corpus"
@@ -204,6 +208,7 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
         report["test_ids_file"] = test_ids_source
     bm25 = BM25Retriever(docs)
     report["bm25"] = _ndcg(bm25.rank, test)
+    base = None
     if evaluate_base:
         t0 = time.perf_counter()
         base = Retriever.build(base_model, docs, max_seq_length)
@@ -213,7 +218,8 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_seq_length=max_seq_length, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
-                          validation=validation, report=report, hard_negatives=hard_negatives)
+                          validation=validation, report=report, hard_negatives=hard_negatives,
+                          miner=base if evaluate_base else None)
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
     report["trained"] = _ndcg(retriever.rank, test)

@@ -80,10 +80,14 @@ def test_dense_negative_is_the_encoders_best_wrong_api_not_bm25s():
     encoder = FixedEncoder({q.text: [1, 0, 0], DOCS[0].text: [0.8, 0.6, 0], DOCS[1].text: [0, 1, 0],
                             DOCS[2].text: [0.6, 0, 0.8]})
     assert dense_negatives(encoder, [q], DOCS) == {"q": DOCS[2].text}
+    from toolweave.retrieval.dense import Retriever
+    built = Retriever(encoder, DOCS)
+    encoder.vectors = {q.text: [1, 0, 0]}  # documents are not encoded again: the built embeddings are reused
+    assert dense_negatives(built, [q], DOCS) == {"q": DOCS[2].text}
     assert bm25_negatives([q], DOCS) == {"q": DOCS[1].text}
     everything = RetrievalQuery("q", "x", frozenset(d.key for d in DOCS))
     encoder.vectors["x"] = [1, 0, 0]
-    assert dense_negatives(encoder, [everything], DOCS) == {}  # every API relevant: no negative
+    assert dense_negatives(built, [everything], DOCS) == {}  # every API relevant: no negative
 
 
 def test_training_columns_one_negative_column_per_miner_and_fallback(monkeypatch):
