@@ -4,6 +4,7 @@ module of toolweave, or one of the other packages), lazy imports inside function
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,11 @@ def _imported(module: str, path: Path, known=MODULES) -> list[tuple[int, str]]:
     return out
 
 
+@functools.cache
+def _imports_of(module: str) -> list[tuple[int, str]]:
+    return _imported(module, MODULES[module])  # each file parsed once for all the checks
+
+
 def _target(name: str) -> str | None:
     """The repo module an imported name lands in (a name imported from a module: that module)."""
     while name and name not in MODULES:
@@ -55,7 +61,7 @@ def _edges(unit_of=lambda m: m) -> dict[str, dict[str, str]]:
     """{from: {to: 'file:line' of one import making the edge}} between distinct nodes."""
     edges: dict[str, dict[str, str]] = {}
     for module, path in MODULES.items():
-        for line, name in _imported(module, path):
+        for line, name in _imports_of(module):
             target = _target(name)
             if target is None:
                 continue
@@ -108,7 +114,7 @@ def test_imports_point_down_only():
     upward = []
     for module, path in MODULES.items():
         here = LAYER[module.split(".")[0]]
-        for line, name in _imported(module, path):
+        for line, name in _imports_of(module):
             top = name.split(".")[0]
             if LAYER.get(top, -1) > here or (here == 0 and top == "ray"):
                 upward.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
