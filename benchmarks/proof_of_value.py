@@ -19,6 +19,7 @@ import argparse
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,11 @@ def check_answers_unseen(cfg: RunConfig) -> None:
             raise ValueError(f"--chatgpt-answers: {f} uses held-out functions {sorted(seen)}")
 
 
+def stage_times(summary: dict[str, Any]) -> dict[str, float]:
+    """Seconds per stage of one `run` (an LLM stage's includes its engine's start)."""
+    return {name: s["elapsed_s"] for name, s in summary.items() if isinstance(s, dict) and "elapsed_s" in s}
+
+
 def scores(cfg: RunConfig) -> tuple[list, str]:
     episodes, _ = read_records(cfg.path("eval_episodes"), Episode)
     instructions, _ = read_records(cfg.path("instructions"), Instruction)
@@ -108,14 +114,16 @@ def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: bool = Fa
     run = runner or _runner()
     if chatgpt_answers:
         cfg = cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"import_answers": [ANSWERS]})})
+    started = time.monotonic()
+    times: dict[str, dict[str, float]] = {}
     first = round_config(cfg, "round1")
-    run(first, chain(["instructions"]))
+    times["round1"] = stage_times(run(first, chain(["instructions"])) or {})
     if chatgpt_answers:
         check_answers_unseen(first)
     base_model_dir = base or base_model(cfg)
     base_cfg = round_config(cfg, "base", evaluate__solve_with=base_model_dir)
     _share(first, base_cfg)
-    run(base_cfg, chain(["evaluate"]))
+    times["base"] = stage_times(run(base_cfg, chain(["evaluate"])) or {})
     base_scores, judge = scores(base_cfg)
     results: dict[str, Any] = {"profile_config": cfg.model_dump(mode="json"), "base_model": base_model_dir,
                                "rounds": []}
@@ -123,12 +131,14 @@ def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: bool = Fa
     for k in range(1, rounds + 1):
         updates: dict[str, Any] = {}
         if generator is not None:  # expert iteration: the last trained model generates and is trained on
-            updates.update(train__model=generator)
+            # its tokenizer too: the config's sft.tokenizer named round 1's model (train refuses another's ids)
+            updates.update(train__model=generator, sft__tokenizer=generator)
             if cfg.llm.engine == "embedded":
                 updates["llm__embedded"] = {**cfg.llm.embedded.model_dump(), "model": generator}
         rcfg = round_config(cfg, f"round{k}", **updates)
         _share(first, rcfg)
-        run(rcfg, chain(["solve", "verify", "sft_data", "train", "evaluate"]))
+        summary = run(rcfg, chain(["solve", "verify", "sft_data", "train", "evaluate"])) or {}
+        times.setdefault(f"round{k}", {}).update(stage_times(summary))
         trained, judge_k = scores(rcfg)
         rows = compare(base_scores, trained, seed=cfg.seed)
         verify = json.loads(rcfg.path("verify_summary.json").read_text()) if rcfg.path(
@@ -138,6 +148,8 @@ def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: bool = Fa
         write_before_after(rcfg.path("report"), rows, judge=judge_k or judge,
                            title=f"round {k}: {generator or base_model_dir} -> {rcfg.path('model')}")
         generator = str(rcfg.path("model"))
+    results["stage_seconds"] = times
+    results["total_seconds"] = round(time.monotonic() - started, 1)
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     (Path(cfg.run_dir) / "proof_of_value.json").write_text(json.dumps(results, indent=2, default=str))
     return results
@@ -157,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results["rounds"]:
         print(f"\nround {r['round']} (generator {r['generator']}; {r['verified']} verified episodes in the card)")
         print(table_text(r["rows"], judge=r["judge"]))
+    print("\nseconds per stage: " + "; ".join(f"{run} {stage} {sec:.0f}" for run, stages in
+                                              results["stage_seconds"].items() for stage, sec in stages.items()))
+    print(f"total {results['total_seconds']:.0f} s")
     return 0
 
 

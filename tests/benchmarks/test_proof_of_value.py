@@ -13,11 +13,17 @@ from toolweave.config import load_config
 from toolweave.stages.clients import build_clients
 from toolweave.stages.declaration import Runtime
 from toolweave.stages.local import run_local
+from training.drivers import bind
+from training.tokenizers import load_tokenizer
 
 ROOT = Path(__file__).parents[2]
 spec = importlib.util.spec_from_file_location("proof_of_value", ROOT / "benchmarks" / "proof_of_value.py")
 pov = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pov)
+
+
+def _is_judge(body):
+    return any(t["function"]["name"] == "check_answer_status" for t in body.get("tools") or [])
 
 
 def _judge_or(reply):
@@ -46,7 +52,7 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
     app = scripted_server(handler=_judge_or(lambda body, names: {"tool_calls": [
         {"function": {"name": "no_such_api", "arguments": "{not json"}}]}))
     trained = scripted_server(handler=_judge_or(_relevant_call))
-    served, ran = [], []
+    served, ran, sft_tokenizers = [], [], {}
 
     import contextlib
 
@@ -58,11 +64,13 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
     def runner(cfg, stages):
         runtime = Runtime(base_url=lambda: app.base_url, serve_model=serve_model,
                           run_records=lambda c, stage: run_local(c, stage, build_clients(c)))
-        for stage in stages:
+        for stage in map(bind, stages):  # as ray_jobs.cli.run_stages: the training stages' drivers
             ran.append((Path(cfg.run_dir).name, stage.name))
+            sft_tokenizers[Path(cfg.run_dir).name] = cfg.sft.tokenizer
             if stage.name == "train":
                 cfg.path("model").mkdir(parents=True, exist_ok=True)
                 cfg.path("model", "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+                load_tokenizer("smollm2").save_pretrained(cfg.path("model"))  # as train saves its SFT tokenizer
             else:
                 stage.run(cfg, runtime)
         return {}
@@ -88,12 +96,19 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
     ins = read_records(Path(cfg.run_dir) / "round1" / "instructions", Instruction)[0]
     test_tools = {t for i in ins if i.split == "test_tool" for t in i.tool_ids}
     assert test_tools and not test_tools & {t for i in ins if i.split == "train" for t in i.tool_ids}
+    # per reply: the base model's bad call, then its Finish; the trained model's relevant call, then Finish
     rows = {r["metric"]: r for r in results["rounds"][0]["rows"]}
-    assert rows["well_formed"]["base"] == 0.0 and rows["well_formed"]["trained"] == 1.0
-    assert rows["relevant_api"]["trained"] == 1.0 and rows["schema_valid"]["trained"] == 1.0
-    assert rows["well_formed"]["ci_low"] == 1.0 and rows["well_formed"]["n_base"] == 3
+    assert rows["well_formed"]["replies_base"] == 6 == rows["well_formed"]["replies_trained"]
+    assert rows["well_formed"]["base"] == 0.5 and rows["well_formed"]["trained"] == 1.0
+    assert rows["relevant_api"]["base"] == 0.0 and rows["relevant_api"]["trained"] == 0.5
+    assert rows["schema_valid"]["trained"] == 1.0
+    assert rows["well_formed"]["ci_low"] == 0.5 == rows["well_formed"]["ci_high"] and rows["well_formed"]["n_base"] == 3
     assert rows["calls_to_first_valid"]["n_base"] == 0 and rows["calls_to_first_valid"]["trained"] == 1.0
+    # the model under test solved with evaluate.tool_choice (auto); the training episodes with required
+    assert {b.get("tool_choice") for b in trained.requests if b.get("tools") and not _is_judge(b)} == {"auto"}
     assert results["rounds"][1]["generator"].endswith("round1/model")
+    # round 2 trains round 1's model on ids of its tokenizer (train refuses another's)
+    assert sft_tokenizers["round1"] == "smollm2" and sft_tokenizers["round2"].endswith("round1/model")
     page = (Path(cfg.run_dir) / "round2" / "report" / "report.html").read_text()
     assert "<table id=before-after-table>" in page
     assert json.loads((Path(cfg.run_dir) / "proof_of_value.json").read_text())["rounds"][1]["round"] == 2

@@ -201,7 +201,7 @@ def before_after_html(rows: list[dict[str, Any]], judge: str = "", title: str = 
         f"<td>{ci(r)}</td>"
         f"<td>{r['n_base']} / {r['n_trained']}</td></tr>" for r in rows)
     return (f"<h2 id=before-after>Base vs trained</h2><p class=muted>{escape(title)}; 95% bootstrap CI of the "
-            "difference over queries; rates of tool calls are pooled over the queries' calls.</p>"
+            "difference over queries; the call rates are pooled over the model's replies.</p>"
             "<table id=before-after-table><tr><th>metric</th><th>base</th><th>trained</th><th>difference</th>"
             f"<th>95% CI</th><th>queries (base / trained)</th></tr>{body}</table>")
 

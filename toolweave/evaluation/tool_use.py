@@ -1,14 +1,18 @@
 """Objective tool-use metrics of solved episodes, per query, and a base-vs-trained comparison with
 bootstrap confidence intervals over queries (benchmarks/proof_of_value.py, the report's before/after).
 
-Per query (an episode of the model under test on a held-out instruction):
-- `well_formed`: calls naming an offered function with arguments that parse as a JSON object;
-- `relevant_api`: calls to a function the query needs (its `relevant_functions`);
-- `schema_valid`: calls whose arguments validate against the function's JSON Schema;
+Per query (an episode of the model under test on a held-out instruction), over the model's replies
+(its assistant messages: a reply without a parsed call counts too, so a model that writes no call,
+or one the engine's parser cannot read, scores 0 rather than dropping out):
+- `well_formed`: replies that call an offered function (Finish included) with arguments that parse
+  as a JSON object;
+- `relevant_api`: replies that call a function the query needs (its `relevant_functions`);
+- `schema_valid`: replies whose call's arguments validate against the function's JSON Schema;
 - `finish_answer`: the episode ended on Finish with an answer (status `answered`);
-- `calls_to_first_valid`: 1-based position of the first well-formed, schema-valid call (queries with one);
+- `calls_to_first_valid`: 1-based position (in replies) of the first schema-valid call to a tool
+  other than Finish (queries with one);
 - `judge_pass`: the judge's pass label (with its judge's name beside it).
-Rates over calls are pooled: a resample's sum of matching calls over its sum of calls.
+Rates over replies are pooled: a resample's sum of matching replies over its sum of replies.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ METRICS = (*CALL_RATES, "finish_answer", "calls_to_first_valid", "judge_pass")
 @dataclass
 class QueryScore:
     query_id: str
-    calls: int = 0
+    replies: int = 0
+    calls: int = 0  # tool calls other than Finish (shown beside the rates)
     well_formed: int = 0
     relevant_api: int = 0
     schema_valid: int = 0
@@ -64,20 +69,23 @@ def score_episode(ep: Episode, relevant: set[str]) -> QueryScore:
                for t in ep.tools if isinstance(t.get("function"), dict)}
     s = QueryScore(ep.instruction_id, finish_answer=ep.status == "answered")
     for msg in ep.messages:
-        for call in msg.get("tool_calls") or []:
-            fn = call.get("function") or {}
-            name = fn.get("name")
-            if name == FINISH:
-                continue
-            s.calls += 1
-            args = _arguments(fn.get("arguments"))
-            formed = name in schemas and args is not None
-            s.well_formed += formed
-            s.relevant_api += name in relevant
-            valid = formed and _valid(args, schemas[name])
-            s.schema_valid += valid
-            if valid and s.calls_to_first_valid is None:
-                s.calls_to_first_valid = s.calls
+        if msg.get("role") != "assistant":
+            continue
+        s.replies += 1
+        calls = msg.get("tool_calls") or []
+        if not calls:
+            continue
+        fn = calls[0].get("function") or {}  # the one the solver ran
+        name = fn.get("name")
+        s.calls += name != FINISH
+        args = _arguments(fn.get("arguments"))
+        formed = name in schemas and args is not None
+        s.well_formed += formed
+        s.relevant_api += name in relevant
+        valid = formed and _valid(args, schemas[name])
+        s.schema_valid += valid
+        if valid and name != FINISH and s.calls_to_first_valid is None:
+            s.calls_to_first_valid = s.replies
     return s
 
 
@@ -113,8 +121,8 @@ def score_queries(episodes: list[Episode], instructions: list[Instruction], tool
 
 def metric_value(scores: list[QueryScore], metric: str) -> float | None:
     if metric in CALL_RATES:
-        calls = sum(s.calls for s in scores)
-        return sum(getattr(s, metric) for s in scores) / calls if calls else None
+        replies = sum(s.replies for s in scores)
+        return sum(getattr(s, metric) for s in scores) / replies if replies else None
     values = [getattr(s, metric) for s in scores]
     values = [float(v) for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -147,6 +155,7 @@ def compare(base: list[QueryScore], trained: list[QueryScore], *, resamples: int
         rows.append({"metric": metric, "base": b, "trained": t,
                      "difference": None if b is None or t is None else t - b, "ci_low": lo, "ci_high": hi,
                      "n_base": metric_n(base, metric), "n_trained": metric_n(trained, metric),
+                     "replies_base": sum(s.replies for s in base), "replies_trained": sum(s.replies for s in trained),
                      "calls_base": sum(s.calls for s in base), "calls_trained": sum(s.calls for s in trained)})
     return rows
 
@@ -162,6 +171,8 @@ def table_text(rows: list[dict[str, Any]], judge: str = "") -> str:
     for r in rows:
         name = f"judge_pass ({judge}-judged)" if r["metric"] == "judge_pass" and judge else r["metric"]
         ci = "-" if r["ci_low"] is None else f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-        lines.append(f"| {name} | {_fmt(r['base'])} | {_fmt(r['trained'])} | {_fmt(r['difference'])} | {ci} "
-                     f"| {r['n_base']} / {r['n_trained']} |")
+        n = f"{r['n_base']} / {r['n_trained']}"
+        if r["metric"] in CALL_RATES:
+            n += f" ({r['replies_base']} / {r['replies_trained']} replies)"
+        lines.append(f"| {name} | {_fmt(r['base'])} | {_fmt(r['trained'])} | {_fmt(r['difference'])} | {ci} | {n} |")
     return "\n".join(lines)
