@@ -224,6 +224,7 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
     """Stages in order, sharing one Ray session and (when any calls an LLM) one engine start."""
     from ray_jobs.pipeline import ray_runtime
     from ray_jobs.runtime import LazyEngine, ray_session
+    from toolweave.stages.registry import context
     from training.drivers import bind
     results: dict[str, Any] = {}
     with ray_session(cfg):
@@ -234,7 +235,7 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
             for stage in map(bind, stages):
                 t0 = time.monotonic()
                 with display.heartbeat(stage.name, enabled=cfg.run.show_progress):  # a line a minute or more often
-                    results[stage.name] = stage.run(cfg, runtime)
+                    results[stage.name] = stage.run(context(cfg, stage), runtime)
                 results[stage.name].setdefault("elapsed_s", round(time.monotonic() - t0, 1))
                 if not stage.per_record:  # a per-record stage's bar ends in its own line
                     display.stage_done(stage.name, time.monotonic() - t0)

@@ -5,29 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 
-from toolweave.config import RunConfig
 from toolweave.stages import retriever, sft_data, sweep, train
+from toolweave.stage_context import StageContext
 from toolweave.stages.declaration import Runtime, Stage, Summary
 
 
-def build_sft_rows(cfg: RunConfig, runtime: Runtime) -> Summary:
+def build_sft_rows(ctx: StageContext, runtime: Runtime) -> Summary:
     from training.sft_data import run
-    return run(cfg)
+    return run(ctx)
 
 
-def train_model(cfg: RunConfig, runtime: Runtime) -> Summary:
+def train_model(ctx: StageContext, runtime: Runtime) -> Summary:
     from training.trainer import run
-    return run(cfg)
+    return run(ctx)
 
 
-def tune_trainings(cfg: RunConfig, runtime: Runtime) -> Summary:
+def tune_trainings(ctx: StageContext, runtime: Runtime) -> Summary:
     from training.sweep import run
-    return run(cfg)
+    return run(ctx)
 
 
-def train_retriever(cfg: RunConfig, runtime: Runtime) -> Summary:
+def train_retriever(ctx: StageContext, runtime: Runtime) -> Summary:
     from training.retriever import run
-    return run(cfg)
+    return run(ctx)
 
 
 DRIVERS = {sft_data.STAGE.name: build_sft_rows, train.STAGE.name: train_model, sweep.STAGE.name: tune_trainings,

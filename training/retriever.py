@@ -19,7 +19,6 @@ from typing import Any
 
 from toolweave.config import RunConfig
 from toolweave import io, secrets
-from toolweave.io import existing_ids, read_records, write_part
 from toolweave.retrieval.bm25 import BM25Retriever
 from toolweave.retrieval.corpus import (ApiDoc, RetrievalQuery, docs_from_tools, load_query_files,
                                         queries_from_instructions, read_test_ids, split_by_ids, split_queries)
@@ -27,6 +26,7 @@ from toolweave.retrieval.dense import Retriever, load_encoder
 from toolweave.retrieval.hybrid import HybridRetriever
 from toolweave.retrieval.metrics import mean_ndcg
 from toolweave.schemas import Instruction, Reject, Tool
+from toolweave.stage_context import StageContext
 
 KS = (1, 3, 5)
 
@@ -235,8 +235,9 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     return report
 
 
-def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Reject]]:
+def gather(ctx: StageContext) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Reject]]:
     """Documents from the run's toolsets and the configured query files; queries from both too."""
+    cfg = ctx.cfg
     docs: dict[tuple[str, str], ApiDoc] = {}
     queries: list[RetrievalQuery] = []
     rejects: list[Reject] = []
@@ -245,17 +246,17 @@ def gather(cfg: RunConfig) -> tuple[list[ApiDoc], list[RetrievalQuery], list[Rej
         docs.update((x.key, x) for x in d)
         queries += q
         rejects += r
-    tools, bad = read_records(cfg.path("toolsets"), Tool)
+    tools, bad = ctx.of_kind(Tool).read()
     docs.update((x.key, x) for x in docs_from_tools(tools))  # type: ignore[arg-type]
-    instructions, bad_i = read_records(cfg.path("instructions"), Instruction)
+    instructions, bad_i = ctx.of_kind(Instruction).read()
     for e in [*bad, *bad_i]:
-        rejects.append(Reject(id=f"retriever:{e.kind}:{e.record_id}", stage="retriever", source=e.kind,
+        rejects.append(Reject(id=f"{ctx.name}:{e.kind}:{e.record_id}", stage=ctx.name, source=e.kind,
                               reason=str(e)))
     known = set(docs)
     for q in queries_from_instructions(instructions):  # type: ignore[arg-type]
         missing = q.relevant - known
         if missing:
-            rejects.append(Reject(id=f"retriever:instruction:{q.id}", stage="retriever", source="instructions",
+            rejects.append(Reject(id=f"{ctx.name}:instruction:{q.id}", stage=ctx.name, source="instructions",
                                   reason=f"instruction {q.id!r} names APIs not in the corpus: {sorted(missing)[:3]}"))
             q = RetrievalQuery(q.id, q.text, q.relevant & known)
         if q.relevant:
@@ -277,15 +278,16 @@ def inputs_key(cfg: RunConfig, docs: list[ApiDoc], queries: list[RetrievalQuery]
     return h.hexdigest()[:24]
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
+def run(ctx: StageContext) -> dict[str, Any]:
     """Driver-level stage: writes `retriever/` (encoder, corpus, embeddings, report.json). A rerun on the
     same inputs trains nothing and writes nothing again (report.json, written last, keeps their key)."""
+    cfg, (out_dir, rejects_out) = ctx.cfg, ctx.outputs.values()
     secrets.register_config(cfg)  # a Ray job's process, or a config made without load_config
-    docs, queries, rejects = gather(cfg)
-    seen = existing_ids(cfg.path("retriever_rejects"))  # reject ids are deterministic: record each once
+    docs, queries, rejects = gather(ctx)
+    seen = rejects_out.written_ids()  # reject ids are deterministic: record each once
     new_rejects = [x for x in {x.id: x for x in rejects}.values() if x.id not in seen]
     if new_rejects:
-        write_part(new_rejects, cfg.path("retriever_rejects"), Reject)
+        rejects_out.write(new_rejects)
     if not docs or len(queries) < 2:
         raise ValueError(f"retriever stage: {len(docs)} API documents and {len(queries)} queries with relevant "
                          "APIs; needs documents and at least 2 queries (set retriever.queries or run instructions)")
@@ -295,7 +297,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         split_by_ids(queries, test_ids, r.test_ids)  # unknown ids stop the stage before anything is loaded
     key = inputs_key(cfg, docs, queries, test_ids)
     try:
-        done = json.loads(io.read_text(cfg.path("retriever", "report.json")) or "{}")
+        done = json.loads(io.read_text(out_dir.file("report.json")) or "{}")
     except ValueError:
         done = {}
     if done.get("inputs_key") == key:
@@ -303,7 +305,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         return {**{k: v for k, v in done.items() if k != "test_query_ids"}, **served,
                 "skipped": "already trained on these inputs"}
     # made locally, then uploaded where run_dir is an object store (report.json last: it marks the rest done)
-    with io.local_dir_for(cfg.path("retriever"), last="report.json") as out:
+    with io.local_dir_for(out_dir.path, last="report.json") as out:
         report = train_and_evaluate(docs, queries, out, base_model=r.base_model,
                                     test_fraction=r.test_fraction, seed=cfg.seed, epochs=r.epochs,
                                     batch_size=r.batch_size, lr=r.lr, max_seq_length=r.max_seq_length,

@@ -12,12 +12,13 @@ import json
 import logging
 
 from toolweave.config import RunConfig, SFTConfig, VerifyConfig
-from toolweave.io import existing_ids, iter_rows, read_records, write_part
-from toolweave.schemas import Episode, RecordError, Reject, SFTExample
+from toolweave.io import iter_rows
+from toolweave.schemas import Episode, RecordError, Reject, SFTExample, VerifiedEpisode
 from toolweave.curation.verify import sft_exclusion, unverified_chain
-from toolweave.curation.verify_export import VERIFIED, episodes_for_training
+from toolweave.curation.verify_export import episodes_for_training
 from toolweave.stages import sft_data
-from toolweave.stages.registry import upstream
+from toolweave.stage_context import StageContext
+from toolweave.stages.registry import chain
 from training.formats import RenderError, Segment, render
 from training.toolalpaca_v1 import render_toolalpaca_v1
 from training.toolllama_steps import render_steps
@@ -84,12 +85,12 @@ def _example(ep: Episode, tokenizer, sft: SFTConfig, segments) -> Example:
     return Example(ep.id, ids, labels)
 
 
-def _reject(rid: str, reason: str, record: str = "") -> Reject:
-    return Reject(id=rid, stage="sft_data", source="episodes", reason=reason, record=record[:2000])
+def _reject(rid: str, reason: str, record: str = "", stage: str = sft_data.STAGE.name) -> Reject:
+    return Reject(id=rid, stage=stage, source="episodes", reason=reason, record=record[:2000])
 
 
-def build(episodes: list[Episode], tokenizer, sft: SFTConfig,
-          verify: VerifyConfig | None = None) -> tuple[list[SFTExample], list[Reject], dict]:
+def build(episodes: list[Episode], tokenizer, sft: SFTConfig, verify: VerifyConfig | None = None,
+          stage: str = sft_data.STAGE.name) -> tuple[list[SFTExample], list[Reject], dict]:
     """Episodes → packed (or one-per-row) SFT records and rejects, without IO. With `verify`, an
     episode must also pass what `verify.require` / `verify.toolbench_rule` ask (`sft_exclusion`)."""
     examples: list[Example] = []
@@ -110,7 +111,7 @@ def build(episodes: list[Episode], tokenizer, sft: SFTConfig,
             except RenderError as e:
                 reason = f"cannot render ({sft.format}): {e}"
         log.info("episode %r not used: %s", ep.id, reason)
-        rejects.append(_reject(ep.id, reason, json.dumps(ep.to_row(), ensure_ascii=False)))
+        rejects.append(_reject(ep.id, reason, json.dumps(ep.to_row(), ensure_ascii=False), stage))
     rows = pack(examples, sft.max_len) if sft.pack else [[e] for e in examples]
     records = [to_record(r, sft.format) for r in rows]
     lengths = [len(r.input_ids) for r in records]
@@ -133,40 +134,41 @@ def verification_required(cfg: RunConfig) -> bool:
     return bool(cfg.verify.require or cfg.verify.toolbench_rule)
 
 
-def episodes_to_use(cfg: RunConfig, required: bool) -> tuple[list[Episode], list[RecordError], int]:
+def episodes_to_use(ctx: StageContext, required: bool) -> tuple[list[Episode], list[RecordError], int]:
     """(episodes, unreadable rows, episodes waiting for verify): with verification required, the
     verified ones (verified_episodes/); those verify has not checked yet are left for a later run
     (neither trained on nor rejected). Else every episode, verified where it was checked."""
-    source = upstream(cfg, sft_data.STAGE)
-    if source is not None and source.name != VERIFIED:  # episodes/, or a curated set after verify (dedupe)
-        good, bad = read_records(cfg.path(source.name), source.kind)
+    source, verified_in = ctx.source(), ctx.of_kind(VerifiedEpisode)
+    if source is not None and source.dataset != verified_in.dataset:  # episodes, or a curated set (dedupe)
+        good, bad = source.read()
         return good, bad, 0
-    if source is None and "verify" not in cfg.stages:
-        good, bad = read_records(cfg.path("episodes"), Episode)
+    if source is None and not any(verified_in.dataset in s.writes for s in chain(ctx.cfg.stages)):
+        good, bad = ctx.of_kind(Episode).read()
         return good, bad, 0
-    verified, unchecked, bad = episodes_for_training(cfg)
+    verified, unchecked, bad = episodes_for_training(ctx)
     if required:
         return verified, bad, len(unchecked)
     return [*verified, *unchecked], bad, 0
 
 
-def run(cfg: RunConfig) -> dict:
+def run(ctx: StageContext) -> dict:
+    cfg, (out, rej_out) = ctx.cfg, ctx.outputs.values()
     sft = cfg.sft
-    out, rej_out = cfg.path("sft"), cfg.path("sft_rejects")
     required = verification_required(cfg)
-    good, bad, waiting = episodes_to_use(cfg, required)
-    done = existing_ids(rej_out) | {e for row in iter_rows(out, ["episode_ids"]) for e in row["episode_ids"]}
+    good, bad, waiting = episodes_to_use(ctx, required)
+    done = rej_out.written_ids() | {e for row in iter_rows(out.path, ["episode_ids"]) for e in row["episode_ids"]}
     todo = [ep for ep in good if ep.id not in done]
-    rejects = [_reject(e.record_id, f"not an Episode record: {e.reason}") for e in bad if e.record_id not in done]
-    records, more_rejects, stats = build(todo, sft_tokenizer(sft), sft, cfg.verify if required else None)
+    rejects = [_reject(e.record_id, f"not an Episode record: {e.reason}", stage=ctx.name)
+               for e in bad if e.record_id not in done]
+    records, more_rejects, stats = build(todo, sft_tokenizer(sft), sft, cfg.verify if required else None, ctx.name)
     rejects += more_rejects
     if waiting:
         log.warning("sft_data: %d episodes are not verified yet (run the verify stage): left for a later run", waiting)
     stats.update(verified_only=required, not_verified_yet=waiting)
     for k in range(0, len(records), ROWS_PER_PART):
-        write_part(records[k:k + ROWS_PER_PART], out, SFTExample)
-    write_part(rejects, rej_out, Reject)
+        out.write(records[k:k + ROWS_PER_PART])
+    rej_out.write(rejects)
     stats.update(episodes=len(good) + len(bad), already_done=len(good) - len(todo), rejected=len(rejects),
-                 format=sft.format, loss_on=sft.loss_on, max_len=sft.max_len, output=str(out))
+                 format=sft.format, loss_on=sft.loss_on, max_len=sft.max_len, output=str(out.path))
     log.info("sft_data: %s", stats)
     return stats

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toolweave.config import RunConfig
+from toolweave.stage_context import StageContext
 from toolweave.io import iter_rows, write_part
 from toolweave.schemas import SFTExample
 from training.model import LORA_DEFAULTS
@@ -98,10 +99,10 @@ def trial_driver(config: dict[str, Any]) -> None:
     from training.trainer import fit, worker_config
 
     base = worker_config(config["base"])  # a trial's own process: its secrets registered here
-    params = {k: v for k, v in config.items() if k != "base"}
+    params = {k: v for k, v in config.items() if k not in ("base", "out")}
     cfg = apply_params(config["base"], params)
     trial = tune.get_context().get_trial_name()
-    storage = base.path("sweep")
+    storage = Path(config["out"])  # the sweep stage's output, resolved by its driver
     data, validation = storage / "data" / "train", storage / "data" / "validation"
     if "sft.max_len" in params:
         packed = storage / "data" / f"sft_len{cfg.sft.max_len}_{trial}"
@@ -115,21 +116,22 @@ def trial_driver(config: dict[str, Any]) -> None:
         raise result.error
 
 
-def run(cfg: RunConfig) -> dict:
+def run(ctx: StageContext) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     from training.ray_init import init_ray
 
+    cfg, (sft_in,), (sweep_out,) = ctx.cfg, ctx.inputs.values(), ctx.outputs.values()
     init_ray(cfg)
     sw = cfg.sweep
-    out = cfg.path("sweep")
+    out = sweep_out.path
     out.mkdir(parents=True, exist_ok=True)
-    sft = Path(cfg.train.data) if cfg.train.data else cfg.path("sft")
+    sft = Path(cfg.train.data) if cfg.train.data else sft_in.path
     split_validation(sft, out / "data", sw.validation_fraction, cfg.sft.max_len, cfg.sft.format)
     tuner = tune.Tuner(
         tune.with_resources(trial_driver, {"CPU": sw.trial_cpus}),
-        param_space={"base": cfg.model_dump(mode="json"), **search_space(sw.space)},
+        param_space={"base": cfg.model_dump(mode="json"), "out": str(out), **search_space(sw.space)},
         tune_config=tune.TuneConfig(
             metric=sw.metric, mode=sw.mode, num_samples=sw.num_samples, max_concurrent_trials=sw.max_concurrent,
             scheduler=ASHAScheduler(time_attr="training_iteration", max_t=sw.max_t, grace_period=sw.grace_period,
@@ -139,7 +141,7 @@ def run(cfg: RunConfig) -> dict:
     grid = tuner.fit()
     rows = []
     for r in grid:
-        params = {k: v for k, v in (r.config or {}).items() if k != "base"}
+        params = {k: v for k, v in (r.config or {}).items() if k not in ("base", "out")}
         m = r.metrics or {}
         rows.append({**params, sw.metric: m.get(sw.metric), "loss": m.get("loss"), "step": m.get("step"),
                      "total_steps": m.get("total_steps"), "iterations": m.get("training_iteration"),

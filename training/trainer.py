@@ -28,6 +28,7 @@ import torch
 
 from toolweave import io, secrets
 from toolweave.config import RunConfig
+from toolweave.stage_context import StageContext
 from training.ds_config import bf16_enabled, deepspeed_config, uses_deepspeed_optimizer
 from training.model import build_model, check_tokenizer, count_params
 from training.packing import collate
@@ -419,21 +420,22 @@ def fit(cfg: RunConfig, *, storage: str | Path, name: str, data: str | Path, mod
     return trainer.fit()
 
 
-def run(cfg: RunConfig) -> dict:
-    """SFT rows (`sft/` or `train.data`) → checkpoints under `train/`, final model in `model/`."""
+def run(ctx: StageContext) -> dict:
+    """SFT rows (its input, or `train.data`) → checkpoints (its first output), final model (its second)."""
     from training.ray_init import init_ray
+    cfg, (sft,), (checkpoints, model) = ctx.cfg, ctx.inputs.values(), ctx.outputs.values()
     init_ray(cfg)
-    data = io.location(cfg.train.data or cfg.path("sft"))
-    model_dir = io.location(cfg.path("model")) if cfg.train.save_model else None
+    data = io.location(cfg.train.data or sft.path)
+    model_dir = io.location(model.path) if cfg.train.save_model else None
     if model_dir is not None and (done := finished_model(cfg, model_dir, count_rows(data))):
         # a rerun of a finished chain: neither train again nor rewrite the model
         return {**done.get("metrics", {}), "model_dir": model_dir, "skipped": "model already trained"}
-    result = fit(cfg, storage=cfg.path("train"), name=f"{cfg.name}-sft", data=data, model_dir=model_dir)
+    result = fit(cfg, storage=checkpoints.path, name=f"{cfg.name}-sft", data=data, model_dir=model_dir)
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
     summary = {k: v for k, v in (result.metrics or {}).items()}
     checkpoint = result.checkpoint.path if result.checkpoint else None
-    storage = io.location(cfg.path("train"))
+    storage = io.location(checkpoints.path)
     if checkpoint and io.is_remote(storage):  # a path inside the store's filesystem: as a URI
         checkpoint = f"{storage.split('://', 1)[0]}://{checkpoint}"
     summary.update(checkpoint=checkpoint, model_dir=model_dir)

@@ -17,6 +17,7 @@ from tests.training.conftest import toolbench_example_episodes
 from toolweave.config import RunConfig
 from toolweave.io import write_part
 from toolweave.schemas import Episode
+from toolweave.stages.registry import context
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integration]
 
@@ -56,7 +57,7 @@ def test_zero3_on_two_trainer_nodes_resumes_from_checkpoint_after_losing_a_node(
                   "num_workers": 2, "num_cpus_per_worker": 0.25, "resources_per_worker": {"trainer": 1},
                   "zero_stage": 3, "max_failures": 2, "save_model": False}})
     write_part(toolbench_example_episodes(), cfg.path("episodes"), Episode)
-    assert sft_data.run(cfg)["rows"] >= 4  # 2 steps an epoch on 2 workers: 8 steps
+    assert sft_data.run(context(cfg, "sft_data"))["rows"] >= 4  # 2 steps an epoch on 2 workers: 8 steps
     metrics_log = cfg.path("train", "mn-sft", "metrics.jsonl")
     build_deepspeed_ops()
 
@@ -67,7 +68,7 @@ def test_zero3_on_two_trainer_nodes_resumes_from_checkpoint_after_losing_a_node(
 
         def drive():
             try:
-                result.update(trainer.run(cfg))
+                result.update(trainer.run(context(cfg, "train")))
             except BaseException as e:  # noqa: BLE001 -- reported by the test thread
                 errors.append(e)
 

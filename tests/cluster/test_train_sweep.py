@@ -15,6 +15,7 @@ from tests.training.conftest import toolbench_example_episodes
 from toolweave.config import RunConfig
 from toolweave.io import iter_rows, write_part
 from toolweave.schemas import Episode
+from toolweave.stages.registry import context
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integration]
 
@@ -37,11 +38,11 @@ def test_asha_stops_the_weak_trial_scored_on_validation_loss_on_trainer_nodes(tm
                   "num_samples": 1, "grace_period": 1,
                   "reduction_factor": 2, "max_t": 20, "max_concurrent": 1, "validation_fraction": 0.25}})
     write_part(toolbench_example_episodes(), cfg.path("episodes"), Episode)
-    sft_data.run(cfg)
+    sft_data.run(context(cfg, "sft_data"))
     build_deepspeed_ops()
 
     with local_cluster(head_cpus=1, trainer={"num_cpus": 2, "resources": {"trainer": 1}}) as (_, nodes):
-        summary = sweep.run(cfg)
+        summary = sweep.run(context(cfg, "sweep"))
         worker_nodes = {w.node_id for w in train_workers()}
     assert worker_nodes == {nodes["trainer"].node_id}
 

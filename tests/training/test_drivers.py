@@ -4,7 +4,7 @@ import pytest
 
 from toolweave.config import RunConfig
 from toolweave.stages.declaration import Runtime
-from toolweave.stages.registry import STAGES
+from toolweave.stages.registry import STAGES, context
 from training.drivers import DRIVERS, bind
 
 
@@ -20,4 +20,4 @@ def test_an_unbound_ray_driver_says_where_it_is_bound():
     stage = next(s for s in STAGES.values() if s.driver_on_ray)
     runtime = Runtime(base_url=lambda: None, run_records=lambda cfg, s: {})
     with pytest.raises(RuntimeError, match="training.drivers.bind"):
-        stage.run(RunConfig(), runtime)
+        stage.run(context(RunConfig(), stage), runtime)

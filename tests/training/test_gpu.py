@@ -7,6 +7,7 @@ from toolweave.config import RunConfig
 from toolweave.io import write_part
 from toolweave.schemas import SFTExample
 from training.packing import Example, pack, to_record
+from toolweave.stages.registry import context
 
 pytestmark = [pytest.mark.gpu, pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -34,7 +35,7 @@ def test_zero3_1b_at_8192_tokens_reports_mfu(tmp_path):
     write_part([to_record(r, "synthetic") for r in pack(exs, 8192)], cfg.path("sft"), SFTExample)
     ray.init(address="local", num_gpus=torch.cuda.device_count(), include_dashboard=False)
     try:
-        s = trainer.run(cfg)
+        s = trainer.run(context(cfg, "train"))
     finally:
         ray.shutdown()
     print({k: s[k] for k in ("tokens_per_s", "mfu", "packing_efficiency", "params")})

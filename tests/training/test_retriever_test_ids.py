@@ -8,6 +8,7 @@ import pytest
 
 from toolweave.config import RunConfig
 from training.retriever import gather, inputs_key, run
+from toolweave.stages.registry import context
 
 G1 = Path(__file__).parents[1] / "data" / "stabletoolbench" / "solvable_queries" / "G1_instruction.json"
 
@@ -26,17 +27,17 @@ def _cfg(tmp_path: Path, ids: list) -> RunConfig:
 @pytest.mark.slow  # trains the encoder (~1-3 min on 2 busy CPUs)
 def test_exactly_the_files_ids_are_held_out(tmp_path):
     cfg = _cfg(tmp_path, [608, 1856])
-    summary = run(cfg)
+    summary = run(context(cfg, "retriever"))
     report = json.loads(cfg.path("retriever", "report.json").read_text())
     assert sorted(report["test_query_ids"]) == ["1856", "608"]
     assert (report["train_queries"], report["test_queries"]) == (4, 2) == (summary["train_queries"], 2)
     assert report["test_ids_file"] == cfg.retriever.test_ids
-    assert run(cfg)["skipped"]  # same file, same content: nothing trained again
+    assert run(context(cfg, "retriever"))["skipped"]  # same file, same content: nothing trained again
 
 
 def test_the_files_content_keys_the_trained_retriever(tmp_path):
     cfg = _cfg(tmp_path, [608])
-    docs, queries, _ = gather(cfg)
+    docs, queries, _ = gather(context(cfg, "retriever"))
     # same path, other ids: another key, so the stage trains again rather than reporting the old split
     assert inputs_key(cfg, docs, queries, ["608"]) == inputs_key(cfg, docs, queries, ["608"])
     assert inputs_key(cfg, docs, queries, ["608"]) != inputs_key(cfg, docs, queries, ["588"])
@@ -47,5 +48,5 @@ def test_unknown_ids_stop_the_stage_before_training(tmp_path):
     cfg = _cfg(tmp_path, [608, 424242])
     with pytest.raises(ValueError, match=r"retriever.test_ids .*G1_instruction_test_query_ids.json: 1 id\(s\) "
                                          r"match no query: 424242$"):
-        run(cfg)
+        run(context(cfg, "retriever"))
     assert not cfg.path("retriever").exists()

@@ -9,6 +9,7 @@ from toolweave.schemas import Episode, Reject, SFTExample
 from training.formats import render
 from training.sft_data import build, episode_example, run, sft_tokenizer
 from training.tokenize import IGNORE, tokenize_segments, trained_text
+from toolweave.stages.registry import context
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episode
     import pyarrow as pa, pyarrow.parquet as pq
     cfg.path("episodes").mkdir(exist_ok=True)
     pq.write_table(pa.table({"id": ["bad-row"], "status": ["answered"]}), cfg.path("episodes", "part-bad.parquet"))
-    s = run(cfg)
+    s = run(context(cfg, "sft_data"))
     rows, bad = read_records(cfg.path("sft"), SFTExample)
     rejects, bad_rejects = read_records(cfg.path("sft_rejects"), Reject)
     assert bad == bad_rejects == []
@@ -120,7 +121,7 @@ def test_run_writes_parquet_rejects_and_is_resumable(tmp_path, toolbench_episode
         assert sum(r.seq_lens) == len(r.input_ids) == len(r.labels) == len(r.position_ids) <= 16384
         starts = [sum(r.seq_lens[:k]) for k in range(len(r.seq_lens))]
         assert all(r.position_ids[a] == 0 and r.labels[a] == IGNORE for a in starts)
-    again = run(cfg)
+    again = run(context(cfg, "sft_data"))
     assert again["rows"] == 0 and again["already_done"] == len(toolbench_episodes)
     assert len(read_records(cfg.path("sft"), SFTExample)[0]) == len(rows)
 
@@ -133,7 +134,7 @@ def _verified(cfg, episodes):
     from toolweave.curation.verify import verify_episodes
     from toolweave.curation.verify_export import make_judge
     solved = {"tool_calls": [tool_call("check_answer_status", {"reason": "fine", "answer_status": "Solved"})]}
-    judge = make_judge(cfg, FakeChatModel(handler=lambda req: solved, model="judge-m"))
+    judge = make_judge(cfg, FakeChatModel(handler=lambda req: solved, model="judge-m"), "verify")
     return asyncio.run(verify_episodes(episodes, cfg.verify, judge))
 
 
@@ -144,7 +145,7 @@ def test_run_trains_only_on_verified_episodes_and_rejects_the_rest_with_reasons(
     checked = _verified(cfg, toolbench_episodes[:12])
     write_part(toolbench_episodes, cfg.path("episodes"), Episode)
     write_part(checked, cfg.path("verified_episodes"), VerifiedEpisode)
-    s = run(cfg)
+    s = run(context(cfg, "sft_data"))
     trained = {e for r in read_records(cfg.path("sft"), SFTExample)[0] for e in r.episode_ids}
     reasons = {r.id: r.reason for r in read_records(cfg.path("sft_rejects"), Reject)[0]}
     good = {v.id for v in checked if v.verified}
@@ -161,7 +162,7 @@ def test_run_trains_only_on_verified_episodes_and_rejects_the_rest_with_reasons(
     tb = cfg.model_copy(update={"run_dir": str(tmp_path / "tb"), "verify": cfg.verify.model_copy(
         update={"require": [], "toolbench_rule": True})})
     write_part(checked, tb.path("verified_episodes"), VerifiedEpisode)
-    run(tb)
+    run(context(tb, "sft_data"))
     tb_trained = {e for r in read_records(tb.path("sft"), SFTExample)[0] for e in r.episode_ids}
     assert tb_trained == {v.id for v in checked if v.gave_answer and v.semantic_pass}
 
@@ -170,7 +171,7 @@ def test_a_chain_without_verify_stops_in_one_line_unless_require_is_empty(tmp_pa
     from toolweave.stages.registry import check_config
     cfg = RunConfig(run_dir=str(tmp_path), stages=["solve", "sft_data"], sft=SFTConfig(max_len=16384))
     write_part(toolbench_episodes[:2], cfg.path("episodes"), Episode)
-    for call in (lambda: run(cfg), lambda: check_config(cfg)):
+    for call in (lambda: run(context(cfg, "sft_data")), lambda: check_config(cfg)):
         with pytest.raises(ValueError, match=r"^sft_data: verify.require is \['format', 'execution', 'semantic'\] "
                                              r"but stages: .* has no verify stage") as e:
             call()
@@ -178,5 +179,5 @@ def test_a_chain_without_verify_stops_in_one_line_unless_require_is_empty(tmp_pa
     with pytest.raises(ValueError, match="verify.toolbench_rule is true"):
         check_config(cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"require": [], "toolbench_rule": True})}))
     unverified = cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"require": []})})
-    assert check_config(unverified) is unverified and run(unverified)["rows"] > 0
+    assert check_config(unverified) is unverified and run(context(unverified, "sft_data"))["rows"] > 0
     assert check_config(cfg.model_copy(update={"stages": ["solve"]}))  # no sft_data: nothing to say

@@ -7,6 +7,7 @@ import pytest
 from toolweave.config import RunConfig
 from toolweave.io import write_part
 from toolweave.schemas import Episode
+from toolweave.stages.registry import context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,10 +37,10 @@ def test_zero3_on_two_workers_resumes_after_failure_and_saves_a_loadable_model(t
 
     cfg = _cfg(tmp_path, fail_at_step=2, max_failures=1)
     write_part(toolbench_episodes, cfg.path("episodes"), Episode)
-    s = sft_data.run(cfg)
+    s = sft_data.run(context(cfg, "sft_data"))
     assert s["rows"] >= 4
 
-    summary = trainer.run(cfg)
+    summary = trainer.run(context(cfg, "train"))
     assert summary["step"] == summary["total_steps"] >= 4
     log = [json.loads(l) for l in (cfg.path("train", "t-sft", "metrics.jsonl")).read_text().splitlines()]
     steps = [m["step"] for m in log]

@@ -5,6 +5,7 @@ import pytest
 
 from toolweave import secrets
 from toolweave.config import RunConfig
+from toolweave.stages.registry import context
 
 KEY = "tw-worker-Kq7Zp2Wm9Xv4Rt8Ls3"
 
@@ -28,5 +29,5 @@ def test_a_train_or_tune_worker_registers_the_configs_secrets(named_secret):
 def test_the_retriever_stage_registers_them_before_reading_anything(named_secret):
     from training.retriever import run
     with pytest.raises(ValueError, match="0 API documents"):
-        run(named_secret)  # an empty run dir: it stops at once
+        run(context(named_secret, "retriever"))  # an empty run dir: it stops at once
     assert secrets.redact(f"quoted {KEY}") == "quoted ***"

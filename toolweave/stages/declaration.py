@@ -14,19 +14,11 @@ from typing import Any
 
 from toolweave.config import Role, RunConfig
 from toolweave.llm.types import ChatModel
-from toolweave.schemas import Record
+from toolweave.stage_context import Dataset
 from toolweave.stages.base import RecordWorker
 from toolweave.stages.clients import lazy_clients
 
 Summary = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A dataset under the run dir and the record kind of its rows (None: files, e.g. a model dir)."""
-
-    name: str
-    kind: type[Record] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,13 +29,16 @@ class Stage:
     writes: tuple[Dataset, ...]
     roles: tuple[Role, ...] = ()  # LLM roles it calls; none: the run's engine is not started for it
     worker: type[RecordWorker] | None = None  # per-record stage
-    driver: Callable[[RunConfig, Runtime], Summary] | None = None  # driver stage
+    # driver stage: `driver(ctx, runtime)`, ctx the `toolweave.stage_context.StageContext` the runner
+    # resolved from this declaration (typed readers / writers of its datasets, its name, the config)
+    driver: Callable[[Any, Runtime], Summary] | None = None
     # a driver that needs Ray Train, Tune or torch lives on the Ray side: its declaration here says so
     # and `training.drivers.bind` gives it its driver (nothing under toolweave/ imports training)
     driver_on_ray: bool = False
     # driver-side steps of a per-record stage, before and after its records (imports, dedupe, splits)
-    prepare: Callable[[RunConfig], Summary] | None = None
-    finish: Callable[[RunConfig], Summary] | None = None
+    # (each given the stage's context, as a driver is)
+    prepare: Callable[[Any], Summary] | None = None
+    finish: Callable[[Any], Summary] | None = None
     # config keys whose values shape the output: a rerun with other values stops and says which changed
     shaped_by: tuple[str, ...] = ()
     input: Callable[[RunConfig], str] | None = None  # the input dataset, when the config picks it; else reads[0]
@@ -74,13 +69,14 @@ class Stage:
             out[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         return out
 
-    def run(self, cfg: RunConfig, runtime: Runtime) -> Summary:
+    def run(self, ctx: Any, runtime: Runtime) -> Summary:
+        """Run it with `ctx`, its StageContext (`toolweave.stages.registry.context(cfg, stage)`)."""
         if self.worker is not None:
-            return runtime.run_records(cfg, self)
+            return runtime.run_records(ctx.cfg, self)
         if self.driver is None:
             raise RuntimeError(f"stage {self.name}: its driver runs on Ray and is bound by training.drivers.bind "
                                f"(the runner does it: `toolweave {self.name.replace('_', '-')}`)")
-        return self.driver(cfg, runtime)
+        return self.driver(ctx, runtime)
 
 
 @dataclass

@@ -4,22 +4,21 @@ others go to dedupe_rejects/ naming the episode they repeat. sft_data, after it 
 on its output (`registry.upstream`). A rerun rewrites both datasets from the whole input."""
 from __future__ import annotations
 
-from toolweave import io
-from toolweave.config import RunConfig
 from toolweave.curation.dedupe import dedupe_by_tool_calls
 from toolweave.schemas import Reject, VerifiedEpisode
+from toolweave.stage_context import StageContext
 from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
 
 
-def collapse_repeats(cfg: RunConfig, runtime: Runtime) -> Summary:
-    source, (out, rejects_out) = STAGE.reads[0], STAGE.writes
-    episodes, unreadable = io.read_records(cfg.path(source.name), source.kind)
-    kept, rejects = dedupe_by_tool_calls(episodes, STAGE.name)
-    rejects += [Reject(id=f"{STAGE.name}:{e.record_id}", stage=STAGE.name, source=source.name,
-                       reason=f"not a {source.kind.__name__} record: {e.reason}") for e in unreadable]
-    io.replace_part(kept, cfg.path(out.name), out.kind, name="all")
-    io.replace_part(rejects, cfg.path(rejects_out.name), Reject, name="all")
-    return {"stage": STAGE.name, "inputs": len(episodes) + len(unreadable), "outputs": len(kept),
+def collapse_repeats(ctx: StageContext, runtime: Runtime) -> Summary:
+    (source,), (out, rejects_out) = ctx.inputs.values(), ctx.outputs.values()
+    episodes, unreadable = source.read()
+    kept, rejects = dedupe_by_tool_calls(episodes, ctx.name)
+    rejects += [Reject(id=f"{ctx.name}:{e.record_id}", stage=ctx.name, source=source.dataset.name,
+                       reason=f"not a {source.dataset.kind.__name__} record: {e.reason}") for e in unreadable]
+    out.replace(kept, name="all")
+    rejects_out.replace(rejects, name="all")
+    return {"stage": ctx.name, "inputs": len(episodes) + len(unreadable), "outputs": len(kept),
             "collapsed": len(rejects) - len(unreadable), "unreadable": len(unreadable)}
 
 

@@ -42,6 +42,7 @@ from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
 from toolweave.schemas import Episode, EvalResult, Instruction, Reject
 from toolweave.stages import solve
 from toolweave.stages.clients import resolve_endpoints
+from toolweave.stage_context import StageContext
 from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
 from toolweave.stages.lifecycle import stage_io
 from toolweave.stages.scan import scan_inputs
@@ -361,8 +362,9 @@ def _per_setting(summaries: dict[str, Summary]) -> Summary:
     return {"by_tools": summaries, "processed": sum(s.get("processed", 0) for s in summaries.values())}
 
 
-def run(cfg: RunConfig, runtime: Runtime) -> Summary:
+def run(ctx: StageContext, runtime: Runtime) -> Summary:
     from toolweave.evaluation import run as judge_episodes
+    cfg = ctx.cfg
     extra: dict[str, Any] = {}
     if cfg.evaluate.solve_with:
         extra["solve"] = solve_with_model_under_test(cfg, runtime)

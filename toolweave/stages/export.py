@@ -3,14 +3,14 @@ verified_episodes/, else episodes/) -> export/ in every format: ShareGPT, OpenAI
 ToolAlpaca instance files, ToolBench answer files (`toolweave.curation.verify_export.run_export`)."""
 from __future__ import annotations
 
-from toolweave.config import RunConfig
 from toolweave.schemas import Episode, Instruction, Tool, VerifiedEpisode
+from toolweave.stage_context import StageContext
 from toolweave.stages.declaration import Dataset, Runtime, Stage, Summary
 
 
-def run(cfg: RunConfig, runtime: Runtime) -> Summary:
+def run(ctx: StageContext, runtime: Runtime) -> Summary:
     from toolweave.curation.verify_export import run_export
-    return run_export(cfg)
+    return run_export(ctx)
 
 
 STAGE = Stage("export", reads=(Dataset("verified_episodes", VerifiedEpisode), Dataset("episodes", Episode),

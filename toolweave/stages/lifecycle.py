@@ -17,6 +17,7 @@ from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome, Reject
 from toolweave.stages import ledger
 from toolweave.stages.base import Progress, StageIO
+from toolweave.stage_context import stage_context
 from toolweave.stages.declaration import Stage, Summary
 from toolweave.stages.display import ProgressView, console_line
 from toolweave.stages.scan import InputScan, scan_inputs
@@ -52,7 +53,7 @@ def stage_io(cfg: RunConfig, stage: Stage) -> StageIO:
 
 def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str) -> Summary:
     """Run a per-record stage with `execute` (called only when some input is left); its summary."""
-    notes = stage.prepare(cfg) if stage.prepare is not None else {}
+    notes = stage.prepare(stage_context(cfg, stage)) if stage.prepare is not None else {}
     job = begin(cfg, stage)
     try:
         progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
@@ -65,7 +66,7 @@ def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str
         if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
             ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
         if stage.finish is not None:
-            notes.update(stage.finish(cfg))
+            notes.update(stage.finish(stage_context(cfg, stage)))
     finally:
         job.lease.stop()  # a run that stops here stops renewing: its workers' commits are refused
     ledger.release(job.io.ledger, job.io.run_token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from toolweave.config import RunConfig
 from toolweave.stages import (build_toolset, dedupe, evaluate, export, instructions, retriever, sft_data, simulate,
                               solve, sweep, train, verify)
+from toolweave.stage_context import StageContext, stage_context
 from toolweave.stages.declaration import Dataset, Stage
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -42,6 +43,13 @@ def upstream(cfg: RunConfig, stage: Stage) -> Dataset | None:
     written = [d for s in chain([n for n in names if n in STAGES]) for d in s.writes
                if d.kind is not None and kinds and issubclass(d.kind, kinds)]
     return written[-1] if written else None
+
+
+def context(cfg: RunConfig, stage: Stage | str) -> StageContext:
+    """What the runner hands `stage` in this config's chain: its datasets resolved under the run dir,
+    its upstream dataset (`upstream`) among its inputs."""
+    stage = STAGES[stage] if isinstance(stage, str) else stage
+    return stage_context(cfg, stage, upstream(cfg, stage))
 
 
 def check_config(cfg: RunConfig) -> RunConfig:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolweave.config import RunConfig
 from toolweave.schemas import Episode, Record, Tool, VerifiedEpisode
 from toolweave.stages.base import RecordWorker
+from toolweave.stage_context import StageContext
 from toolweave.stages.declaration import Dataset, Stage, Summary
 
 
@@ -25,7 +25,7 @@ class VerifyWorker(RecordWorker):
     async def setup(self) -> None:
         from toolweave.curation.verify_export import make_judge
         role = self.cfg.verify.judge_role
-        self.judge = make_judge(self.cfg, self.clients.get(role) or self.clients.get("default"))
+        self.judge = make_judge(self.cfg, self.clients.get(role) or self.clients.get("default"), self.stage)
 
     async def process(self, row: dict[str, Any]) -> list[Record]:
         from toolweave.curation.verify import verify_episode
@@ -33,14 +33,14 @@ class VerifyWorker(RecordWorker):
         return [await verify_episode(episode, self.cfg.verify, self.judge)]
 
 
-def import_answers(cfg: RunConfig) -> Summary:
+def import_answers(ctx: StageContext) -> Summary:
     from toolweave.curation.verify_export import import_answers as import_into_episodes
-    return import_into_episodes(cfg)
+    return import_into_episodes(ctx)
 
 
-def write_card(cfg: RunConfig) -> Summary:
+def write_card(ctx: StageContext) -> Summary:
     from toolweave.curation.verify_export import write_card as write_dataset_folder  # plots: matplotlib loads here
-    return write_dataset_folder(cfg)
+    return write_dataset_folder(ctx)
 
 
 STAGE = Stage("verify", reads=(Dataset("episodes", Episode), Dataset("toolsets", Tool)),

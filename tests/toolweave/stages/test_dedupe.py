@@ -9,7 +9,7 @@ from toolweave.curation.dedupe import call_sequence, dedupe_by_tool_calls
 from toolweave.schemas import Reject, VerifiedEpisode
 from toolweave.stages import dedupe, sft_data
 from toolweave.stages.declaration import Runtime
-from toolweave.stages.registry import STAGES, upstream
+from toolweave.stages.registry import STAGES, context, upstream
 
 
 def episode(eid: str, *calls: tuple[str, dict]) -> VerifiedEpisode:
@@ -53,7 +53,7 @@ def test_the_stage_writes_kept_episodes_and_rejects_and_a_rerun_rewrites_them(tm
     io.write_part(EPISODES, cfg.path("verified_episodes"), VerifiedEpisode)
     runtime = Runtime(base_url=lambda: None, run_records=lambda c, s: {})
     for _ in range(2):
-        summary = STAGES["dedupe"].run(cfg, runtime)
+        summary = STAGES["dedupe"].run(context(cfg, "dedupe"), runtime)
         assert summary == {"stage": "dedupe", "inputs": 6, "outputs": 4, "collapsed": 2, "unreadable": 0}
         kept, _ = io.read_records(cfg.path("deduped_episodes"), VerifiedEpisode)
         rejects, _ = io.read_records(cfg.path("dedupe_rejects"), Reject)

@@ -16,6 +16,7 @@ from toolweave.stages import evaluate as eval_stage
 from toolweave.stages.clients import build_clients
 from toolweave.stages.declaration import Runtime
 from toolweave.stages.local import run_local
+from toolweave.stages.registry import context
 
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
 GOOD, BAD = "answered with the query's own tools", "nothing useful among these tools"
@@ -92,7 +93,7 @@ def test_oracle_and_retriever_rows_side_by_side(tmp_path, scripted_server, monke
     test_queries = _run_dir(tmp_path)
     _trained_retriever(tmp_path, monkeypatch)
     cfg, runtime, under_test, served = _setup(tmp_path, scripted_server, tools=["given", "retrieved"])
-    summary = eval_stage.run(cfg, runtime)
+    summary = eval_stage.run(context(cfg, "evaluate"), runtime)
 
     # one episode per query and setting, in one dataset, each saying which tools it had
     eps, bad = io.read_records(tmp_path / "eval_episodes", Episode)
@@ -132,7 +133,7 @@ def test_oracle_and_retriever_rows_side_by_side(tmp_path, scripted_server, monke
 
     # a rerun: every setting's queries done, nothing solved or judged again
     n = len(under_test.requests)
-    again = eval_stage.run(cfg, runtime)
+    again = eval_stage.run(context(cfg, "evaluate"), runtime)
     assert len(under_test.requests) == n and served == ["trained"] and again["written"] == 0
     assert again["solve"]["processed"] == 0
 
@@ -142,7 +143,7 @@ def test_retrieved_without_a_trained_retriever_stops_before_serving(tmp_path, sc
     cfg, runtime, under_test, served = _setup(tmp_path, scripted_server, tools=["given", "retrieved"])
     with pytest.raises(ValueError, match=r"evaluate.tools has 'retrieved' but no trained retriever in .*"
                                          r"run the retriever stage before evaluate"):
-        eval_stage.run(cfg, runtime)
+        eval_stage.run(context(cfg, "evaluate"), runtime)
     assert served == [] and not under_test.requests
 
 

@@ -13,7 +13,7 @@ from toolweave.io import read_records, write_part
 from toolweave.schemas import Episode, Reject, VerifiedEpisode
 from toolweave.stages import export, verify
 from toolweave.stages.local import run_local
-from toolweave.stages.registry import STAGES
+from toolweave.stages.registry import STAGES, context
 from toolweave.testing.fake_llm import FakeChatModel, tool_call
 from toolweave.curation.verify_export import run_export
 
@@ -74,11 +74,11 @@ def test_verify_then_export_over_a_run_directory(tmp_path):
 
     # the ToolBench rule as the only setting: give_answer paths judged Solved, whatever else failed
     tb = RunConfig(run_dir=str(tmp_path), verify={"require": [], "toolbench_rule": True})
-    assert run_export(tb)["outputs"] == n_ok  # the judge never ran where format or execution failed
+    assert run_export(context(tb, "export"))["outputs"] == n_ok  # the judge never ran where format or execution failed
 
 
 def run_local_export(cfg):
-    return export.STAGE.run(cfg, runtime=None)  # a driver without roles needs nothing of the runtime
+    return export.STAGE.run(context(cfg, export.STAGE), runtime=None)  # a driver without roles needs nothing of the runtime
 
 
 def test_unreadable_episode_rows_become_rejects_and_semantic_needs_a_judge(tmp_path):
