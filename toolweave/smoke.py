@@ -22,7 +22,7 @@ shipped config to that list):
   `verify.votes` 1, `sft.max_len` and `train.max_len` <= 1024 (`train.rope_original_max_len` scaled
   by the same factor: the RoPE stretch is kept), `train.num_workers` 1 / `num_cpus_per_worker` <=
   0.5 / `max_steps` 1 / `checkpoint_every` 1 / `micro_batch_size` 1 / `grad_accum` 1,
-  `sweep.num_samples` 1 / `max_t` <= 4 / each `grid` its first value, `retriever.epochs` 1 /
+  `sweep.num_samples` 1 / `max_t` <= 4 / each `grid` its first value / swept `max_len`s <= 1024, `retriever.epochs` 1 /
   `batch_size` <= 8, `evaluate.votes` / `win_votes` 1 / `concurrency` <= 2;
 - `run_dir` -> `<run_dir>-smoke` beside the real one (same storage; never the real run's ledger),
   unless the caller names one;
@@ -101,9 +101,7 @@ def smoke_config(cfg: RunConfig, *, run_dir: str | None = None, llm_url: str | N
                     tokenizer=d["sft"]["tokenizer"] if d["sft"]["tokenizer"] == "smollm2" else None)
     _train(d["train"], cpu)
     w = d["sweep"]
-    w.update(num_samples=1, max_t=min(w["max_t"], 4),
-             space={k: {"grid": v["grid"][:1]} if isinstance(v, dict) and "grid" in v else v
-                    for k, v in w["space"].items()})
+    w.update(num_samples=1, max_t=min(w["max_t"], 4), space={k: _swept(k, v) for k, v in w["space"].items()})
     r = d["retriever"]
     r.update(epochs=1, batch_size=min(r["batch_size"], 8))
     e = d["evaluate"]
@@ -134,6 +132,18 @@ def _llm(llm: dict[str, Any], llm_url: str | None, cpu: bool) -> None:
                                    **({"model": default_model} if default_model else {})}
                             for role, e in endpoints.items()}
         llm["engine"] = "endpoints"
+
+
+def _swept(key: str, spec: Any) -> Any:
+    """A sweep dimension scaled down: a grid its first value, swept lengths at most SMOKE_MAX_LEN."""
+    if not isinstance(spec, dict):
+        return spec
+    if "grid" in spec:
+        spec = {**spec, "grid": spec["grid"][:1]}
+    if key.endswith("max_len"):
+        spec = {k: list(dict.fromkeys(min(x, SMOKE_MAX_LEN) for x in v)) if k in ("grid", "choice") else v
+                for k, v in spec.items()}
+    return spec
 
 
 def _train(t: dict[str, Any], cpu: bool) -> None:
