@@ -39,8 +39,8 @@ ANSWERS = "tests/data/toolbench/data_example/answer"
 SHARED = ("toolsets", "instructions")  # round 1 makes them; the base run and later rounds reuse them
 # queries solved per split and training steps; gpu = 10x the data and steps
 PROFILES: dict[str, list[str]] = {
-    "cpu": ["run.limit=24", "train.max_steps=20"],
-    "gpu": ["run.limit=240", "train.max_steps=200", "run.max_in_flight=64", "train.num_workers=1",
+    "cpu": ["run.limit=16", "train.max_steps=20"],
+    "gpu": ["run.limit=160", "train.max_steps=200", "run.max_in_flight=64", "train.num_workers=1",
             "llm.embedded.dtype=bfloat16"],
 }
 Runner = Callable[[RunConfig, list], dict[str, Any]]
