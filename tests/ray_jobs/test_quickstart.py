@@ -26,8 +26,8 @@ def test_quickstart_chain_ends_with_the_report_of_the_model_it_trained(tmp_path,
         "llm.engine=endpoints", f"llm.endpoints.default.base_url={embedded_base_url}",
         "llm.endpoints.default.model=smollm2", "llm.endpoints.default.timeout_s=600",
         "run.limit=2", "toolsets.max_tokens=128", "llm.max_tokens=128", "instructions.per_tool=1",
-        "simulate.max_steps=2", "solve.max_llm_calls=4", "executor.max_tokens=128", "verify.votes=1",
-        "evaluate.votes=1",
+        "simulate.max_steps=2", "solve.max_llm_calls=4", "solve.max_tokens=128", "executor.max_tokens=128",
+        "verify.votes=1", "evaluate.votes=1",
         # one unpacked row is one optimizer step of one worker: SFT data from two episodes is enough
         "sft.pack=false", "sft.max_len=1024", "train.max_len=1024", "train.num_workers=1", "train.max_steps=1",
         # a tiny Llama from config (SmolLM2's tokenizer and template) instead of SmolLM2 itself: one ZeRO-3
