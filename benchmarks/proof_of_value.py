@@ -1,13 +1,14 @@
 """Proof of value: base model vs the model trained on the chain's verified episodes, on held-out
 queries of tools never seen in training, through the product's own stages (`toolweave run`).
 
-    python benchmarks/proof_of_value.py --profile cpu [--rounds N] [--chatgpt-answers] [KEY=VALUE ...]
+    python benchmarks/proof_of_value.py --profile cpu [--rounds N] [--chatgpt-answers WHEN] [KEY=VALUE ...]
 
 Config: benchmarks/proof_of_value.yaml (its header says what it holds). Per round k (run dir
 `<run_dir>/round<k>`): instructions (round 1; later rounds reuse its toolsets/ and instructions/) ->
 solve the train split with the generator (the base model, then the model of round k-1: expert
-iteration) -> verify -> sft_data (verified episodes only; `--chatgpt-answers` adds the 15 real ChatGPT
-DFSDT answers of tests/data, checked to touch no held-out tool) -> train -> evaluate (the trained model
+iteration) -> verify -> sft_data (verified episodes only; the real ChatGPT DFSDT answers of tests/data that
+offer no held-out tool join them when none of the generator's episodes passed, or with
+`--chatgpt-answers always`; the table's header says so) -> train -> evaluate (the trained model
 solves the test_tool split). The base model solves the same queries with the same engine settings and
 seed in `<run_dir>/base`. Prints one table (metric, base, trained, difference, bootstrap CI over
 queries, n) and writes `<run_dir>/proof_of_value.json` and the before/after section of each round's
@@ -85,14 +86,21 @@ def held_out_function_names(cfg: RunConfig) -> set[str]:
     return names
 
 
-def check_answers_unseen(cfg: RunConfig) -> None:
-    """The imported ChatGPT answers must not train on a held-out tool (the split is by tool)."""
+def unseen_answers(cfg: RunConfig) -> tuple[list[str], list[str]]:
+    """(usable, left out): the shipped ChatGPT answer files that offer no held-out tool, and those that
+    do (training on them would show the model a test tool: the split is by tool)."""
     from toolweave.converters.toolbench import answer_to_episode
     held = held_out_function_names(cfg)
+    usable, left_out = [], []
     for f in sorted(Path(ANSWERS).rglob("*.json")):
         seen = {t["function"]["name"] for t in answer_to_episode(f).tools} & held
-        if seen:
-            raise ValueError(f"--chatgpt-answers: {f} uses held-out functions {sorted(seen)}")
+        (left_out if seen else usable).append(str(f))
+    return usable, left_out
+
+
+def sft_rows(cfg: RunConfig) -> int:
+    from toolweave.io import iter_rows, part_files
+    return sum(1 for _ in iter_rows(cfg.path("sft"), ["episode_ids"])) if part_files(cfg.path("sft")) else 0
 
 
 def stage_times(summary: dict[str, Any]) -> dict[str, float]:
@@ -109,17 +117,17 @@ def scores(cfg: RunConfig) -> tuple[list, str]:
     return score_queries(episodes, instructions, tools, judged), ", ".join(judges)
 
 
-def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: bool = False,
+def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: str = "if_none_verified",
                   runner: Runner | None = None, base: str | None = None) -> dict[str, Any]:
+    """`chatgpt_answers`: when the real ChatGPT DFSDT answers of ANSWERS (those of no held-out tool) join
+    a round's training set: `always`, `never`, or `if_none_verified` (only when none of the
+    generator's episodes passed verification: train would have no data)."""
     run = runner or _runner()
-    if chatgpt_answers:
-        cfg = cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"import_answers": [ANSWERS]})})
     started = time.monotonic()
     times: dict[str, dict[str, float]] = {}
     first = round_config(cfg, "round1")
     times["round1"] = stage_times(run(first, chain(["instructions"])) or {})
-    if chatgpt_answers:
-        check_answers_unseen(first)
+    answers, answers_left_out = unseen_answers(first) if chatgpt_answers != "never" else ([], [])
     base_model_dir = base or base_model(cfg)
     base_cfg = round_config(cfg, "base", evaluate__solve_with=base_model_dir)
     _share(first, base_cfg)
@@ -135,16 +143,27 @@ def run_benchmark(cfg: RunConfig, rounds: int = 1, *, chatgpt_answers: bool = Fa
             updates.update(train__model=generator, sft__tokenizer=generator)
             if cfg.llm.engine == "embedded":
                 updates["llm__embedded"] = {**cfg.llm.embedded.model_dump(), "model": generator}
+        if chatgpt_answers == "always":
+            updates["verify__import_answers"] = answers
         rcfg = round_config(cfg, f"round{k}", **updates)
         _share(first, rcfg)
-        summary = run(rcfg, chain(["solve", "verify", "sft_data", "train", "evaluate"])) or {}
-        times.setdefault(f"round{k}", {}).update(stage_times(summary))
+        round_times = times.setdefault(f"round{k}", {})
+        round_times.update(stage_times(run(rcfg, chain(["solve", "verify", "sft_data"])) or {}))
+        generated_rows = sft_rows(rcfg)
+        if chatgpt_answers == "if_none_verified" and not generated_rows and answers:
+            rcfg = round_config(cfg, f"round{k}", **updates, verify__import_answers=answers)
+            more = stage_times(run(rcfg, chain(["verify", "sft_data"])) or {})
+            round_times.update({f"{name} (ChatGPT answers)": sec for name, sec in more.items()})
+        round_times.update(stage_times(run(rcfg, chain(["train", "evaluate"])) or {}))
         trained, judge_k = scores(rcfg)
         rows = compare(base_scores, trained, seed=cfg.seed)
         verify = json.loads(rcfg.path("verify_summary.json").read_text()) if rcfg.path(
             "verify_summary.json").exists() else {}
         results["rounds"].append({"round": k, "generator": generator or base_model_dir, "rows": rows,
-                                  "judge": judge_k or judge, "verified": verify.get("dataset", {}).get("verified")})
+                                  "judge": judge_k or judge, "verified": verify.get("dataset", {}).get("verified"),
+                                  "sft_rows_generated": generated_rows, "sft_rows": sft_rows(rcfg),
+                                  "chatgpt_answers": list(rcfg.verify.import_answers),
+                                  "chatgpt_answers_left_out": answers_left_out if rcfg.verify.import_answers else []})
         write_before_after(rcfg.path("report"), rows, judge=judge_k or judge,
                            title=f"round {k}: {generator or base_model_dir} -> {rcfg.path('model')}")
         generator = str(rcfg.path("model"))
@@ -160,14 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     p.add_argument("--rounds", type=int, default=1, help="expert iteration: generate -> verify -> train N times")
     p.add_argument("--config", default=str(CONFIG))
-    p.add_argument("--chatgpt-answers", action="store_true",
-                   help=f"also train on the real ChatGPT DFSDT answers in {ANSWERS} that pass verification")
+    p.add_argument("--chatgpt-answers", choices=["if_none_verified", "always", "never"], default="if_none_verified",
+                   help=f"when to also train on the real ChatGPT DFSDT answers in {ANSWERS} (those offering no "
+                        "held-out tool; verified like the rest): default only when none of the generator's "
+                        "episodes passed verification")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides, after the profile's")
     args = p.parse_args(argv)
     cfg = load_config(args.config, [*PROFILES[args.profile], *args.overrides])
     results = run_benchmark(cfg, args.rounds, chatgpt_answers=args.chatgpt_answers)
     for r in results["rounds"]:
-        print(f"\nround {r['round']} (generator {r['generator']}; {r['verified']} verified episodes in the card)")
+        print(f"\nround {r['round']} (generator {r['generator']}; {r['sft_rows_generated']} SFT rows from its "
+              f"verified episodes, {r['sft_rows']} in all)")
+        if r["chatgpt_answers"]:
+            print(f"trained also on {len(r['chatgpt_answers'])} ChatGPT DFSDT answer files of {ANSWERS} "
+                  f"({len(r['chatgpt_answers_left_out'])} left out: they offer a held-out tool)")
         print(table_text(r["rows"], judge=r["judge"]))
     print("\nseconds per stage: " + "; ".join(f"{run} {stage} {sec:.0f}" for run, stages in
                                               results["stage_seconds"].items() for stage, sec in stages.items()))

@@ -13,6 +13,7 @@ from toolweave.config import load_config
 from toolweave.stages.clients import build_clients
 from toolweave.stages.declaration import Runtime
 from toolweave.stages.local import run_local
+from toolweave.stages.registry import context
 from training.drivers import bind
 from training.tokenizers import load_tokenizer
 
@@ -72,7 +73,7 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
                 cfg.path("model", "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
                 load_tokenizer("smollm2").save_pretrained(cfg.path("model"))  # as train saves its SFT tokenizer
             else:
-                stage.run(cfg, runtime)
+                stage.run(context(cfg, stage), runtime)
         return {}
 
     base = tmp_path / "base-model"
@@ -87,8 +88,19 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
     results = pov.run_benchmark(cfg, rounds=2, runner=runner, base=str(base))
 
     assert ran[:2] == [("round1", "instructions"), ("base", "evaluate")]
-    assert [r for r in ran if r[0] == "round2"] == [("round2", s) for s in ("solve", "verify", "sft_data", "train",
-                                                                           "evaluate")]
+    # round 1's generator (the base model) verified nothing: the ChatGPT answers of tools not held out
+    # are imported, verified and made into SFT rows before train
+    assert [r for r in ran if r[0] == "round1"][1:] == [("round1", s) for s in (
+        "solve", "verify", "sft_data", "verify", "sft_data", "train", "evaluate")]
+    first = results["rounds"][0]
+    assert first["sft_rows_generated"] == 0 < first["sft_rows"] and first["chatgpt_answers"]
+    assert len(first["chatgpt_answers"]) + len(first["chatgpt_answers_left_out"]) == 15
+    held = pov.held_out_function_names(pov.round_config(cfg, "round1"))
+    from toolweave.converters.toolbench import answer_to_episode
+    assert not {t["function"]["name"] for f in first["chatgpt_answers"] for t in answer_to_episode(f).tools} & held
+    # round 2's solve here still talks to the scripted base model (the run's serve endpoint): no data again
+    assert [r for r in ran if r[0] == "round2"] == [("round2", s) for s in (
+        "solve", "verify", "sft_data", "verify", "sft_data", "train", "evaluate")]
     assert served[0] == str(base) and served[1].endswith("round1/model") and served[2].endswith("round2/model")
     # split by tool: no held-out query's tool is a tool of the training queries
     from toolweave.io import read_records
