@@ -10,6 +10,7 @@ from typing import Any
 from toolweave import io, safe_read
 from toolweave.config import RunConfig
 from toolweave.schemas import CatalogueEntry, Record, RecordError, Reject, Tool
+from toolweave.stage_context import StageContext
 from toolweave.stages.base import RecordWorker, reject_for
 from toolweave.stages.declaration import Dataset, Stage
 
@@ -26,8 +27,9 @@ class BuildToolsetWorker(RecordWorker):
         return [await build_tool(entry, self.client("builder"), self.cfg.toolsets)]
 
 
-def prepare(cfg: RunConfig) -> dict[str, int]:
+def prepare(ctx: StageContext) -> dict[str, int]:
     """Deterministic and under fixed part names: a rerun rewrites the same parts."""
+    cfg = ctx.cfg
     return {**_import_catalogue(cfg), **_import_sources(cfg)}
 
 

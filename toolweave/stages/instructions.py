@@ -12,6 +12,7 @@ from typing import Any
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.schemas import ApiSampleRow, Instruction, Record, RecordError, Reject, Tool
+from toolweave.stage_context import StageContext
 from toolweave.stages.base import RecordWorker, reject_for
 from toolweave.stages.declaration import Dataset, Stage
 from toolweave.stages.episodes import record_rng
@@ -46,7 +47,8 @@ def input_dataset(cfg: RunConfig) -> str:
     return "toolsets" if cfg.instructions.style == "toolalpaca" else "instructions_samples"
 
 
-def prepare(cfg: RunConfig) -> dict[str, int]:
+def prepare(ctx: StageContext) -> dict[str, int]:
+    cfg = ctx.cfg
     notes = _import_queries(cfg)
     if cfg.instructions.style == "toolbench":
         notes.update(_write_api_samples(cfg))
@@ -92,9 +94,10 @@ def _write_api_samples(cfg: RunConfig) -> dict[str, int]:
     return {"api_samples": len(rows)}
 
 
-def finish(cfg: RunConfig) -> dict[str, Any]:
+def finish(ctx: StageContext) -> dict[str, Any]:
     """Global steps after generation: dedupe the generated instructions and assign the splits,
     written as one deterministic part of `instructions/` (a rerun rewrites it)."""
+    cfg = ctx.cfg
     from toolweave.authoring.instructions import assign_splits, dedupe_instructions
     from toolweave.authoring.near_dup import dedupe_counts
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
