@@ -32,7 +32,7 @@ shipped config to that list):
   false (`attn_implementation` is kept: a node without flash-attn falls back to sdpa, said once);
 - with `llm_url` (a scripted OpenAI-compatible server, or a running engine, where the engine is not
   the point): `llm.engine` -> `endpoints` and each role's endpoint `base_url` -> that URL, `is_vllm`
-  false, `api_key_env` null, `max_retries` <= 1 (model names kept; an embedded engine's roles get its
+  false (true where it stands in for the embedded vLLM engine), `api_key_env` null, `max_retries` <= 1 (model names kept; an embedded engine's roles get its
   `served_name`).
 """
 from __future__ import annotations
@@ -125,9 +125,10 @@ def _llm(llm: dict[str, Any], llm_url: str | None, cpu: bool) -> None:
                        engine_kwargs={**kwargs, "dtype": "float32", "enforce_eager": True},
                        env_vars={**dep["env_vars"], "VLLM_CPU_KVCACHE_SPACE": "1"})
     if llm_url:
-        default_model = llm["embedded"]["served_name"] if llm["engine"] == "embedded" else None
+        embedded = llm["engine"] == "embedded"  # its stand-in is a running vLLM (the session's SmolLM2 engine)
+        default_model = llm["embedded"]["served_name"] if embedded else None
         endpoints = llm["endpoints"] or {"default": {}}
-        llm["endpoints"] = {role: {**e, "base_url": llm_url, "is_vllm": False, "api_key_env": None,
+        llm["endpoints"] = {role: {**e, "base_url": llm_url, "is_vllm": embedded, "api_key_env": None,
                                    "max_retries": min(e.get("max_retries", 1), 1),
                                    **({"model": default_model} if default_model else {})}
                             for role, e in endpoints.items()}

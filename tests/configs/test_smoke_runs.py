@@ -142,8 +142,10 @@ def _train_job(smoke_cluster, tmp_path, config: str) -> str:
     run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
     seed_episodes(f"{run_dir}-smoke")
     args = f"--config {config} run_dir={run_dir} run.show_progress=false"
-    # the train configs read sft/ that a data run made: made here from the seeded episodes
-    job = submit(smoke_cluster, f"python -m ray_jobs.sft_data {args} verify.require=[] {smoke_args(cpu=True)} && "
+    # the train configs read sft/ that a data run made: made here from the seeded episodes, cut at the
+    # smoke length (whole, the real answers are longer than its 1024 tokens in these formats)
+    job = submit(smoke_cluster, f"python -m ray_jobs.sft_data {args} verify.require=[] sft.truncate=true "
+                                f"{smoke_args(cpu=True)} && "
                                 f"python -m ray_jobs.train {args} {smoke_args(cpu=True)}")
     run_dir += "-smoke"
     ok(job, run_dir)
