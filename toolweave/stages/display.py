@@ -52,7 +52,7 @@ class RedactingFile:
 console = SafeConsole(file=RedactingFile())
 SHOWN_FAILURES = 3  # per stage; the rest are counted, and all are in the summary and the datasets
 HEARTBEAT_S = 30.0  # while a stage works, a line at least this often (a DFSDT record can take minutes)
-_last_line = time.monotonic()  # when the last progress or heartbeat line was printed
+_last_line = time.monotonic()  # when the last line was printed (at first: the run's start)
 
 
 def _hms(seconds: float) -> str:
@@ -120,8 +120,8 @@ class Heartbeat:
         parts.append(f"{_elapsed(time.monotonic() - self.started)} elapsed")
         return " | ".join(parts)
 
-    def _due(self) -> float:  # seconds until a line is due, counted from the stage's last line
-        return max(_last_line, self.started) + self.every_s - time.monotonic()
+    def _due(self) -> float:  # seconds until a line is due, counted from the last line (the run's start:
+        return _last_line + self.every_s - time.monotonic()  # Ray's start-up before a first stage counts)
 
     def _beat(self) -> None:
         while not self._stop.wait(max(0.0, self._due())):
@@ -244,10 +244,12 @@ class ProgressView:
 
 
 def console_line(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    _printed_line(text)
 
 
 def stage_done(name: str, elapsed_s: float) -> None:
+    global _last_line
+    _last_line = time.monotonic()
     console.print(f"[green]done[/green] {name} in {elapsed_s:.1f}s", highlight=False)
 
 

@@ -26,6 +26,7 @@ def terminal(monkeypatch):
     def make(tty: bool):
         out = stdio.StringIO()
         monkeypatch.setattr(display, "console", Console(file=out, width=200, force_terminal=tty))
+        monkeypatch.setattr(display, "_last_line", time.monotonic())  # as if the run had just printed a line
         return out
     return make
 
@@ -75,6 +76,14 @@ def test_a_view_outside_any_runner_heartbeat_beats_itself_and_progress_lines_res
     beats = _beats(out.getvalue())
     assert len(beats) == 1 and beats[0].startswith("solve: working | 4/4 records (0 failed) | 6 LLM calls"), \
         out.getvalue()
+
+
+def test_a_stage_that_starts_after_a_silent_start_up_says_so_at_once(terminal, monkeypatch):
+    out = terminal(False)
+    monkeypatch.setattr(display, "_last_line", time.monotonic() - EVERY_S * 12)  # e.g. Ray starting, silent
+    with display.Heartbeat("build_toolset", every_s=EVERY_S * 10, activity=lambda: None):
+        time.sleep(EVERY_S * 2)
+    assert _beats(out.getvalue()) == ["build_toolset: working | 0s elapsed"]
 
 
 def test_engine_metrics_of_a_real_vllm_server_are_read_from_its_metrics_page():
