@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import io as textio
 import json
+import logging
 from pathlib import Path
 
 from toolweave import io
-
 from toolweave.evaluation.pass_rate import QueryPass
 from toolweave.evaluation.win_rate import QueryWin, preference_json
+from toolweave.schemas import RecordError
+
+log = logging.getLogger(__name__)
 
 PASS_RATE_COLUMNS = ["query", "available_tools", "model_intermediate_steps", "model_final_step", "model",
                      "query_id", "is_solved"]
@@ -22,12 +25,22 @@ PREFERENCE_COLUMNS = ["query", "available_tools", "ref_model_intermediate_steps"
                       "query_id", "ref_model", "output_model"]
 
 
+def _steps(answer) -> tuple[str, str]:
+    """ToolEval's step texts of an answer; one whose episode its converter cannot read (a call with no
+    reply after it, say) gets none, said with the query and the reason (the verdicts stand)."""
+    try:
+        return answer.steps_text()
+    except RecordError as e:
+        log.warning("ToolEval result files: query %s (%s) has no steps: %s", answer.query_id, answer.method, e)
+        return "", ""
+
+
 def write_pass_rate_results(results: list[QueryPass], out_dir: str | Path, test_set: str, model: str) -> tuple[Path, Path]:
     out = Path(out_dir) / model
     data, rows = {}, []
     for q in results:
         a = q.answer
-        steps, final = a.steps_text()
+        steps, final = _steps(a)
         is_solved = {k: str(r.answer_status) for k, r in enumerate(q.rounds)}
         data[a.query_id] = {"query": a.query, "tool_names": a.tool_names, "answer_steps": steps,
                             "final_step": final, "is_solved": {str(k): v for k, v in is_solved.items()}}
@@ -57,7 +70,7 @@ def write_preference_results(wins: list[QueryWin], candidates: list[QueryPass], 
     rows = []
     for r in wins:
         a, b = ref[r.query_id], cand[r.query_id]
-        (rs, rf), (cs, cf) = a.steps_text(), b.steps_text()
+        (rs, rf), (cs, cf) = _steps(a), _steps(b)
         # 1: reference preferred, 2: output preferred, 3: equal (StableToolBench's codes)
         label = 1 if r.reference_wins > r.candidate_wins else 2 if r.candidate_wins > r.reference_wins else 3
         rows.append([a.query, str(a.tool_names), rs, rf, cs, cf, str(label), r.query_id, reference, candidate])
