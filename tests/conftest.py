@@ -31,6 +31,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only():
+    """A secret a test registers (a config's HF_TOKEN, say) is forgotten after it: the registry is per
+    process, and a placeholder token once redacted a later test's tool names."""
+    from toolweave import secrets
+    with secrets.isolated():
+        yield
+
+
 @pytest.fixture
 def scripted_server():
     from toolweave.testing.scripted_server import ScriptedServer

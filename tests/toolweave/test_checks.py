@@ -105,7 +105,7 @@ def deployments(**second) -> str:
 
 @pytest.fixture
 def hf_token(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_placeholder_for_the_check")
+    monkeypatch.setenv("HF_TOKEN", "hf_Zq7XwK2pLm9RtV4nB8cJ")
 
 
 @pytest.mark.parametrize("config, overrides, expected", [
