@@ -118,3 +118,37 @@ def test_config_hard_negatives_and_ranking():
         RunConfig(run_dir="r", retriever={"ranking": "sparse"})
     with pytest.raises(ValueError, match="hard_negatives"):
         RunConfig(run_dir="r", retriever={"hard_negatives": ["tfidf"]})
+
+
+def test_stage_summary_reports_the_served_rankings_ndcg5_and_ranking_alone_retrains_nothing(tmp_path, monkeypatch):
+    """The summary's ndcg@5 is the held-out NDCG@5 of `retriever.ranking`; switching the ranking only
+    changes what is served, so a rerun reads the report (which has both rankings) instead of training."""
+    import json
+    from pathlib import Path
+
+    import training.retriever as tr
+    from toolweave.config import RunConfig
+    from toolweave.stages.registry import context
+
+    trained = []
+
+    def fake_train(docs, queries, out, **kw):
+        trained.append(kw["ranking"])
+        report = {"trained": {"ndcg@5": 0.61}, "hybrid": {"ndcg@5": 0.64}, "ranking": kw["ranking"],
+                  "ndcg@5": 0.64 if kw["ranking"] == "hybrid" else 0.61, "test_query_ids": ["1"]}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "report.json").write_text(json.dumps(report))
+        return report
+
+    monkeypatch.setattr(tr, "train_and_evaluate", fake_train)
+    g1 = Path(__file__).parents[1] / "data" / "stabletoolbench" / "solvable_queries" / "G1_instruction.json"
+    cfg = RunConfig(run_dir=str(tmp_path), retriever={"queries": [str(g1)]})
+    first = tr.run(context(cfg, "retriever"))
+    assert first["ranking"] == "dense" and first["ndcg@5"] == 0.61 and "test_query_ids" not in first
+    cfg.retriever.ranking = "hybrid"
+    again = tr.run(context(cfg, "retriever"))
+    assert again["skipped"] and again["ranking"] == "hybrid" and again["ndcg@5"] == 0.64
+    assert trained == ["dense"]
+    cfg.retriever.hard_negatives = ["bm25"]  # a training setting: trained again
+    tr.run(context(cfg, "retriever"))
+    assert trained == ["dense", "hybrid"]
