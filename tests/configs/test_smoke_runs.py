@@ -69,6 +69,10 @@ def submit(smoke: SmokeCluster, entrypoint: str) -> subprocess.CompletedProcess:
         time.sleep(3)
 
 
+G1_QUERIES = "tests/data/stabletoolbench/solvable_queries/G1_instruction.json"
+G1_EXAMPLE = "tests/data/toolbench/data_example/instruction/G1_query.json"
+
+
 def run_local(*args: str) -> subprocess.CompletedProcess:
     """A CLI command on this machine's own local Ray (no cluster address)."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("AWS_")}
@@ -107,8 +111,10 @@ def smoke_args(llm_url: str | None = None, cpu: bool = False) -> str:
 
 def test_toolbench_dfsdt(smoke_cluster, tmp_path):
     run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
+    # the retriever also reads the G1 file's real queries: the scripted instructions name no API of the
+    # corpus, so without them it has no training pair (a real run trains on its model's instructions)
     job = submit(smoke_cluster, f"toolweave run configs/toolbench_dfsdt.yaml run_dir={run_dir} run.show_progress=false "
-                                f"{smoke_args(smoke_cluster.llm_url, cpu=True)}")
+                                f"retriever.queries=[{G1_QUERIES}] {smoke_args(smoke_cluster.llm_url, cpu=True)}")
     run_dir += "-smoke"
     ok(job, run_dir)
     summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
@@ -223,8 +229,10 @@ def test_quickstart(tmp_path, embedded_base_url):
 def test_gpu_check_on_the_cpu(tmp_path):
     """gpu_check.yaml's chain with its own Serve LLM app (deploy_app as the run calls it, nothing
     patched): one SmolLM2 replica, moved to the CPU by the smoke transformation (no GPU here)."""
+    # ToolBench's G1 queries imported beside SmolLM2's instructions: its replies are often cut off at the
+    # smoke token cap, and solve needs at least one instruction to solve
     proc = run_local("ray_jobs.cli", "run", "configs/gpu_check.yaml", f"run_dir={tmp_path / 'gc'}",
-                     "run.show_progress=false", "--smoke")
+                     "run.show_progress=false", f"instructions.import_queries=[{G1_EXAMPLE}]", "--smoke")
     run = tmp_path / "gc-smoke"
     ok(proc, str(run))
     results = json.loads((run / "run_summary.json").read_text())
