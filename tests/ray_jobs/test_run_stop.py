@@ -40,20 +40,24 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _instructions_run(run_dir, base_url: str, *, timeout_s: int, batch_size: int, limit: int) -> dict:
+    """A build_toolset -> instructions chain on its own local Ray against the scripted server."""
+    return {"run_dir": str(run_dir), "stages": ["build_toolset", "instructions"],
+            "llm": {"engine": "endpoints", "endpoints": {"default": {
+                "base_url": base_url, "model": "x", "is_vllm": False, "max_retries": 0, "timeout_s": timeout_s}}},
+            "ray": {"num_cpus": 4, "object_store_memory": 100_000_000, "max_actors": 1},
+            "run": {"batch_size": batch_size, "limit": limit},
+            "toolsets": {"sources": [str(ROOT / "tests/data/toolalpaca/eval_simulated.json")]},
+            "instructions": {"style": "toolalpaca", "per_tool": 1}}
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_stage_stops_the_run_cleanly_and_leaves_no_process(tmp_path, sig, code):
     run_dir = tmp_path / "run"
     config = tmp_path / "run.yaml"
     # every LLM call hangs: the stage is mid-way (actors waiting on replies) when the signal comes
     with ScriptedServer(faults=lambda i, body: "hang") as srv:
-        config.write_text(yaml.safe_dump({
-            "run_dir": str(run_dir), "stages": ["build_toolset", "instructions"],
-            "llm": {"engine": "endpoints", "endpoints": {"default": {
-                "base_url": srv.base_url, "model": "x", "is_vllm": False, "max_retries": 0, "timeout_s": 120}}},
-            "ray": {"num_cpus": 4, "object_store_memory": 100_000_000, "max_actors": 1},
-            "run": {"batch_size": 2, "limit": 4},
-            "toolsets": {"sources": [str(ROOT / "tests/data/toolalpaca/eval_simulated.json")]},
-            "instructions": {"style": "toolalpaca", "per_tool": 1}}))
+        config.write_text(yaml.safe_dump(_instructions_run(run_dir, srv.base_url, timeout_s=120, batch_size=2, limit=4)))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
         proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "run", str(config)], env=env, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -89,14 +93,7 @@ def test_a_sigkilled_driver_takes_its_ray_instance_along_and_nothing_commits_aft
     config = tmp_path / "run.yaml"
     # every reply is slow: batches commit one after another while the driver is killed
     with ScriptedServer(latency_s=0.5) as srv:
-        config.write_text(yaml.safe_dump({
-            "run_dir": str(run_dir), "stages": ["build_toolset", "instructions"],
-            "llm": {"engine": "endpoints", "endpoints": {"default": {
-                "base_url": srv.base_url, "model": "x", "is_vllm": False, "max_retries": 0, "timeout_s": 60}}},
-            "ray": {"num_cpus": 4, "object_store_memory": 100_000_000, "max_actors": 1},
-            "run": {"batch_size": 1, "limit": 40},
-            "toolsets": {"sources": [str(ROOT / "tests/data/toolalpaca/eval_simulated.json")]},
-            "instructions": {"style": "toolalpaca", "per_tool": 1}}))
+        config.write_text(yaml.safe_dump(_instructions_run(run_dir, srv.base_url, timeout_s=60, batch_size=1, limit=40)))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
         err = open(tmp_path / "stderr.txt", "w")
         proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "run", str(config)], env=env, cwd=ROOT,
