@@ -96,10 +96,10 @@ class Heartbeat:
     prints it, so a record that takes minutes, or a driver stage (train, evaluate), is never silent."""
 
     def __init__(self, stage: str, every_s: float | None = None,
-                 activity: Callable[[], EngineActivity | None] = engines_activity):
+                 activity: Callable[[], EngineActivity | None] | None = None):
         self.stage = stage
         self.every_s = HEARTBEAT_S if every_s is None else every_s
-        self.activity = activity
+        self.activity = activity  # None: the engines this process started, looked up at each line
         self.progress: Progress | None = None  # set by a ProgressView running inside this stage
         self.started = time.monotonic()  # again at __enter__: the stage's start
         self._stop = threading.Event()
@@ -111,7 +111,7 @@ class Heartbeat:
         if p is not None:
             inner = "" if p.stage == self.stage else f"{p.stage} "
             parts.append(f"{inner}{p.done}/{p.total} records ({p.failed} failed)")
-        if note := engine_note(self.activity()):
+        if note := engine_note((self.activity or engines_activity)()):
             parts.append(note)
         elif engines_starting():  # the first stage with LLM work starts the engine (minutes on a busy CPU)
             parts.append("starting the LLM engine")

@@ -1,5 +1,6 @@
 """The terminal off a TTY (a pipe, a Ray job's log): plain progress lines, none printed twice."""
 import io as stdio
+import time
 
 from rich.console import Console
 
@@ -10,6 +11,7 @@ from toolweave.stages.base import Progress
 def test_a_piped_view_prints_each_changed_line_once(monkeypatch):
     out = stdio.StringIO()
     monkeypatch.setattr(display, "console", Console(file=out, width=160))
+    monkeypatch.setattr(display, "_last_line", time.monotonic())  # no silent start-up before: no heartbeat due
     p = Progress(stage="solve", total=2)
     with display.ProgressView(p, every_s=0.0) as view:
         view.update()
