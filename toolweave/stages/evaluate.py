@@ -39,7 +39,7 @@ from typing import Any
 
 from toolweave import io
 from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
-from toolweave.schemas import Episode, EvalResult, Instruction, Reject
+from toolweave.schemas import Episode, EvalResult, Instruction, Reject, Tool
 from toolweave.stages import solve
 from toolweave.stages.clients import resolve_endpoints
 from toolweave.stage_context import StageContext
@@ -373,6 +373,6 @@ def run(ctx: StageContext, runtime: Runtime) -> Summary:
 
 
 STAGE = Stage("evaluate", reads=(Dataset(EVAL_EPISODES, Episode), Dataset("episodes", Episode),
-                                 Dataset("instructions", Instruction)),
+                                 Dataset("instructions", Instruction), Dataset("toolsets", Tool), Dataset("model")),
               writes=(Dataset("eval", EvalResult), Dataset("eval_rejects", Reject), Dataset("report")),
               roles=("judge", "assistant", "executor"), driver=run, shaped_by=("evaluate.tools",))
