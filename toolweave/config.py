@@ -296,6 +296,17 @@ class ToolsetsConfig(Section):
     """Most tokens of a build reply (OpenAPI documents are long)."""
 
 
+class ToolAlpacaEvalFile(Section):
+    """One ToolAlpaca evaluation file (`data/eval_real.json`, `eval_simulated.json`) as its `evaluation.py`
+    reads it."""
+
+    file: str
+    """The evaluation file: a list of tools, each with its `Instructions` (and `Golden_Answers`)."""
+    golden: str | None = None
+    """A separate golden-answer file (`evaluation.py -gold`), zipped with the tools by position; null: the
+    file's own `Golden_Answers`."""
+
+
 class InstructionsConfig(Section):
     style: Literal["toolalpaca", "toolbench"] = "toolbench"
     """`toolalpaca`: requests per tool with hidden details; `toolbench`: queries over sampled API groups
@@ -325,6 +336,10 @@ class InstructionsConfig(Section):
     seed."""
     import_queries: list[str] = Field(default_factory=list)
     """ToolBench / StableToolBench query files imported as instructions."""
+    import_toolalpaca_eval: list[ToolAlpacaEvalFile] = Field(default_factory=list)
+    """ToolAlpaca evaluation files imported as test cases: their tools join `toolsets/` (no instruction is
+    generated for them), each question a `test_tool` instruction carrying its golden action sequence (what
+    `evaluate.toolalpaca` scores against); neither deduplicated nor split by `holdout`."""
     seed_modes: Literal["any", "own"] = "any"
     """In-context seeds of any mode, or only of the sample's own mode (ToolBench; the toolbench preset)."""
     api_docs: Literal["short", "full"] = "short"
