@@ -6,8 +6,8 @@ the tool's `NLDocumentation` (the imported tool's `nl_documentation`).
 
 Each case becomes a test Instruction of the imported tool, with the golden sequence in
 `extra["golden_answers"]` (what the evaluate stage's ToolAlpaca scoring reads) and `extra["toolalpaca_eval"]`
-naming the file, tool and question id. A case whose tool is not imported, or without a golden sequence,
-is a Reject naming the file, tool and question id.
+naming the file, tool and question id; the tool's own `extra["toolalpaca_eval"]` names the file. A case
+whose tool is not imported, or without a golden sequence, is a Reject naming the file, tool and question id.
 """
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from typing import Any
 from toolweave.schemas import Instruction, Reject, Split, Tool
 from toolweave.toolsets.common import DocumentError, make_reject, read_document
 from toolweave.toolsets.toolalpaca import import_toolalpaca, is_toolalpaca
+
+EVAL_TOOL_MARK = "toolalpaca_eval"  # the key of an imported tool's `extra` naming its evaluation file
+
+
+def is_eval_tool(tool: Tool) -> bool:
+    return bool(tool.extra.get(EVAL_TOOL_MARK))
 
 
 def tool_name(item: dict[str, Any]) -> str:
@@ -45,6 +51,8 @@ def import_eval_file(path: str | Path, golden_path: str | Path | None = None, sp
         doc = [{**item, "Golden_Answers": gold.get("Golden_Answers")} if isinstance(gold, dict) else item
                for item, gold in zip(doc, golden_doc)] + doc[len(golden_doc):]
     imported = import_toolalpaca(doc, path)
+    for t in imported.tools:  # what keeps generation off it: the evaluation asks about unseen tools
+        t.extra[EVAL_TOOL_MARK] = Path(path).name
     tools = {t.name: t for t in imported.tools}
     instructions: list[Instruction] = []
     rejects = list(imported.rejects)

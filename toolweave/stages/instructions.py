@@ -2,7 +2,9 @@
 toolalpaca (`toolweave.authoring.instructions.toolalpaca_instructions`, one tool per record) or toolbench
 (`toolbench_instructions`, one sampled API group per record; the samples are drawn once, before the
 records, into `instructions_samples/`). ToolBench query files (`instructions.import_queries`) are
-imported beside them. After the records: dedupe and the holdout splits over all of them."""
+imported beside them. After the records: dedupe and the holdout splits over all of them. ToolAlpaca
+evaluation files (`instructions.import_toolalpaca_eval`) are test cases as the files say: their tools get no
+generated instruction, their questions keep their split, outside the dedupe and the holdout."""
 from __future__ import annotations
 
 import json
@@ -30,6 +32,7 @@ class InstructionWorker(RecordWorker):
 
     async def process(self, row: dict[str, Any]) -> list[Record]:
         from toolweave.authoring.instructions import ApiSample, toolalpaca_instructions, toolbench_instructions
+        from toolweave.evaluation.toolalpaca_inputs import is_eval_tool
         rng = record_rng(self.cfg.seed, str(row.get("id")))
         if self.cfg.instructions.style == "toolbench":
             s = ApiSampleRow.from_row(row)
@@ -40,6 +43,8 @@ class InstructionWorker(RecordWorker):
             tool = Tool.from_row(row)
         except RecordError as e:
             return [reject_for(self.stage, row, str(e))]
+        if is_eval_tool(tool):  # its questions are the imported test cases; it stays unseen in training
+            return []
         return list(await toolalpaca_instructions(tool, self.client("builder"), self.cfg.instructions, rng=rng))
 
 
@@ -49,13 +54,15 @@ def input_dataset(cfg: RunConfig) -> str:
 
 def prepare(ctx: StageContext) -> dict[str, int]:
     cfg = ctx.cfg
-    notes = _import_queries(cfg)
+    notes = _import_queries(cfg) | _import_toolalpaca_eval(cfg)
     if cfg.instructions.style == "toolbench":
         notes.update(_write_api_samples(cfg))
     source = cfg.path(input_dataset(cfg))
-    if not io.part_files(source) and not notes.get("imported_instructions"):  # inputs_optional: said here
+    if not io.part_files(source) and not notes.get("imported_instructions") \
+            and not notes.get("imported_eval_cases"):  # inputs_optional: said here
         raise ValueError(f"stage instructions: nothing to make: no input at {source} (instructions.modes "
-                         f"{cfg.instructions.modes}) and no query imported (instructions.import_queries)")
+                         f"{cfg.instructions.modes}) and no query imported (instructions.import_queries, "
+                         "import_toolalpaca_eval)")
     return notes
 
 
@@ -79,13 +86,45 @@ def _import_queries(cfg: RunConfig) -> dict[str, int]:
     return counts
 
 
+def _import_toolalpaca_eval(cfg: RunConfig) -> dict[str, int]:
+    """ToolAlpaca evaluation files (`instructions.import_toolalpaca_eval`) -> their tools in `toolsets/`,
+    one test instruction per question (with its golden answers) straight into `instructions/`: the
+    cases are ToolAlpaca's, so neither the dedupe nor the holdout touches them. A rerun rewrites the
+    same parts."""
+    files = cfg.instructions.import_toolalpaca_eval
+    if not files:
+        return {}
+    from toolweave.evaluation.toolalpaca_inputs import import_eval_file, is_eval_tool
+    imported = [import_eval_file(f.file, f.golden) for f in files]
+    eval_tools = {t.id: f.file for f, (tools, _, _) in zip(files, imported) for t in tools}
+    held, _ = io.read_records(cfg.path("toolsets"), Tool)
+    seen = sorted({t.id for t in held if t.id in eval_tools and not is_eval_tool(t)})
+    if seen:  # it would be trained on, and two tools would share its id: refused before anything is written
+        raise ValueError(f"stage instructions: instructions.import_toolalpaca_eval: tools {seen} (of "
+                         f"{sorted({eval_tools[t] for t in seen})}) are already in {cfg.path('toolsets')} from "
+                         "this run's catalogue or imports; ToolAlpaca evaluates on tools unseen in training: "
+                         "evaluate in a run dir of its own, or leave them out of the catalogue")
+    counts = {"imported_eval_cases": 0, "imported_eval_tools": 0, "eval_import_rejects": 0}
+    for n, (f, (tools, instructions, rejects)) in enumerate(zip(files, imported)):
+        key = f"toolalpaca-eval-{n}-{Path(f.file).stem}"
+        io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
+        io.write_part(instructions, cfg.path("instructions"), Instruction, name=key)
+        io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name=key)
+        counts["imported_eval_cases"] += len(instructions)
+        counts["imported_eval_tools"] += len(tools)
+        counts["eval_import_rejects"] += len(rejects)
+    return counts
+
+
 def _write_api_samples(cfg: RunConfig) -> dict[str, int]:
     """ToolBench style: sample API groups (I1/I2/I3) once, deterministically, as the inputs."""
     from toolweave.authoring.instructions import sample_api_groups
+    from toolweave.evaluation.toolalpaca_inputs import is_eval_tool
     out = cfg.path("instructions_samples")
     if io.part_files(out):  # sampled by an earlier (killed) run: keep its samples
         return {"api_samples": len(io.existing_ids(out))}
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
+    tools = [t for t in tools if not is_eval_tool(t)]  # the evaluation's tools stay unseen
     samples = sample_api_groups(tools, cfg.instructions, rng=record_rng(cfg.seed, "api-samples"))
     # the position keeps ids unique when the sampler draws one group twice
     rows = [ApiSampleRow(id=f"{i:06d}-{s.id}", mode=s.mode, group=s.group,
@@ -99,9 +138,11 @@ def finish(ctx: StageContext) -> dict[str, Any]:
     written as one deterministic part of `instructions/` (a rerun rewrites it)."""
     cfg = ctx.cfg
     from toolweave.authoring.instructions import assign_splits, dedupe_instructions
+    from toolweave.evaluation.toolalpaca_inputs import is_eval_tool
     from toolweave.authoring.near_dup import dedupe_counts
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
+    tools = [t for t in tools if not is_eval_tool(t)]  # no generated instruction touches one: not held out
     kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold)
     final = assign_splits(kept, tools, cfg.instructions, cfg.seed)
     rejects = dups + [Reject(id=f"instructions:unreadable:{e.record_id}", stage="instructions",
