@@ -17,10 +17,6 @@ SCANNED = ("toolweave", "training", "actors")
 
 # file -> why its findings stay (for now)
 ALLOWED = {
-    "toolweave/evaluation/stage.py": "evaluate's judging core (issue 23 is rewriting evaluation/ now): "
-                                     "its datasets still by name; to take evaluate's StageContext next",
-    "toolweave/evaluation/judge.py": "the ToolEval judge tags its calls 'evaluate' (verify re-tags them "
-                                     "with StageTagged); to take the caller's tag with evaluation/",
     "toolweave/authoring/build_toolset.py": "STAGE tags the builder's calls; the worker's stage to be passed in",
     "toolweave/authoring/instructions.py": "STAGE tags the user-role calls; the worker's stage to be passed in",
     "toolweave/solving/simulate.py": "STAGE tags the simulation's calls; the worker's stage to be passed in",

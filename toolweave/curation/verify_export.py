@@ -14,7 +14,6 @@ Each takes its stage's context (`toolweave.stage_context`): the datasets come fr
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +28,13 @@ from toolweave.curation.verify import select_for_sft, summarize
 from toolweave.stage_context import StageContext
 
 
-class StageTagged:
-    """A chat model whose calls are accounted to `stage` (the ToolEval judge tags its calls 'evaluate')."""
-
-    def __init__(self, model: ChatModel, stage: str):
-        self.model, self.stage = model, stage
-        self.name = getattr(model, "model", "") or type(model).__name__
-
-    async def chat(self, messages: Any, *, tag: CallTag | None = None, **kw: Any) -> Any:
-        return await self.model.chat(messages, tag=replace(tag or CallTag(), stage=self.stage), **kw)
-
-
 def make_judge(cfg: RunConfig, model: ChatModel | None, stage: str) -> Judge | None:
     if not cfg.verify.semantic:
         return None
     if model is None:
         raise ValueError(f"verify.semantic needs a chat model for role {cfg.verify.judge_role!r}")
-    return Judge(StageTagged(model, stage), name=getattr(model, "model", ""), output=cfg.evaluate.judge_output,
-                 retries=cfg.evaluate.judge_retries)
+    return Judge(model, name=getattr(model, "model", ""), output=cfg.evaluate.judge_output,
+                 retries=cfg.evaluate.judge_retries, tag=CallTag(stage=stage, role="judge"))
 
 
 def import_answers(ctx: StageContext) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Evaluation: ToolEval pass rate and win rate (ToolBench semantics), StableToolBench's solvable pass
-rate, ToolAlpaca's process/response correctness, and the run report. `run(cfg, clients)` is the stage."""
-from toolweave.evaluation.stage import run
+rate, ToolAlpaca's process/response correctness, and the run report. `run(ctx, clients, datasets)`
+judges (the evaluate stage's core: `toolweave.stages.evaluate.judge` hands it its context's datasets)."""
+from toolweave.evaluation.stage import Datasets, judged_episodes, run
 
-__all__ = ["run"]
+__all__ = ["Datasets", "judged_episodes", "run"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jsonschema
@@ -146,13 +146,14 @@ class Judge:
                  style: Literal["toolweave", "toolbench"] = "toolweave", tie: str = "coin",
                  win_status: str = "pass_rate", win_votes: int | None = None,
                  on_failure: Literal["stop", "unsure"] = "unsure", retry_wait_s: float = 0.0,
-                 retry_wait_max_s: float = 10.0):
+                 retry_wait_max_s: float = 10.0, tag: CallTag | None = None):
         """`style="toolbench"`: ToolEval's verbatim prompts and function specs (reason after the
         decision); the caller passes ToolEval's inputs (see pass_rate / win_rate) and sampling.
         `tie`, `win_status`, `win_votes`: the aggregation the evaluation functions use when their
         callers do not say (cfg.evaluate travels with the judge: see `judge_options`).
         `on_failure`: after `retries` retries (waits: `retry_waits`), raise JudgeFailure ("stop")
-        or return a verdict that is not ok ("unsure")."""
+        or return a verdict that is not ok ("unsure"). `tag`: the caller's (its stage's call tag,
+        e.g. evaluate's or verify's), each call adding its episode: usage is accounted to the caller."""
         if on_failure not in ("stop", "unsure"):
             raise ValueError(f"on_failure must be 'stop' or 'unsure', got {on_failure!r}")
         self.model, self.output, self.retries, self.style = model, output, retries, style
@@ -163,6 +164,7 @@ class Judge:
         self.name = name or getattr(model, "model", "") or type(model).__name__
         self.temperature, self.max_tokens = temperature, max_tokens
         self.prompt_version = _prompt_version(style)
+        self.tag = tag or CallTag(role="judge")
 
     async def ask(self, function: str, fields: dict[str, Any], *, episode: str = "", query: str = "") -> Verdict:
         """One verdict; `query` (its id) names it in a JudgeFailure."""
@@ -177,7 +179,7 @@ class Judge:
         else:
             messages = [{"role": "user", "content": render(prompt, **fields)}]
             spec, schema = tool_spec(function), parameters(function)
-        usage, problems = Usage(), []
+        usage, problems, tag = Usage(), [], replace(self.tag, episode=episode)
         for attempt in range(1, self.retries + 2):
             if attempt > 1 and self.waits[attempt - 2] > 0:
                 await asyncio.sleep(self.waits[attempt - 2])
@@ -188,13 +190,13 @@ class Judge:
                     reply = await self.model.chat(
                         messages, json_schema=schema,
                         temperature=self.temperature, max_tokens=self.max_tokens,
-                        tag=CallTag(stage="evaluate", episode=episode, role="judge"))
+                        tag=tag)
                 else:
                     reply = await self.model.chat(
                         messages, tools=[spec],
                         tool_choice={"type": "function", "function": {"name": function}},
                         temperature=self.temperature, max_tokens=self.max_tokens,
-                        tag=CallTag(stage="evaluate", episode=episode, role="judge"))
+                        tag=tag)
             except (LLMError, OSError, TimeoutError) as e:  # endpoint down after its own retries
                 problems.append(f"attempt {attempt}: {type(e).__name__}: {e}")
                 continue

@@ -1,7 +1,10 @@
-"""The evaluate stage: episodes -> EvalResult records (`eval/`) and the report (`report/`).
+"""The evaluate stage's judging core: episodes -> EvalResult records and the report.
 
-Reads `eval_episodes/` when it holds data (the trained model's runs on the test splits), else
-`episodes/`, and the instructions (query text, split, mode, golden answers). Each episode method is
+Its datasets (`Datasets`) come from the stage's context (`toolweave.stages.evaluate.judge`): the
+episodes judged (`judged_episodes`: `evaluate.episodes`, else the model under test's when they hold
+data, else the run's), the instructions (query text, split, mode, golden answers), the toolsets
+(ToolAlpaca's golden answers), and where the records, rejects and report go; its rejects, record
+parts and judge calls carry the stage's name and call tag. Each episode method is
 one candidate run, and each tool setting of it (`Answer.candidate`: `dfsdt` with the given tools,
 ToolBench's "oracle"; `dfsdt_retriever` with retrieved ones); records name the setting in
 `details.tools`. Rerunning skips queries already scored (their records are reused for the report).
@@ -33,20 +36,33 @@ from toolweave.evaluation.report import split_label, write_report
 from toolweave.evaluation.toolbench_format import write_pass_rate_results
 from toolweave.evaluation.win_rate import QueryWin, evaluate_win_rate
 from toolweave.evaluation.win_rate import summarize as summarize_wins
-from toolweave.io import delete, existing_ids, iter_rows, part_files, read_records, replace_part, write_part
+from toolweave.io import delete, iter_rows, part_files, read_records
 from toolweave.llm.types import ChatModel
-from toolweave.schemas import Episode, EvalResult, Instruction, RecordError, Reject, Tool
+from toolweave.schemas import Episode, EvalResult, Instruction, RecordError, Reject
+from toolweave.stage_context import Dataset, DatasetReader, DatasetWriter, StageContext
 
-STAGE = "evaluate"
 log = logging.getLogger("toolweave.evaluation")
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Where the judging reads and writes: evaluate's declared datasets, from its context."""
+
+    episodes: DatasetReader  # the episodes judged (`judged_episodes`)
+    instructions: DatasetReader
+    toolsets: DatasetReader  # read for ToolAlpaca's golden answers only
+    model: Path  # the trained model, named in the report when it is the one under test
+    results: DatasetWriter  # EvalResult parts, one per judged query
+    rejects: DatasetWriter
+    report: DatasetWriter
 
 
 def _rid(*parts: str) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
 
 
-def _reject(reason: str, record_id: str, source: str) -> Reject:
-    return Reject(id=_rid(STAGE, source, record_id, reason), stage=STAGE, source=source, reason=reason,
+def _reject(reason: str, record_id: str, source: str, stage: str) -> Reject:
+    return Reject(id=_rid(stage, source, record_id, reason), stage=stage, source=source, reason=reason,
                   record=record_id)
 
 
@@ -56,13 +72,15 @@ def _dataset(cfg: RunConfig, name: str) -> Path:
     return p if p.is_absolute() else cfg.path(name)
 
 
-def episodes_path(cfg: RunConfig) -> Path:
+def judged_episodes(cfg: RunConfig, solved: DatasetReader, made: DatasetReader) -> DatasetReader:
+    """`evaluate.episodes` when set, else `solved` (the model under test's) when it holds data, else
+    `made` (the run's own episodes)."""
     if cfg.evaluate.episodes:
-        return _dataset(cfg, cfg.evaluate.episodes)
-    return cfg.path("eval_episodes") if part_files(cfg.path("eval_episodes")) else cfg.path("episodes")
+        return DatasetReader(Dataset(cfg.evaluate.episodes, Episode), _dataset(cfg, cfg.evaluate.episodes))
+    return solved if solved.exists() else made
 
 
-def build_answers(episodes: list[Episode], instructions: dict[str, Instruction], source: str
+def build_answers(episodes: list[Episode], instructions: dict[str, Instruction], source: str, stage: str
                   ) -> tuple[dict[str, list[Answer]], list[Reject]]:
     """Answers grouped by candidate (method and tool setting); one per (candidate, instruction) -- a
     second one is rejected, not scored."""
@@ -74,14 +92,14 @@ def build_answers(episodes: list[Episode], instructions: dict[str, Instruction],
         query = ins.text if ins else ep.query
         if not query.strip():
             rejects.append(_reject(f"episode {ep.id!r}: no query text and no instruction {ep.instruction_id!r}",
-                                   ep.id, source))
+                                   ep.id, source, stage))
             continue
         split = split_label(ins.mode, ins.split) if ins else split_label("", ep.split)
         answer = from_episode(ep, query=query, split=split)
         key = (answer.candidate, ep.instruction_id)
         if key in seen:
             rejects.append(_reject(f"episode {ep.id!r}: a second {answer.candidate} episode for instruction "
-                                   f"{ep.instruction_id!r}; scored {seen[key]!r} only", ep.id, source))
+                                   f"{ep.instruction_id!r}; scored {seen[key]!r} only", ep.id, source, stage))
             continue
         seen[key] = ep.id
         by_method.setdefault(answer.candidate, []).append(answer)
@@ -133,8 +151,9 @@ class Scoring:
     adds (`new` records, `rejects`, the `summary`)."""
 
     cfg: RunConfig
+    stage: str  # its name: the rejects' stage, the record parts' prefix
+    data: Datasets
     judge: Judge
-    source: Path
     episodes: list[Episode]
     instructions: dict[str, Instruction]
     by_method: dict[str, list[Answer]]
@@ -150,16 +169,19 @@ class Scoring:
         if not fresh:
             return
         key = hashlib.sha256("\n".join(sorted(r.id for r in fresh)).encode()).hexdigest()[:24]
-        replace_part(fresh, self.cfg.path("eval"), EvalResult, name=f"{STAGE}-{key}")
+        self.data.results.replace(fresh, name=f"{self.stage}-{key}")
         self.new += fresh
 
+    def reject(self, reason: str, record_id: str, source: str) -> Reject:
+        return _reject(reason, record_id, source, self.stage)
 
-def committed_results(cfg: RunConfig) -> tuple[dict[str, EvalResult], list[str]]:
+
+def committed_results(results: DatasetWriter, stage: str) -> tuple[dict[str, EvalResult], list[str]]:
     """The records of earlier runs, by id, and a line per committed part that cannot be read (moved
     aside as `<part>.corrupt-<time>`, so its queries are judged again rather than skipped)."""
     done: dict[str, EvalResult] = {}
     redone: list[str] = []
-    for part in part_files(cfg.path("eval")):
+    for part in part_files(results.path):
         try:
             rows = list(iter_rows(part))
         except (OSError, ValueError) as e:  # pyarrow's errors are ValueErrors / OSErrors
@@ -168,9 +190,9 @@ def committed_results(cfg: RunConfig) -> tuple[dict[str, EvalResult], list[str]]
                 os.replace(part, aside)
             else:
                 delete(part)
-            redone.append(f"eval part {part} cannot be read ({type(e).__name__}: {e}); moved to {aside}, "
+            redone.append(f"{results.dataset.name} part {part} cannot be read ({type(e).__name__}: {e}); moved to {aside}, "
                           f"its queries are judged again")
-            log.warning("%s: %s", STAGE, redone[-1])
+            log.warning("%s: %s", stage, redone[-1])
             continue
         for row in rows:
             try:
@@ -181,21 +203,22 @@ def committed_results(cfg: RunConfig) -> tuple[dict[str, EvalResult], list[str]]
     return done, redone
 
 
-def _read_inputs(cfg: RunConfig, judge: Judge) -> Scoring:
-    src = episodes_path(cfg)
-    episodes, bad_eps = read_records(src, Episode)
-    instructions, bad_ins = read_records(cfg.path("instructions"), Instruction)
-    rejects = [_reject(str(e), e.record_id, e.kind) for e in [*bad_eps, *bad_ins]]
+def _read_inputs(ctx: StageContext, data: Datasets, judge: Judge) -> Scoring:
+    src = str(data.episodes.path)
+    episodes, bad_eps = data.episodes.read()
+    instructions, bad_ins = data.instructions.read()
+    rejects = [_reject(str(e), e.record_id, e.kind, ctx.name) for e in [*bad_eps, *bad_ins]]
     ins = {i.id: i for i in instructions}
-    by_method, rej = build_answers(episodes, ins, str(src))  # type: ignore[arg-type]
-    done, redone = committed_results(cfg)
-    return Scoring(cfg, judge, src, episodes, ins, by_method, done,  # type: ignore[arg-type]
-                   rejects + rej, summary={"episodes": str(src), "methods": {}, "judge": judge.name,
+    by_method, rej = build_answers(episodes, ins, src, ctx.name)  # type: ignore[arg-type]
+    done, redone = committed_results(data.results, ctx.name)
+    return Scoring(ctx.cfg, ctx.name, data, judge, episodes, ins, by_method, done,  # type: ignore[arg-type]
+                   rejects + rej, summary={"episodes": src, "methods": {}, "judge": judge.name,
                                            "prompt_version": judge.prompt_version, "redone_parts": redone})
 
 
-async def _evaluate(cfg: RunConfig, judge: Judge) -> dict[str, Any]:
-    s = _read_inputs(cfg, judge)
+async def _evaluate(ctx: StageContext, data: Datasets, judge: Judge) -> dict[str, Any]:
+    cfg = ctx.cfg
+    s = _read_inputs(ctx, data, judge)
     passes = await _score_pass_rates(s)
     if cfg.evaluate.reference:
         await _score_win_rates(s, passes)
@@ -210,7 +233,7 @@ async def _score_pass_rates(s: Scoring) -> dict[str, list[QueryPass]]:
     for method, answers in sorted(s.by_method.items()):
         passes[method] = await _pass_rate(answers, s.cfg.name, s)
         s.summary["methods"][method] = {"pass_rate": summarize(passes[method])}
-        write_pass_rate_results(passes[method], s.cfg.path("report", "toolbench", "pass_rate_results"),
+        write_pass_rate_results(passes[method], s.data.report.file("toolbench", "pass_rate_results"),
                                 s.cfg.name, method)
     return passes
 
@@ -224,14 +247,14 @@ async def _score_win_rates(s: Scoring, passes: dict[str, list[QueryPass]]) -> No
         ref_name, ref = ev.reference.split(":", 1)[1], passes.get(ev.reference.split(":", 1)[1], [])
     else:
         ref_eps, bad = read_records(_dataset(cfg, ev.reference), Episode)
-        s.rejects += [_reject(str(e), e.record_id, "reference") for e in bad]
-        ref_by, rej = build_answers(ref_eps, s.instructions, ev.reference)  # type: ignore[arg-type]
+        s.rejects += [s.reject(str(e), e.record_id, "reference") for e in bad]
+        ref_by, rej = build_answers(ref_eps, s.instructions, ev.reference, s.stage)  # type: ignore[arg-type]
         s.rejects += rej
         ref_name, ref = "reference", []
         for answers in ref_by.values():
             ref += await _pass_rate(answers, "reference", s)
     if not ref:
-        s.rejects.append(_reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
+        s.rejects.append(s.reject(f"reference {ev.reference!r} has no scored answers: no win rate", ev.reference,
                                  "reference"))
     for method, cand in passes.items():
         if not ref or method == ref_name:
@@ -264,8 +287,8 @@ async def _score_win_rates(s: Scoring, passes: dict[str, list[QueryPass]]) -> No
 async def _score_toolalpaca(s: Scoring) -> None:
     """ToolAlpaca's process and response correctness against the golden answers."""
     cfg, judge = s.cfg, s.judge
-    tools_list, bad = read_records(cfg.path("toolsets"), Tool)
-    s.rejects += [_reject(str(e), e.record_id, e.kind) for e in bad]
+    tools_list, bad = s.data.toolsets.read()
+    s.rejects += [s.reject(str(e), e.record_id, e.kind) for e in bad]
     tools = {t.id: t for t in tools_list}
     for method, answers in sorted(s.by_method.items()):
         cases, old = [], []
@@ -273,7 +296,7 @@ async def _score_toolalpaca(s: Scoring) -> None:
             i = s.instructions.get(a.query_id)
             gold = alpaca.golden_answers(i, tools) if i else None  # type: ignore[arg-type]
             if gold is None:
-                s.rejects.append(_reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
+                s.rejects.append(s.reject(f"no golden answer for instruction {a.query_id!r}: not in the ToolAlpaca "
                                          "evaluation", a.episode_id, "toolalpaca"))
                 continue
             rec = s.done.get(_rid("toolalpaca", cfg.name, method, a.query_id))
@@ -301,22 +324,22 @@ def _write(s: Scoring) -> dict[str, Any]:
     cfg, ev = s.cfg, s.cfg.evaluate
     fresh = s.new
     # a rerun meets the same bad records again (their ids are deterministic): record each once
-    seen = existing_ids(cfg.path("eval_rejects"))
+    seen = s.data.rejects.written_ids()
     rejects = [r for r in {r.id: r for r in s.rejects}.values() if r.id not in seen]
     if rejects:
-        write_part(rejects, cfg.path("eval_rejects"), Reject)
+        s.data.rejects.write(rejects)
     everything = list({**s.done, **{r.id: r for r in fresh}}.values())
     # say whose answers these are: the report of a chain is the trained model's, not the data's
     models = sorted({e.model for e in s.episodes if e.model})
-    under_test = {"episodes": str(s.source), "models": models, "solve_with": ev.solve_with,
-                  "model_dir": str(cfg.path("model")) if ev.solve_with == "trained" else ev.solve_with}
+    under_test = {"episodes": str(s.data.episodes.path), "models": models, "solve_with": ev.solve_with,
+                  "model_dir": str(s.data.model) if ev.solve_with == "trained" else ev.solve_with}
     title = f"{cfg.name}: evaluation" + (f" of {', '.join(models)}" if models else "")
     if ev.solve_with:
-        title += f" ({cfg.path('model') if ev.solve_with == 'trained' else ev.solve_with})"
-    write_report(everything, cfg.path("report"), title=title, extra={"under_test": under_test})  # type: ignore[arg-type]
+        title += f" ({s.data.model if ev.solve_with == 'trained' else ev.solve_with})"
+    write_report(everything, s.data.report.path, title=title, extra={"under_test": under_test})  # type: ignore[arg-type]
     summary = {**s.summary, "under_test": under_test}
     summary.update({"written": len(fresh), "reused": len(everything) - len(fresh), "rejects": len(rejects),
-                    "report": str(cfg.path("report", "report.md"))})
+                    "report": str(s.data.report.file("report.md"))})
     return summary
 
 
@@ -329,12 +352,13 @@ def judge_name(cfg: RunConfig, model: ChatModel) -> str:
     return cfg.llm.endpoint(role).model
 
 
-def run(cfg: RunConfig, clients: dict[str, ChatModel]) -> dict[str, Any]:
-    """Driver-level stage function (the Ray job wraps it): judge with role `cfg.evaluate.judge_role`."""
+def run(ctx: StageContext, clients: dict[str, ChatModel], data: Datasets) -> dict[str, Any]:
+    """Judge `data.episodes` with role `cfg.evaluate.judge_role` (its calls under the stage's call tag)."""
+    cfg = ctx.cfg
     model = (clients or {}).get(cfg.evaluate.judge_role) or (clients or {}).get("default")
     if model is None:
-        raise ValueError(f"evaluate: no client for role {cfg.evaluate.judge_role!r} (nor 'default')")
+        raise ValueError(f"{ctx.name}: no client for role {cfg.evaluate.judge_role!r} (nor 'default')")
     judge = Judge(model, name=judge_name(cfg, model), output=cfg.evaluate.judge_output,
-                  retries=cfg.evaluate.judge_retries, **judge_options(cfg.evaluate))
-    return asyncio.run(_evaluate(cfg, judge))
+                  retries=cfg.evaluate.judge_retries, tag=ctx.call_tag("judge"), **judge_options(cfg.evaluate))
+    return asyncio.run(_evaluate(ctx, data, judge))
 

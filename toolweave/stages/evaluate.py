@@ -39,6 +39,7 @@ from typing import Any
 
 from toolweave import io
 from toolweave.config import ROLES, EmbeddedEngineConfig, RunConfig
+from toolweave.llm.types import ChatModel
 from toolweave.schemas import Episode, EvalResult, Instruction, Reject, Tool
 from toolweave.stages import solve
 from toolweave.stages.clients import resolve_endpoints
@@ -362,14 +363,25 @@ def _per_setting(summaries: dict[str, Summary]) -> Summary:
     return {"by_tools": summaries, "processed": sum(s.get("processed", 0) for s in summaries.values())}
 
 
-def run(ctx: StageContext, runtime: Runtime) -> Summary:
+def judge(ctx: StageContext, clients: dict[str, ChatModel]) -> Summary:
+    """Judge (`toolweave.evaluation.run`) with the datasets and call tag of evaluate's context: the
+    episodes `judged_episodes` picks, into eval/, eval_rejects/ and report/."""
+    from toolweave.evaluation import Datasets, judged_episodes
     from toolweave.evaluation import run as judge_episodes
+    i, o = ctx.inputs, ctx.outputs
+    data = Datasets(episodes=judged_episodes(ctx.cfg, i[EVAL_EPISODES], i["episodes"]),
+                    instructions=i["instructions"], toolsets=i["toolsets"], model=i["model"].path,
+                    results=o["eval"], rejects=o["eval_rejects"], report=o["report"])
+    return judge_episodes(ctx, clients, data)
+
+
+def run(ctx: StageContext, runtime: Runtime) -> Summary:
     cfg = ctx.cfg
     extra: dict[str, Any] = {}
     if cfg.evaluate.solve_with:
         extra["solve"] = solve_with_model_under_test(cfg, runtime)
-        cfg = judging_config(cfg)
-    return {**judge_episodes(cfg, runtime.clients(cfg)), **extra}
+        ctx = dataclasses.replace(ctx, cfg=judging_config(cfg))
+    return {**judge(ctx, runtime.clients(ctx.cfg)), **extra}
 
 
 STAGE = Stage("evaluate", reads=(Dataset(EVAL_EPISODES, Episode), Dataset("episodes", Episode),

@@ -2,7 +2,8 @@
 import pytest
 
 from toolweave.config import EmbeddedEngineConfig, EndpointConfig, RunConfig
-from toolweave.evaluation import run
+from toolweave.stages.evaluate import judge as judge_episodes
+from toolweave.stages.registry import context
 from toolweave.io import read_records, write_part
 from toolweave.llm.client import LLMClient
 from toolweave.schemas import Episode, EvalResult, Instruction
@@ -25,7 +26,7 @@ def test_evaluation_end_to_end_with_embedded_judge(tmp_path, embedded_base_url):
                cfg.path("episodes"), Episode)
     name = EmbeddedEngineConfig().served_name
     judge = LLMClient(EndpointConfig(base_url=embedded_base_url, model=name, timeout_s=600, max_retries=2))
-    summary = run(cfg, {"judge": judge})
+    summary = judge_episodes(context(cfg, "evaluate"), {"judge": judge})
     results, bad = read_records(cfg.path("eval"), EvalResult)
     assert bad == []
     by = {(r.metric, r.method): r for r in results}

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolweave.config import RunConfig
-from toolweave.evaluation import run
+from toolweave.stages.evaluate import judge as judge_episodes
+from toolweave.stages.registry import context
 from toolweave.io import read_records, write_part
 from toolweave.schemas import Episode, EvalResult, FunctionRef, Instruction, Reject
 
@@ -51,7 +52,7 @@ def _luigi_table(fn, req):
 def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     cfg = _setup(tmp_path)
     judge = judge_kit.make(_luigi_table)
-    summary = run(cfg, {"judge": judge})
+    summary = judge_episodes(context(cfg, "evaluate"), {"judge": judge})
     results, bad = read_records(cfg.path("eval"), EvalResult)
     assert bad == []
     pr = {(r.method, r.query_id): r for r in results if r.metric == "pass_rate"}
@@ -66,6 +67,8 @@ def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     rejects, _ = read_records(cfg.path("eval_rejects"), Reject)
     reasons = " | ".join(r.reason for r in rejects)
     assert "second cot episode" in reasons and "episode record 'x': status" in reasons
+    assert {r.stage for r in rejects} == {"evaluate"}
+    assert {(r["tag"].stage, r["tag"].role) for r in judge.requests} == {("evaluate", "judge")}  # its usage line
     rep = cfg.path("report")
     for f in ("report.md", "report.html", "summary.json", "summary.parquet", "pass_rate.png", "win_rate.png",
               "cost.png"):
@@ -79,7 +82,7 @@ def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
 
     # a rerun judges nothing again and writes no record twice
     calls = len(judge.requests)
-    again = run(cfg, {"judge": judge})
+    again = judge_episodes(context(cfg, "evaluate"), {"judge": judge})
     assert len(judge.requests) == calls and again["written"] == 0
     results2, _ = read_records(cfg.path("eval"), EvalResult)
     assert len(results2) == len(results)
@@ -87,11 +90,31 @@ def test_evaluate_stage_end_to_end_with_scripted_judge(tmp_path, judge_kit):
     assert sorted(r.id for r in rejects2) == sorted(r.id for r in rejects), "a rerun recorded a reject twice"
 
 
+def test_the_judging_takes_its_name_and_datasets_from_the_context(tmp_path, judge_kit):
+    """Nothing of evaluate's is named in the core: a context of another name and other datasets (as
+    the runner would hand another stage) gets its call tags, rejects, parts and report."""
+    import dataclasses
+    from toolweave.stage_context import Dataset, DatasetWriter
+    cfg = _setup(tmp_path)
+    cfg.evaluate.reference = None
+    ctx = context(cfg, "evaluate")
+    outputs = {"eval": DatasetWriter(Dataset("eval", EvalResult), tmp_path / "other_eval"),
+               "eval_rejects": DatasetWriter(Dataset("eval_rejects", Reject), tmp_path / "other_rejects"),
+               "report": DatasetWriter(Dataset("report"), tmp_path / "other_report")}
+    judge = judge_kit.make(_luigi_table)
+    summary = judge_episodes(dataclasses.replace(ctx, name="evaluate_again", outputs=outputs), {"judge": judge})
+    assert {r["tag"].stage for r in judge.requests} == {"evaluate_again"}
+    assert {p.name.split("-")[1] for p in (tmp_path / "other_eval").glob("part-*")} == {"evaluate_again"}
+    rejects, _ = read_records(tmp_path / "other_rejects", Reject)
+    assert rejects and {r.stage for r in rejects} == {"evaluate_again"}
+    assert summary["report"] == str(tmp_path / "other_report" / "report.md") and not cfg.path("eval").exists()
+
+
 def test_solvable_pass_rate_records_can_be_turned_off(tmp_path, judge_kit):
     cfg = _setup(tmp_path)
     cfg.evaluate.reference, cfg.evaluate.solvable_pass_rate, cfg.evaluate.votes = None, False, 1
     judge = judge_kit.make({"check_answer_status": "Solved", "check_task_solvable": "Solvable"})
-    run(cfg, {"default": judge})  # no "judge" client: the default role judges
+    judge_episodes(context(cfg, "evaluate"), {"default": judge})  # no "judge" client: the default role judges
     results, _ = read_records(cfg.path("eval"), EvalResult)
     assert {r.metric for r in results} == {"pass_rate"} and len(results) == 8
 
@@ -106,7 +129,7 @@ def test_a_killed_evaluate_keeps_each_finished_query_and_the_rerun_judges_only_t
     cfg.evaluate.concurrency = 2  # a few queries in flight when it dies, most finished or not started
     whole_cfg = _setup(tmp_path / "whole")
     whole_cfg.evaluate.concurrency = 2
-    whole = run(whole_cfg, {"judge": judge_kit.make(_luigi_table)})
+    whole = judge_episodes(context(whole_cfg, "evaluate"), {"judge": judge_kit.make(_luigi_table)})
 
     def dying(fn, req):
         if len(dying_judge.requests) > 9:
@@ -115,7 +138,7 @@ def test_a_killed_evaluate_keeps_each_finished_query_and_the_rerun_judges_only_t
 
     dying_judge = judge_kit.make(dying)
     with pytest.raises(_JudgeDies):
-        run(cfg, {"judge": dying_judge})
+        judge_episodes(context(cfg, "evaluate"), {"judge": dying_judge})
     kept, bad = read_records(cfg.path("eval"), EvalResult)
     assert bad == [] and 0 < len(kept) < len(read_records(whole_cfg.path("eval"), EvalResult)[0])
     parts = [p for p in cfg.path("eval").iterdir() if p.name.startswith("part-evaluate-")]
@@ -133,7 +156,7 @@ def test_a_killed_evaluate_keeps_each_finished_query_and_the_rerun_judges_only_t
         asked.append((fn, req["tag"].episode))
         return _luigi_table(fn, req)
 
-    again = run(cfg, {"judge": judge_kit.make(recording)})
+    again = judge_episodes(context(cfg, "evaluate"), {"judge": judge_kit.make(recording)})
     assert len(again["redone_parts"]) == 1 and parts[0].name in again["redone_parts"][0]
     rejudged = {episode for fn, episode in asked if fn != "select_better_answer"}  # pass-rate questions
     assert not rejudged & (kept_episodes - lost), "the rerun judged a query committed before"
