@@ -113,7 +113,7 @@ class KeepBest:
         self.best, self.state, self.history = -1.0, None, []
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        score = mean_ndcg(Retriever(self.model, self.docs).rank, self.validation, (5,))["ndcg@5"]
+        score = mean_ndcg(Retriever(self.model, self.docs), self.validation, (5,))["ndcg@5"]
         self.history.append(round(score, 4))
         if score > self.best:
             self.best, self.state = score, copy.deepcopy(self.model.state_dict())
@@ -177,8 +177,8 @@ def _Callback(keep: KeepBest) -> Any:
     return Callback()
 
 
-def _ndcg(rank, queries) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in mean_ndcg(rank, queries, KS).items()}
+def _ndcg(ranker, queries) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in mean_ndcg(ranker, queries, KS).items()}
 
 
 def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_dir: str | Path, *,
@@ -207,14 +207,14 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
     if test_ids is not None:
         report["test_ids_file"] = test_ids_source
     bm25 = BM25Retriever(docs)
-    report["bm25"] = _ndcg(bm25.rank, test)
+    report["bm25"] = _ndcg(bm25, test)
     base = None
     if evaluate_base:
         t0 = time.perf_counter()
         base = Retriever.build(base_model, docs, max_seq_length)
-        report["base"] = _ndcg(base.rank, test)
+        report["base"] = _ndcg(base, test)
         report["encode_s"] = round(time.perf_counter() - t0, 1)
-        report["base_hybrid"] = _ndcg(HybridRetriever(bm25, base).rank, test)
+        report["base_hybrid"] = _ndcg(HybridRetriever(bm25, base), test)
     t0 = time.perf_counter()
     model = train_encoder(base_model, train, docs, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_seq_length=max_seq_length, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
@@ -222,8 +222,8 @@ def train_and_evaluate(docs: list[ApiDoc], queries: list[RetrievalQuery], out_di
                           miner=base if evaluate_base else None)
     report["train_s"] = round(time.perf_counter() - t0, 1)
     retriever = Retriever(model, docs)
-    report["trained"] = _ndcg(retriever.rank, test)
-    report["hybrid"] = _ndcg(HybridRetriever(bm25, retriever).rank, test)  # BM25 + trained, rank-fused
+    report["trained"] = _ndcg(retriever, test)
+    report["hybrid"] = _ndcg(HybridRetriever(bm25, retriever), test)  # BM25 + trained, rank-fused
     b5, t5 = report["bm25"]["ndcg@5"], report["trained"]["ndcg@5"]
     report["ndcg@5_gain_over_bm25"] = round(t5 - b5, 4)
     report["ndcg@5_ratio_to_bm25"] = round(t5 / b5, 4) if b5 else None

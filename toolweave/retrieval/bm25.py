@@ -27,5 +27,8 @@ class BM25Retriever:
         best = np.argsort(-scores, kind="stable")[:k]
         return [(self.docs[i].tool, self.docs[i].function, float(scores[i])) for i in best]
 
+    def top_k_many(self, queries: list[str], k: int = 5) -> list[list[tuple[str, str, float]]]:
+        return [self.top_k(q, k) for q in queries]
+
     def rank(self, query: str, k: int) -> list[Key]:
         return [(t, f) for t, f, _ in self.top_k(query, k)]

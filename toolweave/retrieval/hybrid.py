@@ -15,15 +15,25 @@ DEPTH = 100  # how deep each ranking is read before fusing
 class Ranker(Protocol):
     def top_k(self, query: str, k: int = 5) -> list[tuple[str, str, float]]: ...
 
+    def top_k_many(self, queries: list[str], k: int = 5) -> list[list[tuple[str, str, float]]]: ...
+
 
 class HybridRetriever:
     def __init__(self, lexical: Ranker, dense: Ranker, *, rrf_k: int = RRF_K, depth: int = DEPTH):
         self.rankers, self.rrf_k, self.depth = (lexical, dense), rrf_k, depth
 
     def top_k(self, query: str, k: int = 5) -> list[tuple[str, str, float]]:
+        return self.top_k_many([query], k)[0]
+
+    def top_k_many(self, queries: list[str], k: int = 5) -> list[list[tuple[str, str, float]]]:
+        # each ranker ranks all queries at once (the encoder encodes them in batches, not one by one)
+        lexical, dense = (r.top_k_many(queries, max(k, self.depth)) for r in self.rankers)
+        return [self._fuse(rankings, k) for rankings in zip(lexical, dense)]
+
+    def _fuse(self, rankings, k: int) -> list[tuple[str, str, float]]:
         fused: dict[Key, float] = {}
-        for ranker in self.rankers:
-            for rank, (tool, fn, _) in enumerate(ranker.top_k(query, max(k, self.depth)), start=1):
+        for ranking in rankings:
+            for rank, (tool, fn, _) in enumerate(ranking, start=1):
                 fused[(tool, fn)] = fused.get((tool, fn), 0.0) + 1.0 / (self.rrf_k + rank)
         best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]  # stable: ties keep BM25's order
         return [(tool, fn, score) for (tool, fn), score in best]

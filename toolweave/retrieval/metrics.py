@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 
 def ndcg_at_k(ranked: Sequence[Hashable], relevant: set | frozenset, k: int) -> float:
@@ -15,9 +16,11 @@ def ndcg_at_k(ranked: Sequence[Hashable], relevant: set | frozenset, k: int) -> 
     return dcg / ideal
 
 
-def mean_ndcg(rank: Callable[[str, int], Sequence[Hashable]], queries, ks: Sequence[int] = (1, 3, 5)) -> dict[str, float]:
-    """`rank(text, k)` -> keys best first; `queries` have `.text` and `.relevant`. {"ndcg@1": ..., ...}."""
+def mean_ndcg(ranker: Any, queries, ks: Sequence[int] = (1, 3, 5)) -> dict[str, float]:
+    """`ranker.top_k_many(texts, k)` -> per text (tool, function, score) best first; `queries` have `.text`
+    and `.relevant` ((tool, function) keys). {"ndcg@1": ..., ...}. All queries in one call: a dense
+    ranker encodes them in batches (one by one, encoding dominated a retriever stage's time)."""
     top = max(ks)
-    ranked = [list(rank(q.text, top)) for q in queries]
+    ranked = [[(t, f) for t, f, _ in hits] for hits in ranker.top_k_many([q.text for q in queries], top)]
     return {f"ndcg@{k}": statistics.fmean(ndcg_at_k(r, q.relevant, k) for r, q in zip(ranked, queries))
             if queries else 0.0 for k in ks}

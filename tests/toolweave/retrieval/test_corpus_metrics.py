@@ -65,7 +65,7 @@ def test_bm25_baseline_on_held_out_queries(g1):
     top = bm25.top_k(test[0].text, 5)
     assert len(top) == 5 and all(isinstance(t, str) and isinstance(f, str) for t, f, _ in top)
     assert [s for *_, s in top] == sorted((s for *_, s in top), reverse=True)
-    scores = mean_ndcg(bm25.rank, test)
+    scores = mean_ndcg(bm25, test)
     assert set(scores) == {"ndcg@1", "ndcg@3", "ndcg@5"}
     assert 0.5 < scores["ndcg@5"] <= 1.0  # lexical overlap is strong on these queries
 

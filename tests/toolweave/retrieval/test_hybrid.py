@@ -10,6 +10,9 @@ class Fixed:
     def top_k(self, query, k=5):
         return [(t, f, 1.0) for t, f in self.keys[:k]]
 
+    def top_k_many(self, queries, k=5):
+        return [self.top_k(q, k) for q in queries]
+
 
 def test_reciprocal_rank_fusion_prefers_apis_both_rank_well():
     lexical = Fixed([("a", "1"), ("b", "1"), ("c", "1")])
