@@ -28,6 +28,9 @@ def scripted_roles(body: dict) -> str | dict:
                                             "related apis": [list(a) for a in apis]}]})
     if "check_answer_status" in names or "parse_answer_status" in names:
         return {"tool_calls": [tool_call(names[0], {"answer_status": "Solved", "reason": "scripted"})]}
+    if "report_correctness" in names:  # ToolAlpaca's judge (configs/toolalpaca_eval.yaml)
+        return {"tool_calls": [tool_call(names[0], {"analysis": "scripted", "process_correctness": "Yes",
+                                                    "final_response_correctness": "Yes"})]}
     if "check_task_solvable" in names:
         return {"tool_calls": [tool_call(names[0], {"task_status": "Solvable", "reason": "scripted"})]}
     if "Finish" in names:

@@ -146,6 +146,23 @@ def test_toolalpaca(smoke_cluster, tmp_path):
     assert actors_by_kind(smoke_cluster, "TrainWorker") == {"trainer"}
 
 
+def test_toolalpaca_eval(smoke_cluster, tmp_path):
+    """ToolAlpaca's eval sets imported as test cases, solved by SmolLM2 (standing in for the trained
+    model) in the run's own Serve app on the CPU, judged with ToolAlpaca's scoring."""
+    from toolweave.llm.engine import smollm2_hf_dir
+    run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
+    job = submit(smoke_cluster, f"toolweave run configs/toolalpaca_eval.yaml run_dir={run_dir} run.show_progress=false "
+                                f"evaluate.solve_with={smollm2_hf_dir()} {smoke_args(smoke_cluster.llm_url, cpu=True)}")
+    run_dir += "-smoke"
+    ok(job, run_dir)
+    summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
+    assert list(summary)[:2] == ["instructions", "evaluate"]
+    assert (summary["instructions"]["imported_eval_cases"], summary["instructions"]["imported_eval_tools"]) == (214, 21)
+    assert {r["split"] for r in rows(run_dir, "instructions")} == {"test_tool"}
+    assert summary["evaluate"]["solve"]["processed"] >= 1
+    assert "toolalpaca" in {r["metric"] for r in rows(run_dir, "eval")}
+
+
 def _train_job(smoke_cluster, tmp_path, config: str) -> str:
     run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
     seed_episodes(f"{run_dir}-smoke")
@@ -247,6 +264,7 @@ def test_gpu_check_on_the_cpu(tmp_path):
 SMOKE_RUNS = {
     "toolbench_dfsdt.yaml": test_toolbench_dfsdt,
     "toolalpaca.yaml": test_toolalpaca,
+    "toolalpaca_eval.yaml": test_toolalpaca_eval,
     "train_7b_zero3.yaml": test_train_7b_zero3,
     "train_13b_zero3.yaml": test_train_13b_zero3,
     "train_tiny.yaml": test_train_tiny_then_sweep,
