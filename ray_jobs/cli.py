@@ -122,10 +122,11 @@ def plan_command(config: str, overrides: list[str]) -> int:
     from toolweave.plan import plan_lines
     try:
         cfg = load_config(config, overrides)
-    except Exception as e:  # noqa: BLE001 - a bad config: said in one line, as check says it
+        lines = plan_lines(cfg, config)
+    except Exception as e:  # noqa: BLE001 - a bad config, no such cluster file: said in one line, as check says it
         print(printable(f"{config}: {_one_line(e)}"))
         return 1
-    for line in plan_lines(cfg, config):
+    for line in lines:
         print(printable(line))
     return 0
 

@@ -2,10 +2,11 @@
 
 `toolweave run` and every stage job run the same check first. The rule families:
 - loading: keys, types, ranges; numbers no consumer takes (inf / nan, integers past int64, seeds past
-  numpy's range: `toolweave.config`); placement against the node kinds of `ray.cluster`
-  (`toolweave.placement`);
-- the chain: stages that exist, in an order whose inputs some earlier stage provides
-  (`toolweave.stages.registry.check_config`);
+  numpy's range: `toolweave.config`);
+- placement against the node kinds of `ray.cluster` (`toolweave.placement`), of what the stages
+  declare they place (`toolweave.stages.registry.places`);
+- the chain: stages that exist, in an order whose inputs some earlier stage, the run dir or a
+  setting provides (`toolweave.stages.registry.chain_problems`);
 - the local machine, when the run starts its own Ray: every actor, replica and train worker must fit
   its one node (CPUs, GPUs; it has no custom resources), and the episode actors must leave a CPU to
   Ray Data's read tasks;
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from toolweave.cluster_file import ClusterFile, read_cluster_file
 from toolweave.config import ConfigError, RunConfig, load_config
-from toolweave.placement import Request, Resources, find_cluster_file, per_node, requests
+from toolweave.placement import (PlacementError, Request, Resources, check_placement, find_cluster_file, per_node,
+                                 requests)
 
 
 def check_file(path: str | Path | None, overrides: list[str] | None = None,
@@ -47,9 +49,13 @@ def run_problems(cfg: RunConfig, stages: list[str] | None = None,
     problems = chain_problems(cfg) if stages is None else []
     if stages is not None:
         cfg = cfg.model_copy(update={"stages": list(stages)})
-    cluster = cluster_of(cfg, config_path)
-    return (problems + local_resource_problems(cfg) + storage_problems(cfg, cluster)
-            + credential_problems(cfg, cluster) + tokenizer_problems(cfg) + parser_problems(cfg))
+    try:
+        cluster = cluster_of(cfg, config_path)
+    except PlacementError as e:  # no such cluster file: nothing cluster-bound can be checked
+        return [*problems, str(e)]
+    return (problems + placement_problems(cfg, cluster) + local_resource_problems(cfg)
+            + storage_problems(cfg, cluster) + credential_problems(cfg, cluster) + tokenizer_problems(cfg)
+            + parser_problems(cfg))
 
 
 def check_notes(cfg: RunConfig, config_path: str | Path | None = None) -> list[str]:
@@ -63,10 +69,26 @@ def cluster_of(cfg: RunConfig, config_path: str | Path | None) -> ClusterFile | 
 
 
 def chain_problems(cfg: RunConfig) -> list[str]:
-    from toolweave.stages.registry import check_config  # the stage files: only when a chain is checked
+    from toolweave.stages.registry import chain_problems  # the stage files: only when a chain is checked
     try:
-        check_config(cfg)
-    except ValueError as e:
+        return chain_problems(cfg)
+    except ValueError as e:  # an unknown stage
+        return [str(e)]
+
+
+def placed(cfg: RunConfig) -> frozenset[str]:
+    """What the config's stages declare they place (`toolweave.stages.registry.places`)."""
+    from toolweave.stages.registry import places
+    return places(cfg)
+
+
+def placement_problems(cfg: RunConfig, cluster: ClusterFile | None) -> list[str]:
+    """The first piece of work no worker node kind of the cluster file holds (a cluster run)."""
+    if cluster is None:
+        return []
+    try:
+        check_placement(cfg, cluster.path, placed(cfg))
+    except PlacementError as e:
         return [str(e)]
     return []
 
@@ -120,14 +142,13 @@ def local_resource_problems(cfg: RunConfig) -> list[str]:
 def local_requests(cfg: RunConfig) -> list[Request]:
     """placement.requests, less the Serve replicas when the run serves no `llm.deployments`."""
     serving = cfg.llm.engine == "serve"
-    return [r for r in requests(cfg) if serving or not r.what.startswith("llm.deployments")]
+    return [r for r in requests(cfg, placed(cfg)) if serving or not r.what.startswith("llm.deployments")]
 
 
 def read_task_problems(cfg: RunConfig, node: Resources) -> list[str]:
     """Episode actors holding every CPU starve Ray Data's read tasks: the stage waits forever
     (seen with 2 actors x 1 CPU on 2 CPUs)."""
-    from toolweave.stages.registry import STAGES
-    if not any(STAGES[s].per_record for s in cfg.stages or ["solve"] if s in STAGES):
+    if "episode_actors" not in placed(cfg):
         return []
     held = cfg.ray.max_actors * cfg.ray.actor_num_cpus
     if held < node["CPU"]:

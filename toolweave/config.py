@@ -821,9 +821,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(numbers + [p for p in config_problems(e) if p.split(":", 1)[0] not in named]) from None
     if numbers:
         raise ConfigError(numbers)
-    if cfg.ray.cluster:
-        from toolweave.placement import check_placement, find_cluster_file  # they read RunConfig: imported late
-        check_placement(cfg, find_cluster_file(cfg.ray.cluster, path))
     from toolweave.secrets import register_config  # registered before anything can quote them
     register_config(cfg)
     return cfg

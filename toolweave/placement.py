@@ -1,26 +1,36 @@
 """Placement by node kind: does every piece of work a config asks for fit some node kind of the
-cluster it targets (`ray.cluster: cluster.yaml`)? Checked when the config loads, so a replica that
-could never be placed fails now, with one line saying what and why, not as a job pending forever.
+cluster it targets (`ray.cluster: cluster.yaml`)? Checked before any job starts (`toolweave.checks`,
+`toolweave.smoke`), so a replica that could never be placed fails now, with one line saying what and
+why, not as a job pending forever.
 
 Work never goes to the head node kind (drivers, Serve's controller and proxy, Ray Data scheduling
 live there); it must fit a worker kind. What each piece asks for:
-- an episode actor: `ray.actor_num_cpus` CPUs plus `ray.actor_resources`;
+- an episode actor: `ray.actor_num_cpus` CPUs plus `ray.actor_resources` (when a stage places them);
 - a Serve LLM replica (`llm.deployments`): one bundle per tensor-parallel worker (GPUs, CPUs,
   `placement_resources`), the replica actor's CPU folded into the first, all on one node;
 - a Ray Train worker: `train.num_cpus_per_worker` CPUs, a GPU when `train.use_gpu`, plus
-  `train.resources_per_worker` (only when `train` is one of the config's stages).
+  `train.resources_per_worker` (when a stage places them).
+Which stages place what is declared (`toolweave.stages.declaration.Stage.placed`); the caller passes
+the union over its chain (`toolweave.stages.registry.places`): the registry imports the config, so
+this module cannot read it.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from toolweave import safe_read
 
 # The types are toolweave.config's RunConfig and ServeDeploymentConfig, named only in annotations:
-# config.py runs this check at load, so importing it back would be a cycle.
+# this module stays below the config (nothing here reads it but through the objects handed in).
+
+# what a stage places besides the Serve replicas every run places: Ray Data's episode actors (a
+# per-record stage, or evaluate's own solving), Ray Train workers (train, sweep)
+Placed = Literal["episode_actors", "train_workers"]
 
 # Serve LLM adds the replica actor's own resources to its first bundle (LLMServer's default)
 REPLICA_ACTOR_RESOURCES = {"CPU": 1.0}
@@ -85,11 +95,10 @@ class Request:
     count: int  # how many must be placed at once
 
 
-def requests(cfg: "RunConfig") -> list[Request]:
-    """Every kind of work the config places (all of them when `stages` is empty)."""
-    stages = set(cfg.stages) or {"solve", "train"}
+def requests(cfg: "RunConfig", places: Collection[Placed]) -> list[Request]:
+    """Every kind of work the config places: the Serve replicas, and what its stages place (`places`)."""
     out: list[Request] = []
-    if stages & {"build_toolset", "instructions", "simulate", "solve", "evaluate"}:
+    if "episode_actors" in places:
         out.append(Request("episode actor (ray.actor_num_cpus, ray.actor_resources)",
                            {"CPU": cfg.ray.actor_num_cpus, **cfg.ray.actor_resources}, cfg.ray.min_actors))
     for d in cfg.llm.deployments:
@@ -99,7 +108,7 @@ def requests(cfg: "RunConfig") -> list[Request]:
                 total[k] = total.get(k, 0.0) + v
         out.append(Request(f"llm.deployments {d.model_id} replica (tensor_parallel_size {d.tensor_parallel_size})",
                            total, d.min_replicas))
-    if stages & {"train", "sweep"}:
+    if "train_workers" in places:
         t = cfg.train
         worker = {"CPU": t.num_cpus_per_worker, **({"GPU": 1.0} if t.use_gpu else {}), **t.resources_per_worker}
         out.append(Request("train worker (train.num_cpus_per_worker, use_gpu, resources_per_worker)",
@@ -119,13 +128,13 @@ def _show(r: Resources) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in r.items() if v) + "}"
 
 
-def check_placement(cfg: "RunConfig", cluster_yaml: str | Path) -> None:
+def check_placement(cfg: "RunConfig", cluster_yaml: str | Path, places: Collection[Placed]) -> None:
     """Raise PlacementError (one line) for the first request that no worker node kind holds, or
-    that the kinds' max_workers cannot hold `count` times at once."""
+    that the kinds' max_workers cannot hold `count` times at once (`places`: as `requests`)."""
     kinds, head = node_kinds(cluster_yaml)
     workers = [k for k in kinds if k.name != head]
     known = "; ".join(f"{k.name} {_show(k.resources)}" for k in workers) or "none"
-    for req in requests(cfg):
+    for req in requests(cfg, places):
         fitting = [k for k in workers if per_node(req.resources, k.resources) > 0]
         if not fitting:
             raise PlacementError(f"config {cfg.name!r}: {req.what} asks for {_show(req.resources)} on one node, "

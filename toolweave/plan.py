@@ -11,6 +11,7 @@ from pathlib import Path
 
 from toolweave.config import RunConfig
 from toolweave.placement import NodeKind, Resources, find_cluster_file, node_kinds, per_node, replica_bundles
+from toolweave.stages.registry import places
 
 # Published per-replica throughput, tokens/s, by model size and GPU. vLLM's nightly performance-benchmark
 # (Buildkite builds 9523 and 9515; ShareGPT, 200 prompts, maximum throughput): Llama-3 70B TP 4 4.79 req/s on
@@ -48,9 +49,11 @@ class Work:
 
 
 def work(cfg: RunConfig) -> list[Work]:
-    stages = set(cfg.stages) or {"solve", "train"}
+    """What the config places: what its stages declare (as `toolweave check` derives it), and the
+    Serve replicas."""
+    placed = places(cfg)
     out = []
-    if stages & {"build_toolset", "instructions", "simulate", "solve", "evaluate"}:
+    if "episode_actors" in placed:
         out.append(Work("episode actors", {"CPU": cfg.ray.actor_num_cpus, **cfg.ray.actor_resources},
                         cfg.ray.min_actors, cfg.ray.max_actors))
     if cfg.llm.engine == "serve":
@@ -63,7 +66,7 @@ def work(cfg: RunConfig) -> list[Work]:
             shown = " + ".join(_show(b) for b in bundles)
             out.append(Work(f"{d.model_id} replicas (TP {d.tensor_parallel_size})", total, d.min_replicas,
                             d.max_replicas, f"bundles {shown}"))
-    if stages & {"train", "sweep"}:
+    if "train_workers" in placed:
         t = cfg.train
         out.append(Work("train workers", {"CPU": t.num_cpus_per_worker, **({"GPU": 1.0} if t.use_gpu else {}),
                                           **t.resources_per_worker}, t.num_workers, t.num_workers))

@@ -79,7 +79,7 @@ def default_cpu(cfg: RunConfig) -> bool:
 def smoke_config(cfg: RunConfig, *, run_dir: str | None = None, llm_url: str | None = None,
                  cpu: bool | None = None) -> RunConfig:
     """`cfg` scaled down as the module docstring lists; validated again (and its placement checked
-    against `ray.cluster`, as a load does)."""
+    against `ray.cluster` for what its stages place, as `toolweave check` does)."""
     cpu = default_cpu(cfg) if cpu is None else cpu
     d = cfg.model_dump()
     d["run_dir"] = run_dir or smoke_run_dir(cfg.run_dir)
@@ -109,7 +109,8 @@ def smoke_config(cfg: RunConfig, *, run_dir: str | None = None, llm_url: str | N
     out = RunConfig.model_validate(d)
     if out.ray.cluster:
         from toolweave.placement import check_placement, find_cluster_file
-        check_placement(out, find_cluster_file(out.ray.cluster))
+        from toolweave.stages.registry import places
+        check_placement(out, find_cluster_file(out.ray.cluster), places(out))
     return out
 
 

@@ -48,9 +48,11 @@ def test_bounds_hold_at_their_edge():
      "simulate 0.01, a resource no node has: this machine's local Ray instance has {CPU 8, GPU 0}"),
     (["ray.actor_num_cpus=12"], "episode actor (ray.actor_num_cpus, ray.actor_resources) asks for CPU 12 on one node; "
      "this machine's local Ray instance has {CPU 8, GPU 0}"),
-    (["stages=[train]", "train.use_gpu=true"], "train worker (train.num_cpus_per_worker, use_gpu, resources_per_worker) "
-     "asks for GPU 1 on one node"),
-    (["stages=[train]", "train.num_workers=3", "train.num_cpus_per_worker=3"], "3 x train worker"),
+    # train fed by train.data: its chain needs no sft_data before it, and the one problem is the machine's
+    (["stages=[train]", "train.data=/srv/sft", "train.use_gpu=true"], "train worker (train.num_cpus_per_worker, "
+     "use_gpu, resources_per_worker) asks for GPU 1 on one node"),
+    (["stages=[train]", "train.data=/srv/sft", "train.num_workers=3", "train.num_cpus_per_worker=3"],
+     "3 x train worker"),
     (["ray.max_actors=2", "ray.actor_num_cpus=4"], "ray.max_actors 2 x ray.actor_num_cpus 4 = 8 CPUs hold all 8"),
 ])
 def test_work_the_local_machine_cannot_hold_is_refused(overrides, expected):
@@ -73,7 +75,7 @@ def test_a_stage_job_is_checked_for_its_own_stage():
 
 def test_the_check_command_prints_one_line_per_problem_or_ok(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("stages: [solve]\nrun: {record_timeout_s: .inf}\nray: {actor_resources: {gpu_vllm: 1}}\n")
+    bad.write_text("stages: [build_toolset]\nrun: {record_timeout_s: .inf}\nray: {actor_resources: {gpu_vllm: 1}}\n")
     cmd = [sys.executable, "-m", "ray_jobs.cli", "check"]
     out = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 1 and out.stderr == "", out.stderr
@@ -205,3 +207,66 @@ def test_flash_attention_on_a_cluster_without_flash_attn_is_a_note_not_a_failure
                           f"ray.cluster={tmp_path / 'cluster.yaml'}"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60, env={**__import__("os").environ, "HF_TOKEN": "x"})
     assert out.returncode == 0 and out.stdout.splitlines()[0].endswith("falls back to sdpa on its nodes"), out.stdout
+
+
+# --- the chain: each stage's input from an earlier stage, the run dir, or a setting -------------
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_passes_the_chain_check(name):
+    from toolweave.config import load_config
+    from toolweave.stages.registry import chain_problems, check_config
+    cfg = load_config(ROOT / "configs" / name)
+    assert chain_problems(cfg) == [] and check_config(cfg) is cfg
+
+
+def test_a_stage_whose_input_nothing_provides_is_refused_naming_what_could(tmp_path):
+    from toolweave.io import write_part
+    from toolweave.schemas import Instruction
+    from toolweave.stages.registry import check_config
+    run = tmp_path / "run"
+    cfg, problems = check_file(QUICKSTART, ["ray.num_cpus=8", f"run_dir={run}", "stages=[build_toolset, solve]"])
+    assert problems == [f"solve reads instructions, which no stage before it writes and {run}/instructions does not "
+                        "hold: add instructions before solve, or point run_dir at a run that holds instructions"]
+    with pytest.raises(ValueError, match=r"^solve reads instructions, which no stage before it writes"):
+        check_config(cfg)
+    # the order matters: instructions after solve is too late
+    assert check_file(QUICKSTART, ["ray.num_cpus=8", f"run_dir={run}", "stages=[solve, instructions]"])[1] == problems
+    # a run dir holding them from an earlier run is fine
+    write_part([Instruction(id="i1", text="what is the weather in Paris?", tool_ids=["weather"])],
+               run / "instructions", Instruction)
+    assert check_file(QUICKSTART, ["ray.num_cpus=8", f"run_dir={run}", "stages=[solve]"])[1] == []
+
+
+@pytest.mark.parametrize("stages, fed_by, expected", [
+    (["train"], "train.data=/srv/sft", "train reads sft, which no stage before it writes and {run}/sft does not hold: "
+     "add sft_data before train, or set train.data, or point run_dir at a run that holds sft"),
+    (["verify"], "verify.import_answers=[tests/data/toolbench/data_example/answer]",
+     "verify reads episodes, which no stage before it writes and {run}/episodes does not hold: add simulate or solve "
+     "before verify, or set verify.import_answers, or point run_dir"),
+    (["build_toolset", "retriever"], "retriever.queries=[tests/data/toolbench/data_example/instruction/G1_query.json]",
+     "retriever reads instructions, which no stage before it writes and {run}/instructions does not hold: add "
+     "instructions before retriever, or set retriever.queries, or point"),
+    # sft_data takes verified episodes, else plain ones: either provider is named, the run dir holds neither
+    (["sft_data"], None, "sft_data reads verified_episodes or episodes, which no stage before it writes and the run "
+     "dir {run} holds none of them: add simulate, solve or verify before sft_data, or point"),
+])
+def test_a_setting_may_feed_the_input_instead(tmp_path, stages, fed_by, expected):
+    run = tmp_path / "run"
+    on = ["ray.num_cpus=8", f"run_dir={run}", f"stages=[{', '.join(stages)}]", "verify.require=[]",
+          "verify.import_answers=[]"]  # quickstart's own imports: unset
+    problems = check_file(QUICKSTART, on)[1]
+    assert len(problems) == 1 and problems[0].startswith(expected.format(run=run)), problems
+    if fed_by:
+        assert check_file(QUICKSTART, [*on, fed_by])[1] == []
+
+
+def test_evaluate_reads_the_test_instructions_when_it_solves_else_the_episodes(tmp_path):
+    run = tmp_path / "run"
+    on = ["ray.num_cpus=8", f"run_dir={run}", "stages=[evaluate]", "train.data=/srv/sft"]
+    [solving] = check_file(QUICKSTART, on)[1]  # quickstart's evaluate solves with the trained model
+    assert solving.startswith("evaluate reads instructions, which no stage before it writes")
+    [judging] = check_file(QUICKSTART, [*on, "evaluate.solve_with=null"])[1]
+    assert judging.startswith("evaluate reads eval_episodes or episodes, which no stage before it writes")
+    # solve's episodes feed it: what is left is solve's own input
+    [line] = check_file(QUICKSTART, [*on, "evaluate.solve_with=null", "stages=[solve, evaluate]"])[1]
+    assert line.startswith("solve reads instructions")

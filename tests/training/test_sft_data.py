@@ -5,7 +5,7 @@ import pytest
 from toolweave.chat_template import FALLBACK_CHAT_TEMPLATE, renders_tools
 from toolweave.config import RunConfig, SFTConfig
 from toolweave.io import read_records, write_part
-from toolweave.schemas import Episode, Reject, SFTExample
+from toolweave.schemas import Episode, Instruction, Reject, SFTExample
 from training.formats import render
 from training.sft_data import build, episode_example, run, sft_tokenizer
 from training.tokenize import IGNORE, tokenize_segments, trained_text
@@ -171,6 +171,7 @@ def test_a_chain_without_verify_stops_in_one_line_unless_require_is_empty(tmp_pa
     from toolweave.stages.registry import check_config
     cfg = RunConfig(run_dir=str(tmp_path), stages=["solve", "sft_data"], sft=SFTConfig(max_len=16384))
     write_part(toolbench_episodes[:2], cfg.path("episodes"), Episode)
+    write_part([Instruction(id="q", text="a query")], cfg.path("instructions"), Instruction)  # solve's input
     for call in (lambda: run(context(cfg, "sft_data")), lambda: check_config(cfg)):
         with pytest.raises(ValueError, match=r"^sft_data: verify.require is \['format', 'execution', 'semantic'\] "
                                              r"but stages: .* has no verify stage") as e:

@@ -14,6 +14,7 @@ from typing import Any
 
 from toolweave.config import Role, RunConfig
 from toolweave.llm.types import ChatModel
+from toolweave.placement import Placed
 from toolweave.stage_context import Dataset
 from toolweave.stages.base import RecordWorker
 from toolweave.stages.clients import lazy_clients
@@ -47,6 +48,12 @@ class Stage:
     inputs_optional: bool = False  # no input dataset is no error (build_toolset may only import)
     # run.limit caps its inputs; verify is exempt: it checks every episode the (limited) stages before it made
     limited: bool = True
+    # work it places on the cluster besides the Serve replicas (`placed`: a per-record stage's episode
+    # actors are derived); `toolweave.placement` checks it fits a node kind
+    places: tuple[Placed, ...] = ()
+    # dotted config keys that feed its input instead of a dataset (train.data): with one set, the chain
+    # check (`registry.check_config`) does not ask an earlier stage or the run dir for the input
+    fed_by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.worker is None) == (self.driver is None and not self.driver_on_ray):
@@ -56,16 +63,38 @@ class Stage:
     def per_record(self) -> bool:
         return self.worker is not None
 
+    @property
+    def placed(self) -> frozenset[Placed]:
+        return frozenset(self.places) | ({"episode_actors"} if self.per_record else frozenset())
+
     def input_dataset(self, cfg: RunConfig) -> str:
         return self.input(cfg) if self.input is not None else self.reads[0].name
+
+    def input_choices(self, cfg: RunConfig) -> tuple[str, ...]:
+        """The datasets it may take its input from: its input dataset, and the other datasets it reads
+        of a record kind related to that one's (sft_data: verified_episodes, else episodes)."""
+        name = self.input_dataset(cfg)
+        kind = next((d.kind for d in self.reads if d.name == name), None)
+        related = tuple(d.name for d in self.reads if kind is not None and d.kind is not None and d.name != name
+                        and (issubclass(d.kind, kind) or issubclass(kind, d.kind)))
+        return (name, *related)
+
+    def fed(self, cfg: RunConfig) -> list[str]:
+        """The `fed_by` keys set in this config."""
+        return [key for key in self.fed_by if self._setting(cfg, key)]
+
+    @staticmethod
+    def _setting(cfg: RunConfig, key: str) -> Any:
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        return value
 
     def shaping_settings(self, cfg: RunConfig) -> dict[str, Any]:
         """{dotted key: value} of `shaped_by` in this config."""
         out = {}
         for key in self.shaped_by:
-            value: Any = cfg
-            for part in key.split("."):
-                value = getattr(value, part)
+            value = self._setting(cfg, key)
             out[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         return out
 

@@ -387,4 +387,7 @@ def run(ctx: StageContext, runtime: Runtime) -> Summary:
 STAGE = Stage("evaluate", reads=(Dataset(EVAL_EPISODES, Episode), Dataset("episodes", Episode),
                                  Dataset("instructions", Instruction), Dataset("toolsets", Tool), Dataset("model")),
               writes=(Dataset("eval", EvalResult), Dataset("eval_rejects", Reject), Dataset("report")),
-              roles=("judge", "assistant", "executor"), driver=run, shaped_by=("evaluate.tools",))
+              roles=("judge", "assistant", "executor"), driver=run, shaped_by=("evaluate.tools",),
+              # with solve_with its own solving (eval_solve) runs the test instructions on episode actors
+              places=("episode_actors",),
+              input=lambda cfg: "instructions" if cfg.evaluate.solve_with else cfg.evaluate.episodes or EVAL_EPISODES)

@@ -6,5 +6,7 @@ from __future__ import annotations
 from toolweave.schemas import Instruction, Reject, Tool
 from toolweave.stages.declaration import Dataset, Stage
 
-STAGE = Stage("retriever", reads=(Dataset("toolsets", Tool), Dataset("instructions", Instruction)),
-              writes=(Dataset("retriever"), Dataset("retriever_rejects", Reject)), driver_on_ray=True)
+# its queries: the instructions (their tools: the corpus), or retriever.queries' files (their own corpus)
+STAGE = Stage("retriever", reads=(Dataset("instructions", Instruction), Dataset("toolsets", Tool)),
+              writes=(Dataset("retriever"), Dataset("retriever_rejects", Reject)), driver_on_ray=True,
+              fed_by=("retriever.queries",))

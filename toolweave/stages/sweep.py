@@ -5,4 +5,5 @@ from __future__ import annotations
 from toolweave.schemas import SFTExample
 from toolweave.stages.declaration import Dataset, Stage
 
-STAGE = Stage("sweep", reads=(Dataset("sft", SFTExample),), writes=(Dataset("sweep"),), driver_on_ray=True)
+STAGE = Stage("sweep", reads=(Dataset("sft", SFTExample),), writes=(Dataset("sweep"),), driver_on_ray=True,
+              places=("train_workers",), fed_by=("train.data",))

@@ -7,4 +7,4 @@ from toolweave.schemas import SFTExample
 from toolweave.stages.declaration import Dataset, Stage
 
 STAGE = Stage("train", reads=(Dataset("sft", SFTExample),), writes=(Dataset("train"), Dataset("model")),
-              driver_on_ray=True)
+              driver_on_ray=True, places=("train_workers",), fed_by=("train.data",))

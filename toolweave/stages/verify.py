@@ -48,4 +48,4 @@ STAGE = Stage("verify", reads=(Dataset("episodes", Episode), Dataset("toolsets",
               roles=("judge",), worker=VerifyWorker, prepare=import_answers, finish=write_card,
               shaped_by=tuple(f"verify.{k}" for k in ("format", "execution", "semantic", "votes", "min_solved_votes",
                                                         "require_call", "clarify_methods")),
-              limited=False)
+              limited=False, fed_by=("verify.import_answers",))

@@ -160,7 +160,10 @@ def test_settings_default_to_solve_tools_and_shape_the_stage():
 def test_toolbench_preset_evaluates_both_and_its_chain_needs_a_retriever_first(tmp_path):
     from toolweave.presets import apply_preset
     from toolweave.stages.registry import check_config
-    data = {"preset": "toolbench", "run_dir": str(tmp_path), "evaluate": {"solve_with": "trained"}}
+    # the chain's other inputs: SFT rows by a setting, the test instructions from an earlier run
+    data = {"preset": "toolbench", "run_dir": str(tmp_path), "evaluate": {"solve_with": "trained"},
+            "train": {"data": str(tmp_path / "sft")}}
+    io.write_part([Instruction(id="q", text="a test query", split="test_inst")], tmp_path / "instructions", Instruction)
     cfg = RunConfig.model_validate(apply_preset({**data, "stages": ["train", "evaluate"]}))
     assert eval_stage.tool_settings(cfg) == ["given", "retrieved"]
     with pytest.raises(ValueError, match=r"no trained retriever in .*: run the retriever stage before evaluate, "
