@@ -119,7 +119,7 @@ def settled(urls: list[str], want_requests: int, timeout_s: float) -> dict[str, 
 def g1_problems(n: int, selection: str = "first"):
     """N G1 queries as instructions, each with its own tools (see the module's doc for `selection`)."""
     from toolweave.authoring.instructions import import_toolbench_queries
-    tools, instrs, _ = import_toolbench_queries(G1)
+    tools, instrs, _ = import_toolbench_queries(G1, stage="instructions")
     by_id = {t.id: t for t in tools}
     if selection == "shared-tools":
         groups: dict[tuple[str, ...], list] = {}

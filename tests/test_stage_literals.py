@@ -5,8 +5,8 @@ its name. Scanned: toolweave/ outside toolweave/stages/ (the stage files), train
 Found: `.path("<dataset>")` (or `.path(NAME)`, NAME a module constant holding one) where the
 dataset is one a declared stage reads or writes (or its `<output>_rejects`), and a declared stage's
 name as a string literal used as identity: `stage="<name>"` in a call (CallTag, Reject, ...), or
-assigned to `STAGE` / `stage` / `.stage`. ALLOWED lists what is left, each with why; an entry that
-no longer has a finding fails too, so the list cannot go stale."""
+assigned to `STAGE` / `stage` / `.stage`. None is left: a core function takes its stage's name, call
+tag or datasets from its caller (the worker's `stage`, the driver's context)."""
 import ast
 from pathlib import Path
 
@@ -14,13 +14,6 @@ from toolweave.stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("toolweave", "training", "actors")
-
-# file -> why its findings stay (for now)
-ALLOWED = {
-    "toolweave/authoring/build_toolset.py": "STAGE tags the builder's calls; the worker's stage to be passed in",
-    "toolweave/authoring/instructions.py": "STAGE tags the user-role calls; the worker's stage to be passed in",
-    "toolweave/solving/simulate.py": "STAGE tags the simulation's calls; the worker's stage to be passed in",
-}
 
 
 def _datasets_and_stages() -> tuple[set[str], set[str]]:
@@ -62,11 +55,8 @@ def _scanned_files() -> list[Path]:
 
 def test_no_core_or_training_module_names_a_run_dir_dataset_or_a_stage():
     datasets, stages = _datasets_and_stages()
-    by_file = {p.relative_to(ROOT).as_posix(): _findings(p, datasets, stages) for p in _scanned_files()}
-    unexpected = [f for file, found in by_file.items() if file not in ALLOWED for f in found]
-    assert not unexpected, "take these from the stage's context instead:\n" + "\n".join(unexpected)
-    stale = [file for file in ALLOWED if not by_file.get(file)]
-    assert not stale, f"allowed but clean now, drop them from ALLOWED: {stale}"
+    found = [f for p in _scanned_files() for f in _findings(p, datasets, stages)]
+    assert not found, "take these from the stage's context (or its worker's stage) instead:\n" + "\n".join(found)
 
 
 def test_the_scan_finds_each_form(tmp_path):

@@ -62,7 +62,7 @@ def test_build_tool_retries_with_the_validator_error_then_succeeds():
     del broken["info"]["version"]  # the validator's complaint must reach the model
     llm = FakeChatModel([INTRO, "I cannot write JSON, sorry.", f"```json\n{json.dumps(broken)}\n```",
                          "Fixed:\n" + AXOLOTL["Documentation"]])
-    tool = asyncio.run(build_tool(entry, llm, ToolsetsConfig()))
+    tool = asyncio.run(build_tool(entry, llm, ToolsetsConfig(), stage="build_toolset"))
 
     assert isinstance(tool, Tool), tool
     assert tool.id == "axolotl" and tool.name == "Axolotl" and tool.category == "Animals"
@@ -86,9 +86,10 @@ def test_build_tool_gives_up_after_max_attempts():
     bad = ['{"openapi": "3.0.0"}', "nothing", '[1, 2]', '{"openapi": "2.0"}', '{"openapi": "3.0.0", "info": {}}',
            "never used"]
     llm = FakeChatModel([INTRO] + bad)
-    out = asyncio.run(build_tool(entry, llm, ToolsetsConfig(max_attempts=5)))
-    assert isinstance(out, Reject)
-    assert out.stage == "build_toolset" and "Cat Facts" in out.reason and "after 5 attempts" in out.reason
+    out = asyncio.run(build_tool(entry, llm, ToolsetsConfig(max_attempts=5), stage="build_toolset_2"))
+    assert isinstance(out, Reject)  # the worker's stage names the reject and accounts the calls
+    assert out.stage == "build_toolset_2" and "Cat Facts" in out.reason and "after 5 attempts" in out.reason
+    assert out.id.startswith("build_toolset_2:") and {r["tag"].stage for r in llm.requests} == {"build_toolset_2"}
     for n in range(1, 6):
         assert f"attempt {n}:" in out.reason
     assert "not a list" in out.reason
@@ -101,14 +102,14 @@ def test_build_tool_rejects_when_the_llm_is_down():
         async def chat(self, *a, **k):
             raise LLMError("endpoint http://127.0.0.1:1/v1: 3 attempts, connection refused")
 
-    out = asyncio.run(build_tool(catalogue_entry("Axolotl"), Down(), ToolsetsConfig()))
+    out = asyncio.run(build_tool(catalogue_entry("Axolotl"), Down(), ToolsetsConfig(), stage="build_toolset"))
     assert isinstance(out, Reject) and "connection refused" in out.reason
 
 
 def test_build_tool_counts_a_document_without_operations_as_an_attempt():
     empty = {"openapi": "3.0.0", "info": {"title": "Axolotl", "version": "1"}, "paths": {}}
     llm = FakeChatModel([INTRO, json.dumps(empty), AXOLOTL["Documentation"]])
-    tool = asyncio.run(build_tool(catalogue_entry("Axolotl"), llm, ToolsetsConfig()))
+    tool = asyncio.run(build_tool(catalogue_entry("Axolotl"), llm, ToolsetsConfig(), stage="build_toolset"))
     assert isinstance(tool, Tool)
     assert "no operations" in tool.extra["attempts"][0]["error"]
 

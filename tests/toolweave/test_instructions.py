@@ -21,7 +21,7 @@ TB_QUERIES = DATA / "toolbench" / "data_example" / "instruction"
 
 @pytest.fixture(scope="module")
 def stb():
-    return import_toolbench_queries(STB_G1)
+    return import_toolbench_queries(STB_G1, stage="instructions")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,8 @@ def test_toolalpaca_instructions_keep_hidden_details_and_known_functions(axolotl
         {"instruction": "One too many.", "hidden_details": ""},
     ]}
     llm = FakeChatModel([json.dumps(reply)])
-    out = asyncio.run(toolalpaca_instructions(axolotl, llm, InstructionsConfig(per_tool=2), rng=random.Random(0)))
+    out = asyncio.run(toolalpaca_instructions(axolotl, llm, InstructionsConfig(per_tool=2), rng=random.Random(0),
+                                              stage="instructions_2"))
 
     instrs = [o for o in out if isinstance(o, Instruction)]
     rejects = [o for o in out if isinstance(o, Reject)]
@@ -54,6 +55,7 @@ def test_toolalpaca_instructions_keep_hidden_details_and_known_functions(axolotl
     assert instrs[0].tool_ids == [axolotl.id]
     assert instrs[0].id == instruction_id("single", instrs[0].text)
     assert len(rejects) == 1 and "without an instruction" in rejects[0].reason
+    assert rejects[0].stage == "instructions_2" and llm.requests[0]["tag"].stage == "instructions_2"  # the worker's
     req = llm.requests[0]
     assert req["json_schema"]["required"] == ["instructions"]
     assert "searchAxolotlImages" in req["messages"][0]["content"]  # the NL documentation is in the prompt
@@ -61,7 +63,8 @@ def test_toolalpaca_instructions_keep_hidden_details_and_known_functions(axolotl
 
 def test_toolalpaca_instructions_reject_garbage(axolotl):
     llm = FakeChatModel(["I would love to help but here are none."])
-    out = asyncio.run(toolalpaca_instructions(axolotl, llm, InstructionsConfig(), rng=random.Random(0)))
+    out = asyncio.run(toolalpaca_instructions(axolotl, llm, InstructionsConfig(), rng=random.Random(0),
+                                              stage="instructions"))
     assert len(out) == 1 and isinstance(out[0], Reject)
     assert axolotl.id in out[0].reason and "unusable" in out[0].reason
 
@@ -122,7 +125,7 @@ def test_toolbench_instructions_filter_related_apis(stb):
     llm = FakeChatModel(["Here you go:\n```json\n" + json.dumps(queries) + "\n```"])
     seeds = load_seeds()
     cfg = InstructionsConfig()
-    out = asyncio.run(toolbench_instructions(sample, llm, seeds, cfg, rng=random.Random(3)))
+    out = asyncio.run(toolbench_instructions(sample, llm, seeds, cfg, rng=random.Random(3), stage="instructions"))
 
     kept = [o for o in out if isinstance(o, Instruction)]
     rejects = [o for o in out if isinstance(o, Reject)]
@@ -144,7 +147,7 @@ def test_toolbench_instructions_filter_related_apis(stb):
 def test_toolbench_instructions_survive_garbage(stb):
     llm = FakeChatModel(["queries: none, sorry {"])
     out = asyncio.run(toolbench_instructions(_two_tool_sample(stb), llm, load_seeds(), InstructionsConfig(),
-                                             rng=random.Random(0)))
+                                             rng=random.Random(0), stage="instructions"))
     assert len(out) == 1 and isinstance(out[0], Reject) and "unusable" in out[0].reason
 
 
@@ -165,7 +168,7 @@ def _ins(text, tools, mode="I1"):
 
 def test_dedupe_ignores_case_punctuation_and_spacing():
     a, b, c = _ins("Find flights to Oslo!", ["x"]), _ins("find  flights to oslo", ["x"]), _ins("Find hotels", ["x"])
-    kept, rejects = dedupe_instructions([a, b, c])
+    kept, rejects = dedupe_instructions([a, b, c], stage="instructions")
     assert kept == [a, c]
     assert len(rejects) == 1 and b.id in rejects[0].reason and a.id in rejects[0].reason
 
@@ -198,7 +201,7 @@ def test_assign_splits_holds_out_categories_tools_and_instructions(stb):
 @pytest.mark.parametrize("name, mode", [("G1_query.json", "I1"), ("G2_query.json", "I2"), ("G3_query.json", "I3")])
 def test_import_toolbench_queries(name, mode):
     raw = json.loads((TB_QUERIES / name).read_text())
-    tools, instrs, rejects = import_toolbench_queries(TB_QUERIES / name)
+    tools, instrs, rejects = import_toolbench_queries(TB_QUERIES / name, stage="instructions")
     assert not rejects and len(instrs) == len(raw)
     by_id = {t.id: t for t in tools}
     for q, ins in zip(raw, instrs):
@@ -221,14 +224,14 @@ def test_import_rejects_a_query_whose_relevant_api_is_missing(tmp_path):
     del raw[2]["query"]
     path = tmp_path / "G1_broken.json"
     path.write_text(json.dumps(raw))
-    tools, instrs, rejects = import_toolbench_queries(path)
+    tools, instrs, rejects = import_toolbench_queries(path, stage="instructions")
     assert len(instrs) == len(raw) - 2
     reasons = sorted(r.reason for r in rejects)
     assert any("Nope Tool/Nope API" in r and f"query {raw[1]['query_id']}" in r for r in reasons)
     assert any("needs 'query'" in r for r in reasons)
     bad = tmp_path / "G1_bad.json"
     bad.write_text("{not json")
-    assert import_toolbench_queries(bad)[2][0].reason.startswith(f"query file {bad}")
+    assert import_toolbench_queries(bad, stage="instructions")[2][0].reason.startswith(f"query file {bad}")
 
 
 def test_sampling_with_tight_limits(stb):

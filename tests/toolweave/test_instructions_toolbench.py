@@ -34,7 +34,7 @@ def test_preset_asks_10_with_own_mode_seeds_and_full_docs_and_drops_one_api_quer
     reply = json.dumps({"queries": [{"query": "one api", "related apis": [["T1", "Api0"]]},
                                     {"query": "two apis", "related apis": [["T1", "Api0"], ["T1", "Api1"]]}]})
     llm = FakeChatModel([reply])
-    out = asyncio.run(toolbench_instructions(samples[0], llm, SEEDS, cfg, rng=random.Random(0)))
+    out = asyncio.run(toolbench_instructions(samples[0], llm, SEEDS, cfg, rng=random.Random(0), stage="instructions"))
     assert [type(x).__name__ for x in out] == ["Reject", "Instruction"]
     prompt = llm.requests[0]["messages"][-1]["content"]
     assert "Write 10 diverse" in prompt and "D" * 400 in prompt  # whole descriptions, not 300 characters

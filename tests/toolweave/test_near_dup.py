@@ -20,7 +20,7 @@ def test_real_queries_have_no_near_duplicates_at_the_default_or_far_below():
     real = [ins(q["query_id"], q["query"]) for q in json.loads(G1.read_text())]
     assert len(real) == 163
     for threshold in (DEFAULT, 0.5):
-        kept, rejects = near_duplicates(real, threshold, normalize=normalize_text)
+        kept, rejects = near_duplicates(real, threshold, normalize=normalize_text, stage="instructions")
         assert (len(kept), rejects) == (163, [])
 
 
@@ -30,13 +30,14 @@ def test_reworded_copies_are_removed_with_the_reason_and_counted():
              "FIND THE WEATHER IN PARIS FOR TOMORROW!",            # exact after normalisation
              "Find the weather in Oslo for next week.",            # a different request
              "Which flights leave Paris for Oslo tomorrow morning?"]
-    kept, rejects = dedupe_instructions([ins(i, t) for i, t in enumerate(texts)], near_threshold=DEFAULT)
+    kept, rejects = dedupe_instructions([ins(i, t) for i, t in enumerate(texts)], near_threshold=DEFAULT,
+                                        stage="instructions")
     assert [k.id for k in kept] == ["i0", "i3", "i4"]
     reasons = {r.id: r.reason for r in rejects}
     assert reasons["instructions:near_dup:i1"].startswith("instruction 'i1' nearly duplicates 'i0' (Jaccard 0.78")
     assert "instructions:dup:i2" in reasons
     assert dedupe_counts(rejects) == {"near_duplicates": 1, "exact_duplicates": 1}
     # a stricter threshold keeps the reworded one; without one only exact copies go (the old behaviour)
-    assert [k.id for k in dedupe_instructions([ins(i, t) for i, t in enumerate(texts)], near_threshold=0.9)[0]] \
+    assert [k.id for k in dedupe_instructions([ins(i, t) for i, t in enumerate(texts)], near_threshold=0.9, stage="instructions")[0]] \
         == ["i0", "i1", "i3", "i4"]
-    assert len(dedupe_instructions([ins(i, t) for i, t in enumerate(texts)])[0]) == 4
+    assert len(dedupe_instructions([ins(i, t) for i, t in enumerate(texts)], stage="instructions")[0]) == 4

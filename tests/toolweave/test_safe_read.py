@@ -83,7 +83,7 @@ def _fifo_callers():
         _import_catalogue(RunConfig.model_validate({"toolsets": {"catalogue": str(path)}}))
 
     def queries(path):  # a bad query file is a reject, not an exception
-        raise ValueError(import_toolbench_queries(path)[2][0].reason)
+        raise ValueError(import_toolbench_queries(path, stage="instructions")[2][0].reason)
 
     return {"config": load_config, "seeds": load_seeds, "cluster yaml": node_kinds, "test ids": read_test_ids,
             "catalogue": catalogue, "toolbench queries": queries}

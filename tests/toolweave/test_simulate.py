@@ -45,7 +45,8 @@ INSTRUCTION = Instruction(id="inst-1", text="Tell me some facts about axolotls f
 
 def run(instruction, tools, assistant, user, cfg, executor=None):
     executor = executor or RecordingExecutor()
-    ep = asyncio.run(simulate_episode(instruction, tools, assistant=assistant, user=user, executor=executor, cfg=cfg))
+    ep = asyncio.run(simulate_episode(instruction, tools, assistant=assistant, user=user, executor=executor, cfg=cfg,
+                                      stage="simulate"))
     assert Episode.from_row(ep.to_row()) == ep  # always a valid record
     return ep, executor
 
@@ -75,6 +76,7 @@ def test_react_clarifying_question_is_answered_from_hidden_details(axolotl, name
     assert any(m["content"] == "Two facts about their habitat, please." for m in third)
     assert third[-1]["content"].startswith("Observation:") and "Xochimilco" in third[-1]["content"]
     assert assistant.requests[0]["tag"].episode == ep.id
+    assert {r["tag"].stage for r in assistant.requests + user.requests} == {"simulate"}  # the worker's stage
     # raw ReAct text kept for the ToolAlpaca format; accounting sums every agent's calls
     assert [r["raw"] for r in ep.extra["react"]][1].startswith("Thought: Look up habitat facts.")
     assert ep.extra["user_turns"] == 1
@@ -247,7 +249,8 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
     e = next(x for x in catalogue if x["API"] == "Cat Facts")
     entry = CatalogueEntry(id="cat-facts", name=e["API"], description=e["Description"], category=e["Category"],
                            link=e["Link"])
-    built = asyncio.run(build_tool(entry, client, ToolsetsConfig(max_attempts=2, max_tokens=256)))
+    built = asyncio.run(build_tool(entry, client, ToolsetsConfig(max_attempts=2, max_tokens=256),
+                                   stage="build_toolset"))
     assert isinstance(built, Tool | Reject)
     if isinstance(built, Reject):
         assert "Cat Facts" in built.reason and "attempt 2:" in built.reason
@@ -255,7 +258,8 @@ def test_end_to_end_with_the_embedded_engine(embedded_base_url, axolotl):
         assert built.functions and built.nl_documentation and len(built.extra["attempts"]) <= 2
     type(built).from_row(built.to_row())
 
-    out = asyncio.run(toolalpaca_instructions(axolotl, client, InstructionsConfig(per_tool=2), rng=random.Random(0)))
+    out = asyncio.run(toolalpaca_instructions(axolotl, client, InstructionsConfig(per_tool=2), rng=random.Random(0),
+                                              stage="instructions"))
     assert out and all(isinstance(o, Instruction | Reject) for o in out)
     instrs = [o for o in out if isinstance(o, Instruction)] or [INSTRUCTION]  # a 135M model may write none
 

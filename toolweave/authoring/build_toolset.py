@@ -15,7 +15,6 @@ from toolweave.schemas import CatalogueEntry, Reject, Tool
 from toolweave.toolsets.naming import tool_id
 from toolweave.toolsets.openapi import OpenAPIError, openapi_tool
 
-STAGE = "build_toolset"
 SOURCE = "toolalpaca_build"
 HTTP_METHODS = ("get", "post", "put", "delete", "patch", "head", "options", "trace")
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
@@ -231,24 +230,25 @@ def split_introduction(text: str) -> tuple[str, str]:
     return intro, text[m.end():].strip()
 
 
-def _reject(entry: CatalogueEntry, reason: str) -> Reject:
-    return Reject(id=f"{STAGE}:{entry.id}", stage=STAGE, source=entry.name, reason=reason,
+def _reject(entry: CatalogueEntry, reason: str, stage: str) -> Reject:
+    return Reject(id=f"{stage}:{entry.id}", stage=stage, source=entry.name, reason=reason,
                   record=entry.model_dump_json()[:2000])
 
 
-async def build_tool(entry: CatalogueEntry, llm: ChatModel, cfg: ToolsetsConfig) -> Tool | Reject:
-    """One catalogue entry to a validated Tool, or a Reject with every attempt's reason."""
-    tag = CallTag(stage=STAGE, episode=entry.id, role="builder")
+async def build_tool(entry: CatalogueEntry, llm: ChatModel, cfg: ToolsetsConfig, *, stage: str) -> Tool | Reject:
+    """One catalogue entry to a validated Tool, or a Reject with every attempt's reason (`stage`: the
+    worker's, naming its calls and rejects)."""
+    tag = CallTag(stage=stage, episode=entry.id, role="builder")
     fields = dict(api_name=entry.name, description=entry.description, category=entry.category or "unknown",
                   link=entry.link or "unknown")
     try:
         reply = await llm.chat([{"role": "user", "content": render("toolset_intro", **fields)}],
                                max_tokens=cfg.max_tokens, tag=tag)
     except LLMError as e:
-        return _reject(entry, f"catalogue entry {entry.name!r}: introduction call failed: {e}")
+        return _reject(entry, f"catalogue entry {entry.name!r}: introduction call failed: {e}", stage)
     introduction, functions = split_introduction(reply.content)
     if not introduction and not functions:
-        return _reject(entry, f"catalogue entry {entry.name!r}: the LLM wrote no introduction")
+        return _reject(entry, f"catalogue entry {entry.name!r}: the LLM wrote no introduction", stage)
 
     first = {"role": "user", "content": render("toolset_openapi", **fields, introduction=introduction,
                                                functions=functions or "(derive them from the introduction)")}
@@ -276,4 +276,4 @@ async def build_tool(entry: CatalogueEntry, llm: ChatModel, cfg: ToolsetsConfig)
         return tool.model_copy(update={"openapi": doc, "nl_documentation": text, "extra": extra})
     lines = "; ".join(f"attempt {a['attempt']}: {a['error']}" for a in attempts)
     return _reject(entry, f"catalogue entry {entry.name!r}: no valid OpenAPI document after "
-                          f"{cfg.max_attempts} attempts: {lines}")
+                          f"{cfg.max_attempts} attempts: {lines}", stage)

@@ -29,7 +29,6 @@ from toolweave.toolsets.toolbench import api_list_entries
 
 log = logging.getLogger(__name__)
 
-STAGE = "instructions"
 MULTI_TOOL_MODES = ("I2", "I3")
 
 TOOLALPACA_SCHEMA = {
@@ -68,9 +67,9 @@ def normalize_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _reject(source: str, reason: str, record: Any) -> Reject:
+def _reject(source: str, reason: str, record: Any, stage: str) -> Reject:
     text = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False, default=str)
-    return Reject(id=f"{STAGE}:{_digest(source, reason, text)}", stage=STAGE, source=source,
+    return Reject(id=f"{stage}:{_digest(source, reason, text)}", stage=stage, source=source,
                   reason=reason, record=text[:2000])
 
 
@@ -85,41 +84,42 @@ def _items(reply_text: str, key: str) -> list[Any]:
 
 
 async def _ask_items(llm: ChatModel, prompt: str, schema: dict, key: str, *, who: str, source: str,
-                     episode: str) -> list[Any] | Reject:
+                     episode: str, stage: str) -> list[Any] | Reject:
     """One generation call and its list of items, or the Reject that says why there is none."""
     try:
         reply = await llm.chat([{"role": "user", "content": prompt}], json_schema=schema,
-                               tag=CallTag(stage=STAGE, episode=episode, role="user"))
+                               tag=CallTag(stage=stage, episode=episode, role="user"))
     except LLMError as e:
-        return _reject(source, f"{who}: instruction call failed: {e}", episode)
+        return _reject(source, f"{who}: instruction call failed: {e}", episode, stage)
     try:
         return _items(reply.content, key)
     except ValueError as e:
-        return _reject(source, f"{who}: unusable instruction reply: {e}", reply.content)
+        return _reject(source, f"{who}: unusable instruction reply: {e}", reply.content, stage)
 
 
 # --- ToolAlpaca --------------------------------------------------------------------------------
 
 async def toolalpaca_instructions(tool: Tool, llm: ChatModel, cfg: InstructionsConfig, *,
-                                  rng: random.Random) -> list[Instruction | Reject]:
-    """`cfg.per_tool` single-tool requests, each with the details the simulated user holds back."""
+                                  rng: random.Random, stage: str) -> list[Instruction | Reject]:
+    """`cfg.per_tool` single-tool requests, each with the details the simulated user holds back
+    (`stage`: the worker's, naming its calls and rejects)."""
     source = f"toolalpaca:{tool.id}"
     if not tool.functions:
-        return [_reject(source, f"tool {tool.id!r}: has no functions to write instructions for", tool.id)]
+        return [_reject(source, f"tool {tool.id!r}: has no functions to write instructions for", tool.id, stage)]
     # a random focus per call spreads the requests over the tool's functions
     focus = rng.sample([f.name for f in tool.functions], k=min(3, len(tool.functions)))
     prompt = render("instructions_toolalpaca", api_name=tool.name, description=tool.description,
                     documentation=tool.nl_documentation or _function_list(tool), n=cfg.per_tool,
                     focus=", ".join(focus))
     items = await _ask_items(llm, prompt, TOOLALPACA_SCHEMA, "instructions", who=f"tool {tool.id!r}",
-                             source=source, episode=tool.id)
+                             source=source, episode=tool.id, stage=stage)
     if isinstance(items, Reject):
         return [items]
     out: list[Instruction | Reject] = []
     kept = 0
     for item in items:
         if not isinstance(item, dict) or not str(item.get("instruction") or "").strip():
-            out.append(_reject(source, f"tool {tool.id!r}: an item without an instruction", item))
+            out.append(_reject(source, f"tool {tool.id!r}: an item without an instruction", item, stage))
             continue
         if kept >= cfg.per_tool:
             break
@@ -279,9 +279,9 @@ def _related(raw: Any, index: dict[tuple[str, str], FunctionRef]) -> tuple[list[
 
 
 async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[dict], cfg: InstructionsConfig,
-                                 *, rng: random.Random) -> list[Instruction | Reject]:
+                                 *, rng: random.Random, stage: str) -> list[Instruction | Reject]:
     """Instructions for one API sample, with their relevant APIs; those naming APIs outside the
-    sample, or fewer than 2 of them in multi-tool modes, are rejected."""
+    sample, or fewer than 2 of them in multi-tool modes, are rejected (by `stage`, the worker's)."""
     source = f"toolbench:{sample.mode}:{sample.id}"
     pool = seeds
     if cfg.seed_modes == "own":  # ToolBench: the in-context examples come from the query's own mode
@@ -293,7 +293,7 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
                     multi_tool="Each query must use APIs of at least two different tools." if sample.mode in MULTI_TOOL_MODES
                     else "Each query may use one or several of the APIs.")
     items = await _ask_items(llm, prompt, TOOLBENCH_SCHEMA, "queries", who=f"sample {sample.id}",
-                             source=source, episode=sample.id)
+                             source=source, episode=sample.id, stage=stage)
     if isinstance(items, Reject):
         return [items]
     index = _api_index(sample)
@@ -303,16 +303,16 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
     for item in items:
         text = str(item.get("query") or "").strip() if isinstance(item, dict) else ""
         if not text:
-            out.append(_reject(source, f"sample {sample.id}: an item without a query", item))
+            out.append(_reject(source, f"sample {sample.id}: an item without a query", item, stage))
             continue
         refs, unknown = _related(item.get("related apis", item.get("related_apis")), index)
         if unknown:
             out.append(_reject(source, f"sample {sample.id}: related APIs not in the sampled set: "
-                                       f"{', '.join(unknown)}", item))
+                                       f"{', '.join(unknown)}", item, stage))
             continue
         if len(refs) < min_related:
             out.append(_reject(source, f"sample {sample.id}: {sample.mode} query names {len(refs)} related "
-                                       f"API(s), needs at least {min_related}", item))
+                                       f"API(s), needs at least {min_related}", item, stage))
             continue
         out.append(Instruction(id=instruction_id(sample.mode, text), source=source, mode=sample.mode, text=text,
                                tool_ids=[t.id for t in sample.tools], relevant_functions=refs,
@@ -322,24 +322,25 @@ async def toolbench_instructions(sample: ApiSample, llm: ChatModel, seeds: list[
 
 # --- dedupe and splits -------------------------------------------------------------------------
 
-def dedupe_instructions(instrs: list[Instruction], near_threshold: float | None = None
+def dedupe_instructions(instrs: list[Instruction], near_threshold: float | None = None, *, stage: str
                         ) -> tuple[list[Instruction], list[Reject]]:
     """Keep the first of each normalised text (case, punctuation and spacing ignored); with
-    `near_threshold`, then drop near duplicates too (MinHash LSH, `toolweave.authoring.near_dup`)."""
+    `near_threshold`, then drop near duplicates too (MinHash LSH, `toolweave.authoring.near_dup`).
+    The rejects are `stage`'s."""
     seen: dict[str, str] = {}
     kept: list[Instruction] = []
     rejects: list[Reject] = []
     for ins in instrs:
         key = normalize_text(ins.text)
         if key in seen:
-            rejects.append(Reject(id=f"{STAGE}:dup:{ins.id}", stage=STAGE, source=ins.source,
+            rejects.append(Reject(id=f"{stage}:dup:{ins.id}", stage=stage, source=ins.source,
                                   reason=f"instruction {ins.id!r} duplicates {seen[key]!r}",
                                   record=ins.model_dump_json()[:2000]))
             continue
         seen[key] = ins.id
         kept.append(ins)
     if near_threshold:
-        kept, near = near_duplicates(kept, near_threshold, normalize=normalize_text, stage=STAGE)
+        kept, near = near_duplicates(kept, near_threshold, normalize=normalize_text, stage=stage)
         rejects += near
     return kept, rejects
 
@@ -386,9 +387,10 @@ def _mode_from_name(path: Path, n_tools: int) -> str:
     return f"I{m.group(1)}" if m else ("I1" if n_tools <= 1 else "I2")
 
 
-def import_toolbench_queries(path: str | Path) -> tuple[list[Tool], list[Instruction], list[Reject]]:
+def import_toolbench_queries(path: str | Path, *, stage: str) -> tuple[list[Tool], list[Instruction], list[Reject]]:
     """A ToolBench query file (`G*_query.json`, StableToolBench `G*_instruction.json`) as tools and
-    instructions; `relevant APIs [[tool, api]]` become FunctionRefs; G1/G2/G3 give I1/I2/I3."""
+    instructions; `relevant APIs [[tool, api]]` become FunctionRefs; G1/G2/G3 give I1/I2/I3. The
+    rejects are `stage`'s (the one importing it)."""
     from toolweave.toolsets.toolbench import build_tools, read_query_file  # the shared ToolBench importer
 
     path = Path(path)
@@ -396,9 +398,9 @@ def import_toolbench_queries(path: str | Path) -> tuple[list[Tool], list[Instruc
     try:
         queries = json.loads(safe_read.read_text(path))  # a regular file, bounded in size and time
     except (OSError, json.JSONDecodeError) as e:
-        return [], [], [_reject(source, f"query file {path}: cannot be read: {e}", str(path))]
+        return [], [], [_reject(source, f"query file {path}: cannot be read: {e}", str(path), stage)]
     if not isinstance(queries, list):
-        return [], [], [_reject(source, f"query file {path}: expected a list of queries", str(path))]
+        return [], [], [_reject(source, f"query file {path}: expected a list of queries", str(path), stage)]
     # one import for the whole file, so a tool has one id and the union of its APIs
     records, rejects = read_query_file(queries, str(path))
     tools, build_rejects = build_tools(records)
@@ -409,7 +411,7 @@ def import_toolbench_queries(path: str | Path) -> tuple[list[Tool], list[Instruc
         qid = str(q.get("query_id", n)) if isinstance(q, dict) else str(n)
         text = str(q.get("query") or "").strip() if isinstance(q, dict) else ""
         if not text or not isinstance(q.get("api_list"), list):
-            rejects.append(_reject(source, f"query {qid}: needs 'query' and 'api_list'", q))
+            rejects.append(_reject(source, f"query {qid}: needs 'query' and 'api_list'", q, stage))
             continue
         offered: dict[tuple[str, str], FunctionRef] = {}  # (tool name, api name) -> ref
         for api in q["api_list"]:
@@ -428,7 +430,7 @@ def import_toolbench_queries(path: str | Path) -> tuple[list[Tool], list[Instruc
                 refs.append(ref)
         if missing or not refs:
             rejects.append(_reject(source, f"query {qid}: relevant APIs not in its api_list: "
-                                           f"{', '.join(missing) or 'none given'}", q))
+                                           f"{', '.join(missing) or 'none given'}", q, stage))
             continue
         tool_ids = list(dict.fromkeys(r.tool for r in offered.values()))
         mode = _mode_from_name(path, len(tool_ids))

@@ -48,9 +48,9 @@ def near_duplicate_of(items: list[tuple[str, str]], threshold: float) -> dict[in
 
 
 def near_duplicates(instrs: list[Instruction], threshold: float, *, normalize: Callable[[str], str] = str.lower,
-                    stage: str = "instructions") -> tuple[list[Instruction], list[Reject]]:
+                    stage: str) -> tuple[list[Instruction], list[Reject]]:
     """(kept, rejects): an instruction whose shingle Jaccard with an earlier kept one is >= threshold
-    is rejected."""
+    is rejected (by `stage`)."""
     found = near_duplicate_of([(ins.id, normalize(ins.text)) for ins in instrs], threshold)
     kept: list[Instruction] = []
     rejects: list[Reject] = []

@@ -190,8 +190,8 @@ def committed_results(results: DatasetWriter, stage: str) -> tuple[dict[str, Eva
                 os.replace(part, aside)
             else:
                 delete(part)
-            redone.append(f"{results.dataset.name} part {part} cannot be read ({type(e).__name__}: {e}); moved to {aside}, "
-                          f"its queries are judged again")
+            redone.append(f"{results.dataset.name} part {part} cannot be read ({type(e).__name__}: {e}); "
+                          f"moved to {aside}, its queries are judged again")
             log.warning("%s: %s", stage, redone[-1])
             continue
         for row in rows:

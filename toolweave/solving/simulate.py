@@ -26,7 +26,6 @@ from toolweave.schemas import Episode, Instruction, Tool
 from toolweave.search.env import StepResult, ToolEnv
 from toolweave.toolsets.export import FINISH
 
-STAGE = "simulate"
 DONE = "[DONE]"  # the user agent's word for "my request is handled"
 REACT_STOP = ["\nObservation:", "Observation:"]  # the executor, not the assistant, writes observations
 _ASKS = re.compile(r"\?\s*\W*$|\b(could|can|would) you (please )?(tell|provide|give|share|specify|confirm)\b"
@@ -254,8 +253,9 @@ def _default_episode_id(instruction: Instruction, method: str) -> str:
 
 async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assistant: ChatModel, user: ChatModel,
                            executor: Any, cfg: SimulateConfig, episode_id: str | None = None,
-                           env_cfg: ExecutorConfig | None = None) -> Episode:
-    """Simulate one instruction to an Episode; malformed output becomes recorded steps, never a crash."""
+                           env_cfg: ExecutorConfig | None = None, stage: str = "") -> Episode:
+    """Simulate one instruction to an Episode; malformed output becomes recorded steps, never a crash.
+    `stage`: the worker's, accounting the calls (as `toolweave.search.solve_instruction`'s)."""
     env_cfg = env_cfg or ExecutorConfig()
     env = ToolEnv(tools, executor, observation_limit=env_cfg.observation_limit, naming=cfg.naming)
     # ToolAlpaca's assistant ends with a plain answer: ToolBench's Finish is not offered (still honoured)
@@ -265,7 +265,7 @@ async def simulate_episode(instruction: Instruction, tools: list[Tool], *, assis
     kind = _ReAct if cfg.protocol == "react" else _FunctionCalling
     proto: _Protocol = kind(tools, instruction, spec)
     run = _Run(episode_id or _default_episode_id(instruction, proto.method))
-    tag = CallTag(stage=STAGE, episode=run.episode_id, role="assistant")
+    tag = CallTag(stage=stage, episode=run.episode_id, role="assistant")
     if cfg.clarify == "get_details" or cfg.observation_format == "toolalpaca":
         run.alpaca = _ToolAlpacaCalls(instruction, user, tag, cfg, env_cfg.observation_limit)
     run.messages = [{"role": "system", "content": render("simulate_assistant_fc")},

@@ -24,7 +24,7 @@ class BuildToolsetWorker(RecordWorker):
             entry = CatalogueEntry.from_row(row)
         except RecordError as e:
             return [reject_for(self.stage, row, str(e))]
-        return [await build_tool(entry, self.client("builder"), self.cfg.toolsets)]
+        return [await build_tool(entry, self.client("builder"), self.cfg.toolsets, stage=self.stage)]
 
 
 def prepare(ctx: StageContext) -> dict[str, int]:

@@ -38,14 +38,15 @@ class InstructionWorker(RecordWorker):
             s = ApiSampleRow.from_row(row)
             sample = ApiSample(s.mode, s.group, [Tool.from_row(t) for t in json.loads(s.tools)])
             return list(await toolbench_instructions(sample, self.client("builder"), self.seeds,
-                                                     self.cfg.instructions, rng=rng))
+                                                     self.cfg.instructions, rng=rng, stage=self.stage))
         try:
             tool = Tool.from_row(row)
         except RecordError as e:
             return [reject_for(self.stage, row, str(e))]
         if is_eval_tool(tool):  # its questions are the imported test cases; it stays unseen in training
             return []
-        return list(await toolalpaca_instructions(tool, self.client("builder"), self.cfg.instructions, rng=rng))
+        return list(await toolalpaca_instructions(tool, self.client("builder"), self.cfg.instructions, rng=rng,
+                                                  stage=self.stage))
 
 
 def input_dataset(cfg: RunConfig) -> str:
@@ -54,7 +55,7 @@ def input_dataset(cfg: RunConfig) -> str:
 
 def prepare(ctx: StageContext) -> dict[str, int]:
     cfg = ctx.cfg
-    notes = _import_queries(cfg) | _import_toolalpaca_eval(cfg)
+    notes = _import_queries(cfg, ctx.name) | _import_toolalpaca_eval(cfg)
     if cfg.instructions.style == "toolbench":
         notes.update(_write_api_samples(cfg))
     source = cfg.path(input_dataset(cfg))
@@ -66,7 +67,7 @@ def prepare(ctx: StageContext) -> dict[str, int]:
     return notes
 
 
-def _import_queries(cfg: RunConfig) -> dict[str, int]:
+def _import_queries(cfg: RunConfig, stage: str) -> dict[str, int]:
     """ToolBench query files (`instructions.import_queries`) -> tools, and instructions as they are
     beside the generated ones in `instructions_raw/`: the dedupe and the holdout splits (`finish`)
     cover them too, so a run whose generation yields little still has a test split."""
@@ -75,7 +76,7 @@ def _import_queries(cfg: RunConfig) -> dict[str, int]:
     from toolweave.authoring.instructions import import_toolbench_queries
     counts = {"imported_instructions": 0, "imported_query_tools": 0, "import_rejects": 0}
     for n, path in enumerate(cfg.instructions.import_queries):
-        tools, instructions, rejects = import_toolbench_queries(path)
+        tools, instructions, rejects = import_toolbench_queries(path, stage=stage)
         key = f"queries-import-{n}-{Path(path).stem}"
         io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
         io.write_part(instructions, cfg.path("instructions_raw"), Instruction, name=key)
@@ -143,9 +144,10 @@ def finish(ctx: StageContext) -> dict[str, Any]:
     raw, bad = io.read_records(cfg.path("instructions_raw"), Instruction)
     tools, _ = io.read_records(cfg.path("toolsets"), Tool)
     tools = [t for t in tools if not is_eval_tool(t)]  # no generated instruction touches one: not held out
-    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold)
+    kept, dups = dedupe_instructions(sorted(raw, key=lambda i: i.id), cfg.instructions.near_dup_threshold,
+                                     stage=ctx.name)
     final = assign_splits(kept, tools, cfg.instructions, cfg.seed)
-    rejects = dups + [Reject(id=f"instructions:unreadable:{e.record_id}", stage="instructions",
+    rejects = dups + [Reject(id=f"{ctx.name}:unreadable:{e.record_id}", stage=ctx.name,
                              reason=str(e)) for e in bad]
     io.write_part(final, cfg.path("instructions"), Instruction, name="generated")
     io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name="dedupe")

@@ -20,7 +20,7 @@ class SimulateWorker(EpisodeWorker):
         return await simulate_episode(instruction, tools, assistant=self.client("assistant"),
                                       user=self.client("user"), executor=self.executor,
                                       cfg=self.cfg.simulate, env_cfg=self.cfg.executor,
-                                      episode_id=episode_id(instruction.id, self.method))
+                                      episode_id=episode_id(instruction.id, self.method), stage=self.stage)
 
 
 STAGE = Stage("simulate", reads=(Dataset("instructions", Instruction), Dataset("toolsets", Tool)),

@@ -29,7 +29,7 @@ def probe_config(run_dir, base_url: str, batch_size: int = 16, max_in_flight: in
 def write_g1_instructions(run_dir, calls: int = 2, limit: int | None = None) -> list[Instruction]:
     """The G1 queries as instructions (k calls each for the probe)."""
     from toolweave.authoring.instructions import import_toolbench_queries
-    _, instrs, _ = import_toolbench_queries(G1)
+    _, instrs, _ = import_toolbench_queries(G1, stage=probe.STAGE.name)  # its rejects are not kept
     instrs = [i.model_copy(update={"extra": {**i.extra, CALLS_PER_EPISODE: calls}}) for i in instrs[:limit]]
     io.write_part(instrs, Path(run_dir) / "instructions", Instruction, name="input")
     return instrs

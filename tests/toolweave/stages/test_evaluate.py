@@ -17,7 +17,7 @@ G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instru
 
 def _run_dir(run_dir: Path | str, test_split: int = 2) -> list[Instruction]:
     from toolweave.authoring.instructions import import_toolbench_queries
-    tools, instrs, _ = import_toolbench_queries(G1)
+    tools, instrs, _ = import_toolbench_queries(G1, stage="instructions")
     instrs = [i.model_copy(update={"split": "test_inst" if n < test_split else "train"}) for n, i in enumerate(instrs)]
     io.write_part(tools, io.join(run_dir, "toolsets"), Tool, name="input")
     io.write_part(instrs, io.join(run_dir, "instructions"), Instruction, name="input")

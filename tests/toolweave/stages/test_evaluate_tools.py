@@ -25,7 +25,7 @@ GIVEN_TOOL, OTHER_TOOL = "squake", "transportistas_de_argentina"  # the test que
 
 def _run_dir(tmp_path: Path) -> list[Instruction]:
     from toolweave.authoring.instructions import import_toolbench_queries
-    tools, instrs, _ = import_toolbench_queries(G1)
+    tools, instrs, _ = import_toolbench_queries(G1, stage="instructions")
     instrs = [i.model_copy(update={"split": "test_inst" if n < 2 else "train"}) for n, i in enumerate(instrs)]
     assert all(i.tool_ids == [GIVEN_TOOL] for i in instrs[:2]) and OTHER_TOOL in {t.id for t in tools}
     io.write_part(tools, tmp_path / "toolsets", Tool, name="input")

@@ -25,7 +25,7 @@ def s3_run_dir(tmp_path):
 
 def test_a_killed_run_on_s3_is_resumed_exactly_once(s3_run_dir):
     from toolweave.authoring.instructions import import_toolbench_queries
-    _, instrs, _ = import_toolbench_queries(DATA)
+    _, instrs, _ = import_toolbench_queries(DATA, stage="instructions")
     io.write_part(instrs, io.join(s3_run_dir, "instructions"), Instruction, name="input")
     cfg = RunConfig(run_dir=s3_run_dir, run={"batch_size": 2})
     assert run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})["processed"] == len(instrs)

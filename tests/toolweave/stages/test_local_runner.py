@@ -19,7 +19,7 @@ def _instructions(run_dir: Path) -> list[Instruction]:
     from toolweave.authoring.instructions import import_toolbench_queries
     instrs = []
     for name in ("G1_query.json", "G2_query.json", "G3_query.json"):
-        _, got, _ = import_toolbench_queries(DATA / name)
+        _, got, _ = import_toolbench_queries(DATA / name, stage="instructions")
         instrs += got
     instrs = [i.model_copy(update={"extra": {**i.extra, CALLS_PER_EPISODE: 2}}) for i in instrs]
     io.write_part(instrs, run_dir / "instructions", Instruction, name="input")

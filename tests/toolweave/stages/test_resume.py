@@ -21,7 +21,7 @@ SHAPED_PROBE = dataclasses.replace(probe.STAGE, shaped_by=("solve.method", "solv
 
 def _instructions(run_dir: Path) -> list[Instruction]:
     from toolweave.authoring.instructions import import_toolbench_queries
-    _, instrs, _ = import_toolbench_queries(DATA / "G1_query.json")
+    _, instrs, _ = import_toolbench_queries(DATA / "G1_query.json", stage="instructions")
     instrs = [i.model_copy(update={"extra": {CALLS_PER_EPISODE: 1}}) for i in instrs]
     io.write_part(instrs, run_dir / "instructions", Instruction, name="input")
     return instrs

@@ -75,7 +75,8 @@ def test_a_run_dir_in_an_object_store_is_checked_the_same_way(tmp_path):
     queries = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
     with moto_s3() as root:
         run_dir = f"{root}/runs/{tmp_path.name}"
-        io.write_part(import_toolbench_queries(queries)[1], io.join(run_dir, "instructions"), Instruction, name="input")
+        io.write_part(import_toolbench_queries(queries, stage="instructions")[1], io.join(run_dir, "instructions"),
+                      Instruction, name="input")
         cfg = RunConfig(run_dir=run_dir, run={"batch_size": 2})
         run_local(cfg, probe.STAGE, {"default": FakeChatModel(handler=lambda req: "ok")})
         clean = check_run(run_dir)

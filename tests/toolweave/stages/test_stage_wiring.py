@@ -25,7 +25,7 @@ def _finish(req):
 @pytest.mark.parametrize("stage", [solve.STAGE, evaluate.EVAL_SOLVE], ids=lambda s: s.name)
 def test_a_solving_stage_tags_its_calls_with_its_own_name(tmp_path, stage):
     from toolweave.authoring.instructions import import_toolbench_queries
-    tools, instrs, _ = import_toolbench_queries(G1)
+    tools, instrs, _ = import_toolbench_queries(G1, stage="instructions")
     io.write_part(tools, tmp_path / "toolsets", Tool, name="input")
     io.write_part(instrs[:1], tmp_path / "instructions", Instruction, name="input")
     llm = FakeChatModel(handler=_finish)
@@ -54,7 +54,7 @@ def test_every_solve_setting_the_worker_reads_keys_resume(tmp_path):
                 reads.add(name)
             return super().__getattribute__(name)
 
-    tools, instrs, _ = import_toolbench_queries(G1)
+    tools, instrs, _ = import_toolbench_queries(G1, stage="instructions")
     for method in ("cot", "dfsdt"):
         cfg = RunConfig(run_dir=str(tmp_path / method), run={"show_progress": False})
         cfg.solve = RecordingSolveConfig(method=method)
