@@ -49,8 +49,9 @@ def test_a_chain_that_trains_on_unverified_episodes_stops_before_any_stage(tmp_p
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": ["solve", "sft_data", "train"]}))
     assert run_from_cli("run", str(config), []) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
+    line, inputs = capsys.readouterr().err.strip().splitlines()  # one line per problem
     assert "sft_data: verify.require is" in line and "has no verify stage" in line
+    assert "solve reads instructions, which no stage before it writes" in inputs
     assert not (tmp_path / "run").exists()  # nothing ran
 
 

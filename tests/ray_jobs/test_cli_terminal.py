@@ -9,7 +9,7 @@ HOSTILE = "x\x1b]0;pwned\x07\nrejected: forged\x1b[2J\u202e"
 
 def test_config_problems_are_one_escaped_line_each(tmp_path, capsys):
     named = tmp_path / f"run{HOSTILE}.yaml"  # the file name, and a resource no node has
-    named.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": ["solve"],
+    named.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": ["build_toolset"],
                                      "ray": {"actor_resources": {HOSTILE: 1}}}))
     unknown = tmp_path / "load.yaml"  # a key the config does not know: refused at load
     unknown.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": ["solve"], HOSTILE: 1}))
