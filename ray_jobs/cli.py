@@ -134,10 +134,15 @@ def plan_command(config: str, overrides: list[str]) -> int:
 def run_from_cli(command: str, config: str | None, overrides: list[str], smoke: dict[str, Any] | None = None) -> int:
     """`toolweave run CONFIG` (the chain `cfg.stages`), `toolweave serve CONFIG` or `toolweave <stage> CONFIG`."""
     if command == "serve":
+        from toolweave.checks import cluster_of, placement_problems
         try:
             cfg = load_config(config, overrides)
+            problems = placement_problems(cfg, cluster_of(cfg, config))  # replicas no node kind holds
         except Exception as e:  # noqa: BLE001 - a bad config is the user's to fix: say what, no trace
-            print(printable(f"toolweave: config {config!r}: {_one_line(e)}"), file=sys.stderr)
+            problems = [_one_line(e)]
+        for problem in problems:
+            print(printable(f"toolweave: config {config!r}: {problem}"), file=sys.stderr)
+        if problems:
             return 2
         return serve_forever(cfg)
     import signal

@@ -99,3 +99,16 @@ def test_serve_prints_the_front_and_a_signal_stops_front_and_engine(tmp_path, si
     assert not [p for p in (guard, server, child) if _running(p)], "engine processes outlived `toolweave serve`"
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/models", timeout=5)
+
+
+def test_serve_refuses_a_replica_no_node_kind_holds_before_starting_anything(tmp_path, capsys):
+    from ray_jobs.cli import run_from_cli
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump({"head_node_type": "head", "available_node_types": {
+        "head": {"resources": {"CPU": 8}}, "cpu": {"resources": {"CPU": 8}, "max_workers": 2}}}))
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "ray": {"cluster": str(cluster)}, "llm": {
+        "engine": "serve", "deployments": [{"model_id": "m", "model_source": "/m"}]}}))
+    assert run_from_cli("serve", str(config), []) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "llm.deployments m replica (tensor_parallel_size 1) asks for {CPU: 2, vllm: 1, GPU: 1} on one node" in line
