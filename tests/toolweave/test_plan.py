@@ -70,3 +70,15 @@ def test_the_plan_command_prints_placement_and_hours():
     bad = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "plan", str(TOOLBENCH), "ray.max_actors=0"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 1 and "ray.max_actors: 0 is out of range" in bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_the_plan_places_what_the_stages_declare():
+    # verify is per record: its actors are placed (it was missing from a hand-kept list); export places none
+    def placed(stages):
+        lines = _plan([f"stages=[{stages}]"])
+        placement = lines[1:next(i for i, line in enumerate(lines) if line.startswith("cost on paper"))]
+        return [line.split(" x ")[0].strip() for line in placement]
+    assert placed("verify") == ["episode actors", "llama-3.1-70b-instruct replicas (TP 4)",
+                                "llama-3.1-8b-instruct replicas (TP 1)"]
+    assert placed("export") == ["llama-3.1-70b-instruct replicas (TP 4)", "llama-3.1-8b-instruct replicas (TP 1)"]
+    assert placed("sweep")[-1] == "train workers"
