@@ -23,7 +23,7 @@ class HybridRetriever:
         self.rankers, self.rrf_k, self.depth = (lexical, dense), rrf_k, depth
 
     def top_k(self, query: str, k: int = 5) -> list[tuple[str, str, float]]:
-        return self.top_k_many([query], k)[0]
+        return self._fuse([r.top_k(query, max(k, self.depth)) for r in self.rankers], k)
 
     def top_k_many(self, queries: list[str], k: int = 5) -> list[list[tuple[str, str, float]]]:
         # each ranker ranks all queries at once (the encoder encodes them in batches, not one by one)
