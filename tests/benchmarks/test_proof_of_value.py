@@ -122,5 +122,6 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
     # round 2 trains round 1's model on ids of its tokenizer (train refuses another's)
     assert sft_tokenizers["round1"] == "smollm2" and sft_tokenizers["round2"].endswith("round1/model")
     page = (Path(cfg.run_dir) / "round2" / "report" / "report.html").read_text()
-    assert "<table id=before-after-table>" in page
+    assert "<table id=before-after-table>" in page and '<img id=before-after-plot src="data:image/png' in page
+    assert (Path(cfg.run_dir) / "round2" / "report" / "before_after.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((Path(cfg.run_dir) / "proof_of_value.json").read_text())["rounds"][1]["round"] == 2

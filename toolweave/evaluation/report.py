@@ -206,18 +206,63 @@ def before_after_html(rows: list[dict[str, Any]], judge: str = "", title: str = 
             f"<th>95% CI</th><th>queries (base / trained)</th></tr>{body}</table>")
 
 
+RATE_METRICS = ("well_formed", "relevant_api", "schema_valid", "finish_answer", "judge_pass")
+
+
+def before_after_plot(rows: list[dict[str, Any]], title: str = "") -> bytes | None:
+    """Base and trained per rate metric (%), the trained bar's whisker the 95% CI of the difference
+    laid on the base value; PNG bytes, or None without a rate row."""
+    rates = [r for r in rows if r["metric"] in RATE_METRICS and r["base"] is not None and r["trained"] is not None]
+    if not rates:
+        return None
+    import io as bytes_io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = range(len(rates))
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rates)), 3.5))
+    base = ax.bar([x - 0.2 for x in xs], [100 * r["base"] for r in rates], 0.4, label="base")
+    ax.bar_label(base, labels=[f"{100 * r['base']:.0f}%" for r in rates], fontsize=7, padding=2)  # 0 %: visible
+    low = [100 * (r["difference"] - r["ci_low"]) if r["ci_low"] is not None else 0 for r in rates]
+    high = [100 * (r["ci_high"] - r["difference"]) if r["ci_high"] is not None else 0 for r in rates]
+    bars = ax.bar([x + 0.2 for x in xs], [100 * r["trained"] for r in rates], 0.4, yerr=[low, high], capsize=3,
+                  label="trained")
+    ax.bar_label(bars, labels=[f"{100 * r['trained']:.0f}%" for r in rates], fontsize=7, padding=2)
+    ax.set_xticks(list(xs), [r["metric"] for r in rates], fontsize=8)
+    ax.set_ylabel("% of replies / queries")
+    ax.set_ylim(0, 110)
+    if title:
+        import textwrap
+        ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = bytes_io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def write_before_after(report_dir: str | Path, rows: list[dict[str, Any]], judge: str = "", title: str = "") -> None:
-    """before_after.json / .md beside the report, and the table in report.html before the sample episodes
+    """before_after.json / .md / .png beside the report, and the table and plot in report.html before the sample episodes
     (the report of the trained model's evaluation; the base model's is in the benchmark's base run)."""
     from toolweave.evaluation.tool_use import table_text
     io.write_text(io.join(report_dir, "before_after.json"),
                   json.dumps({"title": title, "judge": judge, "rows": rows}, indent=2))
     io.write_text(io.join(report_dir, "before_after.md"), f"# {title}\n\n{table_text(rows, judge)}\n")
+    png = before_after_plot(rows, title)
+    if png is not None:
+        io.write_bytes(io.join(report_dir, "before_after.png"), png)
     page_path = io.join(report_dir, "report.html")
     page = io.read_text(page_path)
     if page is None:
         return
     section = before_after_html(rows, judge, title)
+    if png is not None:
+        import base64
+        section += f'<img id=before-after-plot src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
     marker = "<h2 id=samples>"
     page = page.replace(marker, section + marker, 1) if marker in page else page.replace("</body>", section + "</body>")
     io.write_text(page_path, page)
