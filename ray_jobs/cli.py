@@ -151,7 +151,27 @@ def run_from_cli(command: str, config: str | None, overrides: list[str], smoke: 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stop_on_signals()  # SIGTERM / SIGINT: a clean stop, exit 143 / 130
     try:
-        return _run_checked(command, config, overrides, smoke)
+        cfg, stages = _checked_chain(command, config, overrides, smoke)
+        if cfg is None:
+            return 2
+        with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
+            try:
+                results = run_stages(cfg, stages)
+            except KeyboardInterrupt:  # a SIGINT before our handler was in place
+                raise RunStopped(2) from None
+            except RunStopped:
+                raise
+            except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
+                logging.getLogger("toolweave.jobs").info("toolweave %s stopped", command, exc_info=True)
+                display.console.print(f"toolweave {command}: {e}", markup=False, highlight=False)
+                return 1
+            except BaseException as e:
+                logging.getLogger("toolweave.jobs").exception("toolweave %s failed", command)
+                display.console.print(f"toolweave {command}: {type(e).__name__}: {e} (traceback in "
+                                      f"{logs / 'toolweave.log'})", markup=False, highlight=False)
+                raise SystemExit(1) from None
+            display.summary_table(results, cfg.path())
+        return 0
     except RunStopped as e:
         display.console.print(f"toolweave {command}: {e}; committed batches are kept, a rerun resumes",
                               markup=False, highlight=False)
@@ -162,11 +182,14 @@ def run_from_cli(command: str, config: str | None, overrides: list[str], smoke: 
                 signal.signal(sig, handler)
 
 
-def _run_checked(command: str, config: str | None, overrides: list[str], smoke: dict[str, Any] | None) -> int:
-    """The run after `toolweave check`'s checks (e.g. sft_data without verify, an actor no node
-    holds: said before hours of work, not after); with `smoke`, of the scaled-down config."""
+def _checked_chain(command: str, config: str | None, overrides: list[str],
+                   smoke: dict[str, Any] | None) -> tuple[RunConfig | None, list[Stage]]:
+    """The config and the stages to run after `toolweave check`'s checks (e.g. sft_data without verify,
+    an actor no node holds: said before hours of work, not after); with `smoke`, of the scaled-down
+    config. (None, []) when refused: each problem is printed on its own line."""
     from toolweave.checks import check_file
     cfg, problems = check_file(config, overrides, None if command == "run" else [command])
+    stages: list[Stage] = []
     if smoke is not None and cfg is not None:
         from toolweave.smoke import smoke_checked
         cfg, problems = smoke_checked(cfg, None if command == "run" else [command], **smoke)
@@ -177,30 +200,9 @@ def _run_checked(command: str, config: str | None, overrides: list[str], smoke: 
             problems = [str(e)]
     for problem in problems:
         print(printable(f"toolweave: config {config!r}: {problem}"), file=sys.stderr)
-    if problems:
-        return 2
-    from ray_jobs.runtime import RunStopped
-    if not stages:
+    if cfg is not None and not problems and not stages:
         print(printable(f"toolweave: config {config!r} lists no stages (set `stages:`)"), file=sys.stderr)
-        return 2
-    with run_logs(cfg) as log_dir, display.quiet_terminal(log_dir, verbose=cfg.run.verbose) as logs:
-        try:
-            results = run_stages(cfg, stages)
-        except KeyboardInterrupt:  # a SIGINT before our handler was in place
-            raise RunStopped(2) from None
-        except RunStopped:
-            raise
-        except (ValueError, RuntimeError, FileNotFoundError) as e:  # said in one line; the trace is in the log
-            logging.getLogger("toolweave.jobs").info("toolweave %s stopped", command, exc_info=True)
-            display.console.print(f"toolweave {command}: {e}", markup=False, highlight=False)
-            return 1
-        except BaseException as e:
-            logging.getLogger("toolweave.jobs").exception("toolweave %s failed", command)
-            display.console.print(f"toolweave {command}: {type(e).__name__}: {e} (traceback in "
-                                  f"{logs / 'toolweave.log'})", markup=False, highlight=False)
-            raise SystemExit(1) from None
-        display.summary_table(results, cfg.path())
-    return 0
+    return (cfg, stages) if cfg is not None and stages and not problems else (None, [])
 
 
 @contextlib.contextmanager
@@ -228,7 +230,7 @@ def _one_line(e: Exception) -> str:
 
 def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
     """Stages in order, sharing one Ray session and (when any calls an LLM) one engine start."""
-    from ray_jobs.pipeline import ray_runtime
+    from ray_jobs.pipeline import RayRuntime
     from ray_jobs.runtime import LazyEngine, ray_session
     from toolweave.stages.registry import context
     from training.drivers import bind
@@ -236,7 +238,7 @@ def run_stages(cfg: RunConfig, stages: list[Stage]) -> dict[str, Any]:
     with ray_session(cfg):
         # started by the first stage with LLM work left, shared by the rest of the chain
         engine = LazyEngine(cfg) if any(s.roles for s in stages) else None
-        runtime = ray_runtime(engine)
+        runtime = RayRuntime(engine)
         try:
             for stage in map(bind, stages):
                 t0 = time.monotonic()

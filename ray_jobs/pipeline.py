@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,59 +28,72 @@ from toolweave.config import RunConfig
 from toolweave.schemas import RecordOutcome
 from toolweave.stages import ledger
 from toolweave.stages.base import commit, failed_record
-from toolweave.stages.declaration import Runtime, Stage, Summary
+from toolweave.stages.declaration import Stage, Summary
 from toolweave.stages.episodes import tool_cache_path
-from toolweave.stages.lifecycle import RecordJob, run_record_stage
+from toolweave.stages.lifecycle import RecordJob, RecordRunner
 from toolweave.stages.scan import id_hash
 
-BaseURL = str | Callable[[], str | None] | None  # a URL, or a function that starts the engine and gives it
+class RayRuntime(RecordRunner):
+    """Per-record stages on the connected Ray cluster (Ray Data, `RecordBatchRunner` actors); the run's
+    engine started by the first stage that asks (`engine`), or one already at `url`; the model under
+    test served as its own Serve LLM app."""
+
+    name = "ray"
+    serves_models = True
+
+    def __init__(self, engine: LazyEngine | None = None, url: str | None = None):
+        self.engine, self.url = engine, url
+
+    def base_url(self) -> str | None:
+        return self.engine() if self.engine is not None else self.url
+
+    def serve_model(self, cfg: RunConfig, model_source: str, served_name: str, max_model_len: int | None):
+        return serve_model_under_test(cfg, model_source, served_name, max_model_len)
+
+    def outcomes(self, job: RecordJob) -> Iterator[dict[str, Any]]:
+        url = self.base_url()  # the run's engine starts here: some input is left
+        cfg, cache, cache_actor = job.cfg, None, None
+        try:
+            if job.stage.worker.uses_tool_cache and cfg.executor.kind == "llm":
+                from actors.tool_cache import cache_actor_name, start_tool_cache
+                cache = start_tool_cache(tool_cache_path(cfg), job.io.run_token)
+                cache_actor = cache_actor_name(tool_cache_path(cfg), job.io.run_token)
+            wait_for_placement(cfg, job.stage.name)
+            runner_kwargs = dict(cfg_json=cfg.model_dump_json(), worker=job.stage.worker, io=job.io, base_url=url,
+                                 cache_actor=cache_actor)
+            skip = set(job.scan.skip_ids)
+            seen = array("q")  # hashes of the ids whose outcome came back (8 bytes a record)
+            while True:
+                try:
+                    for batch in _dataset(job, runner_kwargs, skip).iter_batches(batch_size=None, batch_format="pyarrow"):
+                        rows = batch.to_pylist()
+                        seen.extend(id_hash(r["id"]) for r in rows)
+                        yield from rows
+                    return
+                except ray.exceptions.RayError as e:
+                    suspects = ledger.in_flight(job.io.ledger)
+                    if not suspects:
+                        raise
+                    # batches committed whose outcome rows were lost with the pipeline: from their ledger entries
+                    yield from _committed_unseen(job, skip, seen)
+                    ids = {i for batch_ids in suspects.values() for i in batch_ids} - ledger.done_inputs(job.io.ledger)
+                    yield from _isolate(job, runner_kwargs, ids, e)
+                    ledger.clear_in_flight(job.io.ledger)  # the dead actors' batches, all committed now
+                    skip |= ledger.done_inputs(job.io.ledger)  # then the rest, in a new pipeline
+        except (RunStopped, KeyboardInterrupt, PlacementTimeout):
+            # a signal's clean stop, or no actor ever placed: give the stage up now, so a commit still in
+            # flight is refused (its owner token is gone) and a rerun claims it without the fence's grace wait
+            ledger.release(job.io.ledger, job.io.run_token)
+            raise
+        finally:
+            if cache is not None:  # this run's actors are done with it: a final persist to the run dir, then it goes
+                from actors.tool_cache import stop_tool_cache
+                stop_tool_cache(cache)
 
 
-def run_records(cfg: RunConfig, stage: Stage, base_url: BaseURL = None) -> Summary:
-    """Run one per-record stage on the connected Ray cluster; returns (and writes) its summary.
-    `base_url` may be a function that starts the engine: called only when some input is left."""
-    return run_record_stage(cfg, stage, lambda job: _outcomes(job, base_url), runner="ray")
-
-
-def _outcomes(job: RecordJob, base_url: BaseURL) -> Iterator[dict[str, Any]]:
-    url = base_url() if callable(base_url) else base_url
-    cfg, cache, cache_actor = job.cfg, None, None
-    try:
-        if job.stage.worker.uses_tool_cache and cfg.executor.kind == "llm":
-            from actors.tool_cache import cache_actor_name, start_tool_cache
-            cache = start_tool_cache(tool_cache_path(cfg), job.io.run_token)
-            cache_actor = cache_actor_name(tool_cache_path(cfg), job.io.run_token)
-        wait_for_placement(cfg, job.stage.name)
-        runner_kwargs = dict(cfg_json=cfg.model_dump_json(), worker=job.stage.worker, io=job.io, base_url=url,
-                             cache_actor=cache_actor)
-        skip = set(job.scan.skip_ids)
-        seen = array("q")  # hashes of the ids whose outcome came back (8 bytes a record)
-        while True:
-            try:
-                for batch in _dataset(job, runner_kwargs, skip).iter_batches(batch_size=None, batch_format="pyarrow"):
-                    rows = batch.to_pylist()
-                    seen.extend(id_hash(r["id"]) for r in rows)
-                    yield from rows
-                return
-            except ray.exceptions.RayError as e:
-                suspects = ledger.in_flight(job.io.ledger)
-                if not suspects:
-                    raise
-                # batches committed whose outcome rows were lost with the pipeline: from their ledger entries
-                yield from _committed_unseen(job, skip, seen)
-                ids = {i for batch_ids in suspects.values() for i in batch_ids} - ledger.done_inputs(job.io.ledger)
-                yield from _isolate(job, runner_kwargs, ids, e)
-                ledger.clear_in_flight(job.io.ledger)  # the dead actors' batches, all committed now
-                skip |= ledger.done_inputs(job.io.ledger)  # then the rest, in a new pipeline
-    except (RunStopped, KeyboardInterrupt, PlacementTimeout):
-        # a signal's clean stop, or no actor ever placed: give the stage up now, so a commit still in
-        # flight is refused (its owner token is gone) and a rerun claims it without the fence's grace wait
-        ledger.release(job.io.ledger, job.io.run_token)
-        raise
-    finally:
-        if cache is not None:  # this run's actors are done with it: a final persist to the run dir, then it goes
-            from actors.tool_cache import stop_tool_cache
-            stop_tool_cache(cache)
+def run_records(cfg: RunConfig, stage: Stage, base_url: str | None = None) -> Summary:
+    """One per-record stage on the connected Ray cluster, its LLM calls to `base_url`; its summary."""
+    return RayRuntime(url=base_url).run_records(cfg, stage)
 
 
 class PlacementTimeout(RuntimeError):
@@ -184,10 +197,3 @@ def _dataset(job: RecordJob, runner_kwargs: dict[str, Any], skip: set[str]) -> r
         resources=rs.actor_resources or None,
         max_task_retries=rs.max_task_retries,
     )
-
-
-def ray_runtime(engine: LazyEngine | None) -> Runtime:
-    """Per-record stages on Ray Data; the run's engine started by the first stage that asks."""
-    base_url = engine if engine is not None else (lambda: None)
-    return Runtime(base_url=base_url, run_records=lambda cfg, stage: run_records(cfg, stage, base_url),
-                   serve_model=serve_model_under_test)

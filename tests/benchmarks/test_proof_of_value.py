@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolweave.config import load_config
-from toolweave.stages.clients import build_clients
-from toolweave.stages.declaration import Runtime
-from toolweave.stages.local import run_local
+from toolweave.testing.serving_locally import ServingLocally
 from toolweave.stages.registry import context
 from training.drivers import bind
 from training.tokenizers import load_tokenizer
@@ -63,8 +61,7 @@ def test_the_loop_compares_base_and_trained_on_held_out_tools(tmp_path, scripted
         yield app.base_url if source == str(base) else trained.base_url
 
     def runner(cfg, stages):
-        runtime = Runtime(base_url=lambda: app.base_url, serve_model=serve_model,
-                          run_records=lambda c, stage: run_local(c, stage, build_clients(c)))
+        runtime = ServingLocally(app.base_url, serve_model)
         for stage in map(bind, stages):  # as ray_jobs.cli.run_stages: the training stages' drivers
             ran.append((Path(cfg.run_dir).name, stage.name))
             sft_tokenizers[Path(cfg.run_dir).name] = cfg.sft.tokenizer

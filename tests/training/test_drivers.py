@@ -18,6 +18,6 @@ def test_every_stage_whose_driver_runs_on_ray_is_bound_and_no_other():
 
 def test_an_unbound_ray_driver_says_where_it_is_bound():
     stage = next(s for s in STAGES.values() if s.driver_on_ray)
-    runtime = Runtime(base_url=lambda: None, run_records=lambda cfg, s: {})
+    runtime = Runtime()
     with pytest.raises(RuntimeError, match="training.drivers.bind"):
         stage.run(context(RunConfig(), stage), runtime)

@@ -6,6 +6,7 @@ same code everywhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import time
 import traceback
@@ -125,13 +126,14 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
                       sem: asyncio.Semaphore | None = None) -> tuple[list[Record], RecordOutcome]:
     usage = Usage()
     _record_usage.set(usage)
+    limit = worker.cfg.run.record_timeout_s
     try:
-        if sem is None:
-            records = await _bounded(worker, row)
-        else:
-            async with sem:
-                records = await _bounded(worker, row)
+        async with sem if sem is not None else contextlib.nullcontext():
+            records = await asyncio.wait_for(worker.process(row), limit)  # limit None: no deadline
     except Exception as e:  # noqa: BLE001 - any failure of one record is recorded, never raised
+        if isinstance(e, TimeoutError) and limit is not None:
+            e = RecordTimeout(f"record {row.get('id')!r} took longer than run.record_timeout_s={limit:g}s; "
+                              f"cancelled")
         records = worker.on_error(row, e)
         if not records:
             raise RuntimeError(f"{worker.stage}: on_error lost record {row.get('id')!r}") from e
@@ -142,17 +144,6 @@ async def process_one(worker: RecordWorker, row: dict[str, Any],
 
 class RecordTimeout(TimeoutError):
     """A record ran past `run.record_timeout_s` (a hang in a worker): it fails, the stage goes on."""
-
-
-async def _bounded(worker: RecordWorker, row: dict[str, Any]) -> list[Record]:
-    limit = worker.cfg.run.record_timeout_s
-    if limit is None:
-        return await worker.process(row)
-    try:
-        return await asyncio.wait_for(worker.process(row), limit)
-    except TimeoutError:
-        raise RecordTimeout(f"record {row.get('id')!r} took longer than run.record_timeout_s={limit:g}s; "
-                            f"cancelled") from None
 
 
 def failed_record(worker: RecordWorker, row: dict[str, Any],

@@ -108,17 +108,26 @@ class Stage:
         return self.driver(ctx, runtime)
 
 
-@dataclass
 class Runtime:
-    """What the runner gives a stage. `base_url()` starts the run's engine on first call (None with
-    `llm.engine: endpoints`); `run_records(cfg, stage)` runs a per-record stage on this runner."""
+    """What the runner gives a stage: the run's engine (`base_url()`, started on first call; None with
+    `llm.engine: endpoints`), how per-record stages run here (`run_records`) and, on a runner with a
+    cluster to serve on, the model under test (`serve_model`). The runners subclass it through
+    `toolweave.stages.lifecycle.RecordRunner`: Ray Data (`ray_jobs.pipeline.RayRuntime`) or asyncio in
+    this process (`toolweave.stages.local.LocalRuntime`). This base runs driver stages only."""
 
-    base_url: Callable[[], str | None]
-    run_records: Callable[[RunConfig, Stage], Summary]
-    # `serve_model(cfg, model_source, served_name, max_model_len)`: a context manager giving the base
-    # URL of the model under test served on this runner's cluster (Ray: its own Serve LLM app with
-    # `llm.engine: serve`); None: evaluate serves it on a second embedded engine here
-    serve_model: Callable[[RunConfig, str, str, int | None], AbstractContextManager[str]] | None = None
+    serves_models = False  # True: `serve_model` serves on this runner's cluster (Ray: a Serve LLM app)
+
+    def base_url(self) -> str | None:
+        return None
+
+    def run_records(self, cfg: RunConfig, stage: Stage) -> Summary:
+        raise NotImplementedError(f"{type(self).__name__} runs no per-record stage ({stage.name})")
+
+    def serve_model(self, cfg: RunConfig, model_source: str, served_name: str,
+                    max_model_len: int | None) -> AbstractContextManager[str]:
+        """A context manager giving the base URL of the model under test served on this runner's
+        cluster (`serves_models`); where it has none, evaluate serves it on a second embedded engine."""
+        raise NotImplementedError(f"{type(self).__name__} serves no model")
 
     def clients(self, cfg: RunConfig) -> dict[str, ChatModel]:
         """A client per role; the engine starts on the first request (a rerun with nothing left starts none)."""

@@ -15,7 +15,7 @@ ledger (`eval_solve`, `eval_solve_retrieved`: resume per setting), and the repor
 
 With `llm.engine: serve` on the Ray runner, the model under test is not a second engine on the
 driver (the CPU-only head of a cluster) but its own Serve LLM app on the `vllm` nodes
-(`runtime.serve_model`: `actors.serve.model_under_test_settings`, shaped like the run's first
+(`runtime.serve_model`, a runner that `serves_models`: `actors.serve.model_under_test_settings`, shaped like the run's first
 deployment), removed when the test splits are solved; the judge and the simulated tools stay on
 the run's app. A trained model in an object store (an `s3://` run dir) is handed to Serve as its
 URI (`served_model_source`): each replica's node downloads it (Ray Serve LLM's bucket mirror), into
@@ -304,7 +304,7 @@ def _move_dir(src: Path, dst: Path) -> None:
 
 def on_serve(cfg: RunConfig, runtime: Runtime) -> bool:
     """Whether the model under test gets its own Serve LLM app (the Ray runner, `llm.engine: serve`)."""
-    return cfg.llm.engine == "serve" and runtime.serve_model is not None
+    return cfg.llm.engine == "serve" and runtime.serves_models
 
 
 def serve_max_model_len(cfg: RunConfig, model: str | None = None) -> int | None:
@@ -320,7 +320,6 @@ def model_under_test(cfg: RunConfig, runtime: Runtime, engine_cfg: EmbeddedEngin
     """The model under test's base URL while it is served: its own Serve LLM app (on_serve), else a
     second embedded engine on this machine."""
     if on_serve(cfg, runtime):
-        assert runtime.serve_model is not None
         with runtime.serve_model(cfg, engine_cfg.model, engine_cfg.served_name, engine_cfg.max_model_len) as url:
             yield url
         return

@@ -18,7 +18,7 @@ from toolweave.schemas import RecordOutcome, Reject
 from toolweave.stages import ledger
 from toolweave.stages.base import Progress, StageIO
 from toolweave.stage_context import stage_context
-from toolweave.stages.declaration import Stage, Summary
+from toolweave.stages.declaration import Runtime, Stage, Summary
 from toolweave.stages.display import ProgressView, console_line
 from toolweave.stages.scan import InputScan, scan_inputs
 
@@ -38,9 +38,6 @@ class RecordJob:
     lease: ledger.OwnerLease  # renews this run's claim while it runs
 
 
-Execute = Callable[[RecordJob], Iterable[RecordOutcome | dict[str, Any]]]
-
-
 def stage_io(cfg: RunConfig, stage: Stage) -> StageIO:
     assert stage.worker is not None, f"{stage.name} is not a per-record stage"
     out = stage.writes[0]
@@ -51,28 +48,39 @@ def stage_io(cfg: RunConfig, stage: Stage) -> StageIO:
                    ledger=cfg.path("_ledger", stage.name))
 
 
-def run_record_stage(cfg: RunConfig, stage: Stage, execute: Execute, runner: str) -> Summary:
-    """Run a per-record stage with `execute` (called only when some input is left); its summary."""
-    notes = stage.prepare(stage_context(cfg, stage)) if stage.prepare is not None else {}
-    job = begin(cfg, stage)
-    try:
-        progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
-        with ProgressView(progress, enabled=cfg.run.show_progress) as view:
-            for outcome in execute(job) if job.scan.todo else ():
-                progress.add(outcome)
-                if not (outcome["ok"] if isinstance(outcome, dict) else outcome.ok):
-                    view.failure(outcome)
-                view.update()
-        if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
-            ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
-        if stage.finish is not None:
-            notes.update(stage.finish(stage_context(cfg, stage)))
-    finally:
-        job.lease.stop()  # a run that stops here stops renewing: its workers' commits are refused
-    ledger.release(job.io.ledger, job.io.run_token)
-    return write_summary(cfg, stage.name, progress, {**notes, "filtered": job.scan.filtered,
-                                                     "duplicate_ids": len(job.scan.duplicates),
-                                                     "redone_batches": job.redone, "runner": runner})
+class RecordRunner(Runtime):
+    """A runtime whose per-record stages go through this lifecycle (resume scan, ledger claim, progress,
+    summary); a subclass runs a job's records in `outcomes` (Ray Data: `ray_jobs.pipeline.RayRuntime`;
+    asyncio in this process: `toolweave.stages.local.LocalRuntime`)."""
+
+    name = ""  # the summary's `runner`
+
+    def outcomes(self, job: RecordJob) -> Iterable[RecordOutcome | dict[str, Any]]:
+        """Run the job's records (called only when some input is left); their outcomes as they finish."""
+        raise NotImplementedError
+
+    def run_records(self, cfg: RunConfig, stage: Stage) -> Summary:
+        """Run a per-record stage; its summary."""
+        notes = stage.prepare(stage_context(cfg, stage)) if stage.prepare is not None else {}
+        job = begin(cfg, stage)
+        try:
+            progress = Progress(stage=stage.name, total=job.scan.todo, skipped=job.scan.already_done)
+            with ProgressView(progress, enabled=cfg.run.show_progress) as view:
+                for outcome in self.outcomes(job) if job.scan.todo else ():
+                    progress.add(outcome)
+                    if not (outcome["ok"] if isinstance(outcome, dict) else outcome.ok):
+                        view.failure(outcome)
+                    view.update()
+            if job.scan.todo:  # parts a killed earlier run's workers wrote after this run's start-up sweep
+                ledger.remove_orphans(stage.name, job.io.ledger, job.io.outputs())
+            if stage.finish is not None:
+                notes.update(stage.finish(stage_context(cfg, stage)))
+        finally:
+            job.lease.stop()  # a run that stops here stops renewing: its workers' commits are refused
+        ledger.release(job.io.ledger, job.io.run_token)
+        return write_summary(cfg, stage.name, progress, {**notes, "filtered": job.scan.filtered,
+                                                         "duplicate_ids": len(job.scan.duplicates),
+                                                         "redone_batches": job.redone, "runner": self.name})
 
 
 def begin(cfg: RunConfig, stage: Stage) -> RecordJob:

@@ -37,17 +37,14 @@ class SolveWorker(EpisodeWorker):
             from toolweave.retrieval.solve_tools import with_retrieved_tools
             instruction = with_retrieved_tools(instruction, self.retriever, self.cfg.solve.retrieved_k,
                                                set(self.tools))
-        return [await self.run_episode(instruction, self.tools_for(instruction))]
-
-    async def run_episode(self, instruction: Instruction, tools: list[Tool]) -> Episode:
         from toolweave.search import solve_instruction
-        episode = await solve_instruction(instruction, tools, self.client("assistant"), self.executor,
-                                          self.cfg.solve, env_cfg=self.cfg.executor,
+        episode = await solve_instruction(instruction, self.tools_for(instruction), self.client("assistant"),
+                                          self.executor, self.cfg.solve, env_cfg=self.cfg.executor,
                                           episode_id=setting_episode_id(instruction.id, self.method, self.cfg),
                                           stage=self.stage)
         if "retrieved" in instruction.extra:
             episode.extra["retrieved"] = instruction.extra["retrieved"]
-        return self.with_setting(episode)
+        return [self.with_setting(episode)]
 
     def on_error(self, row: dict[str, Any], error: BaseException) -> list[Record]:
         return [self.with_setting(e) if isinstance(e, Episode) else e for e in super().on_error(row, error)]

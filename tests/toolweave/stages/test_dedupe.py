@@ -51,7 +51,7 @@ def test_identical_and_near_identical_call_sequences_collapse_to_the_first():
 def test_the_stage_writes_kept_episodes_and_rejects_and_a_rerun_rewrites_them(tmp_path):
     cfg = RunConfig(run_dir=str(tmp_path), stages=["verify", "dedupe"])
     io.write_part(EPISODES, cfg.path("verified_episodes"), VerifiedEpisode)
-    runtime = Runtime(base_url=lambda: None, run_records=lambda c, s: {})
+    runtime = Runtime()
     for _ in range(2):
         summary = STAGES["dedupe"].run(context(cfg, "dedupe"), runtime)
         assert summary == {"stage": "dedupe", "inputs": 6, "outputs": 4, "collapsed": 2, "unreadable": 0}

@@ -11,6 +11,7 @@ from toolweave.schemas import Episode, Instruction, Tool
 from toolweave.stages import evaluate as eval_solve
 from toolweave.stages.clients import build_clients
 from toolweave.stages.local import run_local
+from toolweave.testing.serving_locally import ServingLocally
 
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
 
@@ -152,7 +153,6 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
     is fetched to this machine."""
     import contextlib
 
-    from toolweave.stages.declaration import Runtime
     _run_dir(run_dir, test_split=2)
     io.write_text(io.join(run_dir, "model", "config.json"), json.dumps({"max_position_embeddings": 2048}))
     io.write_bytes(io.join(run_dir, "model", "model.safetensors"), b"weights")
@@ -174,8 +174,7 @@ def test_with_engine_serve_the_model_under_test_gets_its_own_app_and_the_rest_st
                     evaluate={"solve_with": "trained"}, llm={
                         "engine": "serve", "endpoints": {"default": {"model": "main", "max_retries": 1}},
                         "deployments": [{"model_id": "main", "model_source": "/m", "max_model_len": 4096}]})
-    runtime = Runtime(base_url=lambda: app.base_url, serve_model=serve_model,
-                      run_records=lambda c, stage: run_local(c, stage, build_clients(c)))
+    runtime = ServingLocally(app.base_url, serve_model)
     scfg = eval_solve.solve_config(cfg, app.base_url, under_test.base_url)
     assert scfg.llm.endpoint("executor").base_url == app.base_url  # resolved to the app's route
     assert scfg.llm.endpoint("judge").model == "main" and scfg.llm.endpoint("assistant").model == "trained"

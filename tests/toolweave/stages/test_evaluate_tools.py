@@ -13,9 +13,7 @@ from toolweave.config import RunConfig
 from toolweave.retrieval import dense
 from toolweave.schemas import Episode, EvalResult, Instruction, Tool
 from toolweave.stages import evaluate as eval_stage
-from toolweave.stages.clients import build_clients
-from toolweave.stages.declaration import Runtime
-from toolweave.stages.local import run_local
+from toolweave.testing.serving_locally import ServingLocally
 from toolweave.stages.registry import context
 
 G1 = Path(__file__).parents[2] / "data" / "toolbench" / "data_example" / "instruction" / "G1_query.json"
@@ -84,8 +82,7 @@ def _setup(tmp_path, scripted_server, **evaluate):
                     evaluate={"solve_with": "trained", "votes": 2, **evaluate}, llm={
                         "engine": "serve", "endpoints": {"default": {"model": "main", "max_retries": 1}},
                         "deployments": [{"model_id": "main", "model_source": "/m", "max_model_len": 4096}]})
-    runtime = Runtime(base_url=lambda: app.base_url, serve_model=serve_model,
-                      run_records=lambda c, stage: run_local(c, stage, build_clients(c)))
+    runtime = ServingLocally(app.base_url, serve_model)
     return cfg, runtime, under_test, served
 
 

@@ -3,6 +3,7 @@ import asyncio
 
 import pytest
 
+import toolweave.search
 from toolweave import io
 from toolweave.config import RunConfig
 from toolweave.retrieval import dense
@@ -13,6 +14,10 @@ from toolweave.testing.fake_llm import FakeChatModel
 
 TOOLS = [Tool(id=t, name=t, functions=[Function(name=f, parameters={"type": "object", "properties": {}})
                                        for f in fns]) for t, fns in (("maps", ["geocode", "route"]), ("weather", ["now"]))]
+
+
+class Handed(Exception):
+    """The solve core was reached (its arguments recorded)."""
 
 
 class Ranked:
@@ -34,13 +39,14 @@ def solved(tmp_path, monkeypatch, tools_setting, instruction, trained=True, rank
     worker = SolveWorker(cfg, {"assistant": FakeChatModel([]), "executor": FakeChatModel([])})
     seen = []
 
-    async def run_episode(inst, tools):
+    async def solve_instruction(inst, tools, *args, **kwargs):  # the core: what it is handed is the point
         seen.append((inst, [t.id for t in tools]))
-        return []
+        raise Handed
 
-    worker.run_episode = run_episode
+    monkeypatch.setattr(toolweave.search, "solve_instruction", solve_instruction)
     asyncio.run(worker.setup())
-    asyncio.run(worker.process(instruction.to_row()))
+    with pytest.raises(Handed):
+        asyncio.run(worker.process(instruction.to_row()))
     return seen[0]
 
 
