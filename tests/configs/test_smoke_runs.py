@@ -107,17 +107,21 @@ def smoke_args(llm_url: str | None = None, cpu: bool = False) -> str:
     return " ".join(["--smoke", *(["--smoke-cpu"] if cpu else []), *([f"--smoke-llm {llm_url}"] if llm_url else [])])
 
 
+def run_config(smoke: SmokeCluster, tmp_path, config: str, overrides: str = "") -> tuple[str, dict]:
+    """`toolweave run configs/CONFIG --smoke --smoke-cpu` (the scripted roles) into the bucket; the
+    run dir the smoke run wrote (`-smoke` appended) and its run summary."""
+    run_dir = f"{smoke.bucket}/runs/{tmp_path.name}"
+    ok(submit(smoke, f"toolweave run configs/{config} run_dir={run_dir} run.show_progress=false {overrides} "
+                     f"{smoke_args(smoke.llm_url, cpu=True)}"), run_dir + "-smoke")
+    return run_dir + "-smoke", json.loads(io.read_text(io.join(run_dir + "-smoke", "run_summary.json")))
+
+
 # --- cluster configs ----------------------------------------------------------------------------
 
 def test_toolbench_dfsdt(smoke_cluster, tmp_path):
-    run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
     # the retriever also reads the G1 file's real queries: the scripted instructions name no API of the
     # corpus, so without them it has no training pair (a real run trains on its model's instructions)
-    job = submit(smoke_cluster, f"toolweave run configs/toolbench_dfsdt.yaml run_dir={run_dir} run.show_progress=false "
-                                f"retriever.queries=[{G1_QUERIES}] {smoke_args(smoke_cluster.llm_url, cpu=True)}")
-    run_dir += "-smoke"
-    ok(job, run_dir)
-    summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
+    run_dir, summary = run_config(smoke_cluster, tmp_path, "toolbench_dfsdt.yaml", f"retriever.queries=[{G1_QUERIES}]")
     assert list(summary)[:7] == ["build_toolset", "instructions", "solve", "verify", "sft_data", "export", "retriever"]
     for name in ("toolsets", "instructions", "episodes", "verified_episodes"):
         assert rows(run_dir, name), f"{name}/ has no rows in the bucket"
@@ -131,12 +135,7 @@ def test_toolbench_dfsdt(smoke_cluster, tmp_path):
 
 def test_toolalpaca(smoke_cluster, tmp_path):
     """The ToolAlpaca chain (the preset's ReAct agents, simulator, toolalpaca_v1 rows) through train."""
-    run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
-    job = submit(smoke_cluster, f"toolweave run configs/toolalpaca.yaml run_dir={run_dir} run.show_progress=false "
-                                f"{smoke_args(smoke_cluster.llm_url, cpu=True)}")
-    run_dir += "-smoke"
-    ok(job, run_dir)
-    summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
+    run_dir, summary = run_config(smoke_cluster, tmp_path, "toolalpaca.yaml")
     assert list(summary)[:7] == ["build_toolset", "instructions", "simulate", "verify", "sft_data", "export", "train"]
     for name in ("catalogue", "toolsets", "instructions", "episodes", "verified_episodes", "sft"):
         assert rows(run_dir, name), f"{name}/ has no rows in the bucket"
@@ -150,12 +149,8 @@ def test_toolalpaca_eval(smoke_cluster, tmp_path):
     """ToolAlpaca's eval sets imported as test cases, solved by SmolLM2 (standing in for the trained
     model) in the run's own Serve app on the CPU, judged with ToolAlpaca's scoring."""
     from toolweave.llm.engine import smollm2_hf_dir
-    run_dir = f"{smoke_cluster.bucket}/runs/{tmp_path.name}"
-    job = submit(smoke_cluster, f"toolweave run configs/toolalpaca_eval.yaml run_dir={run_dir} run.show_progress=false "
-                                f"evaluate.solve_with={smollm2_hf_dir()} {smoke_args(smoke_cluster.llm_url, cpu=True)}")
-    run_dir += "-smoke"
-    ok(job, run_dir)
-    summary = json.loads(io.read_text(io.join(run_dir, "run_summary.json")))
+    run_dir, summary = run_config(smoke_cluster, tmp_path, "toolalpaca_eval.yaml",
+                                  f"evaluate.solve_with={smollm2_hf_dir()}")
     assert list(summary)[:2] == ["instructions", "evaluate"]
     assert (summary["instructions"]["imported_eval_cases"], summary["instructions"]["imported_eval_tools"]) == (214, 21)
     assert {r["split"] for r in rows(run_dir, "instructions")} == {"test_tool"}

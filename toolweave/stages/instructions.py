@@ -74,17 +74,21 @@ def _import_queries(cfg: RunConfig, stage: str) -> dict[str, int]:
     if not cfg.instructions.import_queries:
         return {}
     from toolweave.authoring.instructions import import_toolbench_queries
-    counts = {"imported_instructions": 0, "imported_query_tools": 0, "import_rejects": 0}
+    counts: dict[str, int] = {}
     for n, path in enumerate(cfg.instructions.import_queries):
-        tools, instructions, rejects = import_toolbench_queries(path, stage=stage)
-        key = f"queries-import-{n}-{Path(path).stem}"
-        io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
-        io.write_part(instructions, cfg.path("instructions_raw"), Instruction, name=key)
-        io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name=key)
-        counts["imported_instructions"] += len(instructions)
-        counts["imported_query_tools"] += len(tools)
-        counts["import_rejects"] += len(rejects)
+        _write_imported(cfg, f"queries-import-{n}-{Path(path).stem}", import_toolbench_queries(path, stage=stage),
+                        "instructions_raw", counts, ("imported_query_tools", "imported_instructions", "import_rejects"))
     return counts
+
+
+def _write_imported(cfg: RunConfig, key: str, imported: tuple[list[Tool], list[Instruction], list[Reject]],
+                    instructions_to: str, counts: dict[str, int], counted_as: tuple[str, str, str]) -> None:
+    """An import's tools, instructions (into `instructions_to`) and rejects as parts named `key` (a
+    rerun rewrites them), their sizes added to `counts` under `counted_as` (tools, instructions, rejects)."""
+    for records, dataset, kind, name in zip(imported, ("toolsets", instructions_to, "instructions_rejects"),
+                                            (Tool, Instruction, Reject), counted_as):
+        io.write_part(records, cfg.path(dataset), kind, name=key)
+        counts[name] = counts.get(name, 0) + len(records)
 
 
 def _import_toolalpaca_eval(cfg: RunConfig) -> dict[str, int]:
@@ -105,15 +109,10 @@ def _import_toolalpaca_eval(cfg: RunConfig) -> dict[str, int]:
                          f"{sorted({eval_tools[t] for t in seen})}) are already in {cfg.path('toolsets')} from "
                          "this run's catalogue or imports; ToolAlpaca evaluates on tools unseen in training: "
                          "evaluate in a run dir of its own, or leave them out of the catalogue")
-    counts = {"imported_eval_cases": 0, "imported_eval_tools": 0, "eval_import_rejects": 0}
-    for n, (f, (tools, instructions, rejects)) in enumerate(zip(files, imported)):
-        key = f"toolalpaca-eval-{n}-{Path(f.file).stem}"
-        io.write_part(tools, cfg.path("toolsets"), Tool, name=key)
-        io.write_part(instructions, cfg.path("instructions"), Instruction, name=key)
-        io.write_part(rejects, cfg.path("instructions_rejects"), Reject, name=key)
-        counts["imported_eval_cases"] += len(instructions)
-        counts["imported_eval_tools"] += len(tools)
-        counts["eval_import_rejects"] += len(rejects)
+    counts: dict[str, int] = {}
+    for n, (f, records) in enumerate(zip(files, imported)):
+        _write_imported(cfg, f"toolalpaca-eval-{n}-{Path(f.file).stem}", records, "instructions", counts,
+                        ("imported_eval_tools", "imported_eval_cases", "eval_import_rejects"))
     return counts
 
 
