@@ -148,9 +148,9 @@ def test_toolalpaca(smoke_cluster, tmp_path):
 def test_toolalpaca_eval(smoke_cluster, tmp_path):
     """ToolAlpaca's eval sets imported as test cases, solved by SmolLM2 (standing in for the trained
     model) in the run's own Serve app on the CPU, judged with ToolAlpaca's scoring."""
-    from toolweave.llm.engine import smollm2_hf_dir
-    run_dir, summary = run_config(smoke_cluster, tmp_path, "toolalpaca_eval.yaml",
-                                  f"evaluate.solve_with={smollm2_hf_dir()}")
+    # the shipped SmolLM2 by name: each Serve replica resolves it on its node (a local path is refused:
+    # a cluster's nodes would not see it)
+    run_dir, summary = run_config(smoke_cluster, tmp_path, "toolalpaca_eval.yaml", "evaluate.solve_with=smollm2")
     assert list(summary)[:2] == ["instructions", "evaluate"]
     assert (summary["instructions"]["imported_eval_cases"], summary["instructions"]["imported_eval_tools"]) == (214, 21)
     assert {r["split"] for r in rows(run_dir, "instructions")} == {"test_tool"}
