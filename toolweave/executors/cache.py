@@ -38,6 +38,12 @@ def _is_io_fault(e: sqlite3.DatabaseError) -> bool:
     return isinstance(e, sqlite3.OperationalError) and "disk i/o error" in str(e).lower()
 
 
+def _is_new_file(e: sqlite3.DatabaseError) -> bool:
+    # another process moved a corrupt file aside and this connection opened the new path before that
+    # process made the table in it
+    return "no such table" in str(e).lower()
+
+
 def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
     if isinstance(e, sqlite3.OperationalError):
         return False
@@ -85,15 +91,19 @@ class SqliteResponseCache:
 
     def _with_recovery(self, fn: Callable[[], _T], attempts: int = 4) -> _T:
         """`fn()`; on a corrupt file: move it aside, rebuild, and run `fn()` again; on an I/O fault
-        (the file was moved under this connection): reconnect and run it again."""
+        (the file was moved under this connection): reconnect and run it again; on a file without
+        the table (made by this connection after a move): make the table and run it again."""
         for attempt in range(attempts):
             try:
                 return fn()
             except sqlite3.DatabaseError as e:
-                if attempt == attempts - 1 or not (_is_corrupt(e) or _is_io_fault(e)):
+                if attempt == attempts - 1 or not (_is_corrupt(e) or _is_io_fault(e) or _is_new_file(e)):
                     raise
                 if _is_corrupt(e):
                     self._recover(e)
+                elif _is_new_file(e):
+                    self._drop_connection()
+                    self._init_schema()
                 else:
                     self._drop_connection()
                     time.sleep(0.05 * (attempt + 1))
