@@ -12,13 +12,13 @@ setup: $(VENV)/.toolweave-ready
 demo: setup
 	$(VENV)/bin/toolweave run $(CONFIG)
 
-# two pytest-xdist workers, a test file each at a time (a file's fixtures, such as the smoke runs' one
-# cluster, stay in one process): one process's tests leave the second core idle about half the time
+# two pytest-xdist workers: the tests that start Ray, engines or clusters in one, in order (tests/conftest.py
+# groups them), the unit tests in both (one pytest process left the second core idle about half the time)
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=40 tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=40 tests
 
 test-quick: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not integration and not slow and not cluster and not configs" tests
+	$(PY) -m pytest -q -n 2 -m "not integration and not slow and not cluster and not configs" tests
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

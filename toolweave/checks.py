@@ -26,6 +26,7 @@ from pathlib import Path
 
 from toolweave.cluster_file import ClusterFile, read_cluster_file
 from toolweave.config import ConfigError, RunConfig, load_config
+from toolweave.llm.engine import local_gpus
 from toolweave.placement import (PlacementError, Request, Resources, check_placement, find_cluster_file, per_node,
                                  requests)
 
@@ -96,15 +97,6 @@ def placement_problems(cfg: RunConfig, cluster: ClusterFile | None) -> list[str]
 def targets_local_ray(cfg: RunConfig) -> bool:
     """The run starts its own Ray on this machine (no cluster named, none joined)."""
     return not (cfg.ray.address or os.environ.get("RAY_ADDRESS") or cfg.ray.cluster)
-
-
-def local_gpus() -> int:
-    """GPUs a local Ray instance would find (Ray honours CUDA_VISIBLE_DEVICES)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
 
 
 def local_node(cfg: RunConfig) -> Resources:

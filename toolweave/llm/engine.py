@@ -137,6 +137,8 @@ def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[st
         args.append("--enforce-eager")
     if template is not None:
         args += ["--chat-template", template]
+    if single_process(cfg):
+        args += ["--distributed-executor-backend", "uni"]
     for key, value in cfg.extra_engine_kwargs.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -146,10 +148,26 @@ def server_args(cfg: EmbeddedEngineConfig, model_dir: str, port: int) -> list[st
     return args
 
 
+def local_gpus() -> int:
+    """GPUs a local Ray instance (or a vLLM started here) would find (both honour CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def single_process(cfg: EmbeddedEngineConfig) -> bool:
+    """`cfg.single_process`, its null resolved: yes where no CUDA device is visible."""
+    return cfg.single_process if cfg.single_process is not None else local_gpus() == 0
+
+
 def engine_env(cfg: EmbeddedEngineConfig) -> dict[str, str]:
     """The subprocess engine's environment on top of this process's."""
     env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(cfg.kv_cache_gb),
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if single_process(cfg):  # vLLM's CPU platform turns `uni` back into `mp` unless this is 0
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     bind = cfg.omp_threads_bind
     if bind == "all":
         bind = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))

@@ -142,3 +142,16 @@ def test_forced_calls_cut_by_max_tokens_still_come_back_as_tool_calls(embedded_b
     for reply in asyncio.run(run()):
         assert reply.tool_calls and reply.tool_calls[0]["function"]["name"] in ("search_flights", "get_weather")
         assert "<tool_call>" not in (reply.content or "")
+
+
+def test_without_a_visible_gpu_the_model_runs_in_the_server_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU, whatever this machine has
+    args, env = server_args(EmbeddedEngineConfig(), str(tmp_path), 8123), engine_env(EmbeddedEngineConfig())
+    assert args[args.index("--distributed-executor-backend") + 1] == "uni"
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # else vLLM's CPU platform makes it `mp` again
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert "--distributed-executor-backend" not in server_args(EmbeddedEngineConfig(), str(tmp_path), 8123)
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in engine_env(EmbeddedEngineConfig())
+    off = EmbeddedEngineConfig(single_process=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert "--distributed-executor-backend" not in server_args(off, str(tmp_path), 8123)
