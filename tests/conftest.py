@@ -16,16 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-HEAVY = ("integration", "slow", "cluster", "configs")
-
-
 def pytest_collection_modifyitems(config, items):
-    # under `pytest -n 2 --dist loadgroup` (make test) the tests that start Ray, engines or clusters run
-    # one after another in one worker while the other worker takes the unit tests: two of them at once
-    # ran this 2-core, 24 GiB machine out of memory (Ray killed a ZeRO-3 run's workers)
-    for item in items:
-        if any(m in item.keywords for m in HEAVY):
-            item.add_marker(pytest.mark.xdist_group("heavy"))
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
