@@ -112,9 +112,10 @@ class EmbeddedEngineConfig(Section):
     """More vLLM engine arguments (e.g. `{block_size: 32}`)."""
     single_process: bool | None = None
     """The model runs in the server's own process (vLLM's `uni` executor, `VLLM_ENABLE_V1_MULTIPROCESSING=0`)
-    instead of an engine-core and a worker process. null: yes where no CUDA device is visible (on a 2-core
-    CPU the engine core's wait on its worker spins on a core the worker needs: SmolLM2 at 8 concurrent
-    requests 196 vs 226-251 tok/s, start 37 vs 24 s); false: vLLM's default. Subprocess backend only."""
+    instead of an engine-core and a worker process. null: yes where no CUDA device is visible (on a small
+    CPU the engine core's wait on its worker spins on a core the worker needs; compare with
+    `benchmarks/engine_throughput.py --engine-config '{"single_process": false}'`); false: vLLM's default.
+    Subprocess backend only."""
 
     @model_validator(mode="after")
     def _threads_bind_needs_subprocess(self) -> "EmbeddedEngineConfig":
